@@ -1,0 +1,74 @@
+/* File formats: safetensors (weights and model caches), PredTuner's binary data sets. Every error
+ * message names the file and the problem. */
+#ifndef PREDTUNER_IO_H
+#define PREDTUNER_IO_H
+
+#include <stdint.h>
+
+#include "predtuner/graph.h"
+#include "predtuner/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- safetensors reader (memory-mapped) ---- */
+typedef struct pt_safetensors pt_safetensors;
+
+/* Validates the whole header: length, JSON, dtypes, shapes, offsets in range and not overlapping. */
+pt_status pt_st_open(const char *path, pt_safetensors **out);
+void pt_st_close(pt_safetensors *st);
+int pt_st_count(const pt_safetensors *st);
+const char *pt_st_name(const pt_safetensors *st, int i);
+/* "F32", "F16", "BF16", "I64", ... as written in the file. */
+const char *pt_st_dtype(const pt_safetensors *st, int i);
+int pt_st_is_float(const pt_safetensors *st, int i);
+int pt_st_shape(const pt_safetensors *st, int i, int64_t shape[PT_MAX_DIMS]);
+int pt_st_find(const pt_safetensors *st, const char *name);
+/* Converts tensor i (F32, F16 or BF16) to float32 into dst, which holds its element count. */
+pt_status pt_st_read_f32(const pt_safetensors *st, int i, float *dst);
+/* Value of a string in __metadata__, or NULL. */
+const char *pt_st_metadata(const pt_safetensors *st, const char *key);
+
+/* ---- safetensors writer (atomic: temp file + rename) ---- */
+typedef struct pt_st_writer pt_st_writer;
+pt_status pt_st_writer_new(pt_st_writer **out);
+/* Copies t's data. Names must be unique. */
+pt_status pt_st_writer_add(pt_st_writer *w, const char *name, const pt_tensor *t);
+pt_status pt_st_writer_metadata(pt_st_writer *w, const char *key, const char *value);
+pt_status pt_st_writer_save(pt_st_writer *w, const char *path);
+void pt_st_writer_free(pt_st_writer *w);
+
+/* Loads a network's weights from a safetensors file whose keys are the PyTorch state_dict keys.
+ * Missing key, unexpected key, wrong shape or non-float dtype is an error naming the key (and both
+ * shapes); integer bookkeeping tensors named *num_batches_tracked are ignored. */
+pt_status pt_weights_load(pt_graph *g, const char *path);
+/* Writes g's weights (all loaded) as float32 (or float16 when f16) safetensors. */
+pt_status pt_weights_save(const pt_graph *g, const char *path, int f16);
+
+/* ---- PredTuner data sets: raw little-endian float32 (N, C, H, W) images, int32 labels ---- */
+typedef struct pt_dataset {
+  const float *images;   /* (n, c, h, w), memory-mapped */
+  const int32_t *labels; /* (n) */
+  int64_t n;
+  int c, h, w;
+  void *map_images, *map_labels; /* internal */
+  size_t map_images_len, map_labels_len;
+} pt_dataset;
+
+/* Opens images/labels files; offset and count are in images (count < 0: all after offset).
+ * Labels must lie in [0, num_classes). */
+pt_status pt_dataset_open_files(const char *images_path, const char *labels_path, int c, int h, int w,
+                                int num_classes, int64_t offset, int64_t count, pt_dataset **out);
+/* Opens <dir>/<split>_input.bin and <dir>/<split>_labels.bin (split: "tune" or "test"). */
+pt_status pt_dataset_open(const char *dir, const char *split, int c, int h, int w, int num_classes, int64_t offset,
+                          int64_t count, pt_dataset **out);
+void pt_dataset_close(pt_dataset *ds);
+
+/* Writes data atomically to path (temp file in the same folder + rename). */
+pt_status pt_write_file_atomic(const char *path, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+/* Measuring a network's QoS (classification accuracy) and speed on a data set. */
+#ifndef PREDTUNER_MEASURE_H
+#define PREDTUNER_MEASURE_H
+
+#include <stdint.h>
+
+#include "predtuner/exec.h"
+#include "predtuner/io.h"
+#include "predtuner/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Index of the largest value (the first one on ties; NaN never wins unless all are NaN). */
+int pt_argmax(const float *v, int n);
+/* Percentage of rows of out (n, classes) whose label is among the k largest values. */
+double pt_topk_accuracy(const float *out, const int32_t *labels, int n, int classes, int k);
+
+typedef struct pt_measure_opts {
+  int batch_size;         /* images per run; 0 means 500 (PredTuner's default) */
+  const pt_op_exec *ops;  /* per-op settings, NULL = exact */
+  pt_progress *progress;  /* NULL = silent; counts images */
+  int32_t *predictions;   /* NULL or room for ds->n argmax predictions */
+} pt_measure_opts;
+
+typedef struct pt_measure_result {
+  double accuracy; /* QoS in percent: the mean of per-batch accuracies, as PredTuner computes it */
+  double top5;     /* same for top-5 (top-k with k = min(5, classes)) */
+  int64_t images;
+  int batches;
+  double seconds; /* wall time of the runs (backend-synchronised) */
+  double images_per_s;
+} pt_measure_result;
+
+pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const pt_measure_opts *opts,
+                     pt_measure_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

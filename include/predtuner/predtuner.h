@@ -1,0 +1,17 @@
+/* predtuner-gpu: accuracy-aware approximation tuning for CNN inference. Umbrella header. */
+#ifndef PREDTUNER_H
+#define PREDTUNER_H
+
+#include "predtuner/backend.h"
+#include "predtuner/exec.h"
+#include "predtuner/graph.h"
+#include "predtuner/io.h"
+#include "predtuner/log.h"
+#include "predtuner/measure.h"
+#include "predtuner/status.h"
+#include "predtuner/tensor.h"
+#include "predtuner/zoo.h"
+
+#define PT_VERSION_STRING "0.1.0"
+
+#endif

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# predtuner-gpu developer entry point.
+#
+#   scripts/dev.sh demo    build, then run the main job on the bundled demo
+#   scripts/dev.sh test    build, run the whole test suite, then again under ASan+UBSan
+#   scripts/dev.sh bench   build, run the benchmarks (and PyTorch's side of the comparison)
+#   scripts/dev.sh build   configure and build only
+#
+# Each installs the Debian packages it needs when they are missing (apt-get, root or sudo), then
+# configures and builds in build/ (build-asan/ for the sanitizer pass). Extra CMake arguments can
+# be passed in PT_CMAKE_ARGS, e.g. PT_CMAKE_ARGS="-DPT_CUDA=OFF".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${PT_BUILD_DIR:-$ROOT/build}"
+JOBS="$(nproc 2>/dev/null || echo 2)"
+
+BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-dev libplplot-dev
+            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler)
+BENCH_PKGS=(python3 python3-torch python3-numpy)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+configure_build() { # dir, extra cmake args...
+  local dir="$1"
+  shift
+  # shellcheck disable=SC2086
+  cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" ${PT_CMAKE_ARGS:-} >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; exit 1; }
+  grep -E "predtuner-gpu: CUDA" "$dir.configure.log" >&2 || true
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  build)
+    install_missing "${BUILD_PKGS[@]}"
+    configure_build "$BUILD"
+    ;;
+  demo)
+    install_missing "${BUILD_PKGS[@]}"
+    configure_build "$BUILD"
+    log "predtuner-gpu measure (the bundled demo)"
+    "$BUILD/predtuner-gpu" measure
+    ;;
+  test)
+    install_missing "${BUILD_PKGS[@]}"
+    configure_build "$BUILD"
+    log "test suite (release build)"
+    ctest --test-dir "$BUILD" --output-on-failure
+    log "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+    configure_build "$ROOT/build-asan" -DPT_SANITIZE=ON -DPT_CUDA=OFF -DPT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir "$ROOT/build-asan" --output-on-failure
+    ;;
+  bench)
+    install_missing "${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}"
+    configure_build "$BUILD"
+    threads="${PT_BENCH_THREADS:-2}"
+    log "predtuner-gpu CPU inference, $threads threads"
+    "$BUILD/bench/bench_infer" --threads "$threads"
+    log "PyTorch CPU inference, $threads threads (Debian's python3-torch)"
+    /usr/bin/python3 "$ROOT/bench/pytorch_infer.py" --threads "$threads"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh demo|test|bench|build" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,86 @@
+/* The CPU backend: host memory, OpenMP across images, OpenBLAS for GEMMs. It is the reference every
+ * other backend is tested against, and a real fallback when there is no GPU. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+#include "core/error.h"
+#include "backend/cpu/pt_blas.h"
+#include "predtuner/tensor.h"
+
+static void cpu_destroy(void *ctx) { free(ctx); }
+static const char *cpu_describe(void *ctx) { return ((pt_cpu_ctx *)ctx)->desc; }
+
+static pt_status cpu_alloc(void *ctx, size_t bytes, void **ptr) {
+  (void)ctx;
+  size_t rounded = (bytes + 63) & ~(size_t)63;
+  *ptr = aligned_alloc(64, rounded ? rounded : 64);
+  if (!*ptr) return pt__error(PT_ENOMEM, "cpu backend: cannot allocate %zu bytes", bytes);
+  return PT_OK;
+}
+static void cpu_release(void *ctx, void *ptr) {
+  (void)ctx;
+  free(ptr);
+}
+static pt_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+  (void)ctx;
+  memcpy(dst, src, bytes);
+  return PT_OK;
+}
+static pt_status cpu_sync(void *ctx) {
+  (void)ctx;
+  return PT_OK;
+}
+
+static const pt_backend_iface pt__cpu_iface = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .describe = cpu_describe,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .synchronize = cpu_sync,
+    .conv2d = pt__cpu_conv2d,
+    .linear = pt__cpu_linear,
+    .activation = pt__cpu_activation,
+    .pool2d = pt__cpu_pool2d,
+    .batchnorm2d = pt__cpu_batchnorm2d,
+    .add = pt__cpu_add,
+    .softmax = pt__cpu_softmax,
+};
+
+static int cpu_available(const char **why) {
+  *why = "";
+  return 1;
+}
+
+static pt_status cpu_create(int threads, pt_backend **out) {
+  pt_backend *be = calloc(1, sizeof *be);
+  pt_cpu_ctx *c = calloc(1, sizeof *c);
+  if (!be || !c) {
+    free(be);
+    free(c);
+    return pt__error(PT_ENOMEM, "cpu backend: out of memory");
+  }
+  c->threads = threads > 0 ? threads : omp_get_max_threads();
+  /* Each OpenMP thread runs its own single-threaded GEMM on its share of the images. */
+  pt__blas_set_threads(1);
+  snprintf(c->desc, sizeof c->desc, "CPU, %d thread%s, %s", c->threads, c->threads == 1 ? "" : "s",
+           pt__blas_describe());
+  be->iface = &pt__cpu_iface;
+  be->ctx = c;
+  *out = be;
+  return PT_OK;
+}
+
+const pt_backend_reg pt__backend_reg_cpu = {"cpu", cpu_available, cpu_create};
+
+float *pt__cpu_rounded_copy(const float *src, int64_t n) {
+  float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof *d);
+  if (!d) return NULL;
+  for (int64_t i = 0; i < n; i++) d[i] = pt_round_f16(src[i]);
+  return d;
+}

@@ -1,0 +1,24 @@
+#ifndef PT_CPU_INTERNAL_H
+#define PT_CPU_INTERNAL_H
+
+#include "backend/backend_iface.h"
+
+typedef struct pt_cpu_ctx {
+  int threads;
+  char desc[160];
+} pt_cpu_ctx;
+
+pt_status pt__cpu_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
+pt_status pt__cpu_linear(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
+                         float *y);
+pt_status pt__cpu_activation(void *ctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y);
+pt_status pt__cpu_pool2d(void *ctx, const pt_pool_desc *d, const float *x, float *y);
+pt_status pt__cpu_batchnorm2d(void *ctx, int n, int c, int64_t hw, float eps, int fp16, const float *x, const float *w,
+                              const float *b, const float *mean, const float *var, float *y);
+pt_status pt__cpu_add(void *ctx, int64_t count, int fp16, const float *a, const float *b, float *y);
+pt_status pt__cpu_softmax(void *ctx, int n, int c, int fp16, const float *x, float *y);
+
+/* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
+float *pt__cpu_rounded_copy(const float *src, int64_t n);
+
+#endif

@@ -1,0 +1,128 @@
+/* CPU ops other than convolution. With fp16 set, inputs and parameters are read as their binary16
+ * roundings and outputs are rounded to binary16. */
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/pt_blas.h"
+#include "core/error.h"
+#include "predtuner/tensor.h"
+
+static inline float rd(float v, int fp16) { return fp16 ? pt_round_f16(v) : v; }
+
+pt_status pt__cpu_linear(void *vctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
+                         float *y) {
+  pt_cpu_ctx *ctx = vctx;
+  float *xr = NULL, *wr = NULL;
+  if (fp16) {
+    xr = pt__cpu_rounded_copy(x, (int64_t)n * in);
+    wr = pt__cpu_rounded_copy(w, (int64_t)out * in);
+    if (!xr || !wr) {
+      free(xr);
+      free(wr);
+      return pt__error(PT_ENOMEM, "cpu linear: out of memory for the fp16 copies");
+    }
+    x = xr;
+    w = wr;
+  }
+  int nt = ctx->threads < n ? ctx->threads : (n > 0 ? n : 1);
+#pragma omp parallel num_threads(nt)
+  {
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+    int r0 = (int)((int64_t)n * t / T), r1 = (int)((int64_t)n * (t + 1) / T);
+    if (r1 > r0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in, 1.0f, x + (int64_t)r0 * in, in, w, in,
+                  0.0f, y + (int64_t)r0 * out, out);
+    for (int r = r0; r < r1; r++)
+      for (int j = 0; j < out; j++) {
+        float v = y[(int64_t)r * out + j] + (b ? rd(b[j], fp16) : 0.0f);
+        y[(int64_t)r * out + j] = rd(v, fp16);
+      }
+  }
+  free(xr);
+  free(wr);
+  return PT_OK;
+}
+
+pt_status pt__cpu_activation(void *vctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+  if (type != PT_OP_RELU && type != PT_OP_TANH)
+    return pt__error(PT_EUNSUPPORTED, "cpu activation: %s is not an activation", pt_op_type_name(type));
+  const int is_relu = type == PT_OP_RELU;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t i = 0; i < count; i++) {
+    float v = rd(x[i], fp16);
+    y[i] = rd(is_relu ? (v > 0.0f ? v : 0.0f) : tanhf(v), fp16);
+  }
+  return PT_OK;
+}
+
+pt_status pt__cpu_pool2d(void *vctx, const pt_pool_desc *d, const float *x, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+  const int64_t planes = (int64_t)d->n * d->c;
+  const float area = (float)(d->kh * d->kw);
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *src = x + pl * d->h * d->w;
+    float *dst = y + pl * d->oh * d->ow;
+    for (int oy = 0; oy < d->oh; oy++)
+      for (int ox = 0; ox < d->ow; ox++) {
+        float acc = d->is_max ? -INFINITY : 0.0f;
+        for (int ki = 0; ki < d->kh; ki++) {
+          int iy = oy * d->sh - d->ph + ki;
+          if (iy < 0 || iy >= d->h) continue;
+          for (int kj = 0; kj < d->kw; kj++) {
+            int ix = ox * d->sw - d->pw + kj;
+            if (ix < 0 || ix >= d->w) continue;
+            float v = rd(src[(int64_t)iy * d->w + ix], d->fp16);
+            if (d->is_max) {
+              if (v > acc || isnan(v)) acc = v;
+            } else {
+              acc += v;
+            }
+          }
+        }
+        dst[(int64_t)oy * d->ow + ox] = rd(d->is_max ? acc : acc / area, d->fp16);
+      }
+  }
+  return PT_OK;
+}
+
+pt_status pt__cpu_batchnorm2d(void *vctx, int n, int c, int64_t hw, float eps, int fp16, const float *x, const float *w,
+                              const float *b, const float *mean, const float *var, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+  const int64_t planes = (int64_t)n * c;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t pl = 0; pl < planes; pl++) {
+    int ch = (int)(pl % c);
+    float scale = rd(w[ch], fp16) / sqrtf(rd(var[ch], fp16) + eps);
+    float m = rd(mean[ch], fp16), bb = rd(b[ch], fp16);
+    const float *src = x + pl * hw;
+    float *dst = y + pl * hw;
+    for (int64_t i = 0; i < hw; i++) dst[i] = rd((rd(src[i], fp16) - m) * scale + bb, fp16);
+  }
+  return PT_OK;
+}
+
+pt_status pt__cpu_add(void *vctx, int64_t count, int fp16, const float *a, const float *b, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t i = 0; i < count; i++) y[i] = rd(rd(a[i], fp16) + rd(b[i], fp16), fp16);
+  return PT_OK;
+}
+
+pt_status pt__cpu_softmax(void *vctx, int n, int c, int fp16, const float *x, float *y) {
+  (void)vctx;
+  for (int r = 0; r < n; r++) {
+    const float *src = x + (int64_t)r * c;
+    float *dst = y + (int64_t)r * c;
+    float mx = -INFINITY;
+    for (int j = 0; j < c; j++) mx = fmaxf(mx, rd(src[j], fp16));
+    double sum = 0.0;
+    for (int j = 0; j < c; j++) sum += (dst[j] = expf(rd(src[j], fp16) - mx));
+    for (int j = 0; j < c; j++) dst[j] = rd((float)(dst[j] / sum), fp16);
+  }
+  return PT_OK;
+}

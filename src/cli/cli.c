@@ -1,0 +1,63 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+
+int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val) {
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n)) return 0;
+  if (a[n] == '=') {
+    *val = a + n + 1;
+    return 1;
+  }
+  if (a[n] != '\0') return 0;
+  if (*i + 1 >= argc) return -1;
+  *val = argv[++*i];
+  return 1;
+}
+
+int pt_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) {
+    pt_cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+int pt_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "predtuner-gpu %s: %s (see 'predtuner-gpu %s --help')\n", cmd, msg, cmd);
+  return PT_EXIT_USAGE;
+}
+
+int pt_cli_fail(pt_status s) {
+  const char *detail = pt_last_error();
+  fprintf(stderr, "predtuner-gpu: %s\n", detail[0] ? detail : pt_status_str(s));
+  return PT_EXIT_FAIL;
+}
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *pt_cli_demo_dir(void) {
+  const char *env = getenv("PREDTUNER_DEMO_DIR");
+  if (env && env[0]) return env;
+  if (is_dir(PT_SOURCE_DEMO_DIR)) return PT_SOURCE_DEMO_DIR;
+  if (is_dir(PT_INSTALL_DEMO_DIR)) return PT_INSTALL_DEMO_DIR;
+  return NULL;
+}

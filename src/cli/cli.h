@@ -1,0 +1,30 @@
+/* Shared pieces of the predtuner-gpu subcommands. Only src/cli prints and exits. */
+#ifndef PT_CLI_H
+#define PT_CLI_H
+
+#include "predtuner/predtuner.h"
+
+#define PT_EXIT_OK 0
+#define PT_EXIT_FAIL 1
+#define PT_EXIT_USAGE 2
+
+/* Matches argv[*i] against "--name VALUE" or "--name=VALUE". Returns 1 and sets *val (advancing *i
+ * past a separate value) on a match, 0 when argv[*i] is another option, -1 when the value is missing. */
+int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* Integer option in [lo, hi]; on failure prints a usage error and returns 0. */
+int pt_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Prints "predtuner-gpu CMD: message (see 'predtuner-gpu CMD --help')" and returns PT_EXIT_USAGE. */
+int pt_cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prints "predtuner-gpu: <last error>" and returns PT_EXIT_FAIL. */
+int pt_cli_fail(pt_status s);
+/* The bundled demo folder (zoo/demo in the source tree or the installed copy), or NULL. */
+const char *pt_cli_demo_dir(void);
+
+int pt_cmd_zoo(int argc, char **argv);
+int pt_cmd_measure(int argc, char **argv);
+
+#endif

@@ -1,0 +1,48 @@
+/* predtuner-gpu: the command-line front end. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(void) {
+  printf(
+          "usage: predtuner-gpu <command> [options]\n"
+          "\n"
+          "Accuracy-aware approximation tuning for CNN inference.\n"
+          "\n"
+          "commands:\n"
+          "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
+          "            (no options: the bundled demo LeNet)\n"
+          "  zoo       list the built-in networks, or the ops of one (--ops NAME)\n"
+          "  version   print the version and the backends built in\n"
+          "\n"
+          "'predtuner-gpu <command> --help' describes each command.\n");
+}
+
+static int cmd_version(void) {
+  printf("predtuner-gpu %s\nbackends:", PT_VERSION_STRING);
+  for (int i = 0; i < pt_backend_count(); i++) {
+    const char *why;
+    int ok = pt_backend_available_at(i, &why);
+    printf(" %s%s%s%s", pt_backend_name_at(i), ok ? "" : " (unavailable: ", ok ? "" : why, ok ? "" : ")");
+  }
+  printf("\n");
+  return PT_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "predtuner-gpu: no command given; usage: predtuner-gpu <command> [options] (see --help)\n");
+    return PT_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage();
+    return PT_EXIT_OK;
+  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
+  if (!strcmp(cmd, "measure")) return pt_cmd_measure(argc - 1, argv + 1);
+  if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);
+  fprintf(stderr, "predtuner-gpu: unknown command '%s' (see 'predtuner-gpu --help')\n", cmd);
+  return PT_EXIT_USAGE;
+}

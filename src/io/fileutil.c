@@ -1,0 +1,64 @@
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "io/fileutil.h"
+#include "predtuner/io.h"
+
+pt_status pt__map_file(const char *path, void **data, size_t *len) {
+  *data = NULL;
+  *len = 0;
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return pt__error(errno == ENOENT ? PT_ENOTFOUND : PT_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return pt__error(PT_EIO, "%s: not a regular file", path);
+  }
+  *len = (size_t)st.st_size;
+  if (*len == 0) { /* mmap refuses empty files; an empty mapping is a valid answer */
+    close(fd);
+    return PT_OK;
+  }
+  void *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return pt__error(PT_EIO, "%s: cannot map: %s", path, strerror(errno));
+  *data = p;
+  return PT_OK;
+}
+
+void pt__unmap_file(void *data, size_t len) {
+  if (data && len) munmap(data, len);
+}
+
+pt_status pt_write_file_atomic(const char *path, const void *data, size_t len) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    pt_status s = pt__error(PT_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    free(tmp);
+    return s;
+  }
+  int ok = fwrite(data, 1, len, f) == len;
+  ok = (fflush(f) == 0) && ok;
+  ok = (fsync(fileno(f)) == 0) && ok;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    pt_status s = pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    remove(tmp);
+    free(tmp);
+    return s;
+  }
+  free(tmp);
+  return PT_OK;
+}

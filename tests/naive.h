@@ -1,0 +1,31 @@
+/* Plain-loop reference ops (double accumulation) and helpers shared by the tests. */
+#ifndef PT_TEST_NAIVE_H
+#define PT_TEST_NAIVE_H
+
+#include <stdint.h>
+
+#include "backend/backend_iface.h"
+#include "core/rng.h"
+
+void naive_conv2d(const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
+void naive_linear(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+void naive_pool2d(const pt_pool_desc *d, const float *x, float *y);
+void naive_batchnorm2d(int n, int c, int64_t hw, float eps, const float *x, const float *w, const float *b,
+                       const float *mean, const float *var, float *y);
+void naive_softmax(int n, int c, const float *x, float *y);
+/* Runs the whole graph with the naive ops (exact fp32): in (n, C, H, W) -> out (n, classes). */
+void naive_run_graph(const pt_graph *g, const float *in, int n, float *out);
+
+/* ||a - b|| / ||b|| (||b|| floored at 1e-30); NaN anywhere gives +inf. */
+double norm_err(const float *a, const float *b, int64_t n);
+void fill_uniform(pt_rng *r, float *x, int64_t n, float lo, float hi);
+/* malloc'd buffer of n floats followed by `guard` sentinel floats. */
+float *alloc_guarded(int64_t n, int guard);
+/* 1 if the `guard` floats after x[n] still hold the sentinel. */
+int guard_intact(const float *x, int64_t n, int guard);
+/* Reads a whole file (NULL on failure); *len gets its size. */
+void *read_all(const char *path, size_t *len);
+/* Writes len bytes to path; returns 0 on success. */
+int write_all(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,125 @@
+/* The predtuner-gpu command: exit codes (0 ok, 1 failure, 2 usage), one-line errors naming the
+ * problem, --help everywhere, and the demo measurement. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "naive.h"
+
+typedef struct run_result {
+  int rc;
+  char out[16384], err[4096];
+} run_result;
+
+static run_result R;
+
+static void run(const char *args) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "'%s' %s >/tmp/pt_cli_out.$PPID 2>/tmp/pt_cli_err.$PPID", PT_CLI_PATH, args);
+  int st = system(cmd);
+  R.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  char p[64];
+  size_t n;
+  snprintf(p, sizeof p, "/tmp/pt_cli_out.%d", (int)getpid());
+  char *o = read_all(p, &n);
+  snprintf(R.out, sizeof R.out, "%.*s", o ? (int)n : 0, o ? o : "");
+  free(o);
+  remove(p);
+  snprintf(p, sizeof p, "/tmp/pt_cli_err.%d", (int)getpid());
+  o = read_all(p, &n);
+  snprintf(R.err, sizeof R.err, "%.*s", o ? (int)n : 0, o ? o : "");
+  free(o);
+  remove(p);
+}
+
+static int lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+static void expect_error(const char *args, int rc, const char *needle) {
+  run(args);
+  cr_assert_eq(R.rc, rc, "'%s' exited %d (stderr: %s)", args, R.rc, R.err);
+  cr_assert_eq(lines(R.err), 1, "'%s' stderr is not one line: %s", args, R.err);
+  cr_assert_not_null(strstr(R.err, needle), "'%s' stderr lacks '%s': %s", args, needle, R.err);
+}
+
+Test(cli, usage_errors_exit_2) {
+  expect_error("", 2, "usage");
+  expect_error("frobnicate", 2, "unknown command 'frobnicate'");
+  expect_error("measure --bogus", 2, "unknown argument '--bogus'");
+  expect_error("measure --batch-size 0", 2, "--batch-size expects an integer");
+  expect_error("measure --batch-size abc", 2, "got 'abc'");
+  expect_error("measure --count", 2, "--count needs a value");
+  expect_error("measure --model lenet_mnist", 2, "go together");
+  expect_error("zoo --ops", 2, "--ops needs a network name");
+}
+
+Test(cli, failures_exit_1_with_the_file_named) {
+  expect_error("measure --model lenet_mnist --weights /nonexistent/w.safetensors --data " PT_SOURCE_DIR "/zoo/demo",
+               1, "/nonexistent/w.safetensors");
+  expect_error("measure --model vgg17 --weights x --data y", 1, "unknown model 'vgg17'");
+  expect_error("measure --model lenet_mnist --weights " PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors --data /nonexistent",
+               1, "/nonexistent/tune_input.bin");
+  expect_error("measure --model alexnet_cifar10 --weights " PT_SOURCE_DIR
+               "/zoo/demo/lenet_mnist.safetensors --data " PT_SOURCE_DIR "/zoo/demo",
+               1, "expected shape [64,3,11,11], found [32,1,5,5]");
+  expect_error("measure --backend tpu", 1, "unknown backend 'tpu'");
+  expect_error("zoo --ops vgg17", 1, "unknown model");
+}
+
+Test(cli, help_for_every_command) {
+  const char *cmds[] = {"--help", "measure --help", "zoo --help"};
+  for (int i = 0; i < 3; i++) {
+    run(cmds[i]);
+    cr_assert_eq(R.rc, 0, "%s", cmds[i]);
+    cr_assert_not_null(strstr(R.out, "usage: predtuner-gpu"), "%s", cmds[i]);
+  }
+}
+
+Test(cli, zoo_lists_ten_networks) {
+  run("zoo");
+  cr_assert_eq(R.rc, 0);
+  cr_assert_not_null(strstr(R.out, "vgg16_cifar10"));
+  cr_assert_not_null(strstr(R.out, "14982474"));
+  cr_assert_not_null(strstr(R.out, "resnet50_imagenet"));
+  cr_assert_eq(lines(R.out), 11);
+  run("zoo --ops resnet18_cifar10");
+  cr_assert_eq(R.rc, 0);
+  cr_assert_not_null(strstr(R.out, "convs.2.mainline.0"));
+  cr_assert_eq(lines(R.out), 43);
+}
+
+Test(cli, measure_without_arguments_measures_the_demo) {
+  run("measure --threads 2");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "[bundled demo]"));
+  cr_assert_not_null(strstr(R.out, "1000 images"));
+  double acc = 0;
+  const char *a = strstr(R.out, "accuracy");
+  cr_assert_not_null(a);
+  cr_assert_eq(sscanf(a, "accuracy %lf", &acc), 1);
+  cr_assert(acc > 90.0 && acc <= 100.0, "demo accuracy %g", acc);
+  cr_assert_not_null(strstr(R.out, "images/s"));
+  cr_assert_not_null(strstr(R.out, "wall time"));
+
+  /* --test, --count, --predictions and --log together */
+  run("measure --test --count 200 --batch-size 64 --predictions /tmp/pt_cli_pred.bin --log /tmp/pt_cli.log");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "test set, 200 images"));
+  size_t n;
+  int32_t *p = read_all("/tmp/pt_cli_pred.bin", &n);
+  int32_t *e = read_all(PT_SOURCE_DIR "/zoo/demo/expected_test_predictions.bin", NULL);
+  cr_assert(p && e && n == 800);
+  cr_assert_eq(memcmp(p, e, 800), 0);
+  char *log = read_all("/tmp/pt_cli.log", &n);
+  cr_assert_not_null(log);
+  log[n] = 0;
+  cr_assert_not_null(strstr(log, "INFO  accuracy"));
+  free(p), free(e), free(log);
+  remove("/tmp/pt_cli_pred.bin");
+  remove("/tmp/pt_cli.log");
+}

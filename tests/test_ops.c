@@ -1,0 +1,170 @@
+/* Every CPU op against a plain loop on random data over many shapes. Outputs are poisoned with NaN
+ * before the op and followed by sentinel guards that must survive it. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "naive.h"
+#include "predtuner/predtuner.h"
+
+#define GUARD 64
+static pt_backend *be;
+static void setup(void) { cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK); }
+static void teardown(void) { pt_backend_free(be); }
+TestSuite(cpu_ops, .init = setup, .fini = teardown);
+
+typedef struct conv_case {
+  int n, cin, h, w, cout, k, stride, pad, groups, bias;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {1, 1, 5, 5, 1, 3, 1, 0, 1, 1},    {2, 3, 7, 9, 4, 3, 1, 1, 1, 1},     {3, 4, 11, 10, 6, 3, 2, 1, 1, 0},
+    {2, 6, 9, 9, 6, 3, 1, 1, 6, 0},    {2, 6, 8, 7, 4, 3, 2, 1, 2, 1},     {1, 8, 6, 6, 16, 1, 1, 0, 1, 1},
+    {2, 3, 13, 13, 5, 5, 2, 2, 1, 1},  {5, 16, 4, 4, 32, 3, 1, 1, 1, 1},   {4, 3, 12, 12, 8, 11, 4, 5, 1, 1},
+    {2, 6, 9, 9, 12, 3, 2, 1, 6, 1},   {1, 2, 1, 1, 3, 1, 1, 0, 1, 1},     {3, 2, 2, 3, 3, 3, 1, 1, 1, 1},
+    {7, 3, 32, 32, 8, 3, 1, 1, 1, 1},  {2, 4, 8, 8, 8, 1, 2, 0, 1, 1},     {33, 5, 2, 2, 7, 3, 1, 1, 1, 1},
+    {2, 32, 16, 16, 32, 3, 2, 1, 32, 0}, {1, 3, 224, 224, 4, 7, 2, 3, 1, 1}, {3, 12, 5, 5, 12, 3, 1, 1, 3, 1},
+};
+
+static void run_conv(const conv_case *c, int fp16) {
+  pt_rng r;
+  pt_rng_seed(&r, (uint64_t)(c->n * 1000 + c->cin * 100 + c->h + fp16));
+  int oh = (c->h + 2 * c->pad - c->k) / c->stride + 1, ow = (c->w + 2 * c->pad - c->k) / c->stride + 1;
+  pt_conv_desc d = {c->n, c->cin, c->h, c->w, c->cout, oh, ow, c->k, c->k, c->stride, c->stride, c->pad, c->pad,
+                    c->groups, fp16};
+  int64_t nx = (int64_t)c->n * c->cin * c->h * c->w, nw = (int64_t)c->cout * (c->cin / c->groups) * c->k * c->k,
+          ny = (int64_t)c->n * c->cout * oh * ow;
+  float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(c->cout * sizeof *b);
+  fill_uniform(&r, x, nx, -1, 1);
+  fill_uniform(&r, w, nw, -0.5f, 0.5f);
+  fill_uniform(&r, b, c->cout, -0.2f, 0.2f);
+  float *y = alloc_guarded(ny, GUARD), *ref = malloc(ny * sizeof *ref);
+  cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, w, c->bias ? b : NULL, y), PT_OK);
+  if (fp16) { /* the reference: exact convolution of the rounded operands, then rounded */
+    pt_round_f16_array(x, nx);
+    pt_round_f16_array(w, nw);
+    pt_round_f16_array(b, c->cout);
+  }
+  naive_conv2d(&d, x, w, c->bias ? b : NULL, ref);
+  if (fp16) pt_round_f16_array(ref, ny);
+  double err = norm_err(y, ref, ny), tol = fp16 ? 2e-3 : 1e-5;
+  cr_assert(err <= tol, "conv n%d c%d %dx%d -> %d k%d s%d p%d g%d fp16 %d: error %g", c->n, c->cin, c->h, c->w,
+            c->cout, c->k, c->stride, c->pad, c->groups, fp16, err);
+  cr_assert(guard_intact(y, ny, GUARD), "conv wrote past its output");
+  if (fp16)
+    for (int64_t i = 0; i < ny; i++) cr_assert_eq(y[i], pt_round_f16(y[i]), "fp16 output not a half value");
+  free(x);
+  free(w);
+  free(b);
+  free(y);
+  free(ref);
+}
+
+Test(cpu_ops, conv2d_fp32_matches_naive_loop) {
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv(&conv_cases[i], 0);
+}
+
+Test(cpu_ops, conv2d_fp16_matches_rounded_naive_loop) {
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv(&conv_cases[i], 1);
+}
+
+Test(cpu_ops, linear_matches_naive_loop) {
+  static const int cases[][3] = {{1, 5, 3}, {7, 33, 10}, {4, 512, 512}, {3, 3136, 17}, {500, 64, 10}};
+  pt_rng r;
+  pt_rng_seed(&r, 3);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (int fp16 = 0; fp16 < 2; fp16++) {
+      int n = cases[c][0], in = cases[c][1], out = cases[c][2];
+      float *x = malloc((size_t)n * in * 4), *w = malloc((size_t)in * out * 4), *b = malloc((size_t)out * 4);
+      fill_uniform(&r, x, (int64_t)n * in, -1, 1);
+      fill_uniform(&r, w, (int64_t)in * out, -0.3f, 0.3f);
+      fill_uniform(&r, b, out, -1, 1);
+      float *y = alloc_guarded((int64_t)n * out, GUARD), *ref = malloc((size_t)n * out * 4);
+      cr_assert_eq(be->iface->linear(be->ctx, n, in, out, fp16, x, w, b, y), PT_OK);
+      if (fp16) {
+        pt_round_f16_array(x, (size_t)n * in);
+        pt_round_f16_array(w, (size_t)in * out);
+        pt_round_f16_array(b, (size_t)out);
+      }
+      naive_linear(n, in, out, x, w, b, ref);
+      if (fp16) pt_round_f16_array(ref, (size_t)n * out);
+      double err = norm_err(y, ref, (int64_t)n * out);
+      cr_assert(err <= (fp16 ? 2e-3 : 1e-5), "linear %dx%d->%d fp16 %d: error %g", n, in, out, fp16, err);
+      cr_assert(guard_intact(y, (int64_t)n * out, GUARD));
+      free(x), free(w), free(b), free(y), free(ref);
+    }
+}
+
+Test(cpu_ops, pooling_matches_naive_loop) {
+  /* n, c, h, w, k, stride, pad, is_max */
+  static const int cases[][8] = {{2, 3, 8, 8, 2, 2, 0, 1},   {1, 2, 7, 7, 3, 2, 1, 1}, {2, 3, 8, 8, 8, 8, 0, 0},
+                                 {1, 4, 13, 13, 3, 2, 0, 0}, {3, 5, 9, 6, 2, 2, 0, 1}, {2, 2, 55, 55, 3, 2, 0, 1},
+                                 {1, 3, 5, 5, 3, 1, 1, 0},   {4, 1, 2, 2, 2, 2, 0, 0}};
+  pt_rng r;
+  pt_rng_seed(&r, 4);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int *q = cases[c];
+    int oh = (q[2] + 2 * q[6] - q[4]) / q[5] + 1, ow = (q[3] + 2 * q[6] - q[4]) / q[5] + 1;
+    pt_pool_desc d = {q[0], q[1], q[2], q[3], oh, ow, q[4], q[4], q[5], q[5], q[6], q[6], q[7], 0};
+    int64_t nx = (int64_t)q[0] * q[1] * q[2] * q[3], ny = (int64_t)q[0] * q[1] * oh * ow;
+    float *x = malloc(nx * 4), *y = alloc_guarded(ny, GUARD), *ref = malloc(ny * 4);
+    fill_uniform(&r, x, nx, -2, 2);
+    cr_assert_eq(be->iface->pool2d(be->ctx, &d, x, y), PT_OK);
+    naive_pool2d(&d, x, ref);
+    double err = norm_err(y, ref, ny);
+    cr_assert(err <= 1e-6, "pool case %zu: error %g", c, err);
+    cr_assert(guard_intact(y, ny, GUARD));
+    free(x), free(y), free(ref);
+  }
+}
+
+Test(cpu_ops, batchnorm_activations_add_softmax_match_naive) {
+  pt_rng r;
+  pt_rng_seed(&r, 5);
+  const int n = 3, c = 7;
+  const int64_t hw = 11 * 5, cnt = (int64_t)n * c * hw;
+  float *x = malloc(cnt * 4), *x2 = malloc(cnt * 4), *ref = malloc(cnt * 4), *y = alloc_guarded(cnt, GUARD);
+  float w[7], b[7], m[7], v[7];
+  fill_uniform(&r, x, cnt, -3, 3);
+  fill_uniform(&r, x2, cnt, -3, 3);
+  fill_uniform(&r, w, c, 0.5f, 1.5f);
+  fill_uniform(&r, b, c, -1, 1);
+  fill_uniform(&r, m, c, -0.5f, 0.5f);
+  fill_uniform(&r, v, c, 0.1f, 2.0f);
+  cr_assert_eq(be->iface->batchnorm2d(be->ctx, n, c, hw, 1e-3f, 0, x, w, b, m, v, y), PT_OK);
+  naive_batchnorm2d(n, c, hw, 1e-3f, x, w, b, m, v, ref);
+  cr_assert(norm_err(y, ref, cnt) <= 1e-6 && guard_intact(y, cnt, GUARD));
+
+  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_RELU, cnt, 0, x, y), PT_OK);
+  for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
+  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_TANH, cnt, 0, x, y), PT_OK);
+  for (int64_t i = 0; i < cnt; i++) cr_assert_float_eq(y[i], tanh(x[i]), 1e-6);
+  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_TANH, cnt, 1, x, y), PT_OK);
+  for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], pt_round_f16(tanhf(pt_round_f16(x[i]))));
+  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_CONV2D, cnt, 0, x, y), PT_EUNSUPPORTED);
+
+  cr_assert_eq(be->iface->add(be->ctx, cnt, 0, x, x2, y), PT_OK);
+  for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], x[i] + x2[i]);
+  cr_assert(guard_intact(y, cnt, GUARD));
+
+  cr_assert_eq(be->iface->softmax(be->ctx, 21, 55, 0, x, y), PT_OK);
+  naive_softmax(21, 55, x, ref);
+  cr_assert(norm_err(y, ref, 21 * 55) <= 1e-6);
+  for (int i = 0; i < 21; i++) {
+    double s = 0;
+    for (int j = 0; j < 55; j++) s += y[i * 55 + j];
+    cr_assert_float_eq(s, 1.0, 1e-5);
+  }
+  free(x), free(x2), free(ref), free(y);
+}
+
+Test(cpu_ops, argmax_ties_go_to_the_first_index) {
+  float v[5] = {1, 3, 3, -1, 2};
+  cr_assert_eq(pt_argmax(v, 5), 1);
+  float w[3] = {NAN, 0.5f, 0.5f};
+  cr_assert_eq(pt_argmax(w, 3), 1);
+  float out[2 * 3] = {0.1f, 0.9f, 0.9f, 5, 4, 3};
+  int32_t labels[2] = {2, 0};
+  cr_assert_float_eq(pt_topk_accuracy(out, labels, 2, 3, 1), 50.0, 1e-12);
+  cr_assert_float_eq(pt_topk_accuracy(out, labels, 2, 3, 2), 100.0, 1e-12);
+}
