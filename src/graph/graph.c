@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
+#include "kernels/knob_math.h"
 
 static const char *const pt__op_names[PT_OP__COUNT] = {
     "Conv2d", "Linear", "ReLU", "Tanh", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Softmax", "add", "flatten"};
@@ -118,7 +119,7 @@ int pt__g_conv(pt_graph *g, const char *name, int in, int cin, int cout, int k, 
     return pt__g_fail(g, PT_ESHAPE, "%s: Conv2d expects %ld input channels, got %ld", name, cin, nd == 3 ? s[0] : -1);
   if (groups < 1 || cin % groups || cout % groups || k < 1 || stride < 1 || pad < 0)
     return pt__g_fail(g, PT_EINVAL, "%s: bad Conv2d parameters (groups %ld, kernel %ld)", name, groups, k);
-  int64_t oh = (s[1] + 2 * pad - k) / stride + 1, ow = (s[2] + 2 * pad - k) / stride + 1;
+  int64_t oh = pt_km_out_size((int)s[1], k, stride, pad), ow = pt_km_out_size((int)s[2], k, stride, pad);
   if (s[1] + 2 * pad < k || s[2] + 2 * pad < k)
     return pt__g_fail(g, PT_ESHAPE, "%s: kernel %ld larger than padded input height %ld", name, k, s[1] + 2 * pad);
   n->p.conv = (pt_conv_params){cin, cout, k, k, stride, stride, pad, pad, groups, bias};
@@ -180,8 +181,8 @@ int pt__g_pool(pt_graph *g, const char *name, int in, pt_op_type type, int k, in
   n->p.pool = (pt_pool_params){k, k, stride, stride, pad, pad};
   n->out_ndim = 3;
   n->out_shape[0] = s[0];
-  n->out_shape[1] = (s[1] + 2 * pad - k) / stride + 1;
-  n->out_shape[2] = (s[2] + 2 * pad - k) / stride + 1;
+  n->out_shape[1] = pt_km_out_size((int)s[1], k, stride, pad);
+  n->out_shape[2] = pt_km_out_size((int)s[2], k, stride, pad);
   return pt__idx(g, n);
 }
 

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/pt_blas.h"
 #include "core/error.h"
+#include "kernels/knob_math.h"
 #include "predtuner/tensor.h"
 
 /* Wanted GEMM width (columns of the im2col matrix). */
@@ -22,7 +23,7 @@ static void im2col(const pt_conv_desc *d, const float *x, float *col, int64_t ld
       for (int kj = 0; kj < d->kw; kj++) {
         float *dst = col + ((int64_t)(c * d->kh + ki) * d->kw + kj) * ldc;
         for (int oy = 0; oy < d->oh; oy++) {
-          int iy = oy * d->sh - d->ph + ki;
+          int iy = pt_km_in_coord(oy, ki, d->sh, d->ph);
           float *row = dst + (int64_t)oy * d->ow;
           if (iy < 0 || iy >= d->h) {
             memset(row, 0, (size_t)d->ow * sizeof *row);
@@ -40,7 +41,7 @@ static void im2col(const pt_conv_desc *d, const float *x, float *col, int64_t ld
             for (int ox = hi; ox < d->ow; ox++) row[ox] = 0.0f;
           } else {
             for (int ox = 0; ox < d->ow; ox++) {
-              int ix = ox * d->sw - d->pw + kj;
+              int ix = pt_km_in_coord(ox, kj, d->sw, d->pw);
               row[ox] = (ix >= 0 && ix < d->w) ? srow[ix] : 0.0f;
             }
           }
@@ -61,10 +62,10 @@ static void depthwise(const pt_conv_desc *d, const float *x, const float *w, flo
         for (int ox = 0; ox < d->ow; ox++) {
           float acc = 0.0f;
           for (int ki = 0; ki < d->kh; ki++) {
-            int iy = oy * d->sh - d->ph + ki;
+            int iy = pt_km_in_coord(oy, ki, d->sh, d->ph);
             if (iy < 0 || iy >= d->h) continue;
             for (int kj = 0; kj < d->kw; kj++) {
-              int ix = ox * d->sw - d->pw + kj;
+              int ix = pt_km_in_coord(ox, kj, d->sw, d->pw);
               if (ix >= 0 && ix < d->w) acc += src[(int64_t)iy * d->w + ix] * wc[ki * d->kw + kj];
             }
           }

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/pt_blas.h"
 #include "core/error.h"
+#include "kernels/knob_math.h"
 #include "predtuner/tensor.h"
 
 static inline float rd(float v, int fp16) { return fp16 ? pt_round_f16(v) : v; }
@@ -71,10 +72,10 @@ pt_status pt__cpu_pool2d(void *vctx, const pt_pool_desc *d, const float *x, floa
       for (int ox = 0; ox < d->ow; ox++) {
         float acc = d->is_max ? -INFINITY : 0.0f;
         for (int ki = 0; ki < d->kh; ki++) {
-          int iy = oy * d->sh - d->ph + ki;
+          int iy = pt_km_in_coord(oy, ki, d->sh, d->ph);
           if (iy < 0 || iy >= d->h) continue;
           for (int kj = 0; kj < d->kw; kj++) {
-            int ix = ox * d->sw - d->pw + kj;
+            int ix = pt_km_in_coord(ox, kj, d->sw, d->pw);
             if (ix < 0 || ix >= d->w) continue;
             float v = rd(src[(int64_t)iy * d->w + ix], d->fp16);
             if (d->is_max) {

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""PyTorch's side of bench_infer: the same networks, batch and thread count, timed the same way
+(one warm-up run, then the median of --reps runs), so bench/RESULTS.md can give a ratio measured
+on one machine in one sitting.  Needs Debian's python3-torch:  /usr/bin/python3 bench/pytorch_infer.py
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+from make_zoo_reference import lenet, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    dtypes = {"F32": np.float32, "F16": np.float16}
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        arr = np.frombuffer(data[b:e], dtype=dtypes[v["dtype"]]).reshape(v["shape"])
+        out[k] = torch.from_numpy(arr.astype(np.float32))
+    return out
+
+
+def bench(name, model, x, reps, threads):
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    print(f"pytorch       {name:16s} batch={x.shape[0]} threads={threads} reps={reps} median_s={med:.4f} "
+          f"min_s={times[0]:.4f} images_per_s={x.shape[0] / med:.1f}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=500)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    print(f"  torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"mkldnn {torch.backends.mkldnn.is_available()}", flush=True)
+    bench("vgg16_cifar10", vgg16([512, 512, 10]), torch.rand(a.batch, 3, 32, 32) * 2 - 1, a.reps, a.threads)
+    demo = os.path.join(ROOT, "zoo", "demo")
+    net = lenet()
+    net.load_state_dict(load_safetensors(os.path.join(demo, "lenet_mnist.safetensors")))
+    x = np.fromfile(os.path.join(demo, "tune_input.bin"), dtype="<f4")[: a.batch * 784].reshape(-1, 1, 28, 28)
+    bench("lenet_mnist", net, torch.from_numpy(x.copy()), a.reps, a.threads)
+
+
+if __name__ == "__main__":
+    main()
