@@ -96,7 +96,7 @@ void naive_run_graph(const pt_graph *g, const float *in, int n, float *out) {
       case PT_OP_CONV2D: {
         const pt_conv_params *c = &nd->p.conv;
         pt_conv_desc d = {n, c->cin, (int)ish[1], (int)ish[2], c->cout, (int)nd->out_shape[1], (int)nd->out_shape[2],
-                          c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->groups, 0};
+                          c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->groups, 0, 0, 0, 0, 0, 0, 0.0f};
         naive_conv2d(&d, x, prm(g, nd, 0), prm(g, nd, 1), y);
         break;
       }

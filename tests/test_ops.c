@@ -31,7 +31,7 @@ static void run_conv(const conv_case *c, int fp16) {
   pt_rng_seed(&r, (uint64_t)(c->n * 1000 + c->cin * 100 + c->h + fp16));
   int oh = (c->h + 2 * c->pad - c->k) / c->stride + 1, ow = (c->w + 2 * c->pad - c->k) / c->stride + 1;
   pt_conv_desc d = {c->n, c->cin, c->h, c->w, c->cout, oh, ow, c->k, c->k, c->stride, c->stride, c->pad, c->pad,
-                    c->groups, fp16};
+                    c->groups, fp16, 0, 0, 0, 0, 0, 0.0f};
   int64_t nx = (int64_t)c->n * c->cin * c->h * c->w, nw = (int64_t)c->cout * (c->cin / c->groups) * c->k * c->k,
           ny = (int64_t)c->n * c->cout * oh * ow;
   float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(c->cout * sizeof *b);

@@ -13,10 +13,31 @@ extern "C" {
 
 typedef struct pt_exec pt_exec;
 
-/* How one op is computed. Zero-initialised means exact fp32. */
+typedef enum pt_approx_kind {
+  PT_APPROX_NONE = 0,  /* exact (or FP16Approx when fp16 is set) */
+  PT_APPROX_PERFORATE, /* PerforateConv2dStride (convolutions) */
+  PT_APPROX_SAMPLING,  /* Conv2dSampling (convolutions) */
+  PT_APPROX_PROMISE,   /* PromiseSim (convolutions and linear layers) */
+} pt_approx_kind;
+
+/* How one op is computed (DESIGN.md 4). Zero-initialised means exact fp32. */
 typedef struct pt_op_exec {
-  uint8_t fp16; /* FP16Approx: the op in half precision (DESIGN.md 4) */
+  uint8_t kind;         /* pt_approx_kind */
+  uint8_t fp16;         /* half precision: FP16Approx, or the use_fp16 of perforation/sampling */
+  uint8_t perf_row;     /* perforation: 1 rows (H), 0 columns (W) */
+  uint8_t perf_stride;  /* perforation: >= 2 */
+  uint8_t perf_offset;  /* perforation: < stride */
+  uint8_t samp_every;   /* sampling: skip_every >= 2 */
+  uint8_t samp_offset;  /* sampling: skip_offset */
+  uint8_t promise_level;/* PromiseSim noise level 0..8 */
+  float samp_interp;    /* sampling: interp_rate */
 } pt_op_exec;
+
+/* PromiseSim's quantisation ranges of one op: [lo, hi] of its input, weight, bias and output. */
+typedef struct pt_promise_ranges {
+  float in[2], weight[2], bias[2], out[2];
+  int set; /* ranges known for this op */
+} pt_promise_ranges;
 
 /* Uploads g's weights to the backend. Every weight must be loaded (pt_weights_load or
  * pt_graph_init_random). The graph must outlive the executor. */
@@ -26,6 +47,19 @@ void pt_exec_free(pt_exec *ex);
 /* Runs n images: input (n, C, H, W) host floats -> output (n, num_classes) host floats.
  * ops: NULL (all exact) or one entry per op, indexed like pt_graph_op_name. */
 pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *ops, float *output);
+/* Same, telling the executor that input holds images first_image .. first_image+n-1 of a data set:
+ * PromiseSim's noise is keyed by (seed, op, image, element), so a result never depends on batching. */
+pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
+                         float *output);
+
+/* PromiseSim: per-op ranges (pt_graph_num_ops entries, copied) and the noise seed. An op run with
+ * PromiseSim whose ranges are not set is an error naming it. */
+pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint64_t seed);
+/* Calibrates PromiseSim ranges as PredTuner cannot (it needs hand-made ones): runs the exact
+ * network over input and widens ranges[op] (pt_graph_num_ops entries) to the min/max seen at each
+ * convolution's and linear layer's input, weight, bias and output. Call over every batch of the
+ * tuning set, starting from zeroed ranges. */
+pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,7 @@ typedef struct pt_dataset {
   const float *images;   /* (n, c, h, w), memory-mapped */
   const int32_t *labels; /* (n) */
   int64_t n;
+  int64_t first; /* index in the files of images[0] (the offset it was opened with) */
   int c, h, w;
   void *map_images, *map_labels; /* internal */
   size_t map_images_len, map_labels_len;

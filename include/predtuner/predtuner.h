@@ -6,6 +6,7 @@
 #include "predtuner/exec.h"
 #include "predtuner/graph.h"
 #include "predtuner/io.h"
+#include "predtuner/knobs.h"
 #include "predtuner/log.h"
 #include "predtuner/measure.h"
 #include "predtuner/status.h"

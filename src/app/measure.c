@@ -50,7 +50,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
   for (int64_t i = 0; i < ds->n; i += bs) {
     int n = (int)(ds->n - i < bs ? ds->n - i : bs);
     double t0 = pt_now();
-    s = pt_exec_run(ex, ds->images + i * (int64_t)c * h * w, n, o.ops, out);
+    s = pt_exec_run_at(ex, ds->images + i * (int64_t)c * h * w, n, ds->first + i, o.ops, out);
     t += pt_now() - t0;
     if (s != PT_OK) break;
     acc_sum += pt_topk_accuracy(out, ds->labels + i, n, classes, 1);

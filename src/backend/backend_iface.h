@@ -17,6 +17,13 @@ typedef struct pt_conv_desc {
   int cout, oh, ow;  /* output (n, cout, oh, ow) */
   int kh, kw, sh, sw, ph, pw, groups;
   int fp16;
+  /* PerforateConv2dStride: perf 1 = rows (H), 2 = columns (W), 0 = none. Only the kept rows or
+   * columns are computed; the skipped ones are filled (kernels/knob_math.h). */
+  int perf, perf_stride, perf_offset;
+  /* Conv2dSampling: samp_every 0 = none. The reduction runs over the kept filter elements only,
+   * with the kept weights multiplied by samp_scale. */
+  int samp_every, samp_offset;
+  float samp_scale;
 } pt_conv_desc;
 
 typedef struct pt_pool_desc {
@@ -50,6 +57,14 @@ typedef struct pt_backend_iface {
   pt_status (*add)(void *ctx, int64_t count, int fp16, const float *a, const float *b, float *y);
   /* Softmax over the second dimension of x (n, c). */
   pt_status (*softmax)(void *ctx, int n, int c, int fp16, const float *x, float *y);
+
+  /* PromiseSim pieces. y = pt_km_quantize(x, lo, hi) elementwise. */
+  pt_status (*quantize)(void *ctx, int64_t count, float lo, float hi, const float *x, float *y);
+  /* y[i] = x[i] + pt_km_normal(key, first + i) * scale * x[i] */
+  pt_status (*promise_noise)(void *ctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
+                             float *y);
+  /* range[0] = min, range[1] = max of x (count > 0), to host memory; NaN is ignored. */
+  pt_status (*minmax)(void *ctx, int64_t count, const float *x, float range[2]);
 } pt_backend_iface;
 
 struct pt_backend {

@@ -6,6 +6,7 @@
 
 #include "backend/backend_iface.h"
 #include "core/error.h"
+#include "kernels/knob_math.h"
 #include "predtuner/exec.h"
 
 typedef struct pt__buf {
@@ -24,6 +25,11 @@ struct pt_exec {
   pt__buf *pool;
   int n_pool, cap_pool;
   int *buf_of; /* per node: pool slot of its output during a run */
+  /* PromiseSim */
+  pt_promise_ranges *promise; /* per op, NULL until pt_exec_set_promise */
+  uint64_t promise_seed;
+  void **pq_w, **pq_b;        /* per op: quantised weight and bias, made on first use */
+  pt_promise_ranges *calib;   /* set during pt_exec_calibrate */
 };
 
 static const pt_backend_iface *IF(pt_exec *ex) { return ex->be->iface; }
@@ -33,6 +39,13 @@ void pt_exec_free(pt_exec *ex) {
   for (int i = 0; ex->param_dev && i < ex->g->n_params; i++)
     if (ex->param_dev[i]) IF(ex)->release(ex->be->ctx, ex->param_dev[i]);
   for (int i = 0; i < ex->n_pool; i++) IF(ex)->release(ex->be->ctx, ex->pool[i].ptr);
+  for (int o = 0; ex->pq_w && o < ex->g->n_ops; o++) {
+    if (ex->pq_w[o]) IF(ex)->release(ex->be->ctx, ex->pq_w[o]);
+    if (ex->pq_b[o]) IF(ex)->release(ex->be->ctx, ex->pq_b[o]);
+  }
+  free(ex->pq_w);
+  free(ex->pq_b);
+  free(ex->promise);
   free(ex->pool);
   free(ex->param_dev);
   free(ex->readers);
@@ -116,8 +129,9 @@ static const float *P(pt_exec *ex, const pt_node *n, int k) {
   return n->param[k] >= 0 ? (const float *)ex->param_dev[n->param[k]] : NULL;
 }
 
-static pt_status run_node(pt_exec *ex, const pt_node *n, int batch, int fp16, const float *x, const float *x2,
-                          float *y) {
+static pt_status run_node(pt_exec *ex, const pt_node *n, int batch, const pt_op_exec *oe, const float *x,
+                          const float *x2, float *y, const float *w, const float *bias) {
+  const int fp16 = oe->fp16;
   const pt_backend_iface *f = IF(ex);
   void *c = ex->be->ctx;
   const pt_graph *g = ex->g;
@@ -135,11 +149,20 @@ static pt_status run_node(pt_exec *ex, const pt_node *n, int batch, int fp16, co
     case PT_OP_CONV2D: {
       const pt_conv_params *cp = &n->p.conv;
       pt_conv_desc d = {batch, cp->cin, (int)in_sh[1], (int)in_sh[2], cp->cout, (int)n->out_shape[1],
-                        (int)n->out_shape[2], cp->kh, cp->kw, cp->sh, cp->sw, cp->ph, cp->pw, cp->groups, fp16};
-      return f->conv2d(c, &d, x, P(ex, n, 0), P(ex, n, 1), y);
+                        (int)n->out_shape[2], cp->kh, cp->kw, cp->sh, cp->sw, cp->ph, cp->pw, cp->groups, fp16,
+                        0, 0, 0, 0, 0, 0.0f};
+      if (oe->kind == PT_APPROX_PERFORATE) {
+        d.perf = oe->perf_row ? 1 : 2;
+        d.perf_stride = oe->perf_stride;
+        d.perf_offset = oe->perf_offset;
+      } else if (oe->kind == PT_APPROX_SAMPLING) {
+        d.samp_every = oe->samp_every;
+        d.samp_offset = oe->samp_offset;
+        d.samp_scale = pt_km_samp_scale(oe->samp_every, oe->samp_interp);
+      }
+      return f->conv2d(c, &d, x, w, bias, y);
     }
-    case PT_OP_LINEAR:
-      return f->linear(c, batch, n->p.linear.in, n->p.linear.out, fp16, x, P(ex, n, 0), P(ex, n, 1), y);
+    case PT_OP_LINEAR: return f->linear(c, batch, n->p.linear.in, n->p.linear.out, fp16, x, w, bias, y);
     case PT_OP_RELU:
     case PT_OP_TANH: return f->activation(c, n->type, count, fp16, x, y);
     case PT_OP_MAXPOOL2D:
@@ -158,9 +181,90 @@ static pt_status run_node(pt_exec *ex, const pt_node *n, int batch, int fp16, co
   }
 }
 
-pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *ops, float *output) {
+/* Checks that a knob setting can run on this node. */
+static pt_status check_setting(const pt_node *n, const pt_op_exec *oe) {
+  if (oe->kind == PT_APPROX_NONE) return PT_OK;
+  if ((oe->kind == PT_APPROX_PERFORATE || oe->kind == PT_APPROX_SAMPLING) && n->type != PT_OP_CONV2D)
+    return pt__error(PT_EINVAL, "op '%s' (%s): perforation and sampling apply to convolutions only", n->name,
+                     pt_op_type_name(n->type));
+  if (oe->kind == PT_APPROX_PROMISE && n->type != PT_OP_CONV2D && n->type != PT_OP_LINEAR)
+    return pt__error(PT_EINVAL, "op '%s' (%s): PromiseSim applies to convolutions and linear layers only", n->name,
+                     pt_op_type_name(n->type));
+  if (oe->kind == PT_APPROX_PERFORATE && (oe->perf_stride < 2 || oe->perf_offset >= oe->perf_stride))
+    return pt__error(PT_EINVAL, "op '%s': perforation stride %d / offset %d", n->name, oe->perf_stride, oe->perf_offset);
+  if (oe->kind == PT_APPROX_SAMPLING && oe->samp_every < 2)
+    return pt__error(PT_EINVAL, "op '%s': sampling skip_every %d", n->name, oe->samp_every);
+  if (oe->kind == PT_APPROX_PROMISE && oe->promise_level > 8)
+    return pt__error(PT_EINVAL, "op '%s': PromiseSim noise level %d", n->name, oe->promise_level);
+  return PT_OK;
+}
+
+static int64_t numel_of_param(const pt_graph *g, int idx) {
+  return idx < 0 ? 0 : pt_shape_numel(g->params[idx].ndim, g->params[idx].shape);
+}
+
+/* PromiseSim's quantised weight and bias of op `op` (node n), made once per set of ranges. */
+static pt_status promise_params(pt_exec *ex, int op, const pt_node *n, const float **w, const float **b) {
+  const pt_promise_ranges *r = &ex->promise[op];
+  for (int k = 0; k < 2; k++) {
+    void **slot = k == 0 ? &ex->pq_w[op] : &ex->pq_b[op];
+    int64_t cnt = numel_of_param(ex->g, n->param[k]);
+    if (!cnt) continue;
+    if (!*slot) {
+      PT__TRY(IF(ex)->alloc(ex->be->ctx, (size_t)cnt * sizeof(float), slot));
+      const float *lohi = k == 0 ? r->weight : r->bias;
+      pt_status s = IF(ex)->quantize(ex->be->ctx, cnt, lohi[0], lohi[1], P(ex, n, k), *slot);
+      if (s != PT_OK) return s;
+    }
+  }
+  *w = ex->pq_w[op];
+  *b = n->param[1] >= 0 ? ex->pq_b[op] : NULL;
+  return PT_OK;
+}
+
+static void widen(float r[2], const float v[2], int first) {
+  if (first || v[0] < r[0]) r[0] = v[0];
+  if (first || v[1] > r[1]) r[1] = v[1];
+}
+
+/* Records the ranges of a convolution's or linear layer's tensors (pt_exec_calibrate). */
+static pt_status calibrate_node(pt_exec *ex, int op, const pt_node *n, int batch, const float *x, const float *y) {
+  pt_promise_ranges *r = &ex->calib[op];
   const pt_graph *g = ex->g;
+  float v[2];
+  int first = !r->set;
+  void *c = ex->be->ctx;
+  PT__TRY(IF(ex)->minmax(c, (int64_t)batch * pt__node_out_numel(g, n->in[0]), x, v));
+  widen(r->in, v, first);
+  PT__TRY(IF(ex)->minmax(c, (int64_t)batch * pt__node_out_numel(g, (int)(n - g->nodes)), y, v));
+  widen(r->out, v, first);
+  for (int k = 0; k < 2; k++) {
+    int64_t cnt = numel_of_param(g, n->param[k]);
+    float *dst = k == 0 ? r->weight : r->bias;
+    if (!cnt) {
+      dst[0] = dst[1] = 0.0f;
+      continue;
+    }
+    PT__TRY(IF(ex)->minmax(c, cnt, P(ex, n, k), v));
+    widen(dst, v, first);
+  }
+  r->set = 1;
+  return PT_OK;
+}
+
+pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
+                         float *output) {
+  const pt_graph *g = ex->g;
+  static const pt_op_exec exact;
   if (n <= 0) return pt__error(PT_EINVAL, "executor: batch of %d images", n);
+  for (int i = 0; ops && i < g->n_nodes; i++) {
+    int op = ex->op_of_node[i];
+    if (op < 0) continue;
+    PT__TRY(check_setting(&g->nodes[i], &ops[op]));
+    if (ops[op].kind == PT_APPROX_PROMISE && (!ex->promise || !ex->promise[op].set))
+      return pt__error(PT_EINVAL, "op '%s': PromiseSim needs quantisation ranges (calibrate, or give a ranges file)",
+                       g->nodes[i].name);
+  }
   for (int i = 0; i < ex->n_pool; i++) ex->pool[i].free = 1;
   pt_status s = PT_OK;
   size_t in_bytes = (size_t)n * (size_t)pt__node_out_numel(g, -1) * sizeof(float);
@@ -173,7 +277,7 @@ pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *
   for (int i = 0; s == PT_OK && i < g->n_nodes; i++) {
     const pt_node *nd = &g->nodes[i];
     int op = ex->op_of_node[i];
-    int fp16 = ops && op >= 0 ? ops[op].fp16 : 0;
+    const pt_op_exec *oe = ops && op >= 0 ? &ops[op] : &exact;
     int s0 = nd->in[0] < 0 ? in_slot : ex->buf_of[nd->in[0]];
     int s1 = nd->n_in > 1 ? (nd->in[1] < 0 ? in_slot : ex->buf_of[nd->in[1]]) : -1;
     if (nd->type == PT_OP_FLATTEN) { /* a view: share the producer's buffer */
@@ -182,14 +286,40 @@ pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *
       pool_read_done(ex, s0);
       continue;
     }
-    size_t bytes = (size_t)n * (size_t)pt__node_out_numel(g, i) * sizeof(float);
-    int so = pool_get(ex, bytes, ex->readers[i]);
+    int64_t out_count = (int64_t)n * pt__node_out_numel(g, i);
+    int so = pool_get(ex, (size_t)out_count * sizeof(float), ex->readers[i]);
     if (so < 0) {
       s = PT_ENOMEM;
       break;
     }
     ex->buf_of[i] = so;
-    s = run_node(ex, nd, n, fp16, ex->pool[s0].ptr, s1 >= 0 ? ex->pool[s1].ptr : NULL, ex->pool[so].ptr);
+    const float *x = ex->pool[s0].ptr, *w = P(ex, nd, 0), *bias = P(ex, nd, 1);
+    float *y = ex->pool[so].ptr;
+    int tmp = -1;
+    if (oe->kind == PT_APPROX_PROMISE) {
+      /* quantise the input, add multiplicative noise, run on quantised weights, quantise the output */
+      const pt_promise_ranges *r = &ex->promise[op];
+      int64_t in_count = (int64_t)n * pt__node_out_numel(g, nd->in[0]);
+      tmp = pool_get(ex, (size_t)in_count * sizeof(float), 1);
+      if (tmp < 0) {
+        s = PT_ENOMEM;
+        break;
+      }
+      float *q = ex->pool[tmp].ptr;
+      uint64_t key = pt_km_hash64(ex->promise_seed ^ pt_km_hash64((uint64_t)op + 1));
+      s = IF(ex)->quantize(ex->be->ctx, in_count, r->in[0], r->in[1], x, q);
+      if (s == PT_OK)
+        s = IF(ex)->promise_noise(ex->be->ctx, in_count, pt_km_promise_scale(oe->promise_level), key,
+                                  (uint64_t)first_image * (uint64_t)pt__node_out_numel(g, nd->in[0]), q, q);
+      if (s == PT_OK) s = promise_params(ex, op, nd, &w, &bias);
+      x = q;
+    }
+    if (s == PT_OK) s = run_node(ex, nd, n, oe, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
+    if (s == PT_OK && oe->kind == PT_APPROX_PROMISE)
+      s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
+    if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
+      s = calibrate_node(ex, op, nd, n, ex->pool[s0].ptr, y);
+    if (tmp >= 0) pool_read_done(ex, tmp);
     if (s != PT_OK) {
       pt__error_prefix("op '%s'", nd->name);
       break;
@@ -202,5 +332,37 @@ pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *
     s = IF(ex)->download(ex->be->ctx, output, ex->pool[last].ptr, (size_t)n * (size_t)g->num_classes * sizeof(float));
   }
   if (s == PT_OK) s = IF(ex)->synchronize(ex->be->ctx);
+  return s;
+}
+
+pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *ops, float *output) {
+  return pt_exec_run_at(ex, input, n, 0, ops, output);
+}
+
+pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint64_t seed) {
+  int no = ex->g->n_ops;
+  if (!ex->promise) {
+    ex->promise = calloc((size_t)no + 1, sizeof *ex->promise);
+    ex->pq_w = calloc((size_t)no + 1, sizeof *ex->pq_w);
+    ex->pq_b = calloc((size_t)no + 1, sizeof *ex->pq_b);
+    if (!ex->promise || !ex->pq_w || !ex->pq_b) return pt__error(PT_ENOMEM, "executor: out of memory");
+  }
+  for (int o = 0; o < no; o++) { /* new ranges: the quantised weights are remade on next use */
+    if (ex->pq_w[o]) IF(ex)->release(ex->be->ctx, ex->pq_w[o]);
+    if (ex->pq_b[o]) IF(ex)->release(ex->be->ctx, ex->pq_b[o]);
+    ex->pq_w[o] = ex->pq_b[o] = NULL;
+  }
+  memcpy(ex->promise, ranges, (size_t)no * sizeof *ranges);
+  ex->promise_seed = seed;
+  return PT_OK;
+}
+
+pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges) {
+  float *out = malloc((size_t)n * (size_t)ex->g->num_classes * sizeof *out);
+  if (!out) return pt__error(PT_ENOMEM, "executor: out of memory");
+  ex->calib = ranges;
+  pt_status s = pt_exec_run(ex, input, n, NULL, out);
+  ex->calib = NULL;
+  free(out);
   return s;
 }

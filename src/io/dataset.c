@@ -54,6 +54,7 @@ pt_status pt_dataset_open_files(const char *images_path, const char *labels_path
     goto fail;
   }
   ds->n = count < 0 ? n_img - offset : count;
+  ds->first = offset;
   ds->images = (const float *)ds->map_images + offset * (int64_t)c * h * w;
   ds->labels = (const int32_t *)ds->map_labels + offset;
   for (int64_t i = 0; i < ds->n; i++)

@@ -50,6 +50,9 @@ static const pt_backend_iface pt__cpu_iface = {
     .batchnorm2d = pt__cpu_batchnorm2d,
     .add = pt__cpu_add,
     .softmax = pt__cpu_softmax,
+    .quantize = pt__cpu_quantize,
+    .promise_noise = pt__cpu_promise_noise,
+    .minmax = pt__cpu_minmax,
 };
 
 static int cpu_available(const char **why) {

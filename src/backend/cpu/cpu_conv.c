@@ -1,6 +1,10 @@
-/* CPU convolution: im2col + OpenBLAS GEMM, OpenMP across images. Small feature maps are batched
- * (several images side by side in one im2col matrix) so the GEMM stays wide enough to be efficient;
- * depthwise convolutions use a direct loop; 1x1 stride-1 convolutions skip im2col. */
+/* CPU convolution: im2col + OpenBLAS GEMM, OpenMP across images, with the approximations done for
+ * real: perforation builds im2col columns only for the kept output rows/columns (the GEMM is
+ * ~1/stride narrower) and fills the rest; sampling builds im2col rows only for the kept filter
+ * elements (the reduction dimension shrinks by ~1/skip_every). Small feature maps are batched
+ * (several images side by side in one im2col matrix) so the GEMM stays wide; depthwise
+ * convolutions use a direct loop over the kept taps; exact 1x1 stride-1 convolutions skip im2col.
+ * Index math comes from kernels/knob_math.h, shared with the CUDA kernels. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,93 +18,151 @@
 /* Wanted GEMM width (columns of the im2col matrix). */
 #define PT__CONV_COLS 512
 
-/* im2col of one image x (cin, h, w) into col rows (cin*kh*kw) of stride ldc, columns [0, oh*ow). */
-static void im2col(const pt_conv_desc *d, const float *x, float *col, int64_t ldc) {
-  const int P = d->oh * d->ow;
-  for (int c = 0; c < d->cin; c++) {
+/* What to compute: rows of the reduction (filter elements) and output positions. */
+typedef struct conv_plan {
+  const int *krows; /* nk reduction rows (flat (c, ki, kj) over all input channels) */
+  int nk;           /* rows per group: nkg; total nk = nkg * G */
+  int nkg;
+  const int *rows; /* nr output rows */
+  int nr;
+  const int *cols; /* nc output columns */
+  int nc;
+  int all_cols; /* cols is 0..ow-1 */
+} conv_plan;
+
+/* im2col of one image x (cin, h, w): row t of col (stride ldc) holds, for reduction row krows[t],
+ * the input values under output positions (rows[r], cols[c]), r-major. */
+static void im2col(const pt_conv_desc *d, const conv_plan *p, const float *x, float *col, int64_t ldc) {
+  const int khw = d->kh * d->kw;
+  for (int t = 0; t < p->nk; t++) {
+    int k = p->krows[t], c = k / khw, ki = (k / d->kw) % d->kh, kj = k % d->kw;
     const float *src = x + (int64_t)c * d->h * d->w;
-    for (int ki = 0; ki < d->kh; ki++)
-      for (int kj = 0; kj < d->kw; kj++) {
-        float *dst = col + ((int64_t)(c * d->kh + ki) * d->kw + kj) * ldc;
-        for (int oy = 0; oy < d->oh; oy++) {
-          int iy = pt_km_in_coord(oy, ki, d->sh, d->ph);
-          float *row = dst + (int64_t)oy * d->ow;
-          if (iy < 0 || iy >= d->h) {
-            memset(row, 0, (size_t)d->ow * sizeof *row);
-            continue;
-          }
-          const float *srow = src + (int64_t)iy * d->w;
-          if (d->sw == 1) {
-            /* contiguous run: ix = ox - pw + kj */
-            int lo = d->pw - kj, hi = d->w + d->pw - kj; /* valid ox in [lo, hi) */
-            if (lo < 0) lo = 0;
-            if (hi > d->ow) hi = d->ow;
-            if (hi < lo) hi = lo;
-            for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-            if (hi > lo) memcpy(row + lo, srow + lo - d->pw + kj, (size_t)(hi - lo) * sizeof *row);
-            for (int ox = hi; ox < d->ow; ox++) row[ox] = 0.0f;
-          } else {
-            for (int ox = 0; ox < d->ow; ox++) {
-              int ix = pt_km_in_coord(ox, kj, d->sw, d->pw);
-              row[ox] = (ix >= 0 && ix < d->w) ? srow[ix] : 0.0f;
-            }
-          }
+    float *dst = col + (int64_t)t * ldc;
+    for (int r = 0; r < p->nr; r++) {
+      int iy = pt_km_in_coord(p->rows[r], ki, d->sh, d->ph);
+      float *row = dst + (int64_t)r * p->nc;
+      if (iy < 0 || iy >= d->h) {
+        memset(row, 0, (size_t)p->nc * sizeof *row);
+        continue;
+      }
+      const float *srow = src + (int64_t)iy * d->w;
+      if (p->all_cols && d->sw == 1) { /* contiguous run: ix = ox - pw + kj */
+        int lo = d->pw - kj, hi = d->w + d->pw - kj;
+        if (lo < 0) lo = 0;
+        if (hi > d->ow) hi = d->ow;
+        if (hi < lo) hi = lo;
+        for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+        if (hi > lo) memcpy(row + lo, srow + lo - d->pw + kj, (size_t)(hi - lo) * sizeof *row);
+        for (int ox = hi; ox < d->ow; ox++) row[ox] = 0.0f;
+      } else {
+        for (int q = 0; q < p->nc; q++) {
+          int ix = pt_km_in_coord(p->cols[q], kj, d->sw, d->pw);
+          row[q] = (ix >= 0 && ix < d->w) ? srow[ix] : 0.0f;
         }
       }
+    }
   }
-  (void)P;
 }
 
-/* Direct depthwise convolution (groups == cin == cout) of images [i0, i1). */
-static void depthwise(const pt_conv_desc *d, const float *x, const float *w, float *y, int i0, int i1) {
+/* Direct depthwise convolution (groups == cin == cout) of images [i0, i1) at the planned
+ * positions, over the kept taps (krows are tap indices within the single-channel filter). */
+static void depthwise(const pt_conv_desc *d, const conv_plan *p, const float *x, const float *w, float *y, int i0,
+                      int i1) {
+  const int khw = d->kh * d->kw;
   for (int i = i0; i < i1; i++)
     for (int c = 0; c < d->cout; c++) {
       const float *src = x + ((int64_t)i * d->cin + c) * d->h * d->w;
-      const float *wc = w + (int64_t)c * d->kh * d->kw;
+      const float *wc = w + (int64_t)c * p->nkg; /* weights already reduced to the kept taps */
       float *dst = y + ((int64_t)i * d->cout + c) * d->oh * d->ow;
-      for (int oy = 0; oy < d->oh; oy++)
-        for (int ox = 0; ox < d->ow; ox++) {
+      for (int r = 0; r < p->nr; r++)
+        for (int q = 0; q < p->nc; q++) {
+          int oy = p->rows[r], ox = p->cols[q];
           float acc = 0.0f;
-          for (int ki = 0; ki < d->kh; ki++) {
-            int iy = pt_km_in_coord(oy, ki, d->sh, d->ph);
-            if (iy < 0 || iy >= d->h) continue;
-            for (int kj = 0; kj < d->kw; kj++) {
-              int ix = pt_km_in_coord(ox, kj, d->sw, d->pw);
-              if (ix >= 0 && ix < d->w) acc += src[(int64_t)iy * d->w + ix] * wc[ki * d->kw + kj];
-            }
+          for (int t = 0; t < p->nkg; t++) {
+            int tap = p->krows[t] % khw;
+            int iy = pt_km_in_coord(oy, tap / d->kw, d->sh, d->ph), ix = pt_km_in_coord(ox, tap % d->kw, d->sw, d->pw);
+            if (iy >= 0 && iy < d->h && ix >= 0 && ix < d->w) acc += src[(int64_t)iy * d->w + ix] * wc[t];
           }
           dst[(int64_t)oy * d->ow + ox] = acc;
         }
     }
 }
 
+static inline float rd16(float v) { return pt_round_f16(v); }
+
+/* Fills the skipped rows or columns of one (oh, ow) plane from their neighbours. */
+static void perf_fill(const pt_conv_desc *d, float *plane) {
+  const int size = d->perf == 1 ? d->oh : d->ow;
+  for (int i = d->perf_offset; i < size; i += d->perf_stride) {
+    int a, b;
+    pt_km_perf_fill_src(i, size, &a, &b);
+    if (d->perf == 1) {
+      float *dst = plane + (int64_t)i * d->ow;
+      const float *pa = a >= 0 ? plane + (int64_t)a * d->ow : NULL, *pb = b >= 0 ? plane + (int64_t)b * d->ow : NULL;
+      for (int x = 0; x < d->ow; x++) {
+        float v = !pa ? 0.0f : a == b ? pa[x] : d->fp16 ? rd16(rd16(pa[x] + pb[x]) * 0.5f) : (pa[x] + pb[x]) / 2.0f;
+        dst[x] = v;
+      }
+    } else {
+      for (int yy = 0; yy < d->oh; yy++) {
+        float *row = plane + (int64_t)yy * d->ow;
+        float v = a < 0 ? 0.0f : a == b ? row[a] : d->fp16 ? rd16(rd16(row[a] + row[b]) * 0.5f) : (row[a] + row[b]) / 2.0f;
+        row[i] = v;
+      }
+    }
+  }
+}
+
 pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
   pt_cpu_ctx *ctx = vctx;
   const int G = d->groups, cog = d->cout / G, cig = d->cin / G;
-  const int64_t Kg = (int64_t)cig * d->kh * d->kw, K = Kg * G, P = (int64_t)d->oh * d->ow;
+  const int Kg = cig * d->kh * d->kw;
+  const int64_t P = (int64_t)d->oh * d->ow;
   const int64_t in_img = (int64_t)d->cin * d->h * d->w, out_img = (int64_t)d->cout * P;
+  pt_status st = PT_OK;
+
+  /* The plan: kept filter elements, kept rows and columns. */
+  int *kept = malloc((size_t)Kg * sizeof *kept), *krows = malloc((size_t)Kg * G * sizeof *krows);
+  int *rows = malloc((size_t)d->oh * sizeof *rows), *cols = malloc((size_t)d->ow * sizeof *cols);
   float *xr = NULL, *wr = NULL, *br = NULL;
-  if (d->fp16) {
-    xr = pt__cpu_rounded_copy(x, in_img * d->n);
-    wr = pt__cpu_rounded_copy(w, (int64_t)d->cout * Kg);
-    br = b ? pt__cpu_rounded_copy(b, d->cout) : NULL;
-    if (!xr || !wr || (b && !br)) {
-      free(xr);
-      free(wr);
-      free(br);
-      return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the fp16 copies");
-    }
-    x = xr;
-    w = wr;
-    if (b) b = br;
+  if (!kept || !krows || !rows || !cols) goto oom;
+  int nkg = 0;
+  for (int f = 0; f < Kg; f++)
+    if (!d->samp_every || !pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset)) kept[nkg++] = f;
+  for (int g = 0; g < G; g++)
+    for (int t = 0; t < nkg; t++) krows[g * nkg + t] = g * Kg + kept[t];
+  conv_plan p = {krows, nkg * G, nkg, rows, 0, cols, 0, 1};
+  for (int i = 0; i < d->oh; i++)
+    if (d->perf != 1 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) rows[p.nr++] = i;
+  for (int i = 0; i < d->ow; i++)
+    if (d->perf != 2 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) cols[p.nc++] = i;
+  p.all_cols = p.nc == d->ow;
+  const int64_t Pk = (int64_t)p.nr * p.nc; /* computed positions per channel */
+
+  /* Operands: fp16 rounding, and the weights reduced to the kept elements (scaled when sampling). */
+  if (d->fp16 && !(xr = pt__cpu_rounded_copy(x, in_img * d->n))) goto oom;
+  const float *wk = w; /* weights over the kept elements */
+  if (d->fp16 || d->samp_every) {
+    if (!(wr = malloc((size_t)d->cout * (size_t)(nkg ? nkg : 1) * sizeof *wr))) goto oom;
+    for (int co = 0; co < d->cout; co++)
+      for (int t = 0; t < nkg; t++) {
+        float v = w[(int64_t)co * Kg + kept[t]];
+        if (d->samp_every) v *= d->samp_scale;
+        wr[(int64_t)co * nkg + t] = d->fp16 ? rd16(v) : v;
+      }
+    wk = wr;
   }
-  const int direct1x1 = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 && G == 1;
+  if (b && d->fp16 && !(br = pt__cpu_rounded_copy(b, d->cout))) goto oom;
+  if (xr) x = xr;
+  if (br) b = br;
+
+  const int approx = d->perf || d->samp_every;
+  const int direct1x1 = !approx && d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 &&
+                        G == 1;
   const int is_dw = G == d->cin && G == d->cout && !direct1x1;
-  /* images per GEMM: enough to make ~PT__CONV_COLS columns */
-  int B = (int)((PT__CONV_COLS + P - 1) / P);
+  int B = (int)((PT__CONV_COLS + Pk - 1) / (Pk ? Pk : 1));
   if (B < 1) B = 1;
-  int nthreads = ctx->threads;
-  if (nthreads > d->n) nthreads = d->n > 0 ? d->n : 1;
+  int nthreads = ctx->threads < d->n ? ctx->threads : (d->n > 0 ? d->n : 1);
   int failed = 0;
 
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
@@ -108,52 +170,87 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     int t = omp_get_thread_num(), nt = omp_get_num_threads();
     int i0 = (int)((int64_t)d->n * t / nt), i1 = (int)((int64_t)d->n * (t + 1) / nt);
     if (is_dw) {
-      depthwise(d, x, w, y, i0, i1);
+      depthwise(d, &p, x, wk, y, i0, i1);
     } else if (direct1x1) {
       for (int i = i0; i < i1; i++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, (int)P, (int)K, 1.0f, w, (int)K,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, (int)P, Kg, 1.0f, wk, Kg,
                     x + (int64_t)i * in_img, (int)P, 0.0f, y + (int64_t)i * out_img, (int)P);
-    } else {
-      int bt = B < i1 - i0 ? B : (i1 - i0 > 0 ? i1 - i0 : 1);
-      int64_t ldc = (int64_t)bt * P;
-      float *col = malloc((size_t)(K * ldc) * sizeof *col);
-      float *tmp = bt > 1 ? malloc((size_t)(d->cout * ldc) * sizeof *tmp) : NULL;
-      if (!col || (bt > 1 && !tmp)) {
+    } else if (i1 > i0) {
+      int bt = B < i1 - i0 ? B : i1 - i0;
+      int64_t ldc = (int64_t)bt * Pk;
+      int direct_out = bt == 1 && Pk == P; /* GEMM straight into y */
+      float *col = malloc((size_t)((int64_t)(p.nk ? p.nk : 1) * ldc) * sizeof *col);
+      float *tmp = direct_out ? NULL : malloc((size_t)(d->cout * ldc) * sizeof *tmp);
+      if (!col || (!direct_out && !tmp)) {
         failed = 1;
       } else {
         for (int i = i0; i < i1; i += bt) {
           int nb = i1 - i < bt ? i1 - i : bt;
-          int64_t cols = (int64_t)nb * P;
-          for (int j = 0; j < nb; j++) im2col(d, x + (int64_t)(i + j) * in_img, col + j * P, ldc);
-          float *out = nb > 1 || bt > 1 ? tmp : y + (int64_t)i * out_img;
-          for (int g = 0; g < G; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)cols, (int)Kg, 1.0f,
-                        w + (int64_t)g * cog * Kg, (int)Kg, col + g * Kg * ldc, (int)ldc, 0.0f,
+          int64_t ncols = (int64_t)nb * Pk;
+          for (int j = 0; j < nb; j++) im2col(d, &p, x + (int64_t)(i + j) * in_img, col + j * Pk, ldc);
+          float *out = direct_out ? y + (int64_t)i * out_img : tmp;
+          for (int g = 0; g < G; g++) {
+            if (nkg == 0) { /* every element dropped: the product is zero */
+              for (int co = 0; co < cog; co++) memset(out + (int64_t)(g * cog + co) * ldc, 0, (size_t)ncols * sizeof *out);
+              continue;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)ncols, nkg, 1.0f,
+                        wk + (int64_t)g * cog * nkg, nkg, col + (int64_t)g * nkg * ldc, (int)ldc, 0.0f,
                         out + (int64_t)g * cog * ldc, (int)ldc);
-          if (out == tmp) /* tmp is (cout, nb*P): scatter to (nb, cout, P) */
+          }
+          if (!direct_out) /* tmp (cout, nb * nr * nc) -> y (nb, cout, oh, ow) at the planned positions */
             for (int j = 0; j < nb; j++)
-              for (int co = 0; co < d->cout; co++)
-                memcpy(y + (int64_t)(i + j) * out_img + co * P, tmp + co * ldc + j * P, (size_t)P * sizeof *y);
+              for (int co = 0; co < d->cout; co++) {
+                const float *src = tmp + co * ldc + j * Pk;
+                float *dst = y + (int64_t)(i + j) * out_img + co * P;
+                if (Pk == P) {
+                  memcpy(dst, src, (size_t)P * sizeof *dst);
+                } else {
+                  for (int r = 0; r < p.nr; r++)
+                    for (int q = 0; q < p.nc; q++) dst[(int64_t)rows[r] * d->ow + cols[q]] = src[r * p.nc + q];
+                }
+              }
         }
       }
       free(col);
       free(tmp);
     }
-    for (int i = i0; i < i1; i++) {
-      float *yi = y + (int64_t)i * out_img;
-      if (b)
-        for (int co = 0; co < d->cout; co++) {
-          float bv = b[co];
-          float *r = yi + co * P;
-          for (int64_t p = 0; p < P; p++) r[p] += bv;
+    /* Epilogue per image: (fp16: round the convolution), perforation fill, bias, rounding. */
+    for (int i = i0; i < i1; i++)
+      for (int co = 0; co < d->cout; co++) {
+        float *plane = y + (int64_t)i * out_img + co * P;
+        if (d->perf) {
+          if (d->fp16)
+            for (int r = 0; r < p.nr; r++)
+              for (int q = 0; q < p.nc; q++) {
+                float *v = &plane[(int64_t)rows[r] * d->ow + cols[q]];
+                *v = rd16(*v);
+              }
+          perf_fill(d, plane);
+          if (b)
+            for (int64_t k = 0; k < P; k++) plane[k] = d->fp16 ? rd16(plane[k] + b[co]) : plane[k] + b[co];
+        } else {
+          float bv = b ? b[co] : 0.0f;
+          if (d->fp16)
+            for (int64_t k = 0; k < P; k++) plane[k] = rd16(plane[k] + bv);
+          else if (b)
+            for (int64_t k = 0; k < P; k++) plane[k] += bv;
         }
-      if (d->fp16) pt_round_f16_array(yi, (size_t)out_img);
-    }
+      }
   }
+  if (failed)
+    st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffer (%d x %lld floats)", p.nk,
+                   (long long)(B * Pk));
+  goto done;
+oom:
+  st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory");
+done:
+  free(kept);
+  free(krows);
+  free(rows);
+  free(cols);
   free(xr);
   free(wr);
   free(br);
-  if (failed) return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffer (%lld x %lld floats)",
-                               (long long)K, (long long)(B * P));
-  return PT_OK;
+  return st;
 }

@@ -18,6 +18,11 @@ pt_status pt__cpu_batchnorm2d(void *ctx, int n, int c, int64_t hw, float eps, in
 pt_status pt__cpu_add(void *ctx, int64_t count, int fp16, const float *a, const float *b, float *y);
 pt_status pt__cpu_softmax(void *ctx, int n, int c, int fp16, const float *x, float *y);
 
+pt_status pt__cpu_quantize(void *ctx, int64_t count, float lo, float hi, const float *x, float *y);
+pt_status pt__cpu_promise_noise(void *ctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
+                                float *y);
+pt_status pt__cpu_minmax(void *ctx, int64_t count, const float *x, float range[2]);
+
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);
 

@@ -127,3 +127,30 @@ pt_status pt__cpu_softmax(void *vctx, int n, int c, int fp16, const float *x, fl
   }
   return PT_OK;
 }
+
+pt_status pt__cpu_quantize(void *vctx, int64_t count, float lo, float hi, const float *x, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t i = 0; i < count; i++) y[i] = pt_km_quantize(x[i], lo, hi);
+  return PT_OK;
+}
+
+pt_status pt__cpu_promise_noise(void *vctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
+                                float *y) {
+  pt_cpu_ctx *ctx = vctx;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t i = 0; i < count; i++) y[i] = x[i] + pt_km_normal(key, first + (uint64_t)i) * scale * x[i];
+  return PT_OK;
+}
+
+pt_status pt__cpu_minmax(void *vctx, int64_t count, const float *x, float range[2]) {
+  (void)vctx;
+  float lo = INFINITY, hi = -INFINITY;
+  for (int64_t i = 0; i < count; i++) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  range[0] = lo;
+  range[1] = hi;
+  return PT_OK;
+}
