@@ -2,7 +2,10 @@
  * pointer argument named x/y/w/b is backend memory from alloc(). Activations are (N, C, H, W) or
  * (N, F) float32; fp16 != 0 means the op is computed in half precision with FP16Approx semantics
  * (inputs, weights and bias rounded to binary16, output rounded to binary16; accumulation may be
- * fp32), the data staying float32 in memory. */
+ * fp32), the data staying float32 in memory. PT_FP16_PREROUNDED says the weights and bias passed
+ * are binary16 values already (the executor keeps rounded copies), so the op need not round them. */
+#define PT_FP16_ROUND 1
+#define PT_FP16_PREROUNDED 2
 #ifndef PT_BACKEND_IFACE_H
 #define PT_BACKEND_IFACE_H
 
@@ -63,6 +66,8 @@ typedef struct pt_backend_iface {
   /* y[i] = x[i] + pt_km_normal(key, first + i) * scale * x[i] */
   pt_status (*promise_noise)(void *ctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
                              float *y);
+  /* y = x rounded to binary16 values (kept as float32). */
+  pt_status (*round_f16)(void *ctx, int64_t count, const float *x, float *y);
   /* range[0] = min, range[1] = max of x (count > 0), to host memory; NaN is ignored. */
   pt_status (*minmax)(void *ctx, int64_t count, const float *x, float range[2]);
 } pt_backend_iface;

@@ -61,3 +61,11 @@ const char *pt_cli_demo_dir(void) {
   if (is_dir(PT_INSTALL_DEMO_DIR)) return PT_INSTALL_DEMO_DIR;
   return NULL;
 }
+
+const char *pt_cli_default_device(const char *backend) {
+  if (backend && !strcmp(backend, "cpu")) return "cpu";
+  if (backend && !strcmp(backend, "cuda")) return "gpu";
+  for (int i = 0; i < pt_backend_count(); i++)
+    if (pt_backend_available_at(i, NULL)) return strcmp(pt_backend_name_at(i), "cpu") ? "gpu" : "cpu";
+  return "cpu";
+}

@@ -24,7 +24,13 @@ int pt_cli_fail(pt_status s);
 /* The bundled demo folder (zoo/demo in the source tree or the installed copy), or NULL. */
 const char *pt_cli_demo_dir(void);
 
+/* Target device implied by a backend name (cpu, cuda, auto): "cpu" or "gpu". */
+const char *pt_cli_default_device(const char *backend);
+
 int pt_cmd_zoo(int argc, char **argv);
 int pt_cmd_measure(int argc, char **argv);
+int pt_cmd_knobs(int argc, char **argv);
+/* "rows stride 2 offset 0 fp16" and the like. */
+void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n);
 
 #endif

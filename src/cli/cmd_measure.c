@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/error.h"
 
 static void help(void) {
   printf("usage: predtuner-gpu measure [--model NAME --weights FILE --data DIR] [options]\n"
@@ -20,6 +21,15 @@ static void help(void) {
          "  --batch-size N      images per run (default 500)\n"
          "  --count N           use N images (default: all)\n"
          "  --offset N          skip the first N images\n"
+         "  --config FILE       run a config from configs.json or a PredTuner config dump\n"
+         "  --index K           which config of --config (default 0, the first)\n"
+         "  --knob OP=KNOB      run op OP with knob KNOB (repeatable; applied over --config)\n"
+         "  --knobs FILE        knob declarations (PredTuner's JSON format) instead of the built-in 56\n"
+         "  --target-device D   cpu, gpu or any: picks the baseline knob for ops a config leaves out\n"
+         "                      (default: the backend's device)\n"
+         "  --promise-ranges F  PromiseSim quantisation ranges (JSON); default: calibrated on the tune set\n"
+         "  --save-promise-ranges F  write the ranges used (for reuse or inspection)\n"
+         "  --seed N            PromiseSim noise seed (default 0)\n"
          "  --fp16              run every op in half precision (FP16Approx)\n"
          "  --backend B         cpu, cuda or auto (default auto)\n"
          "  --threads N         CPU threads (default: all cores)\n"
@@ -29,10 +39,15 @@ static void help(void) {
          "Exit status: 0 success, 1 failure (bad file, ...), 2 usage error.\n");
 }
 
+#define PT__MAX_KNOB_ARGS 4096
+
 typedef struct measure_args {
   const char *model, *weights, *data, *backend, *predictions, *log;
+  const char *config, *knobs, *target, *ranges, *save_ranges;
+  const char *knob_args[PT__MAX_KNOB_ARGS];
+  int n_knob_args;
   int test, fp16;
-  long batch, count, offset, threads;
+  long batch, count, offset, threads, index, seed;
 } measure_args;
 
 static int parse(int argc, char **argv, measure_args *a) {
@@ -72,6 +87,21 @@ static int parse(int argc, char **argv, measure_args *a) {
     STR_OPT("--backend", backend)
     STR_OPT("--predictions", predictions)
     STR_OPT("--log", log)
+    STR_OPT("--config", config)
+    STR_OPT("--knobs", knobs)
+    STR_OPT("--target-device", target)
+    STR_OPT("--promise-ranges", ranges)
+    STR_OPT("--save-promise-ranges", save_ranges)
+    INT_OPT("--index", index, 0, 1L << 30)
+    INT_OPT("--seed", seed, 0, 2147483647L)
+    if ((r = pt_cli_opt(argc, argv, &i, "--knob", &v))) {
+      if (r < 0) return pt_cli_usage_error("measure", "--knob needs OP=KNOB");
+      const char *eq = strchr(v, '=');
+      if (!eq || eq == v || !eq[1]) return pt_cli_usage_error("measure", "--knob expects OP=KNOB, got '%s'", v);
+      if (a->n_knob_args == PT__MAX_KNOB_ARGS) return pt_cli_usage_error("measure", "too many --knob options");
+      a->knob_args[a->n_knob_args++] = v;
+      continue;
+    }
     INT_OPT("--batch-size", batch, 1, 1 << 20)
     INT_OPT("--count", count, 1, 1L << 40)
     INT_OPT("--offset", offset, 0, 1L << 40)
@@ -81,6 +111,120 @@ static int parse(int argc, char **argv, measure_args *a) {
     return pt_cli_usage_error("measure", "unknown argument '%s'", arg);
   }
   return PT_EXIT_OK;
+}
+
+/* Builds the per-op settings from --fp16, --config/--index and --knob; *ops stays NULL for the exact
+ * network. desc gets a one-line description. */
+static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_backend *be, pt_op_exec **ops,
+                                char *desc, size_t dn) {
+  int no = pt_graph_num_ops(g);
+  *ops = NULL;
+  if (a->fp16) {
+    if (!(*ops = calloc((size_t)no, sizeof **ops))) return PT_ENOMEM;
+    for (int i = 0; i < no; i++) (*ops)[i].fp16 = 1;
+    return PT_OK;
+  }
+  if (!a->config && !a->n_knob_args) return PT_OK;
+  pt_knob_set *ks = NULL;
+  pt_space *sp = NULL;
+  pt_config_list *cl = NULL;
+  const pt_knob **chosen = NULL;
+  const char **names = NULL, **knobs = NULL;
+  char *pairs = NULL;
+  int n = 0;
+  const char *target = a->target ? a->target : pt_cli_default_device(pt_backend_name(be));
+  pt_status s = a->knobs ? pt_knobs_load(a->knobs, &ks) : pt_knobs_default(&ks);
+  if (s == PT_OK) s = pt_space_build(g, ks, (unsigned)pt_device_parse(target), &sp);
+  if (s == PT_OK && a->config) {
+    s = pt_configs_load(a->config, &cl);
+    if (s == PT_OK && a->index >= cl->n)
+      s = pt__error(PT_ERANGE, "%s: --index %ld but the file holds %d config%s", a->config, a->index, cl->n,
+                             cl->n == 1 ? "" : "s");
+  }
+  int cap = (cl ? cl->configs[a->index].n : 0) + a->n_knob_args + 1;
+  if (s == PT_OK) {
+    names = calloc((size_t)cap, sizeof *names);
+    knobs = calloc((size_t)cap, sizeof *knobs);
+    chosen = calloc((size_t)no, sizeof *chosen);
+    pairs = malloc(PT__MAX_KNOB_ARGS * 256);
+    if (!names || !knobs || !chosen || !pairs) s = PT_ENOMEM;
+  }
+  if (s == PT_OK && cl)
+    for (int i = 0; i < cl->configs[a->index].n; i++) {
+      names[n] = cl->configs[a->index].ops[i];
+      knobs[n++] = cl->configs[a->index].knobs[i];
+    }
+  for (int i = 0; s == PT_OK && i < a->n_knob_args; i++) { /* --knob replaces the config's entry for that op */
+    char *buf = pairs + i * 256;
+    snprintf(buf, 256, "%s", a->knob_args[i]);
+    char *eq = strchr(buf, '=');
+    *eq = '\0';
+    int j = 0;
+    while (j < n && strcmp(names[j], buf)) j++;
+    names[j] = buf;
+    knobs[j] = eq + 1;
+    if (j == n) n++;
+  }
+  if (s == PT_OK && (*ops = calloc((size_t)no, sizeof **ops)) == NULL) s = PT_ENOMEM;
+  if (s == PT_OK) s = pt_config_resolve(sp, ks, n, names, knobs, *ops, chosen);
+  if (s != PT_OK && a->config && s != PT_ENOMEM) {
+    /* name the file and the config */
+    char detail[1024];
+    snprintf(detail, sizeof detail, "%s", pt_last_error());
+    pt__error(s, "%s: config %ld: %s", a->config, a->index, detail);
+  }
+  if (s == PT_OK) {
+    int approx = 0;
+    for (int op = 0; op < no; op++) approx += strcmp(chosen[op]->name, pt_space_baseline(sp)->name) != 0;
+    char src[512] = "--knob";
+    if (a->config) snprintf(src, sizeof src, "%s #%ld%s", a->config, a->index, a->n_knob_args ? " + --knob" : "");
+    size_t at = (size_t)snprintf(desc, dn, "%s: %d of %d ops off the baseline \"%s\" (target %s):", src, approx, no,
+                                 pt_space_baseline(sp)->name, target);
+    for (int op = 0; op < no && at < dn; op++)
+      if (strcmp(chosen[op]->name, pt_space_baseline(sp)->name))
+        at += (size_t)snprintf(desc + at, dn - at, " %s=%s", pt_graph_op_name(g, op), chosen[op]->name);
+  }
+  if (s != PT_OK) {
+    free(*ops);
+    *ops = NULL;
+  }
+  free(names);
+  free(knobs);
+  free(chosen);
+  free(pairs);
+  pt_configs_free(cl);
+  pt_space_free(sp);
+  pt_knobs_free(ks);
+  return s;
+}
+
+/* PromiseSim ranges: from --promise-ranges, or calibrated on the tune set. */
+static pt_status setup_promise(const measure_args *a, pt_graph *g, pt_exec *ex, const pt_op_exec *ops, int batch,
+                               char *desc, size_t dn) {
+  int no = pt_graph_num_ops(g), any = 0;
+  for (int op = 0; op < no; op++) any |= ops[op].kind == PT_APPROX_PROMISE;
+  if (!any && !a->save_ranges) return PT_OK;
+  pt_promise_ranges *r = calloc((size_t)no, sizeof *r);
+  if (!r) return PT_ENOMEM;
+  pt_status s;
+  size_t at = strlen(desc);
+  if (a->ranges) {
+    s = pt_promise_ranges_load(a->ranges, g, r);
+    if (at < dn) snprintf(desc + at, dn - at, "; PromiseSim ranges from %s", a->ranges);
+  } else {
+    int c, h, w;
+    pt_graph_input_shape(g, &c, &h, &w);
+    pt_dataset *tune = NULL;
+    s = pt_dataset_open(a->data, "tune", c, h, w, pt_graph_num_classes(g), 0, -1, &tune);
+    if (s == PT_OK) s = pt_promise_calibrate(ex, g, tune, batch, r);
+    if (s == PT_OK && at < dn)
+      snprintf(desc + at, dn - at, "; PromiseSim ranges calibrated on the tune set (%lld images)", (long long)tune->n);
+    pt_dataset_close(tune);
+  }
+  if (s == PT_OK) s = pt_exec_set_promise(ex, r, (uint64_t)a->seed);
+  if (s == PT_OK && a->save_ranges) s = pt_promise_ranges_save(a->save_ranges, g, r);
+  free(r);
+  return s;
 }
 
 int pt_cmd_measure(int argc, char **argv) {
@@ -103,6 +247,11 @@ int pt_cmd_measure(int argc, char **argv) {
   } else if (!a.model || !a.weights || !a.data) {
     return pt_cli_usage_error("measure", "--model, --weights and --data go together (or give none for the demo)");
   }
+  if (a.fp16 && (a.config || a.n_knob_args))
+    return pt_cli_usage_error("measure", "--fp16 runs every op in FP16Approx; it does not combine with --config/--knob");
+  if (a.target && pt_device_parse(a.target) < 0)
+    return pt_cli_usage_error("measure", "--target-device takes cpu, gpu or any, got '%s'", a.target);
+  if (a.index && !a.config) return pt_cli_usage_error("measure", "--index needs --config");
   if (a.log) {
     pt_status s = pt_log_open(a.log);
     if (s != PT_OK) return pt_cli_fail(s);
@@ -123,11 +272,9 @@ int pt_cmd_measure(int argc, char **argv) {
   }
   if (s == PT_OK) s = pt_backend_create(a.backend, (int)a.threads, &be);
   if (s == PT_OK) s = pt_exec_create(g, be, &ex);
-  if (s == PT_OK && a.fp16) {
-    ops = calloc((size_t)pt_graph_num_ops(g), sizeof *ops);
-    if (!ops) s = PT_ENOMEM;
-    for (int i = 0; ops && i < pt_graph_num_ops(g); i++) ops[i].fp16 = 1;
-  }
+  char config_desc[4096] = "";
+  if (s == PT_OK) s = resolve_config(&a, g, be, &ops, config_desc, sizeof config_desc);
+  if (s == PT_OK && ops) s = setup_promise(&a, g, ex, ops, (int)a.batch, config_desc, sizeof config_desc);
   if (s == PT_OK && a.predictions && !(pred = malloc((size_t)ds->n * sizeof *pred))) s = PT_ENOMEM;
   if (s != PT_OK) goto out;
 
@@ -136,7 +283,7 @@ int pt_cmd_measure(int argc, char **argv) {
   printf("data       %s: %s set, %lld images of %dx%dx%d, batch %ld\n", a.data, a.test ? "test" : "tune",
          (long long)ds->n, c, h, w, a.batch);
   printf("backend    %s\n", pt_backend_describe(be));
-  printf("precision  %s\n", a.fp16 ? "fp16 (every op FP16Approx)" : "fp32 (exact)");
+  printf("config     %s\n", a.fp16 ? "every op FP16Approx" : config_desc[0] ? config_desc : "exact fp32 network");
   fflush(stdout);
   pt_log(PT_LOG_INFO, "measure %s on %s (%s set, %lld images), backend %s", a.model, a.data, a.test ? "test" : "tune",
          (long long)ds->n, pt_backend_describe(be));

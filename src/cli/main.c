@@ -14,6 +14,7 @@ static void usage(void) {
           "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
           "            (no options: the bundled demo LeNet)\n"
           "  zoo       list the built-in networks, or the ops of one (--ops NAME)\n"
+          "  knobs     list the approximation knobs, and how many apply to each op of a model\n"
           "  version   print the version and the backends built in\n"
           "\n"
           "'predtuner-gpu <command> --help' describes each command.\n");
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
   if (!strcmp(cmd, "measure")) return pt_cmd_measure(argc - 1, argv + 1);
   if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "knobs")) return pt_cmd_knobs(argc - 1, argv + 1);
   fprintf(stderr, "predtuner-gpu: unknown command '%s' (see 'predtuner-gpu --help')\n", cmd);
   return PT_EXIT_USAGE;
 }

@@ -30,6 +30,7 @@ struct pt_exec {
   uint64_t promise_seed;
   void **pq_w, **pq_b;        /* per op: quantised weight and bias, made on first use */
   pt_promise_ranges *calib;   /* set during pt_exec_calibrate */
+  void **h_w, **h_b;          /* per op: binary16-rounded weight and bias, made on first fp16 use */
 };
 
 static const pt_backend_iface *IF(pt_exec *ex) { return ex->be->iface; }
@@ -43,6 +44,12 @@ void pt_exec_free(pt_exec *ex) {
     if (ex->pq_w[o]) IF(ex)->release(ex->be->ctx, ex->pq_w[o]);
     if (ex->pq_b[o]) IF(ex)->release(ex->be->ctx, ex->pq_b[o]);
   }
+  for (int o = 0; ex->h_w && o < ex->g->n_ops; o++) {
+    if (ex->h_w[o]) IF(ex)->release(ex->be->ctx, ex->h_w[o]);
+    if (ex->h_b[o]) IF(ex)->release(ex->be->ctx, ex->h_b[o]);
+  }
+  free(ex->h_w);
+  free(ex->h_b);
   free(ex->pq_w);
   free(ex->pq_b);
   free(ex->promise);
@@ -75,6 +82,12 @@ pt_status pt_exec_create(const pt_graph *g, pt_backend *be, pt_exec **out) {
   }
   ex->readers[g->n_nodes - 1]++;
   for (int o = 0; o < g->n_ops; o++) ex->op_of_node[g->ops[o]] = o;
+  ex->h_w = calloc((size_t)g->n_ops + 1, sizeof *ex->h_w);
+  ex->h_b = calloc((size_t)g->n_ops + 1, sizeof *ex->h_b);
+  if (!ex->h_w || !ex->h_b) {
+    pt_exec_free(ex);
+    return pt__error(PT_ENOMEM, "executor: out of memory");
+  }
   for (int i = 0; i < g->n_params; i++) {
     const pt_param *p = &g->params[i];
     if (!p->data) {
@@ -222,6 +235,21 @@ static pt_status promise_params(pt_exec *ex, int op, const pt_node *n, const flo
   return PT_OK;
 }
 
+/* Binary16-rounded copies of op's weight and bias (FP16Approx and fp16 perforation reuse them across
+ * runs instead of rounding the weights on every call). */
+static pt_status f16_params(pt_exec *ex, int op, const pt_node *n, const float **w, const float **b) {
+  for (int k = 0; k < 2; k++) {
+    void **slot = k == 0 ? &ex->h_w[op] : &ex->h_b[op];
+    int64_t cnt = numel_of_param(ex->g, n->param[k]);
+    if (!cnt || *slot) continue;
+    PT__TRY(IF(ex)->alloc(ex->be->ctx, (size_t)cnt * sizeof(float), slot));
+    PT__TRY(IF(ex)->round_f16(ex->be->ctx, cnt, P(ex, n, k), *slot));
+  }
+  *w = ex->h_w[op];
+  *b = n->param[1] >= 0 ? ex->h_b[op] : NULL;
+  return PT_OK;
+}
+
 static void widen(float r[2], const float v[2], int first) {
   if (first || v[0] < r[0]) r[0] = v[0];
   if (first || v[1] > r[1]) r[1] = v[1];
@@ -314,7 +342,13 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
       if (s == PT_OK) s = promise_params(ex, op, nd, &w, &bias);
       x = q;
     }
-    if (s == PT_OK) s = run_node(ex, nd, n, oe, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
+    pt_op_exec eff = *oe;
+    if (s == PT_OK && oe->fp16 && oe->kind != PT_APPROX_SAMPLING &&
+        (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR)) {
+      s = f16_params(ex, op, nd, &w, &bias);
+      eff.fp16 = PT_FP16_PREROUNDED;
+    }
+    if (s == PT_OK) s = run_node(ex, nd, n, &eff, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
     if (s == PT_OK && oe->kind == PT_APPROX_PROMISE)
       s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
     if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))

@@ -367,7 +367,7 @@ void pt_graph_init_random(pt_graph *g, uint64_t seed) {
       for (int64_t j = 0; j < cnt; j++) {
         float v;
         if (n->type == PT_OP_BATCHNORM2D)
-          v = k == 0 ? pt_rng_range(&r, 0.8f, 1.2f) : k == 3 ? pt_rng_range(&r, 0.5f, 1.5f) : pt_rng_range(&r, -0.1f, 0.1f);
+          v = k == 0 ? pt_rng_range(&r, 0.4f, 0.8f) : k == 3 ? pt_rng_range(&r, 0.5f, 1.5f) : pt_rng_range(&r, -0.1f, 0.1f);
         else
           v = k == 0 ? pt_rng_range(&r, -bound, bound) : pt_rng_range(&r, -0.05f, 0.05f);
         p->data[j] = v;

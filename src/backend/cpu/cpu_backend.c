@@ -53,6 +53,7 @@ static const pt_backend_iface pt__cpu_iface = {
     .quantize = pt__cpu_quantize,
     .promise_noise = pt__cpu_promise_noise,
     .minmax = pt__cpu_minmax,
+    .round_f16 = pt__cpu_round_f16,
 };
 
 static int cpu_available(const char **why) {
@@ -84,6 +85,7 @@ const pt_backend_reg pt__backend_reg_cpu = {"cpu", cpu_available, cpu_create};
 float *pt__cpu_rounded_copy(const float *src, int64_t n) {
   float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof *d);
   if (!d) return NULL;
-  for (int64_t i = 0; i < n; i++) d[i] = pt_round_f16(src[i]);
+  memcpy(d, src, (size_t)n * sizeof *d);
+  pt_round_f16_array(d, (size_t)n);
   return d;
 }

@@ -1,9 +1,11 @@
 /* CPU convolution: im2col + OpenBLAS GEMM, OpenMP across images, with the approximations done for
  * real: perforation builds im2col columns only for the kept output rows/columns (the GEMM is
  * ~1/stride narrower) and fills the rest; sampling builds im2col rows only for the kept filter
- * elements (the reduction dimension shrinks by ~1/skip_every). Small feature maps are batched
- * (several images side by side in one im2col matrix) so the GEMM stays wide; depthwise
- * convolutions use a direct loop over the kept taps; exact 1x1 stride-1 convolutions skip im2col.
+ * elements (the reduction dimension shrinks by ~1/skip_every). Work is cut into blocks of images
+ * x output rows: small feature maps put several images side by side in one im2col matrix so the
+ * GEMM stays wide, large ones are split by rows so every thread has work even at batch 1 and the
+ * buffers stay bounded. Depthwise convolutions use a direct loop over the kept taps; exact 1x1
+ * stride-1 convolutions skip im2col.
  * Index math comes from kernels/knob_math.h, shared with the CUDA kernels. */
 #include <omp.h>
 #include <stdlib.h>
@@ -14,9 +16,6 @@
 #include "core/error.h"
 #include "kernels/knob_math.h"
 #include "predtuner/tensor.h"
-
-/* Wanted GEMM width (columns of the im2col matrix). */
-#define PT__CONV_COLS 512
 
 /* What to compute: rows of the reduction (filter elements) and output positions. */
 typedef struct conv_plan {
@@ -142,7 +141,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   /* Operands: fp16 rounding, and the weights reduced to the kept elements (scaled when sampling). */
   if (d->fp16 && !(xr = pt__cpu_rounded_copy(x, in_img * d->n))) goto oom;
   const float *wk = w; /* weights over the kept elements */
-  if (d->fp16 || d->samp_every) {
+  if (d->fp16 == PT_FP16_ROUND || d->samp_every) {
     if (!(wr = malloc((size_t)d->cout * (size_t)(nkg ? nkg : 1) * sizeof *wr))) goto oom;
     for (int co = 0; co < d->cout; co++)
       for (int t = 0; t < nkg; t++) {
@@ -152,7 +151,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
       }
     wk = wr;
   }
-  if (b && d->fp16 && !(br = pt__cpu_rounded_copy(b, d->cout))) goto oom;
+  if (b && d->fp16 == PT_FP16_ROUND && !(br = pt__cpu_rounded_copy(b, d->cout))) goto oom;
   if (xr) x = xr;
   if (br) b = br;
 
@@ -160,87 +159,111 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   const int direct1x1 = !approx && d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 &&
                         G == 1;
   const int is_dw = G == d->cin && G == d->cout && !direct1x1;
-  int B = (int)((PT__CONV_COLS + Pk - 1) / (Pk ? Pk : 1));
-  if (B < 1) B = 1;
-  int nthreads = ctx->threads < d->n ? ctx->threads : (d->n > 0 ? d->n : 1);
+  const int T = ctx->threads > 0 ? ctx->threads : 1;
+
+  /* Work is split into blocks of (images x planned rows) sized so that each GEMM is a few thousand
+   * columns wide, the im2col buffer stays under 64 MB, and there are enough blocks for every
+   * thread even at batch 1. */
+  const int64_t total = (int64_t)d->n * Pk;
+  int64_t tb = total / T;
+  if (tb > 512) tb = 512;
+  if (tb < 512) tb = 512;
+  int64_t cap = ((int64_t)4 << 20) / (p.nk > 0 ? p.nk : 1);
+  if (tb > cap) tb = cap > 0 ? cap : 1;
+  int ipb, rpb; /* images and rows per block */
+  if (Pk >= tb) {
+    ipb = 1;
+    rpb = (int)(tb / (p.nc > 0 ? p.nc : 1));
+    if (rpb < 1) rpb = 1;
+  } else {
+    ipb = (int)(tb / (Pk > 0 ? Pk : 1));
+    if (ipb < 1) ipb = 1;
+    rpb = p.nr;
+  }
+  if (rpb > p.nr) rpb = p.nr;
+  if (rpb < 1) rpb = 1;
+  /* no block at all when perforation skips every row or column (an axis of length 1) */
+  const int row_blocks = p.nr > 0 && p.nc > 0 ? (p.nr + rpb - 1) / rpb : 0, img_blocks = (d->n + ipb - 1) / ipb;
+  const int nblocks = row_blocks * img_blocks;
+  const int64_t ldc = (int64_t)ipb * rpb * p.nc;
   int failed = 0;
 
-#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+#pragma omp parallel num_threads(T) reduction(| : failed)
   {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    int i0 = (int)((int64_t)d->n * t / nt), i1 = (int)((int64_t)d->n * (t + 1) / nt);
     if (is_dw) {
-      depthwise(d, &p, x, wk, y, i0, i1);
-    } else if (direct1x1) {
-      for (int i = i0; i < i1; i++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, (int)P, Kg, 1.0f, wk, Kg,
-                    x + (int64_t)i * in_img, (int)P, 0.0f, y + (int64_t)i * out_img, (int)P);
-    } else if (i1 > i0) {
-      int bt = B < i1 - i0 ? B : i1 - i0;
-      int64_t ldc = (int64_t)bt * Pk;
-      int direct_out = bt == 1 && Pk == P; /* GEMM straight into y */
+#pragma omp for schedule(static)
+      for (int i = 0; i < d->n; i++) depthwise(d, &p, x, wk, y, i, i + 1);
+    } else if (direct1x1) { /* blocks of columns of y = W . x, no im2col */
+      const int64_t cb = tb < P ? tb : P, per_img = (P + cb - 1) / cb;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t blk = 0; blk < d->n * per_img; blk++) {
+        int64_t i = blk / per_img, c0 = (blk % per_img) * cb, nc = P - c0 < cb ? P - c0 : cb;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, (int)nc, Kg, 1.0f, wk, Kg,
+                    x + i * in_img + c0, (int)P, 0.0f, y + i * out_img + c0, (int)P);
+      }
+    } else if (nblocks > 0) {
       float *col = malloc((size_t)((int64_t)(p.nk ? p.nk : 1) * ldc) * sizeof *col);
-      float *tmp = direct_out ? NULL : malloc((size_t)(d->cout * ldc) * sizeof *tmp);
-      if (!col || (!direct_out && !tmp)) {
-        failed = 1;
-      } else {
-        for (int i = i0; i < i1; i += bt) {
-          int nb = i1 - i < bt ? i1 - i : bt;
-          int64_t ncols = (int64_t)nb * Pk;
-          for (int j = 0; j < nb; j++) im2col(d, &p, x + (int64_t)(i + j) * in_img, col + j * Pk, ldc);
-          float *out = direct_out ? y + (int64_t)i * out_img : tmp;
-          for (int g = 0; g < G; g++) {
-            if (nkg == 0) { /* every element dropped: the product is zero */
-              for (int co = 0; co < cog; co++) memset(out + (int64_t)(g * cog + co) * ldc, 0, (size_t)ncols * sizeof *out);
-              continue;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)ncols, nkg, 1.0f,
-                        wk + (int64_t)g * cog * nkg, nkg, col + (int64_t)g * nkg * ldc, (int)ldc, 0.0f,
-                        out + (int64_t)g * cog * ldc, (int)ldc);
+      float *tmp = malloc((size_t)((int64_t)d->cout * ldc) * sizeof *tmp);
+      if (!col || !tmp) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+      for (int blk = 0; blk < nblocks; blk++) {
+        if (failed) continue;
+        int i = (blk / row_blocks) * ipb, r0 = (blk % row_blocks) * rpb;
+        int nb = d->n - i < ipb ? d->n - i : ipb, nr = p.nr - r0 < rpb ? p.nr - r0 : rpb;
+        conv_plan sub = p;
+        sub.rows = p.rows + r0;
+        sub.nr = nr;
+        const int64_t per = (int64_t)nr * p.nc, ncols = (int64_t)nb * per;
+        for (int j = 0; j < nb; j++) im2col(d, &sub, x + (int64_t)(i + j) * in_img, col + j * per, ldc);
+        /* a block that is one whole image with every position computed: GEMM straight into y */
+        const int direct = nb == 1 && nr == p.nr && per == P;
+        const int64_t ldo = direct ? P : ldc;
+        float *obase = direct ? y + (int64_t)i * out_img : tmp;
+        for (int g = 0; g < G; g++) {
+          float *out = obase + (int64_t)g * cog * ldo;
+          if (nkg == 0) { /* every element dropped: the product is zero */
+            for (int co = 0; co < cog; co++) memset(out + co * ldo, 0, (size_t)ncols * sizeof *out);
+            continue;
           }
-          if (!direct_out) /* tmp (cout, nb * nr * nc) -> y (nb, cout, oh, ow) at the planned positions */
-            for (int j = 0; j < nb; j++)
-              for (int co = 0; co < d->cout; co++) {
-                const float *src = tmp + co * ldc + j * Pk;
-                float *dst = y + (int64_t)(i + j) * out_img + co * P;
-                if (Pk == P) {
-                  memcpy(dst, src, (size_t)P * sizeof *dst);
-                } else {
-                  for (int r = 0; r < p.nr; r++)
-                    for (int q = 0; q < p.nc; q++) dst[(int64_t)rows[r] * d->ow + cols[q]] = src[r * p.nc + q];
-                }
-              }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)ncols, nkg, 1.0f, wk + (int64_t)g * cog * nkg,
+                      nkg, col + (int64_t)g * nkg * ldc, (int)ldc, 0.0f, out, (int)ldo);
         }
+        if (direct) continue;
+        /* tmp (cout, nb x nr x nc) -> y (n, cout, oh, ow) at the planned positions */
+        for (int j = 0; j < nb; j++)
+          for (int co = 0; co < d->cout; co++) {
+            const float *src = tmp + co * ldc + j * per;
+            float *dst = y + (int64_t)(i + j) * out_img + co * P;
+            for (int r = 0; r < nr; r++) {
+              float *drow = dst + (int64_t)sub.rows[r] * d->ow;
+              if (p.all_cols) memcpy(drow, src + (int64_t)r * p.nc, (size_t)p.nc * sizeof *drow);
+              else
+                for (int q = 0; q < p.nc; q++) drow[cols[q]] = src[(int64_t)r * p.nc + q];
+            }
+          }
       }
       free(col);
       free(tmp);
     }
-    /* Epilogue per image: (fp16: round the convolution), perforation fill, bias, rounding. */
-    for (int i = i0; i < i1; i++)
-      for (int co = 0; co < d->cout; co++) {
-        float *plane = y + (int64_t)i * out_img + co * P;
-        if (d->perf) {
-          if (d->fp16)
-            for (int r = 0; r < p.nr; r++)
-              for (int q = 0; q < p.nc; q++) {
-                float *v = &plane[(int64_t)rows[r] * d->ow + cols[q]];
-                *v = rd16(*v);
-              }
-          perf_fill(d, plane);
-          if (b)
-            for (int64_t k = 0; k < P; k++) plane[k] = d->fp16 ? rd16(plane[k] + b[co]) : plane[k] + b[co];
-        } else {
-          float bv = b ? b[co] : 0.0f;
-          if (d->fp16)
-            for (int64_t k = 0; k < P; k++) plane[k] = rd16(plane[k] + bv);
-          else if (b)
-            for (int64_t k = 0; k < P; k++) plane[k] += bv;
-        }
+    /* Epilogue per plane: (fp16: round the convolution), perforation fill, bias, rounding. */
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
+      int co = (int)(pl % d->cout);
+      float *plane = y + pl * P;
+      if (d->perf) {
+        /* fp16: the convolution is rounded before the fill (the skipped entries are rounded
+         * too, harmlessly: the fill overwrites them) */
+        if (d->fp16) pt_round_f16_array(plane, (size_t)P);
+        perf_fill(d, plane);
       }
+      if (b)
+        for (int64_t k = 0; k < P; k++) plane[k] += b[co];
+      if (d->fp16 && (b || !d->perf)) pt_round_f16_array(plane, (size_t)P);
+    }
   }
   if (failed)
     st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffer (%d x %lld floats)", p.nk,
-                   (long long)(B * Pk));
+                   (long long)ldc);
   goto done;
 oom:
   st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory");

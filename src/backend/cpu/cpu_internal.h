@@ -21,6 +21,7 @@ pt_status pt__cpu_softmax(void *ctx, int n, int c, int fp16, const float *x, flo
 pt_status pt__cpu_quantize(void *ctx, int64_t count, float lo, float hi, const float *x, float *y);
 pt_status pt__cpu_promise_noise(void *ctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
                                 float *y);
+pt_status pt__cpu_round_f16(void *ctx, int64_t count, const float *x, float *y);
 pt_status pt__cpu_minmax(void *ctx, int64_t count, const float *x, float range[2]);
 
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */

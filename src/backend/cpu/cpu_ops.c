@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/pt_blas.h"
@@ -17,16 +18,17 @@ pt_status pt__cpu_linear(void *vctx, int n, int in, int out, int fp16, const flo
                          float *y) {
   pt_cpu_ctx *ctx = vctx;
   float *xr = NULL, *wr = NULL;
+  const int round_w = fp16 == PT_FP16_ROUND;
   if (fp16) {
     xr = pt__cpu_rounded_copy(x, (int64_t)n * in);
-    wr = pt__cpu_rounded_copy(w, (int64_t)out * in);
-    if (!xr || !wr) {
+    wr = round_w ? pt__cpu_rounded_copy(w, (int64_t)out * in) : NULL;
+    if (!xr || (round_w && !wr)) {
       free(xr);
       free(wr);
       return pt__error(PT_ENOMEM, "cpu linear: out of memory for the fp16 copies");
     }
     x = xr;
-    w = wr;
+    if (round_w) w = wr;
   }
   int nt = ctx->threads < n ? ctx->threads : (n > 0 ? n : 1);
 #pragma omp parallel num_threads(nt)
@@ -52,10 +54,24 @@ pt_status pt__cpu_activation(void *vctx, pt_op_type type, int64_t count, int fp1
   if (type != PT_OP_RELU && type != PT_OP_TANH)
     return pt__error(PT_EUNSUPPORTED, "cpu activation: %s is not an activation", pt_op_type_name(type));
   const int is_relu = type == PT_OP_RELU;
+  const int64_t chunk = 1 << 14;
+  /* fp16: round the input, apply, round the output (ReLU of a half value is a half value) */
 #pragma omp parallel for num_threads(ctx->threads) schedule(static)
-  for (int64_t i = 0; i < count; i++) {
-    float v = rd(x[i], fp16);
-    y[i] = rd(is_relu ? (v > 0.0f ? v : 0.0f) : tanhf(v), fp16);
+  for (int64_t c0 = 0; c0 < count; c0 += chunk) {
+    int64_t n = count - c0 < chunk ? count - c0 : chunk;
+    const float *xs = x + c0;
+    float *ys = y + c0;
+    if (is_relu) {
+      for (int64_t i = 0; i < n; i++) ys[i] = xs[i] > 0.0f ? xs[i] : 0.0f;
+    } else {
+      if (fp16) {
+        if (ys != xs) memcpy(ys, xs, (size_t)n * sizeof *ys);
+        pt_round_f16_array(ys, (size_t)n);
+        xs = ys;
+      }
+      for (int64_t i = 0; i < n; i++) ys[i] = tanhf(xs[i]);
+    }
+    if (fp16) pt_round_f16_array(ys, (size_t)n);
   }
   return PT_OK;
 }
@@ -152,5 +168,17 @@ pt_status pt__cpu_minmax(void *vctx, int64_t count, const float *x, float range[
   }
   range[0] = lo;
   range[1] = hi;
+  return PT_OK;
+}
+
+pt_status pt__cpu_round_f16(void *vctx, int64_t count, const float *x, float *y) {
+  pt_cpu_ctx *ctx = vctx;
+  const int64_t chunk = 1 << 16;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+  for (int64_t c0 = 0; c0 < count; c0 += chunk) {
+    int64_t n = count - c0 < chunk ? count - c0 : chunk;
+    if (y != x) memcpy(y + c0, x + c0, (size_t)n * sizeof *y);
+    pt_round_f16_array(y + c0, (size_t)n);
+  }
   return PT_OK;
 }
