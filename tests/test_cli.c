@@ -72,8 +72,8 @@ Test(cli, failures_exit_1_with_the_file_named) {
 }
 
 Test(cli, help_for_every_command) {
-  const char *cmds[] = {"--help", "measure --help", "zoo --help"};
-  for (int i = 0; i < 3; i++) {
+  const char *cmds[] = {"--help", "measure --help", "zoo --help", "knobs --help"};
+  for (int i = 0; i < 4; i++) {
     run(cmds[i]);
     cr_assert_eq(R.rc, 0, "%s", cmds[i]);
     cr_assert_not_null(strstr(R.out, "usage: predtuner-gpu"), "%s", cmds[i]);
@@ -122,4 +122,72 @@ Test(cli, measure_without_arguments_measures_the_demo) {
   free(p), free(e), free(log);
   remove("/tmp/pt_cli_pred.bin");
   remove("/tmp/pt_cli.log");
+}
+
+Test(cli, knobs_lists_per_op_counts_and_baseline) {
+  run("knobs --model vgg16_cifar10 --target-device gpu");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "28 on target device gpu; baseline \"12\" (FP16Approx)"), "%s", R.out);
+  cr_assert_not_null(strstr(R.out, "convs.0                      Conv2d          28"));
+  cr_assert_not_null(strstr(R.out, "convs.1                      ReLU             1"));
+  run("knobs --model vgg16_cifar10 --target-device any");
+  cr_assert_not_null(strstr(R.out, "56 on target device any; baseline \"11\""));
+  cr_assert_not_null(strstr(R.out, "convs.0                      Conv2d          56"));
+  cr_assert_not_null(strstr(R.out, "linears.1                    ReLU             2"));
+  run("knobs --target-device cpu");
+  cr_assert_eq(R.rc, 0);
+  cr_assert_not_null(strstr(R.out, "121      PerforateConv2dStride  cols stride 2 offset 0"));
+  cr_assert_null(strstr(R.out, "151 "));
+  expect_error("knobs --target-device tpu", 2, "--target-device takes cpu, gpu or any");
+  expect_error("knobs --knobs /nonexistent/k.json", 1, "/nonexistent/k.json");
+  expect_error("knobs --knobs " PT_SOURCE_DIR "/tests/fixtures/zoo_reference.json", 1, "knob 'lenet_mnist': \"class\" is missing");
+}
+
+Test(cli, measure_runs_configs_and_knobs) {
+  /* a PredTuner jsonpickle dump: config 0 perforates convs.0 and samples convs.3 */
+  run("measure --config " PT_SOURCE_DIR "/tests/fixtures/predtuner_configs.json");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "predtuner_configs.json #0: 2 of 10 ops off the baseline \"11\" (target cpu): "
+                                   "convs.0=123 convs.3=233"), "%s", R.out);
+  double acc_cfg = -1, acc_knob = -2;
+  cr_assert_eq(sscanf(strstr(R.out, "accuracy"), "accuracy %lf", &acc_cfg), 1);
+  /* the same config given with --knob measures the same */
+  run("measure --knob convs.0=123 --knob convs.3=233");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_eq(sscanf(strstr(R.out, "accuracy"), "accuracy %lf", &acc_knob), 1);
+  cr_assert_float_eq(acc_cfg, acc_knob, 1e-9);
+  cr_assert(acc_cfg > 50.0 && acc_cfg < 100.0);
+  /* --index 1 has ops left out: they take the baseline */
+  run("measure --config " PT_SOURCE_DIR "/tests/fixtures/predtuner_configs.json --index 1 --test");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "#1: 1 of 10 ops off the baseline \"11\" (target cpu): convs.3=124"));
+  /* PromiseSim through a custom knob file, ranges calibrated on the tune set and saved */
+  run("measure --knobs " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json --knob convs.0=promise5 --knob linears.2=promise5 "
+      "--save-promise-ranges /tmp/pt_cli_ranges.json --seed 3");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "PromiseSim ranges calibrated on the tune set (1000 images)"));
+  double p1 = 0, p2 = 0;
+  sscanf(strstr(R.out, "accuracy"), "accuracy %lf", &p1);
+  run("measure --knobs " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json --knob convs.0=promise5 --knob linears.2=promise5 "
+      "--promise-ranges /tmp/pt_cli_ranges.json --seed 3");
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  sscanf(strstr(R.out, "accuracy"), "accuracy %lf", &p2);
+  cr_assert_float_eq(p1, p2, 1e-9); /* saved ranges reproduce the calibrated run */
+  remove("/tmp/pt_cli_ranges.json");
+}
+
+Test(cli, measure_config_errors) {
+  expect_error("measure --knob convs.0", 2, "--knob expects OP=KNOB");
+  expect_error("measure --fp16 --knob convs.0=12", 2, "does not combine");
+  expect_error("measure --index 2", 2, "--index needs --config");
+  expect_error("measure --knob convs.0=13", 1, "unknown knob '13'");
+  expect_error("measure --knob convs.1=151", 1, "does not apply to op 'convs.1' (MaxPool2d)");
+  expect_error("measure --knob conv=151", 1, "unknown op 'conv'");
+  expect_error("measure --config " PT_SOURCE_DIR "/tests/fixtures/predtuner_configs.json --index 5", 1,
+               "--index 5 but the file holds 2 configs");
+  expect_error("measure --config /nonexistent/c.json", 1, "/nonexistent/c.json");
+  expect_error("measure --config " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json", 1, "\"knobs\" is missing");
+  expect_error("measure --knob convs.0=promise5", 1, "unknown knob 'promise5'");
+  expect_error("measure --knobs " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json --knob convs.0=promise5 "
+               "--promise-ranges " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json", 1, "expected an object");
 }

@@ -26,7 +26,11 @@ typedef struct conv_plan {
   int nr;
   const int *cols; /* nc output columns */
   int nc;
-  int all_cols; /* cols is 0..ow-1 */
+  int all_cols;     /* cols is 0..ow-1 */
+  const int *ixs;   /* (kw, nc): input column read at kernel column kj for cols[q], -1 if padding */
+  /* column perforation, fused scatter + fill: output column x takes compact column ca[x] (kind 0),
+   * the mean of ca[x] and cb[x] (kind 1) or zero (kind 2) */
+  const int *ca, *cb, *ckind;
 } conv_plan;
 
 /* im2col of one image x (cin, h, w): row t of col (stride ldc) holds, for reduction row krows[t],
@@ -54,10 +58,8 @@ static void im2col(const pt_conv_desc *d, const conv_plan *p, const float *x, fl
         if (hi > lo) memcpy(row + lo, srow + lo - d->pw + kj, (size_t)(hi - lo) * sizeof *row);
         for (int ox = hi; ox < d->ow; ox++) row[ox] = 0.0f;
       } else {
-        for (int q = 0; q < p->nc; q++) {
-          int ix = pt_km_in_coord(p->cols[q], kj, d->sw, d->pw);
-          row[q] = (ix >= 0 && ix < d->w) ? srow[ix] : 0.0f;
-        }
+        const int *ix = p->ixs + (int64_t)kj * p->nc;
+        for (int q = 0; q < p->nc; q++) row[q] = ix[q] >= 0 ? srow[ix[q]] : 0.0f;
       }
     }
   }
@@ -122,7 +124,8 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
 
   /* The plan: kept filter elements, kept rows and columns. */
   int *kept = malloc((size_t)Kg * sizeof *kept), *krows = malloc((size_t)Kg * G * sizeof *krows);
-  int *rows = malloc((size_t)d->oh * sizeof *rows), *cols = malloc((size_t)d->ow * sizeof *cols);
+  int *rows = malloc((size_t)d->oh * sizeof *rows), *cols = malloc((size_t)d->ow * sizeof *cols), *ixs = NULL;
+  int *cmap = NULL;
   float *xr = NULL, *wr = NULL, *br = NULL;
   if (!kept || !krows || !rows || !cols) goto oom;
   int nkg = 0;
@@ -130,12 +133,39 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     if (!d->samp_every || !pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset)) kept[nkg++] = f;
   for (int g = 0; g < G; g++)
     for (int t = 0; t < nkg; t++) krows[g * nkg + t] = g * Kg + kept[t];
-  conv_plan p = {krows, nkg * G, nkg, rows, 0, cols, 0, 1};
+  conv_plan p = {krows, nkg * G, nkg, rows, 0, cols, 0, 1, NULL, NULL, NULL, NULL};
   for (int i = 0; i < d->oh; i++)
     if (d->perf != 1 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) rows[p.nr++] = i;
   for (int i = 0; i < d->ow; i++)
     if (d->perf != 2 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) cols[p.nc++] = i;
   p.all_cols = p.nc == d->ow;
+  if (!(ixs = malloc((size_t)d->kw * (size_t)(p.nc ? p.nc : 1) * sizeof *ixs))) goto oom;
+  for (int kj = 0; kj < d->kw; kj++)
+    for (int q = 0; q < p.nc; q++) {
+      int ix = pt_km_in_coord(cols[q], kj, d->sw, d->pw);
+      ixs[kj * p.nc + q] = ix >= 0 && ix < d->w ? ix : -1;
+    }
+  p.ixs = ixs;
+  if (d->perf == 2) {
+    if (!(cmap = malloc((size_t)d->ow * 4 * sizeof *cmap))) goto oom;
+    int *ca = cmap, *cb = cmap + d->ow, *ck = cmap + 2 * d->ow, *cidx = cmap + 3 * d->ow;
+    for (int xx = 0, k = 0; xx < d->ow; xx++) cidx[xx] = pt_km_perf_skipped(xx, d->perf_stride, d->perf_offset) ? -1 : k++;
+    for (int xx = 0; xx < d->ow; xx++) {
+      if (cidx[xx] >= 0) {
+        ca[xx] = cb[xx] = cidx[xx];
+        ck[xx] = 0;
+        continue;
+      }
+      int a, bb;
+      pt_km_perf_fill_src(xx, d->ow, &a, &bb);
+      ca[xx] = a >= 0 ? cidx[a] : 0;
+      cb[xx] = bb >= 0 ? cidx[bb] : 0;
+      ck[xx] = a < 0 ? 2 : (a == bb ? 0 : 1);
+    }
+    p.ca = ca;
+    p.cb = cb;
+    p.ckind = ck;
+  }
   const int64_t Pk = (int64_t)p.nr * p.nc; /* computed positions per channel */
 
   /* Operands: fp16 rounding, and the weights reduced to the kept elements (scaled when sampling). */
@@ -186,6 +216,12 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   const int row_blocks = p.nr > 0 && p.nc > 0 ? (p.nr + rpb - 1) / rpb : 0, img_blocks = (d->n + ipb - 1) / ipb;
   const int nblocks = row_blocks * img_blocks;
   const int64_t ldc = (int64_t)ipb * rpb * p.nc;
+  /* column perforation fills while scattering the GEMM blocks; the depthwise path fills after */
+  const int fused_cols = d->perf == 2 && !is_dw && nblocks > 0;
+  /* fp32: the bias is added while the blocks are scattered (one pass less over the output); the
+   * perforation fill then averages biased neighbours, equal to fill-then-bias up to rounding. A
+   * zero fill (an axis of length 1) leaves no block, so it still gets its bias below. */
+  const int bias_in_blocks = b && !d->fp16 && !is_dw && !direct1x1 && nblocks > 0;
   int failed = 0;
 
 #pragma omp parallel num_threads(T) reduction(| : failed)
@@ -228,17 +264,47 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)ncols, nkg, 1.0f, wk + (int64_t)g * cog * nkg,
                       nkg, col + (int64_t)g * nkg * ldc, (int)ldc, 0.0f, out, (int)ldo);
         }
-        if (direct) continue;
+        if (direct) {
+          if (bias_in_blocks)
+            for (int co = 0; co < d->cout; co++) {
+              float *o = obase + (int64_t)co * P, bv = b[co];
+              for (int64_t k = 0; k < P; k++) o[k] += bv;
+            }
+          continue;
+        }
+        if (d->perf == 2) { /* column perforation: scatter and fill each output row in one pass */
+          if (d->fp16) /* the convolution is rounded before the fill */
+            for (int co = 0; co < d->cout; co++) pt_round_f16_array(tmp + co * ldc, (size_t)ncols);
+          for (int j = 0; j < nb; j++)
+            for (int co = 0; co < d->cout; co++)
+              for (int r = 0; r < nr; r++) {
+                const float *src = tmp + co * ldc + j * per + (int64_t)r * p.nc;
+                float *drow = y + (int64_t)(i + j) * out_img + co * P + (int64_t)sub.rows[r] * d->ow;
+                const float bv = bias_in_blocks ? b[co] : 0.0f;
+                for (int xx = 0; xx < d->ow; xx++) {
+                  float va = src[p.ca[xx]];
+                  drow[xx] = (p.ckind[xx] == 0   ? va
+                              : p.ckind[xx] == 2 ? 0.0f
+                              : d->fp16          ? rd16(rd16(va + src[p.cb[xx]]) * 0.5f)
+                                                 : (va + src[p.cb[xx]]) / 2.0f) +
+                             bv;
+                }
+              }
+          continue;
+        }
         /* tmp (cout, nb x nr x nc) -> y (n, cout, oh, ow) at the planned positions */
         for (int j = 0; j < nb; j++)
           for (int co = 0; co < d->cout; co++) {
             const float *src = tmp + co * ldc + j * per;
             float *dst = y + (int64_t)(i + j) * out_img + co * P;
+            const float bv = bias_in_blocks ? b[co] : 0.0f;
             for (int r = 0; r < nr; r++) {
               float *drow = dst + (int64_t)sub.rows[r] * d->ow;
-              if (p.all_cols) memcpy(drow, src + (int64_t)r * p.nc, (size_t)p.nc * sizeof *drow);
+              const float *srow = src + (int64_t)r * p.nc;
+              if (p.all_cols)
+                for (int q = 0; q < p.nc; q++) drow[q] = srow[q] + bv;
               else
-                for (int q = 0; q < p.nc; q++) drow[cols[q]] = src[(int64_t)r * p.nc + q];
+                for (int q = 0; q < p.nc; q++) drow[cols[q]] = srow[q] + bv;
             }
           }
       }
@@ -250,13 +316,13 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
       int co = (int)(pl % d->cout);
       float *plane = y + pl * P;
-      if (d->perf) {
+      if (d->perf == 1 || (d->perf == 2 && !fused_cols)) {
         /* fp16: the convolution is rounded before the fill (the skipped entries are rounded
          * too, harmlessly: the fill overwrites them) */
         if (d->fp16) pt_round_f16_array(plane, (size_t)P);
         perf_fill(d, plane);
       }
-      if (b)
+      if (b && !bias_in_blocks)
         for (int64_t k = 0; k < P; k++) plane[k] += b[co];
       if (d->fp16 && (b || !d->perf)) pt_round_f16_array(plane, (size_t)P);
     }
@@ -272,6 +338,8 @@ done:
   free(krows);
   free(rows);
   free(cols);
+  free(ixs);
+  free(cmap);
   free(xr);
   free(wr);
   free(br);
