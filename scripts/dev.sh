@@ -76,6 +76,8 @@ case "$cmd" in
     "$BUILD/bench/bench_infer" --threads "$threads"
     log "PyTorch CPU inference, $threads threads (Debian's python3-torch)"
     /usr/bin/python3 "$ROOT/bench/pytorch_infer.py" --threads "$threads"
+    log "knob speedups on the CPU backend (vgg16_cifar10 convolutions, batch 500)"
+    "$BUILD/bench/bench_knobs" --threads "$threads"
     ;;
   *)
     echo "usage: scripts/dev.sh demo|test|bench|build" >&2

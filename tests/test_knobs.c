@@ -573,3 +573,21 @@ Test(knobs, every_default_knob_runs_on_every_zoo_network, .timeout = 900) {
   }
   pt_knobs_free(ks);
 }
+
+Test(knobs, garbage_never_crashes_the_parsers) {
+  pt_rng r;
+  pt_rng_seed(&r, 99);
+  static const char alphabet[] = "{}[]\":,0123456789.-truefalsnul classnameknobsstrideoffset FP16Approx";
+  for (int trial = 0; trial < 2000; trial++) {
+    char buf[200];
+    size_t n = pt_rng_below(&r, sizeof buf);
+    for (size_t i = 0; i < n; i++)
+      buf[i] = trial % 2 ? (char)pt_rng_below(&r, 256) : alphabet[pt_rng_below(&r, sizeof alphabet - 1)];
+    pt_knob_set *ks = NULL;
+    if (pt_knobs_parse(buf, n, "g.json", &ks) == PT_OK) pt_knobs_free(ks);
+    else cr_assert_not_null(strstr(pt_last_error(), "g.json"));
+    pt_config_list *cl = NULL;
+    if (pt_configs_parse(buf, n, "g.json", &cl) == PT_OK) pt_configs_free(cl);
+    else cr_assert_not_null(strstr(pt_last_error(), "g.json"));
+  }
+}

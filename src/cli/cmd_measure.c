@@ -141,7 +141,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
       s = pt__error(PT_ERANGE, "%s: --index %ld but the file holds %d config%s", a->config, a->index, cl->n,
                              cl->n == 1 ? "" : "s");
   }
-  int cap = (cl ? cl->configs[a->index].n : 0) + a->n_knob_args + 1;
+  int cap = (s == PT_OK && cl ? cl->configs[a->index].n : 0) + a->n_knob_args + 1;
   if (s == PT_OK) {
     names = calloc((size_t)cap, sizeof *names);
     knobs = calloc((size_t)cap, sizeof *knobs);
