@@ -91,7 +91,8 @@ static void depthwise(const pt_conv_desc *d, const conv_plan *p, const float *x,
 
 static inline float rd16(float v) { return pt_round_f16(v); }
 
-/* Fills the skipped rows or columns of one (oh, ow) plane from their neighbours. */
+/* Fills the skipped rows or columns of one (oh, ow) plane from their neighbours. In fp16 the mean
+ * is round16(round16(a + b) * 0.5); rows round whole rows at a time (F16C when present). */
 static void perf_fill(const pt_conv_desc *d, float *plane) {
   const int size = d->perf == 1 ? d->oh : d->ow;
   for (int i = d->perf_offset; i < size; i += d->perf_stride) {
@@ -100,9 +101,17 @@ static void perf_fill(const pt_conv_desc *d, float *plane) {
     if (d->perf == 1) {
       float *dst = plane + (int64_t)i * d->ow;
       const float *pa = a >= 0 ? plane + (int64_t)a * d->ow : NULL, *pb = b >= 0 ? plane + (int64_t)b * d->ow : NULL;
-      for (int x = 0; x < d->ow; x++) {
-        float v = !pa ? 0.0f : a == b ? pa[x] : d->fp16 ? rd16(rd16(pa[x] + pb[x]) * 0.5f) : (pa[x] + pb[x]) / 2.0f;
-        dst[x] = v;
+      if (!pa) {
+        memset(dst, 0, (size_t)d->ow * sizeof *dst);
+      } else if (a == b) {
+        memcpy(dst, pa, (size_t)d->ow * sizeof *dst);
+      } else if (d->fp16) {
+        for (int x = 0; x < d->ow; x++) dst[x] = pa[x] + pb[x];
+        pt_round_f16_array(dst, (size_t)d->ow);
+        for (int x = 0; x < d->ow; x++) dst[x] *= 0.5f;
+        pt_round_f16_array(dst, (size_t)d->ow);
+      } else {
+        for (int x = 0; x < d->ow; x++) dst[x] = (pa[x] + pb[x]) / 2.0f;
       }
     } else {
       for (int yy = 0; yy < d->oh; yy++) {
@@ -281,13 +290,18 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
                 const float *src = tmp + co * ldc + j * per + (int64_t)r * p.nc;
                 float *drow = y + (int64_t)(i + j) * out_img + co * P + (int64_t)sub.rows[r] * d->ow;
                 const float bv = bias_in_blocks ? b[co] : 0.0f;
-                for (int xx = 0; xx < d->ow; xx++) {
-                  float va = src[p.ca[xx]];
-                  drow[xx] = (p.ckind[xx] == 0   ? va
-                              : p.ckind[xx] == 2 ? 0.0f
-                              : d->fp16          ? rd16(rd16(va + src[p.cb[xx]]) * 0.5f)
-                                                 : (va + src[p.cb[xx]]) / 2.0f) +
-                             bv;
+                if (d->fp16) { /* sums, round, halve, round: whole rows at a time */
+                  for (int xx = 0; xx < d->ow; xx++)
+                    drow[xx] = p.ckind[xx] == 0 ? src[p.ca[xx]] : p.ckind[xx] == 2 ? 0.0f : src[p.ca[xx]] + src[p.cb[xx]];
+                  pt_round_f16_array(drow, (size_t)d->ow);
+                  for (int xx = 0; xx < d->ow; xx++)
+                    if (p.ckind[xx] == 1) drow[xx] *= 0.5f;
+                  pt_round_f16_array(drow, (size_t)d->ow);
+                } else {
+                  for (int xx = 0; xx < d->ow; xx++) {
+                    float va = src[p.ca[xx]];
+                    drow[xx] = (p.ckind[xx] == 0 ? va : p.ckind[xx] == 2 ? 0.0f : (va + src[p.cb[xx]]) / 2.0f) + bv;
+                  }
                 }
               }
           continue;
