@@ -109,12 +109,11 @@ done:
   return PT_OK;
 }
 
+static pt_status parse_configs(const char *text, size_t len, const char *src, void *out) {
+  return pt_configs_parse(text, len, src, out);
+}
+
 pt_status pt_configs_load(const char *path, pt_config_list **out) {
-  void *data;
-  size_t len;
   *out = NULL;
-  PT__TRY(pt__map_file(path, &data, &len));
-  pt_status s = pt_configs_parse(data ? data : "", len, path, out);
-  pt__unmap_file(data, len);
-  return s;
+  return pt__parse_file(path, parse_configs, out);
 }

@@ -38,6 +38,15 @@ void pt__unmap_file(void *data, size_t len) {
   if (data && len) munmap(data, len);
 }
 
+pt_status pt__parse_file(const char *path, pt__text_parser parse, void *out) {
+  void *data;
+  size_t len;
+  PT__TRY(pt__map_file(path, &data, &len));
+  pt_status s = parse(data ? data : "", len, path, out);
+  pt__unmap_file(data, len);
+  return s;
+}
+
 pt_status pt_write_file_atomic(const char *path, const void *data, size_t len) {
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);

@@ -246,14 +246,13 @@ done:
   return PT_OK;
 }
 
+static pt_status parse_knobs(const char *text, size_t len, const char *src, void *out) {
+  return pt_knobs_parse(text, len, src, out);
+}
+
 pt_status pt_knobs_load(const char *path, pt_knob_set **out) {
-  void *data;
-  size_t len;
   *out = NULL;
-  PT__TRY(pt__map_file(path, &data, &len));
-  pt_status s = pt_knobs_parse(data ? data : "", len, path, out);
-  pt__unmap_file(data, len);
-  return s;
+  return pt__parse_file(path, parse_knobs, out);
 }
 
 int pt_device_parse(const char *s) {
