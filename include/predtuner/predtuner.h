@@ -9,6 +9,7 @@
 #include "predtuner/knobs.h"
 #include "predtuner/log.h"
 #include "predtuner/measure.h"
+#include "predtuner/pareto.h"
 #include "predtuner/promise.h"
 #include "predtuner/status.h"
 #include "predtuner/tensor.h"
