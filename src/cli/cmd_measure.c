@@ -146,7 +146,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     names = calloc((size_t)cap, sizeof *names);
     knobs = calloc((size_t)cap, sizeof *knobs);
     chosen = calloc((size_t)no, sizeof *chosen);
-    pairs = malloc(PT__MAX_KNOB_ARGS * 256);
+    pairs = malloc((size_t)(a->n_knob_args + 1) * 256);
     if (!names || !knobs || !chosen || !pairs) s = PT_ENOMEM;
   }
   if (s == PT_OK && cl)

@@ -234,12 +234,6 @@ void pt__g_set_reg(pt_graph *g, int node, int reg) {
   if (node >= 0 && node < g->n_nodes && g->nodes[node].is_op) g->nodes[node].reg = reg;
 }
 
-static const pt_graph *pt__sort_graph;
-static int pt__cmp_reg(const void *a, const void *b) {
-  int ra = pt__sort_graph->nodes[*(const int *)a].reg, rb = pt__sort_graph->nodes[*(const int *)b].reg;
-  return (ra > rb) - (ra < rb);
-}
-
 pt_status pt__graph_finish(pt_graph *g) {
   if (g->err != PT_OK) return pt__error(g->err, "%s", g->errmsg);
   if (g->n_nodes == 0) return pt__error(PT_EINVAL, "graph %s: no nodes", g->name);
@@ -253,8 +247,15 @@ pt_status pt__graph_finish(pt_graph *g) {
   g->n_ops = 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].is_op) g->ops[g->n_ops++] = i;
-  pt__sort_graph = g; /* only the zoo and importers call this, once per graph */
-  qsort(g->ops, (size_t)g->n_ops, sizeof *g->ops, pt__cmp_reg);
+  /* registration order; nearly sorted already (only residual blocks swap), so insertion sort */
+  for (int i = 1; i < g->n_ops; i++) {
+    int v = g->ops[i], j = i;
+    while (j > 0 && g->nodes[g->ops[j - 1]].reg > g->nodes[v].reg) {
+      g->ops[j] = g->ops[j - 1];
+      j--;
+    }
+    g->ops[j] = v;
+  }
   for (int i = 0; i < g->n_ops; i++)
     for (int j = 0; j < i; j++)
       if (!strcmp(g->nodes[g->ops[i]].name, g->nodes[g->ops[j]].name))
