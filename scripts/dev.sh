@@ -16,7 +16,7 @@ BUILD="${PT_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-dev libplplot-dev
-            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler)
+            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler plplot-driver-cairo)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -55,8 +55,8 @@ case "$cmd" in
   demo)
     install_missing "${BUILD_PKGS[@]}"
     configure_build "$BUILD"
-    log "predtuner-gpu measure (the bundled demo)"
-    "$BUILD/predtuner-gpu" measure
+    log "predtuner-gpu tune (the bundled demo: LeNet, qos_p1 + cost_linear, 1000 iterations)"
+    "$BUILD/predtuner-gpu" tune
     ;;
   test)
     install_missing "${BUILD_PKGS[@]}"

@@ -61,6 +61,11 @@ pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint
  * tuning set, starting from zeroed ranges. */
 pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges);
 
+/* Per-op timing for profiling: while op_seconds (pt_graph_num_ops entries) is set, every run adds
+ * each op's wall time to it (synchronising the backend after each op, so runs get slower). NULL
+ * stops timing. The time of the PromiseSim input quantisation is not included. */
+void pt_exec_time_ops(pt_exec *ex, double *op_seconds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
 #ifndef PREDTUNER_H
 #define PREDTUNER_H
 
+#include "predtuner/app.h"
 #include "predtuner/backend.h"
 #include "predtuner/exec.h"
 #include "predtuner/graph.h"
@@ -11,8 +12,10 @@
 #include "predtuner/measure.h"
 #include "predtuner/pareto.h"
 #include "predtuner/promise.h"
+#include "predtuner/search.h"
 #include "predtuner/status.h"
 #include "predtuner/tensor.h"
+#include "predtuner/tuner.h"
 #include "predtuner/zoo.h"
 
 #define PT_VERSION_STRING "0.1.0"

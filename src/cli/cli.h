@@ -30,6 +30,10 @@ const char *pt_cli_default_device(const char *backend);
 int pt_cmd_zoo(int argc, char **argv);
 int pt_cmd_measure(int argc, char **argv);
 int pt_cmd_knobs(int argc, char **argv);
+int pt_cmd_tune(int argc, char **argv);
+int pt_cmd_plot(int argc, char **argv);
+/* mkdir -p; prints the error and returns 0 on failure. */
+int pt_cli_mkdirs(const char *dir);
 /* "rows stride 2 offset 0 fp16" and the like. */
 void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n);
 

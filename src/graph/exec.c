@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "kernels/knob_math.h"
 #include "predtuner/exec.h"
+#include "predtuner/log.h"
 
 typedef struct pt__buf {
   void *ptr;
@@ -31,6 +32,7 @@ struct pt_exec {
   void **pq_w, **pq_b;        /* per op: quantised weight and bias, made on first use */
   pt_promise_ranges *calib;   /* set during pt_exec_calibrate */
   void **h_w, **h_b;          /* per op: binary16-rounded weight and bias, made on first fp16 use */
+  double *op_seconds;         /* per op: wall time accumulated by runs (pt_exec_time_ops), or NULL */
 };
 
 static const pt_backend_iface *IF(pt_exec *ex) { return ex->be->iface; }
@@ -348,7 +350,12 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
       s = f16_params(ex, op, nd, &w, &bias);
       eff.fp16 = PT_FP16_PREROUNDED;
     }
+    double t_node = ex->op_seconds && op >= 0 ? pt_now() : 0;
     if (s == PT_OK) s = run_node(ex, nd, n, &eff, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
+    if (s == PT_OK && ex->op_seconds && op >= 0) { /* per-op timing needs the device to finish the op */
+      s = IF(ex)->synchronize(ex->be->ctx);
+      ex->op_seconds[op] += pt_now() - t_node;
+    }
     if (s == PT_OK && oe->kind == PT_APPROX_PROMISE)
       s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
     if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
@@ -400,3 +407,5 @@ pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_r
   free(out);
   return s;
 }
+
+void pt_exec_time_ops(pt_exec *ex, double *op_seconds) { ex->op_seconds = op_seconds; }

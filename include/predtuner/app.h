@@ -1,0 +1,90 @@
+/* Apps (DESIGN.md 1): something whose QoS and cost can be measured for a config. The DNN app is a
+ * network with tune and test sets; the generic app lets a C program tune anything through a
+ * callback (PredTuner's TorchApp and ApproxApp/ModeledApp).
+ *
+ * A config is an array of one uint16_t per op: the position of the op's knob in that op's knob list
+ * (pt_app_op_knob); position 0 is always the baseline knob. */
+#ifndef PREDTUNER_APP_H
+#define PREDTUNER_APP_H
+
+#include <stdint.h>
+
+#include "predtuner/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pt_app pt_app;
+
+/* ---- the DNN app ---- */
+typedef struct pt_dnn_app_opts {
+  const char *model;         /* zoo network name */
+  const char *weights;       /* safetensors file */
+  const char *data;          /* folder with tune_/test_ input.bin and labels.bin */
+  const char *backend;       /* "cpu", "cuda" or "auto" (NULL = auto) */
+  int threads;               /* CPU threads, 0 = all */
+  int batch_size;            /* images per run, 0 = 500 (QoS is averaged per batch, as PredTuner) */
+  int64_t tune_offset, tune_count; /* images of the tune set to use (count <= 0: all) */
+  int64_t test_offset, test_count; /* same for the test set */
+  const char *knobs_file;    /* knob declarations (PredTuner JSON), NULL = the built-in 56 */
+  const char *target_device; /* "cpu", "gpu", "any"; NULL = the backend's device */
+  const char *promise_ranges;/* PromiseSim ranges JSON, NULL = calibrate on the tune set when needed */
+  uint64_t seed;             /* PromiseSim noise seed */
+  const char *name;          /* app name (for results and model files), NULL = the model name */
+} pt_dnn_app_opts;
+
+pt_status pt_app_dnn_create(const pt_dnn_app_opts *opts, pt_app **out);
+
+/* ---- the generic app ---- */
+typedef struct pt_generic_knob {
+  const char *name;
+  double speedup; /* expected speedup, for cost_linear (the baseline's is usually 1) */
+} pt_generic_knob;
+
+typedef struct pt_generic_op {
+  const char *name;
+  double cost;                   /* the op's baseline cost (e.g. FLOPs), for cost_linear */
+  int n_knobs;
+  const pt_generic_knob *knobs;  /* knobs[0] is the baseline */
+} pt_generic_op;
+
+/* Measures n configs (n x n_ops knob positions, row-major) on the tuning inputs (test = 0) or the
+ * held-out test inputs (test = 1): writes a higher-is-better QoS to qos[i] and a cost (any unit,
+ * > 0) to cost[i], or NaN where the cost is not measured (then only a cost model can be used). A
+ * non-OK return stops the tuning with that status; set the message with pt_app_set_error. */
+typedef pt_status (*pt_generic_measure_fn)(void *user, int n, const uint16_t *configs, int test, double *qos,
+                                           double *cost);
+
+/* The ops and knobs are copied; user must stay valid while the app lives. */
+pt_status pt_app_generic_create(const char *name, int n_ops, const pt_generic_op *ops, pt_generic_measure_fn fn,
+                                void *user, pt_app **out);
+/* For callbacks: sets the detail message that pt_last_error() returns, and returns s. */
+pt_status pt_app_set_error(pt_status s, const char *msg);
+
+void pt_app_free(pt_app *app);
+
+/* ---- what every app exposes ---- */
+const char *pt_app_name(const pt_app *app);
+int pt_app_num_ops(const pt_app *app);
+const char *pt_app_op_name(const pt_app *app, int op);
+/* The op's baseline cost as cost_linear uses it (FLOPs for DNN ops). */
+double pt_app_op_cost(const pt_app *app, int op);
+int pt_app_op_num_knobs(const pt_app *app, int op);
+const char *pt_app_op_knob(const pt_app *app, int op, int pos);
+double pt_app_op_knob_speedup(const pt_app *app, int op, int pos);
+/* Position of knob name in op's list, or -1. */
+int pt_app_op_find_knob(const pt_app *app, int op, const char *name);
+/* Number of distinct configs (as a double: it overflows any integer for deep networks). */
+double pt_app_space_size(const pt_app *app);
+/* One line about the app (model, data, backend, knob set). */
+const char *pt_app_describe(const pt_app *app);
+
+/* Empirical QoS and cost of n configs (NULL configs with n == 1: the exact network, which for a DNN
+ * differs from the baseline config when the baseline knob is FP16). */
+pt_status pt_app_measure(pt_app *app, int n, const uint16_t *configs, int test, double *qos, double *cost);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,108 @@
+/* The tuner (DESIGN.md 6-8): search, keep, pick the best configs, validate, test, write results.
+ * It mirrors PredTuner's Python API:
+ *
+ *   app = TorchApp(...)                      pt_app_dnn_create(&dnn_opts, &app);
+ *   tuner = app.get_tuner()                  pt_tuner_create(app, &tuner);
+ *   tuner.tune(max_iter=1000,                pt_tune_opts o; pt_tune_opts_init(&o);
+ *              qos_tuner_threshold=2.0,      o.max_iter = 1000; o.qos_tuner_threshold = 2.0;
+ *              qos_keep_threshold=3.0,       o.qos_keep_threshold = 3.0;
+ *              is_threshold_relative=True,   (relative is the default; o.absolute = 1 otherwise)
+ *              take_best_n=20,               o.take_best_n = 20;
+ *              cost_model="cost_linear",     o.cost_model = "cost_linear";
+ *              qos_model="qos_p1")           o.qos_model = "qos_p1"; o.output_dir = "out";
+ *                                            pt_tuner_tune(tuner, &o);
+ *   tuner.dump_configs("configs.json")       pt_tuner_dump_configs(tuner, "out/configs.json", 0);
+ *   tuner.plot_configs()                     pt_tuner_plot(tuner, "out/configs.png", 0);
+ *   for c in tuner.best_configs: ...         for (int i = 0; i < pt_tuner_count(tuner, PT_BEST); i++)
+ *                                              pt_tuner_get(tuner, PT_BEST, i, &cfg);
+ *                                            pt_tuner_free(tuner); pt_app_free(app);
+ */
+#ifndef PREDTUNER_TUNER_H
+#define PREDTUNER_TUNER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "predtuner/app.h"
+#include "predtuner/pareto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pt_tune_opts {
+  int max_iter;               /* distinct configs to evaluate (default 1000) */
+  double qos_tuner_threshold; /* default 2.0 */
+  double qos_keep_threshold;  /* NaN (default): same as the tuner threshold */
+  int absolute;               /* thresholds are absolute QoS values (default: relative to the baseline) */
+  int take_best_n;            /* default 20; 0 = the Pareto front only */
+  int test_configs;           /* measure the best configs on the test set (default 1) */
+  int validate;               /* -1 (default): when a QoS model is used; 0 never; 1 always */
+  const char *qos_model;      /* NULL = empirical, "qos_p1", "qos_p2" */
+  const char *cost_model;     /* NULL = empirical, "cost_linear", "cost_profiled" */
+  uint64_t seed;              /* search (and PromiseSim) seed, default 0 */
+  int search_batch;           /* configs per ask/evaluate round, default 256 */
+  const char *output_dir;     /* journal tuning.sqlite goes here; NULL = no journal */
+  const char *model_storage;  /* model files; NULL = <output_dir>/models (or none without output_dir) */
+  int resume;                 /* continue the journal in output_dir instead of starting afresh */
+  FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
+} pt_tune_opts;
+
+void pt_tune_opts_init(pt_tune_opts *o);
+
+typedef struct pt_tuner pt_tuner;
+
+/* The app must outlive the tuner. */
+pt_status pt_tuner_create(pt_app *app, pt_tuner **out);
+void pt_tuner_free(pt_tuner *t);
+/* Runs the whole pipeline; may be called again (results are replaced). */
+pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *o);
+
+typedef enum pt_config_kind {
+  PT_KEPT = 0,      /* QoS above the tune keep threshold */
+  PT_BEST_PREFILTER,/* Pareto front + nearest, before validation and test */
+  PT_BEST,          /* after validation and test filtering: the result */
+} pt_config_kind;
+
+typedef struct pt_tuned_config {
+  double qos;           /* tune-set QoS (predicted when a QoS model was used) */
+  double cost;          /* relative to the baseline config's cost */
+  double speedup;       /* 1 / cost */
+  double validated_qos; /* NaN when not validated */
+  double test_qos;      /* NaN when not tested */
+  int predicted;        /* qos came from a model */
+  const uint16_t *knobs;/* pt_app_num_ops positions; valid until the next tune or free */
+} pt_tuned_config;
+
+int pt_tuner_count(const pt_tuner *t, pt_config_kind kind);
+pt_status pt_tuner_get(const pt_tuner *t, pt_config_kind kind, int i, pt_tuned_config *out);
+
+typedef struct pt_tune_summary {
+  double baseline_tune_qos, baseline_test_qos; /* the exact network */
+  double baseline_config_tune_qos;             /* every op on the baseline knob */
+  double baseline_cost;                        /* cost of the baseline config (model units or seconds) */
+  double exact_speedup;                        /* baseline config's speedup over the exact network (NaN if unknown) */
+  pt_thresholds thresholds;
+  int64_t evaluated;  /* distinct configs in the journal after this run (resumed ones included) */
+  int64_t resumed;    /* of which read back from the journal */
+  double space_size;
+  double search_seconds, configs_per_s, total_seconds;
+  int validated, tested;
+  double mean_abs_validation_error; /* |predicted - validated| averaged, NaN if not validated */
+} pt_tune_summary;
+
+const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
+
+/* configs.json (DESIGN.md 8): the best configs, or every kept one with all != 0. Atomic. */
+pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all);
+/* PredTuner's plot: kept and best configs with the threshold lines, predicted vs validated QoS,
+ * tune vs test QoS loss (1-3 panels). path ends in .png or .svg. Needs a finished tune. */
+pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss);
+/* The same plot from a configs.json (ours): every config as kept, those marked "best" (all when
+ * none is marked) as best. */
+pt_status pt_plot_configs_file(const char *configs_json, const char *path, int show_qos_loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,229 @@
+/* The DNN app: a zoo network with its weights, a tune and a test set, a knob set and a backend.
+ * QoS is classification accuracy (per-batch mean, as PredTuner); empirical cost is the wall time of
+ * running the data set. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app_internal.h"
+#include "core/error.h"
+#include "predtuner/measure.h"
+#include "predtuner/predtuner.h"
+
+typedef struct dnn_ctx {
+  pt_graph *g;
+  pt_backend *be;
+  pt_exec *ex;
+  pt_dataset *tune, *test;
+  pt_knob_set *ks;
+  pt_space *sp;
+  int batch;
+  const pt_knob **entry; /* (n_entries) the knob of each (op, position) */
+  pt_op_exec *ops;       /* (n_ops) scratch */
+  double *op_seconds;    /* (n_ops) scratch for profiling */
+} dnn_ctx;
+
+static void config_ops(pt_app *app, const uint16_t *cfg, pt_op_exec *ops) {
+  dnn_ctx *d = app->ctx;
+  for (int op = 0; op < app->n_ops; op++) ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + cfg[op]]);
+}
+
+static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost) {
+  dnn_ctx *d = app->ctx;
+  for (int k = 0; k < n; k++) {
+    if (cfgs) config_ops(app, cfgs + (int64_t)k * app->n_ops, d->ops);
+    pt_measure_opts mo = {d->batch, cfgs ? d->ops : NULL, NULL, NULL};
+    pt_measure_result r;
+    PT__TRY(pt_measure(d->ex, d->g, test ? d->test : d->tune, &mo, &r));
+    qos[k] = r.accuracy;
+    cost[k] = r.seconds;
+  }
+  return PT_OK;
+}
+
+/* Only op changed (to position pos), every other op exact; op < 0: the exact network. */
+static const pt_op_exec *single_ops(pt_app *app, int op, int pos) {
+  dnn_ctx *d = app->ctx;
+  if (op < 0) return NULL;
+  memset(d->ops, 0, (size_t)app->n_ops * sizeof *d->ops);
+  d->ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + pos]);
+  return d->ops;
+}
+
+static pt_status dnn_measure_single(pt_app *app, int op, int pos, double *qos) {
+  dnn_ctx *d = app->ctx;
+  pt_measure_opts mo = {d->batch, single_ops(app, op, pos), NULL, NULL};
+  pt_measure_result r;
+  PT__TRY(pt_measure(d->ex, d->g, d->tune, &mo, &r));
+  *qos = r.accuracy;
+  return PT_OK;
+}
+
+static pt_status dnn_output(pt_app *app, int op, int pos, float *out) {
+  dnn_ctx *d = app->ctx;
+  const pt_op_exec *ops = single_ops(app, op, pos);
+  const pt_dataset *ds = d->tune;
+  int64_t img = (int64_t)ds->c * ds->h * ds->w;
+  for (int64_t i = 0; i < ds->n; i += d->batch) {
+    int n = (int)(ds->n - i < d->batch ? ds->n - i : d->batch);
+    PT__TRY(pt_exec_run_at(d->ex, ds->images + i * img, n, ds->first + i, ops, out + i * app->out_cols));
+  }
+  return PT_OK;
+}
+
+static double dnn_output_qos(const pt_app *app, const float *out) {
+  const dnn_ctx *d = app->ctx;
+  return pt_topk_accuracy(out, d->tune->labels, (int)d->tune->n, app->out_cols, 1);
+}
+
+/* Per-op time of every (op, knob): one run per distinct knob, with that knob on every op that has it,
+ * on the first batch of the tune set; the fastest of three runs counts. */
+static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *prog) {
+  dnn_ctx *d = app->ctx;
+  const pt_dataset *ds = d->tune;
+  int n = (int)(ds->n < d->batch ? ds->n : d->batch);
+  float *out = malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
+  uint8_t *done = calloc((size_t)app->n_entries, 1);
+  double *best = malloc((size_t)app->n_ops * sizeof *best);
+  pt_status s = out && done && best ? PT_OK : PT_ENOMEM;
+  int n_done = 0;
+  for (int e0 = 0; s == PT_OK && e0 < app->n_entries; e0++) {
+    if (done[e0]) continue;
+    const char *knob = app->entry_knob[e0];
+    for (int op = 0; op < app->n_ops; op++) { /* this knob where the op has it, else the baseline */
+      int p = pt_app_op_find_knob(app, op, knob);
+      d->ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + (p < 0 ? 0 : p)]);
+      best[op] = INFINITY;
+    }
+    for (int rep = 0; s == PT_OK && rep < 3; rep++) {
+      memset(d->op_seconds, 0, (size_t)app->n_ops * sizeof *d->op_seconds);
+      pt_exec_time_ops(d->ex, d->op_seconds);
+      s = pt_exec_run_at(d->ex, ds->images, n, ds->first, d->ops, out);
+      pt_exec_time_ops(d->ex, NULL);
+      for (int op = 0; op < app->n_ops; op++) best[op] = fmin(best[op], d->op_seconds[op]);
+    }
+    for (int op = 0; s == PT_OK && op < app->n_ops; op++) {
+      int p = pt_app_op_find_knob(app, op, knob);
+      if (p < 0 || done[app->entry_off[op] + p]) continue;
+      entry_seconds[app->entry_off[op] + p] = best[op];
+      done[app->entry_off[op] + p] = 1;
+      n_done++;
+    }
+    if (prog) pt_progress_update(prog, n_done);
+  }
+  free(out);
+  free(done);
+  free(best);
+  return s;
+}
+
+static void dnn_destroy(pt_app *app) {
+  dnn_ctx *d = app->ctx;
+  if (!d) return;
+  pt_exec_free(d->ex);
+  pt_backend_free(d->be);
+  pt_dataset_close(d->tune);
+  pt_dataset_close(d->test);
+  pt_space_free(d->sp);
+  pt_knobs_free(d->ks);
+  pt_graph_free(d->g);
+  free(d->entry);
+  free(d->ops);
+  free(d->op_seconds);
+  free(d);
+}
+
+static const pt__app_vt DNN_VT = {dnn_measure, dnn_measure_single, dnn_output, dnn_output_qos, dnn_profile, dnn_destroy};
+
+static const char *default_device(const pt_backend *be) { return strcmp(pt_backend_name(be), "cpu") ? "gpu" : "cpu"; }
+
+/* PromiseSim needs quantisation ranges: from the file, or calibrated on the tune set. */
+static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
+  dnn_ctx *d = app->ctx;
+  int any = 0;
+  for (int e = 0; e < app->n_entries; e++) any |= d->entry[e]->cls == PT_KNOB_PROMISE;
+  if (!any) return PT_OK;
+  pt_promise_ranges *r = calloc((size_t)app->n_ops, sizeof *r);
+  if (!r) return PT_ENOMEM;
+  pt_status s = o->promise_ranges ? pt_promise_ranges_load(o->promise_ranges, d->g, r)
+                                  : pt_promise_calibrate(d->ex, d->g, d->tune, d->batch, r);
+  if (s == PT_OK) s = pt_exec_set_promise(d->ex, r, o->seed);
+  free(r);
+  return s;
+}
+
+pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
+  *out = NULL;
+  if (!o || !o->model || !o->weights || !o->data) return pt__error(PT_EINVAL, "DNN app: needs a model, weights and data");
+  pt_app *app = calloc(1, sizeof *app);
+  dnn_ctx *d = calloc(1, sizeof *d);
+  if (!app || !d) {
+    free(app);
+    free(d);
+    return pt__error(PT_ENOMEM, "DNN app: out of memory");
+  }
+  app->vt = &DNN_VT;
+  app->ctx = d;
+  d->batch = o->batch_size > 0 ? o->batch_size : 500;
+  int c = 0, h = 0, w = 0, target = 0;
+  pt_status s = pt_zoo_build(o->model, &d->g);
+  if (s == PT_OK) s = pt_weights_load(d->g, o->weights);
+  if (s == PT_OK) {
+    pt_graph_input_shape(d->g, &c, &h, &w);
+    int nc = pt_graph_num_classes(d->g);
+    s = pt_dataset_open(o->data, "tune", c, h, w, nc, o->tune_offset, o->tune_count > 0 ? o->tune_count : -1, &d->tune);
+    if (s == PT_OK)
+      s = pt_dataset_open(o->data, "test", c, h, w, nc, o->test_offset, o->test_count > 0 ? o->test_count : -1, &d->test);
+  }
+  if (s == PT_OK) s = pt_backend_create(o->backend ? o->backend : "auto", o->threads, &d->be);
+  if (s == PT_OK) s = pt_exec_create(d->g, d->be, &d->ex);
+  const char *tdev = o->target_device ? o->target_device : (d->be ? default_device(d->be) : "cpu");
+  if (s == PT_OK && (target = pt_device_parse(tdev)) < 0)
+    s = pt__error(PT_EINVAL, "target device '%s': expected cpu, gpu or any", tdev);
+  if (s == PT_OK) s = o->knobs_file ? pt_knobs_load(o->knobs_file, &d->ks) : pt_knobs_default(&d->ks);
+  if (s == PT_OK) s = pt_space_build(d->g, d->ks, (unsigned)target, &d->sp);
+  int no = d->g ? pt_graph_num_ops(d->g) : 0, ne = 0;
+  for (int op = 0; s == PT_OK && op < no; op++) ne += pt_space_op_count(d->sp, op);
+  if (s == PT_OK) s = pt__app_alloc(app, no, ne);
+  if (s == PT_OK) {
+    d->entry = calloc((size_t)ne, sizeof *d->entry);
+    d->ops = calloc((size_t)no, sizeof *d->ops);
+    d->op_seconds = calloc((size_t)no, sizeof *d->op_seconds);
+    if (!d->entry || !d->ops || !d->op_seconds) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
+  }
+  if (s == PT_OK) {
+    snprintf(app->name, sizeof app->name, "%s", o->name && o->name[0] ? o->name : o->model);
+    snprintf(app->target, sizeof app->target, "%s", pt_device_name((unsigned)target));
+    snprintf(app->knobs_source, sizeof app->knobs_source, "%s", o->knobs_file ? o->knobs_file : "built-in");
+    app->out_rows = (int)d->tune->n;
+    app->out_cols = pt_graph_num_classes(d->g);
+    app->out_labels = d->tune->labels;
+    int e = 0;
+    for (int op = 0; op < no && s == PT_OK; op++) {
+      app->op_names[op] = strdup(pt_graph_op_name(d->g, op));
+      app->op_cost[op] = pt_graph_op_flops(d->g, op);
+      app->n_knobs[op] = pt_space_op_count(d->sp, op);
+      app->entry_off[op] = e;
+      if (!app->op_names[op]) s = PT_ENOMEM;
+      for (int p = 0; p < app->n_knobs[op] && s == PT_OK; p++, e++) {
+        d->entry[e] = pt_space_op_knob(d->sp, op, p);
+        app->entry_knob[e] = strdup(d->entry[e]->name);
+        app->entry_speedup[e] = d->entry[e]->exp_speedup;
+        if (!app->entry_knob[e]) s = PT_ENOMEM;
+      }
+    }
+    app->entry_off[no] = e;
+    snprintf(app->desc, sizeof app->desc,
+             "%s (%d ops), weights %s, data %s (tune %lld, test %lld images), %s, knobs %s (target %s, baseline \"%s\")",
+             o->model, no, o->weights, o->data, (long long)d->tune->n, (long long)d->test->n,
+             pt_backend_describe(d->be), app->knobs_source, app->target, pt_space_baseline(d->sp)->name);
+  }
+  if (s == PT_OK) s = setup_promise(app, o);
+  if (s != PT_OK) {
+    pt_app_free(app);
+    return s;
+  }
+  *out = app;
+  return PT_OK;
+}

@@ -1,0 +1,49 @@
+/* QoS and cost models (DESIGN.md 5). All tables are per entry ((op, knob position) pairs, see
+ * app_internal.h). Model files live in a storage folder, are reused when present, extended when
+ * the app has entries they lack, and written atomically as initialisation goes. */
+#ifndef PT_MODELS_H
+#define PT_MODELS_H
+
+#include <stdio.h>
+
+#include "app/app_internal.h"
+
+/* cost_linear: FLOPs(op) / exp_speedup(knob). */
+pt_status pt__cost_linear(const pt_app *app, double *entry_cost);
+/* cost_profiled: measured seconds per op and knob on the app's backend (<dir>/cost_profiled.json). */
+pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double *entry_cost);
+
+/* qos_p2: q0 + sum over ops of (q[op][knob] - q0); <dir>/p2.json in PredTuner's layout. */
+typedef struct pt__p2 {
+  double q0;
+  double *q; /* (n_entries) */
+} pt__p2;
+pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m);
+/* Reads a p2.json into m (q entries the file lacks are NaN); *missing counts them. */
+pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing);
+void pt__p2_predict(const pt_app *app, const pt__p2 *m, int n, const uint16_t *cfgs, double *qos);
+void pt__p2_free(pt__p2 *m);
+
+/* qos_p1: accuracy of T0 + sum over ops of D[op][knob]; <dir>/p1.safetensors. Deltas are stored in
+ * blocks of PT__P1_ROWS rows, every entry's block side by side, so a batch of configs walks each
+ * block of every delta while it is in cache. All-zero deltas (exact knobs) are not stored. */
+#define PT__P1_ROWS 64
+typedef struct pt__p1 {
+  int rows, cols, n_blocks, n_slots;
+  float *base;  /* (rows, cols) */
+  int *slot;    /* (n_entries) slot of the entry's delta, -1 when it is all zeros */
+  float *delta; /* (n_blocks, n_slots, PT__P1_ROWS, cols), rows past the end zero */
+  const int32_t *labels;
+} pt__p1;
+pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m);
+void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos);
+void pt__p1_free(pt__p1 *m);
+/* Builds a P1 model from given tensors (base (rows, cols); deltas per entry, NULL = zeros): for
+ * benchmarks and tests. */
+pt_status pt__p1_from_tensors(const pt_app *app, int rows, int cols, const float *base, const float *const *deltas,
+                              const int32_t *labels, pt__p1 *m);
+
+/* "<dir>/<file>" into buf; creates dir (and parents) when mk. */
+pt_status pt__model_path(const char *dir, const char *file, int mk, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,220 @@
+/* qos_p1 (ApproxTuner's P1): the output of the exact network T0 plus, per op, the change D that
+ * op's knob makes alone; the predicted QoS is the top-1 accuracy of T0 + sum of the Ds. Stored as
+ * p1.safetensors: "baseline" (rows, cols) and "delta/<op>/<knob>" (rows, cols). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "models/models.h"
+#include "predtuner/io.h"
+
+void pt__p1_free(pt__p1 *m) {
+  free(m->base);
+  free(m->slot);
+  free(m->delta);
+  memset(m, 0, sizeof *m);
+}
+
+/* Lays per-entry deltas out in row blocks; all-zero ones get no slot. */
+static pt_status build_blocked(const pt_app *app, int rows, int cols, const float *base, const float *const *d,
+                               const int32_t *labels, pt__p1 *m) {
+  memset(m, 0, sizeof *m);
+  m->rows = rows;
+  m->cols = cols;
+  m->labels = labels;
+  m->n_blocks = (rows + PT__P1_ROWS - 1) / PT__P1_ROWS;
+  m->base = malloc((size_t)rows * (size_t)cols * sizeof *m->base);
+  m->slot = malloc((size_t)app->n_entries * sizeof *m->slot);
+  if (!m->base || !m->slot) return PT_ENOMEM;
+  memcpy(m->base, base, (size_t)rows * (size_t)cols * sizeof *base);
+  size_t per = (size_t)rows * (size_t)cols;
+  for (int e = 0; e < app->n_entries; e++) {
+    int nz = 0;
+    for (size_t i = 0; d[e] && i < per && !nz; i++) nz = d[e][i] != 0.0f;
+    m->slot[e] = nz ? m->n_slots++ : -1;
+  }
+  size_t blk = (size_t)PT__P1_ROWS * (size_t)cols;
+  m->delta = calloc((size_t)m->n_blocks * (size_t)(m->n_slots ? m->n_slots : 1) * blk, sizeof *m->delta);
+  if (!m->delta) return PT_ENOMEM;
+  for (int e = 0; e < app->n_entries; e++) {
+    if (m->slot[e] < 0) continue;
+    for (int b = 0; b < m->n_blocks; b++) {
+      int r0 = b * PT__P1_ROWS, nr = rows - r0 < PT__P1_ROWS ? rows - r0 : PT__P1_ROWS;
+      memcpy(m->delta + ((size_t)b * (size_t)m->n_slots + (size_t)m->slot[e]) * blk, d[e] + (size_t)r0 * (size_t)cols,
+             (size_t)nr * (size_t)cols * sizeof(float));
+    }
+  }
+  return PT_OK;
+}
+
+pt_status pt__p1_from_tensors(const pt_app *app, int rows, int cols, const float *base, const float *const *deltas,
+                              const int32_t *labels, pt__p1 *m) {
+  pt_status s = build_blocked(app, rows, cols, base, deltas, labels, m);
+  if (s != PT_OK) pt__p1_free(m);
+  return s;
+}
+
+static void delta_name(const pt_app *app, int e, int op, char *buf, size_t n) {
+  snprintf(buf, n, "delta/%s/%s", app->op_names[op], app->entry_knob[e]);
+}
+
+static pt_status save_p1(const char *path, const pt_app *app, int rows, int cols, float *base, float **d) {
+  pt_st_writer *w = NULL;
+  PT__TRY(pt_st_writer_new(&w));
+  pt_tensor t = {PT_F32, 2, {rows, cols}, base, 0};
+  pt_status s = pt_st_writer_add(w, "baseline", &t);
+  if (s == PT_OK) s = pt_st_writer_metadata(w, "app_name", app->name);
+  char name[512];
+  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
+    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
+      int e = app->entry_off[op] + p;
+      if (!d[e]) continue;
+      delta_name(app, e, op, name, sizeof name);
+      t.data = d[e];
+      s = pt_st_writer_add(w, name, &t);
+    }
+  if (s == PT_OK) s = pt_st_writer_save(w, path);
+  pt_st_writer_free(w);
+  return s;
+}
+
+/* Reads what a previous (maybe interrupted) init stored. */
+static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols, float *base, float **d, int *have_base) {
+  pt_safetensors *st = NULL;
+  PT__TRY(pt_st_open(path, &st));
+  pt_status s = PT_OK;
+  int64_t shape[PT_MAX_DIMS];
+  int bi = pt_st_find(st, "baseline");
+  if (bi < 0) s = pt__error(PT_EFORMAT, "%s: no \"baseline\" tensor", path);
+  else if (pt_st_shape(st, bi, shape) != 2 || shape[0] != rows || shape[1] != cols)
+    s = pt__error(PT_ESHAPE, "%s: baseline is not [%d,%d] (the tune set's outputs): a model of other data? delete it or "
+                             "use another --model-storage", path, rows, cols);
+  if (s == PT_OK) s = pt_st_read_f32(st, bi, base);
+  if (s == PT_OK) *have_base = 1;
+  char name[512];
+  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
+    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
+      int e = app->entry_off[op] + p;
+      delta_name(app, e, op, name, sizeof name);
+      int i = pt_st_find(st, name);
+      if (i < 0) continue;
+      if (pt_st_shape(st, i, shape) != 2 || shape[0] != rows || shape[1] != cols)
+        s = pt__error(PT_ESHAPE, "%s: tensor '%s' is not [%d,%d]", path, name, rows, cols);
+      else if (!(d[e] = malloc((size_t)rows * (size_t)cols * sizeof(float))))
+        s = PT_ENOMEM;
+      else
+        s = pt_st_read_f32(st, i, d[e]);
+    }
+  pt_st_close(st);
+  return s;
+}
+
+pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
+  memset(m, 0, sizeof *m);
+  if (!app->vt->output || app->out_rows <= 0)
+    return pt__error(PT_EUNSUPPORTED, "qos_p1 needs an app with an output tensor (a DNN app); app %s has none", app->name);
+  int rows = app->out_rows, cols = app->out_cols;
+  size_t per = (size_t)rows * (size_t)cols;
+  float *base = malloc(per * sizeof *base);
+  float **d = calloc((size_t)app->n_entries, sizeof *d);
+  char path[4096] = "";
+  int have_base = 0;
+  pt_status s = base && d ? PT_OK : PT_ENOMEM;
+  if (s == PT_OK && dir) {
+    s = pt__model_path(dir, "p1.safetensors", 1, path, sizeof path);
+    if (s == PT_OK && access(path, F_OK) == 0) s = load_p1(path, app, rows, cols, base, d, &have_base);
+  }
+  if (s == PT_OK && !have_base) s = app->vt->output(app, -1, 0, base);
+  int missing = 0;
+  for (int e = 0; e < app->n_entries; e++) missing += !d[e];
+  pt_progress prog;
+  pt_progress_begin(&prog, progress, "qos_p1 init", missing);
+  double last_save = pt_now();
+  int done = 0;
+  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
+    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
+      int e = app->entry_off[op] + p;
+      if (d[e]) continue;
+      if (!(d[e] = malloc(per * sizeof(float)))) {
+        s = PT_ENOMEM;
+        break;
+      }
+      s = app->vt->output(app, op, p, d[e]);
+      for (size_t i = 0; s == PT_OK && i < per; i++) d[e][i] -= base[i];
+      if (s != PT_OK) { /* never store a half-made delta */
+        free(d[e]);
+        d[e] = NULL;
+      }
+      pt_progress_update(&prog, ++done);
+      if (s == PT_OK && path[0] && pt_now() - last_save > 30.0) {
+        s = save_p1(path, app, rows, cols, base, d);
+        last_save = pt_now();
+      }
+    }
+  pt_progress_end(&prog);
+  if (s == PT_OK && path[0] && (done || !have_base)) s = save_p1(path, app, rows, cols, base, d);
+  if (s == PT_OK) s = build_blocked(app, rows, cols, base, (const float *const *)d, app->out_labels, m);
+  for (int e = 0; d && e < app->n_entries; e++) free(d[e]);
+  free(d);
+  free(base);
+  if (s != PT_OK) pt__p1_free(m);
+  return s;
+}
+
+/* Correct predictions of each config over one row block. */
+static void predict_block(const pt_app *app, const pt__p1 *m, int b, int n, const uint16_t *cfgs, int *slots,
+                          float *acc, int64_t *correct) {
+  int cols = m->cols, r0 = b * PT__P1_ROWS;
+  int nr = m->rows - r0 < PT__P1_ROWS ? m->rows - r0 : PT__P1_ROWS;
+  size_t blk = (size_t)PT__P1_ROWS * (size_t)cols, len = (size_t)nr * (size_t)cols;
+  const float *dblk = m->delta + (size_t)b * (size_t)m->n_slots * blk;
+  for (int k = 0; k < n; k++) {
+    const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
+    int ns = 0;
+    for (int op = 0; op < app->n_ops; op++) {
+      int sl = m->slot[app->entry_off[op] + c[op]];
+      if (sl >= 0) slots[ns++] = sl;
+    }
+    memcpy(acc, m->base + (size_t)r0 * (size_t)cols, len * sizeof *acc);
+    for (int j = 0; j < ns; j++) {
+      const float *dv = dblk + (size_t)slots[j] * blk;
+      for (size_t i = 0; i < len; i++) acc[i] += dv[i];
+    }
+    int64_t ok = 0;
+    for (int r = 0; r < nr; r++) {
+      const float *row = acc + (size_t)r * (size_t)cols;
+      int best = 0;
+      for (int j = 1; j < cols; j++)
+        if (row[j] > row[best] || (isnan(row[best]) && !isnan(row[j]))) best = j;
+      ok += best == m->labels[r0 + r];
+    }
+    correct[k] += ok;
+  }
+}
+
+void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
+  int64_t *correct = calloc((size_t)n, sizeof *correct);
+  if (!correct) {
+    for (int k = 0; k < n; k++) qos[k] = NAN;
+    return;
+  }
+#pragma omp parallel
+  {
+    int64_t *mine = calloc((size_t)n, sizeof *mine);
+    int *slots = malloc((size_t)app->n_ops * sizeof *slots);
+    float *acc = malloc((size_t)PT__P1_ROWS * (size_t)m->cols * sizeof *acc);
+    int ok = mine && slots && acc;
+#pragma omp for schedule(static)
+    for (int b = 0; b < m->n_blocks; b++)
+      if (ok) predict_block(app, m, b, n, cfgs, slots, acc, mine);
+#pragma omp critical
+    for (int k = 0; k < n; k++) correct[k] += ok ? mine[k] : INT64_MIN / 4; /* out of memory shows as NaN below */
+    free(mine);
+    free(slots);
+    free(acc);
+  }
+  for (int k = 0; k < n; k++) qos[k] = correct[k] < 0 ? NAN : 100.0 * (double)correct[k] / (double)m->rows;
+  free(correct);
+}

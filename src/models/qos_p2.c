@@ -1,0 +1,159 @@
+/* qos_p2 (ApproxTuner's P2): per (op, knob) QoS with only that op changed, summed as losses. The
+ * file is PredTuner's: {"app_name": ..., "df": {knob: {op: qos or null}}, "bqos": q0}. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "io/fileutil.h"
+#include "models/models.h"
+#include "predtuner/io.h"
+
+void pt__p2_free(pt__p2 *m) {
+  free(m->q);
+  m->q = NULL;
+}
+
+typedef struct p2_parse {
+  const pt_app *app;
+  pt__p2 *m;
+} p2_parse;
+
+static pt_status parse_p2(const char *text, size_t len, const char *src, void *out) {
+  p2_parse *pp = out;
+  const pt_app *app = pp->app;
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  if (!root) return pt__error(PT_EFORMAT, "%s: not valid JSON", src);
+  pt_status s = PT_OK;
+  const cJSON *df = cJSON_GetObjectItemCaseSensitive(root, "df");
+  const cJSON *bq = cJSON_GetObjectItemCaseSensitive(root, "bqos");
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "app_name");
+  if (!cJSON_IsObject(root)) s = pt__error(PT_EFORMAT, "%s: expected an object with \"df\" and \"bqos\"", src);
+  else if (!cJSON_IsObject(df)) s = pt__error(PT_EFORMAT, "%s: \"df\" is missing or not an object", src);
+  else if (!cJSON_IsNumber(bq)) s = pt__error(PT_EFORMAT, "%s: \"bqos\" is missing or not a number", src);
+  else if (name && !cJSON_IsString(name)) s = pt__error(PT_EFORMAT, "%s: \"app_name\" is not a string", src);
+  if (s == PT_OK) pp->m->q0 = bq->valuedouble;
+  const cJSON *kj, *dfs = s == PT_OK ? df : NULL;
+  cJSON_ArrayForEach(kj, dfs) {
+    if (!cJSON_IsObject(kj)) {
+      s = pt__error(PT_EFORMAT, "%s: df[\"%s\"] is not an object of op -> QoS", src, kj->string);
+      break;
+    }
+    const cJSON *oj;
+    cJSON_ArrayForEach(oj, kj) {
+      int op = -1;
+      for (int i = 0; i < app->n_ops && op < 0; i++)
+        if (!strcmp(app->op_names[i], oj->string)) op = i;
+      if (op < 0) {
+        s = pt__error(PT_EFORMAT, "%s: op '%s' is not an op of app %s (a model of another network?)", src, oj->string,
+                      app->name);
+        break;
+      }
+      if (cJSON_IsNull(oj)) continue; /* the knob does not apply to this op */
+      if (!cJSON_IsNumber(oj)) {
+        s = pt__error(PT_EFORMAT, "%s: df[\"%s\"][\"%s\"] is not a number or null", src, kj->string, oj->string);
+        break;
+      }
+      int p = pt_app_op_find_knob(app, op, kj->string);
+      if (p >= 0) pp->m->q[app->entry_off[op] + p] = oj->valuedouble; /* others: a larger knob set */
+    }
+    if (s != PT_OK) break;
+  }
+  cJSON_Delete(root);
+  return s;
+}
+
+pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing) {
+  if (!m->q && !(m->q = malloc((size_t)app->n_entries * sizeof *m->q))) return PT_ENOMEM;
+  for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
+  p2_parse pp = {app, m};
+  PT__TRY(pt__parse_file(path, parse_p2, &pp));
+  *missing = 0;
+  for (int e = 0; e < app->n_entries; e++) *missing += isnan(m->q[e]);
+  return PT_OK;
+}
+
+static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "app_name", app->name);
+  cJSON *df = cJSON_AddObjectToObject(root, "df");
+  for (int e = 0; e < app->n_entries; e++) { /* one column per knob, every op a row, null where n/a */
+    const char *k = app->entry_knob[e];
+    if (cJSON_GetObjectItemCaseSensitive(df, k)) continue;
+    cJSON *col = cJSON_AddObjectToObject(df, k);
+    for (int op = 0; op < app->n_ops; op++) {
+      int p = pt_app_op_find_knob(app, op, k);
+      double v = p < 0 ? NAN : m->q[app->entry_off[op] + p];
+      if (isnan(v)) cJSON_AddNullToObject(col, app->op_names[op]);
+      else cJSON_AddNumberToObject(col, app->op_names[op], v);
+    }
+  }
+  cJSON_AddNumberToObject(root, "bqos", m->q0);
+  char *txt = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (!txt) return PT_ENOMEM;
+  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
+  free(txt);
+  return s;
+}
+
+static pt_status measure_single(pt_app *app, int op, int pos, uint16_t *cfg, double *q) {
+  if (app->vt->measure_single) return app->vt->measure_single(app, op, pos, q);
+  double cost;
+  if (op < 0) return app->vt->measure(app, 1, NULL, 0, q, &cost);
+  memset(cfg, 0, (size_t)app->n_ops * sizeof *cfg);
+  cfg[op] = (uint16_t)pos;
+  return app->vt->measure(app, 1, cfg, 0, q, &cost);
+}
+
+pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
+  memset(m, 0, sizeof *m);
+  char path[4096] = "";
+  int missing = app->n_entries, have_file = 0;
+  uint16_t *cfg = calloc((size_t)app->n_ops, sizeof *cfg);
+  if (!cfg) return PT_ENOMEM;
+  pt_status s = PT_OK;
+  if (dir) {
+    s = pt__model_path(dir, "p2.json", 1, path, sizeof path);
+    if (s == PT_OK && access(path, F_OK) == 0) {
+      s = pt__p2_load(path, app, m, &missing);
+      have_file = 1;
+    }
+  }
+  if (s == PT_OK && !m->q && !(m->q = malloc((size_t)app->n_entries * sizeof *m->q))) s = PT_ENOMEM;
+  if (s == PT_OK && !have_file) {
+    for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
+    s = measure_single(app, -1, 0, cfg, &m->q0);
+  }
+  pt_progress prog;
+  pt_progress_begin(&prog, progress, "qos_p2 init", missing);
+  double last_save = pt_now();
+  int done = 0;
+  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
+    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
+      double *q = &m->q[app->entry_off[op] + p];
+      if (!isnan(*q)) continue;
+      s = measure_single(app, op, p, cfg, q);
+      pt_progress_update(&prog, ++done);
+      if (s == PT_OK && path[0] && pt_now() - last_save > 10.0) { /* an interrupted init resumes from here */
+        s = save_p2(path, app, m);
+        last_save = pt_now();
+      }
+    }
+  pt_progress_end(&prog);
+  if (s == PT_OK && path[0] && done) s = save_p2(path, app, m);
+  free(cfg);
+  if (s != PT_OK) pt__p2_free(m);
+  return s;
+}
+
+void pt__p2_predict(const pt_app *app, const pt__p2 *m, int n, const uint16_t *cfgs, double *qos) {
+  for (int k = 0; k < n; k++) {
+    const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
+    double q = m->q0;
+    for (int op = 0; op < app->n_ops; op++) q += m->q[app->entry_off[op] + c[op]] - m->q0;
+    qos[k] = q;
+  }
+}

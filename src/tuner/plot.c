@@ -1,0 +1,188 @@
+/* configs.png / configs.svg with PLplot, laid out like PredTuner's plot_configs: (1) QoS vs speedup
+ * of kept and best configs with the keep threshold, (2) predicted vs validated QoS of the best
+ * configs when they were validated, (3) tune vs test QoS loss when they were tested. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <plplot/plplot.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "tuner/tuner_internal.h"
+
+enum { C_BG = 0, C_FG = 1, C_KEPT = 2, C_BEST = 3, C_LINE = 4, C_ALT = 5 };
+
+static int has_device(const char *want) {
+  const char *menu[128], *names[128], **m = menu, **d = names;
+  int n = 128;
+  plgDevs(&m, &d, &n);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], want)) return 1;
+  return 0;
+}
+
+static void range_of(const double *a, const double *b, int n, const uint8_t *mask, double extra, double *lo, double *hi) {
+  *lo = INFINITY;
+  *hi = -INFINITY;
+  for (int i = 0; i < n; i++) {
+    if (mask && !mask[i]) continue;
+    if (isfinite(a[i])) *lo = fmin(*lo, a[i]), *hi = fmax(*hi, a[i]);
+    if (b && isfinite(b[i])) *lo = fmin(*lo, b[i]), *hi = fmax(*hi, b[i]);
+  }
+  if (isfinite(extra)) *lo = fmin(*lo, extra), *hi = fmax(*hi, extra);
+  if (!isfinite(*lo)) *lo = 0, *hi = 1;
+  double pad = (*hi - *lo) * 0.06;
+  if (pad <= 0) pad = fabs(*hi) * 0.05 + 0.05;
+  *lo -= pad;
+  *hi += pad;
+}
+
+static void points(const double *x, const double *y, int n, const uint8_t *mask, int want, int color, int sym) {
+  PLFLT *px = malloc((size_t)(n + 1) * sizeof *px), *py = malloc((size_t)(n + 1) * sizeof *py);
+  int m = 0;
+  for (int i = 0; px && py && i < n; i++)
+    if ((!mask || mask[i] == want) && isfinite(x[i]) && isfinite(y[i])) px[m] = x[i], py[m++] = y[i];
+  plcol0(color);
+  plssym(0, sym == 4 ? 0.45 : 0.9);
+  if (m) plpoin(m, px, py, sym);
+  free(px);
+  free(py);
+}
+
+static void vline(double x, double ylo, double yhi) {
+  plcol0(C_LINE);
+  pllsty(2);
+  pljoin(x, ylo, x, yhi);
+  pllsty(1);
+}
+
+/* Legend lines under the x label, outside the data. */
+static void legend_text(int row, int color, const char *text) {
+  plcol0(color);
+  plmtex("b", 3.6 + 1.3 * row, 0.0, 0.0, text);
+}
+
+static void panel(double xl, double xh, double yl, double yh, const char *xlab, const char *title) {
+  pladv(0);
+  plvpor(0.17, 0.95, 0.32, 0.90);
+  plcol0(C_FG);
+  plwind(xl, xh, yl, yh);
+  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+  pllab(xlab, "Speedup (x)", title);
+}
+
+pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_loss) {
+  const char *ext = strrchr(path, '.');
+  const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
+  if (!dev) return pt__error(PT_EINVAL, "%s: a plot file must end in .png or .svg", path);
+  PLINT old, strm;
+  plgstrm(&old);
+  plmkstrm(&strm);
+  if (!has_device(dev)) {
+    plend1();
+    plsstrm(old);
+    return pt__error(PT_EUNSUPPORTED, "%s: PLplot has no '%s' driver here (Debian: apt-get install plplot-driver-cairo)",
+                     path, dev);
+  }
+  int n = d->n;
+  uint8_t *has_val = calloc((size_t)n + 1, 1), *has_test = calloc((size_t)n + 1, 1);
+  double *x1 = calloc((size_t)n + 1, sizeof *x1), *x2 = calloc((size_t)n + 1, sizeof *x2);
+  double *x3 = calloc((size_t)n + 1, sizeof *x3);
+  if (!has_val || !has_test || !x1 || !x2 || !x3) {
+    free(has_val), free(has_test), free(x1), free(x2), free(x3);
+    plend1();
+    plsstrm(old);
+    return PT_ENOMEM;
+  }
+  int nbest = 0, all_val = 1, all_test = 1;
+  for (int i = 0; i < n; i++) {
+    if (!d->is_best[i]) continue;
+    nbest++;
+    has_val[i] = !isnan(d->val_qos[i]);
+    has_test[i] = !isnan(d->test_qos[i]);
+    all_val &= has_val[i];
+    all_test &= has_test[i];
+  }
+  int val_panel = nbest && all_val, test_panel = nbest && all_test;
+  int panels = 1 + val_panel + test_panel;
+  char geom[32];
+  snprintf(geom, sizeof geom, "%dx%d", 600 + 450 * (panels - 1), 600);
+  char tmp[4200]; /* atomic: draw to a temporary file, rename when complete */
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+  plsdev(dev);
+  plsfnam(tmp);
+  plsetopt("geometry", geom);
+  plscol0(C_BG, 255, 255, 255);
+  plscol0(C_FG, 0, 0, 0);
+  plscol0(C_KEPT, 31, 119, 180);
+  plscol0(C_BEST, 214, 39, 40);
+  plscol0(C_LINE, 120, 120, 120);
+  plscol0(C_ALT, 44, 160, 44);
+  plssub(panels, 1);
+  plinit();
+  plschr(0, 0.9);
+  plssym(0, 0.9);
+  char label[128];
+
+  /* 1. kept and best: QoS (or loss) vs speedup */
+  double base = d->base_tune, keep = show_qos_loss ? d->base_tune - d->tune_keep : d->tune_keep;
+  for (int i = 0; i < n; i++) x1[i] = show_qos_loss ? base - d->qos[i] : d->qos[i];
+  double xl, xh, yl, yh;
+  range_of(x1, NULL, n, NULL, keep, &xl, &xh);
+  range_of(d->speedup, NULL, n, NULL, 1.0, &yl, &yh);
+  panel(xl, xh, yl, yh, show_qos_loss ? "QoS loss (tune set)" : "QoS (tune set)", "kept and best configs");
+  points(x1, d->speedup, n, d->is_best, 0, C_KEPT, 4);
+  points(x1, d->speedup, n, d->is_best, 1, C_BEST, 17);
+  vline(keep, yl, yh);
+  snprintf(label, sizeof label, "kept (%d)", n - nbest);
+  legend_text(1, C_KEPT, label);
+  snprintf(label, sizeof label, "best (%d)", nbest);
+  legend_text(2, C_BEST, label);
+  snprintf(label, sizeof label, "keep threshold %.2f", keep);
+  legend_text(3, C_LINE, label);
+
+  /* 2. predicted vs validated QoS of the best configs */
+  if (val_panel) {
+    for (int i = 0; i < n; i++) x2[i] = show_qos_loss ? base - d->val_qos[i] : d->val_qos[i];
+    range_of(x1, x2, n, d->is_best, keep, &xl, &xh);
+    range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
+    panel(xl, xh, yl, yh, show_qos_loss ? "QoS loss (tune set)" : "QoS (tune set)", "predicted vs validated QoS");
+    points(x1, d->speedup, n, d->is_best, 1, C_KEPT, 4);
+    points(x2, d->speedup, n, d->is_best, 1, C_BEST, 17);
+    vline(keep, yl, yh);
+    legend_text(1, C_KEPT, "predicted");
+    legend_text(2, C_BEST, "validated");
+  }
+
+  /* 3. tune vs test QoS loss (always as loss, as PredTuner) */
+  if (test_panel) {
+    for (int i = 0; i < n; i++) {
+      x2[i] = base - (val_panel ? d->val_qos[i] : d->qos[i]);
+      x3[i] = d->base_test - d->test_qos[i];
+    }
+    double tk = d->base_test - d->test_keep;
+    range_of(x2, x3, n, d->is_best, tk, &xl, &xh);
+    range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
+    panel(xl, xh, yl, yh, "QoS loss", "tune vs test set");
+    points(x2, d->speedup, n, d->is_best, 1, C_KEPT, 4);
+    points(x3, d->speedup, n, d->is_best, 1, C_ALT, 17);
+    vline(tk, yl, yh);
+    legend_text(1, C_KEPT, "tune set");
+    legend_text(2, C_ALT, "test set");
+    snprintf(label, sizeof label, "test keep threshold %.2f", tk);
+    legend_text(3, C_LINE, label);
+  }
+  plend1();
+  plsstrm(old);
+  free(has_val), free(has_test), free(x1), free(x2), free(x3);
+  FILE *f = fopen(tmp, "rb"); /* PLplot reports a failed write only on its own stderr */
+  if (!f) return pt__error(PT_EIO, "%s: PLplot did not write the plot", path);
+  fclose(f);
+  if (rename(tmp, path)) {
+    unlink(tmp);
+    return pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));
+  }
+  return PT_OK;
+}

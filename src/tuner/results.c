@@ -1,0 +1,161 @@
+/* configs.json (DESIGN.md 8) and the plots made from a tuner or from a configs.json. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/fileutil.h"
+#include "predtuner/io.h"
+#include "tuner/tuner_internal.h"
+
+static void add_num(cJSON *o, const char *k, double v) {
+  if (isnan(v)) cJSON_AddNullToObject(o, k);
+  else cJSON_AddNumberToObject(o, k, v);
+}
+
+static int in_bestpre(const pt_tuner *t, int64_t idx) {
+  for (int b = 0; b < t->n_bestpre; b++)
+    if (t->bestpre[b] == idx) return 1;
+  return 0;
+}
+
+pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
+  if (!t->tuned) return pt__error(PT_EINVAL, "%s: no tuning has run; nothing to dump", path);
+  const pt_app *app = t->app;
+  const pt_tune_summary *s = &t->sum;
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "app", app->name);
+  cJSON *b = cJSON_AddObjectToObject(root, "baseline");
+  add_num(b, "tune_qos", s->baseline_tune_qos);
+  add_num(b, "test_qos", s->baseline_test_qos);
+  add_num(b, "config_tune_qos", s->baseline_config_tune_qos);
+  add_num(b, "config_speedup_over_exact", s->exact_speedup);
+  cJSON *th = cJSON_AddObjectToObject(root, "thresholds");
+  add_num(th, "tuner", s->thresholds.tuner);
+  add_num(th, "tune_keep", s->thresholds.tune_keep);
+  add_num(th, "test_keep", s->thresholds.test_keep);
+  cJSON_AddStringToObject(root, "knobs_file", app->knobs_source);
+  cJSON_AddStringToObject(root, "target_device", app->target);
+  cJSON_AddStringToObject(root, "qos_model", t->qos_model[0] ? t->qos_model : "empirical");
+  cJSON_AddStringToObject(root, "cost_model", t->cost_model[0] ? t->cost_model : "empirical");
+  cJSON_AddNumberToObject(root, "evaluated", (double)s->evaluated);
+  cJSON *arr = cJSON_AddArrayToObject(root, "configs");
+  int n = all ? t->n_kept : t->n_best;
+  for (int i = 0; i < n; i++) {
+    pt_tuned_config c;
+    pt_tuner_get(t, all ? PT_KEPT : PT_BEST, i, &c);
+    cJSON *o = cJSON_CreateObject();
+    add_num(o, "qos", c.qos);
+    add_num(o, "cost", c.cost);
+    add_num(o, "speedup", c.speedup);
+    cJSON *k = cJSON_AddObjectToObject(o, "knobs");
+    for (int op = 0; op < app->n_ops; op++)
+      cJSON_AddStringToObject(k, app->op_names[op], app->entry_knob[app->entry_off[op] + c.knobs[op]]);
+    add_num(o, "test_qos", c.test_qos);
+    add_num(o, "validated_qos", c.validated_qos);
+    cJSON_AddBoolToObject(o, "predicted", c.predicted);
+    if (all) cJSON_AddBoolToObject(o, "best", in_bestpre(t, t->kept[i]));
+    cJSON_AddItemToArray(arr, o);
+  }
+  char *txt = cJSON_Print(root);
+  cJSON_Delete(root);
+  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  pt_status st = pt_write_file_atomic(path, txt, strlen(txt));
+  free(txt);
+  return st;
+}
+
+pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) {
+  if (!t->tuned) return pt__error(PT_EINVAL, "%s: no tuning has run; nothing to plot", path);
+  int n = t->n_kept;
+  double *q = malloc(((size_t)n + 1) * sizeof *q), *sp = malloc(((size_t)n + 1) * sizeof *sp);
+  double *v = malloc(((size_t)n + 1) * sizeof *v), *te = malloc(((size_t)n + 1) * sizeof *te);
+  uint8_t *best = calloc((size_t)n + 1, 1);
+  pt_status s = q && sp && v && te && best ? PT_OK : PT_ENOMEM;
+  for (int i = 0; s == PT_OK && i < n; i++) {
+    pt_tuned_config c;
+    pt_tuner_get(t, PT_KEPT, i, &c);
+    q[i] = c.qos;
+    sp[i] = c.speedup;
+    v[i] = c.validated_qos;
+    te[i] = c.test_qos;
+    best[i] = (uint8_t)in_bestpre(t, t->kept[i]);
+  }
+  pt__plot_data d = {n, q, sp, v, te, best, t->sum.baseline_tune_qos, t->sum.baseline_test_qos,
+                     t->sum.thresholds.tune_keep, t->sum.thresholds.test_keep};
+  if (s == PT_OK) s = pt__plot_draw(&d, path, show_qos_loss);
+  free(q), free(sp), free(v), free(te), free(best);
+  return s;
+}
+
+typedef struct plot_file {
+  int n;
+  double *q, *sp, *v, *te;
+  uint8_t *best;
+  double base_tune, base_test, tune_keep, test_keep;
+} plot_file;
+
+static double num_or_nan(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static pt_status parse_results(const char *text, size_t len, const char *src, void *out) {
+  plot_file *pf = out;
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  if (!root) return pt__error(PT_EFORMAT, "%s: not valid JSON", src);
+  pt_status s = PT_OK;
+  const cJSON *cfgs = cJSON_GetObjectItemCaseSensitive(root, "configs");
+  const cJSON *base = cJSON_GetObjectItemCaseSensitive(root, "baseline");
+  const cJSON *th = cJSON_GetObjectItemCaseSensitive(root, "thresholds");
+  if (!cJSON_IsArray(cfgs) || !cJSON_IsObject(base) || !cJSON_IsObject(th))
+    s = pt__error(PT_EFORMAT, "%s: not a predtuner-gpu configs.json (needs \"configs\", \"baseline\", \"thresholds\")", src);
+  if (s == PT_OK) {
+    pf->base_tune = num_or_nan(base, "tune_qos");
+    pf->base_test = num_or_nan(base, "test_qos");
+    pf->tune_keep = num_or_nan(th, "tune_keep");
+    pf->test_keep = num_or_nan(th, "test_keep");
+    if (isnan(pf->base_tune) || isnan(pf->tune_keep))
+      s = pt__error(PT_EFORMAT, "%s: baseline.tune_qos and thresholds.tune_keep must be numbers", src);
+  }
+  int n = s == PT_OK ? cJSON_GetArraySize(cfgs) : 0, any_best = 0;
+  pf->q = malloc(((size_t)n + 1) * sizeof *pf->q);
+  pf->sp = malloc(((size_t)n + 1) * sizeof *pf->sp);
+  pf->v = malloc(((size_t)n + 1) * sizeof *pf->v);
+  pf->te = malloc(((size_t)n + 1) * sizeof *pf->te);
+  pf->best = calloc((size_t)n + 1, 1);
+  if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->best) s = PT_ENOMEM;
+  const cJSON *c, *list = s == PT_OK ? cfgs : NULL;
+  int i = 0;
+  cJSON_ArrayForEach(c, list) {
+    pf->q[i] = num_or_nan(c, "qos");
+    pf->sp[i] = num_or_nan(c, "speedup");
+    if (isnan(pf->sp[i])) pf->sp[i] = 1.0 / num_or_nan(c, "cost");
+    if (isnan(pf->q[i]) || !(pf->sp[i] > 0)) {
+      s = pt__error(PT_EFORMAT, "%s: config %d needs a numeric \"qos\" and a positive \"speedup\" or \"cost\"", src, i);
+      break;
+    }
+    pf->v[i] = num_or_nan(c, "validated_qos");
+    pf->te[i] = num_or_nan(c, "test_qos");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "best");
+    if (cJSON_IsBool(b)) {
+      any_best = 1;
+      pf->best[i] = (uint8_t)cJSON_IsTrue(b);
+    }
+    i++;
+  }
+  if (s == PT_OK && !any_best) memset(pf->best, 1, (size_t)n); /* a best-only dump */
+  pf->n = i;
+  cJSON_Delete(root);
+  return s;
+}
+
+pt_status pt_plot_configs_file(const char *configs_json, const char *path, int show_qos_loss) {
+  plot_file pf = {0};
+  pt_status s = pt__parse_file(configs_json, parse_results, &pf);
+  pt__plot_data d = {pf.n, pf.q, pf.sp, pf.v, pf.te, pf.best, pf.base_tune, pf.base_test, pf.tune_keep, pf.test_keep};
+  if (s == PT_OK) s = pt__plot_draw(&d, path, show_qos_loss);
+  free(pf.q), free(pf.sp), free(pf.v), free(pf.te), free(pf.best);
+  return s;
+}
