@@ -130,7 +130,7 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
   int missing = 0;
   for (int e = 0; e < app->n_entries; e++) missing += !d[e];
   pt_progress prog;
-  pt_progress_begin(&prog, progress, "qos_p1 init", missing);
+  pt_progress_begin(&prog, missing ? progress : NULL, "qos_p1 init", missing);
   double last_save = pt_now();
   int done = 0;
   for (int op = 0; s == PT_OK && op < app->n_ops; op++)

@@ -128,7 +128,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
     s = measure_single(app, -1, 0, cfg, &m->q0);
   }
   pt_progress prog;
-  pt_progress_begin(&prog, progress, "qos_p2 init", missing);
+  pt_progress_begin(&prog, missing ? progress : NULL, "qos_p2 init", missing);
   double last_save = pt_now();
   int done = 0;
   for (int op = 0; s == PT_OK && op < app->n_ops; op++)

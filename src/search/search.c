@@ -307,7 +307,8 @@ static double bandit_score(const pt_search *s, int t) {
     auc += ts->hist[at] * (double)(i + 1);
   }
   if (ts->hist_n) auc /= ts->hist_n * (ts->hist_n + 1) / 2.0;
-  double total = (double)s->total_uses + 1;
+  double total = 1; /* every use so far, told or still pending, so a batch spreads over techniques */
+  for (int k = T_RANDOM; k < T__COUNT; k++) total += s->tech[k].hist_n + s->tech[k].pending;
   return auc + BANDIT_C * sqrt(2.0 * log(total) / (double)uses);
 }
 
