@@ -27,7 +27,7 @@ void pt__p2_free(pt__p2 *m);
 /* qos_p1: accuracy of T0 + sum over ops of D[op][knob]; <dir>/p1.safetensors. Deltas are stored in
  * blocks of PT__P1_ROWS rows, every entry's block side by side, so a batch of configs walks each
  * block of every delta while it is in cache. All-zero deltas (exact knobs) are not stored. */
-#define PT__P1_ROWS 64
+#define PT__P1_ROWS 16
 typedef struct pt__p1 {
   int rows, cols, n_blocks, n_slots;
   float *base;  /* (rows, cols) */

@@ -163,23 +163,20 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
   return s;
 }
 
-/* Correct predictions of each config over one row block. */
-static void predict_block(const pt_app *app, const pt__p1 *m, int b, int n, const uint16_t *cfgs, int *slots,
-                          float *acc, int64_t *correct) {
+/* Correct predictions of each config over one row block. slots: (n, n_ops) the configs' non-zero
+ * delta slots, ns: (n) how many each has (found once per batch, not once per block). */
+static void predict_block(const pt__p1 *m, int b, int n, int n_ops, const int *slots, const int *ns, float *acc,
+                          int64_t *correct) {
   int cols = m->cols, r0 = b * PT__P1_ROWS;
   int nr = m->rows - r0 < PT__P1_ROWS ? m->rows - r0 : PT__P1_ROWS;
   size_t blk = (size_t)PT__P1_ROWS * (size_t)cols, len = (size_t)nr * (size_t)cols;
   const float *dblk = m->delta + (size_t)b * (size_t)m->n_slots * blk;
+  const float *bb = m->base + (size_t)r0 * (size_t)cols;
   for (int k = 0; k < n; k++) {
-    const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
-    int ns = 0;
-    for (int op = 0; op < app->n_ops; op++) {
-      int sl = m->slot[app->entry_off[op] + c[op]];
-      if (sl >= 0) slots[ns++] = sl;
-    }
-    memcpy(acc, m->base + (size_t)r0 * (size_t)cols, len * sizeof *acc);
-    for (int j = 0; j < ns; j++) {
-      const float *dv = dblk + (size_t)slots[j] * blk;
+    const int *sl = slots + (size_t)k * (size_t)n_ops;
+    memcpy(acc, bb, len * sizeof *acc);
+    for (int j = 0; j < ns[k]; j++) {
+      const float *dv = dblk + (size_t)sl[j] * blk;
       for (size_t i = 0; i < len; i++) acc[i] += dv[i];
     }
     int64_t ok = 0;
@@ -196,25 +193,38 @@ static void predict_block(const pt_app *app, const pt__p1 *m, int b, int n, cons
 
 void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
   int64_t *correct = calloc((size_t)n, sizeof *correct);
-  if (!correct) {
+  int *slots = malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = malloc((size_t)n * sizeof *ns);
+  if (!correct || !slots || !ns) {
     for (int k = 0; k < n; k++) qos[k] = NAN;
+    free(correct), free(slots), free(ns);
     return;
   }
+  for (int k = 0; k < n; k++) {
+    const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
+    int *sl = slots + (size_t)k * (size_t)app->n_ops, cnt = 0;
+    for (int op = 0; op < app->n_ops; op++) {
+      int v = m->slot[app->entry_off[op] + c[op]];
+      if (v >= 0) sl[cnt++] = v;
+    }
+    ns[k] = cnt;
+  }
+  int failed = 0;
 #pragma omp parallel
   {
     int64_t *mine = calloc((size_t)n, sizeof *mine);
-    int *slots = malloc((size_t)app->n_ops * sizeof *slots);
     float *acc = malloc((size_t)PT__P1_ROWS * (size_t)m->cols * sizeof *acc);
-    int ok = mine && slots && acc;
+    int ok = mine && acc;
 #pragma omp for schedule(static)
     for (int b = 0; b < m->n_blocks; b++)
-      if (ok) predict_block(app, m, b, n, cfgs, slots, acc, mine);
+      if (ok) predict_block(m, b, n, app->n_ops, slots, ns, acc, mine);
 #pragma omp critical
-    for (int k = 0; k < n; k++) correct[k] += ok ? mine[k] : INT64_MIN / 4; /* out of memory shows as NaN below */
+    {
+      if (!ok) failed = 1;
+      for (int k = 0; ok && k < n; k++) correct[k] += mine[k];
+    }
     free(mine);
-    free(slots);
     free(acc);
   }
-  for (int k = 0; k < n; k++) qos[k] = correct[k] < 0 ? NAN : 100.0 * (double)correct[k] / (double)m->rows;
-  free(correct);
+  for (int k = 0; k < n; k++) qos[k] = failed ? NAN : 100.0 * (double)correct[k] / (double)m->rows;
+  free(correct), free(slots), free(ns);
 }

@@ -23,6 +23,7 @@ static const char *const TECH_NAMES[T__COUNT] = {"told", "baseline", "random", "
 typedef struct tech_state {
   uint8_t hist[BANDIT_WINDOW]; /* ring of recent outcomes (1 = improved the best) */
   int hist_n, hist_at;
+  double hist_sum, hist_wsum; /* sum of outcomes and of outcome x age rank (1 = oldest): O(1) AUC */
   int64_t proposed, improved, pending; /* pending: asked in the current batch, not yet told */
 } tech_state;
 
@@ -259,28 +260,28 @@ static void guided(pt_search *s, uint16_t *c) {
   for (int e = 0; e < s->n_entries; e++)
     if (!isnan(s->loss[e]) && s->loss[e] > 0) known += s->loss[e], nk++;
   double unknown_loss = nk ? known / nk : budget / 4; /* optimistic-ish: try what was never measured */
+  /* one pass over the tunable ops in random order: each takes its best-scoring knob that still fits */
   double used = 0;
-  for (int round = 0; round < s->n_tunable; round++) {
-    int best_e = -1, best_op = -1;
-    double best_score = 0;
-    for (int k = 0; k < s->n_tunable; k++) {
-      int op = s->tunable[k];
-      if (c[op]) continue;
-      const double *co = s->cost + s->entry_off[op];
-      for (int p = 1; p < s->n_knobs[op]; p++) {
-        double save = co[0] - co[p];
-        double l = s->loss[s->entry_off[op] + p];
-        if (isnan(l)) l = unknown_loss;
-        if (l < 0) l = 0;
-        if (!(save > 0) || used + l > budget) continue;
-        double score = save / (l + 1e-3 * budget) * exp(0.7 * rng_normal(&s->rng));
-        if (score > best_score) best_score = score, best_e = p, best_op = op;
-      }
+  int *ops = s->tunable;
+  for (int k = 0; k < s->n_tunable; k++) {
+    int j = k + (int)pt_rng_below(&s->rng, (uint64_t)(s->n_tunable - k));
+    int t = ops[k];
+    ops[k] = ops[j];
+    ops[j] = t;
+    int op = ops[k], best_p = 0;
+    const double *co = s->cost + s->entry_off[op];
+    double best_score = 0, best_l = 0;
+    for (int p = 1; p < s->n_knobs[op]; p++) {
+      double save = co[0] - co[p];
+      double l = s->loss[s->entry_off[op] + p];
+      if (isnan(l)) l = unknown_loss;
+      if (l < 0) l = 0;
+      if (!(save > 0) || used + l > budget) continue;
+      double score = save / (l + 1e-3 * budget) * (0.3 + 1.4 * pt_rng_uniform(&s->rng)); /* noise: diverse configs */
+      if (score > best_score) best_score = score, best_p = p, best_l = l;
     }
-    if (best_e < 0) break;
-    c[best_op] = (uint16_t)best_e;
-    double l = s->loss[s->entry_off[best_op] + best_e];
-    used += isnan(l) ? unknown_loss : (l > 0 ? l : 0);
+    c[op] = (uint16_t)best_p;
+    used += best_l;
   }
 }
 
@@ -300,13 +301,7 @@ static double bandit_score(const pt_search *s, int t) {
   const tech_state *ts = &s->tech[t];
   int64_t uses = ts->hist_n + ts->pending;
   if (uses == 0) return INFINITY;
-  double auc = 0;
-  /* oldest first: weight 1 .. n */
-  for (int i = 0; i < ts->hist_n; i++) {
-    int at = (ts->hist_at - ts->hist_n + i + BANDIT_WINDOW) % BANDIT_WINDOW;
-    auc += ts->hist[at] * (double)(i + 1);
-  }
-  if (ts->hist_n) auc /= ts->hist_n * (ts->hist_n + 1) / 2.0;
+  double auc = ts->hist_n ? ts->hist_wsum / (ts->hist_n * (ts->hist_n + 1) / 2.0) : 0.0;
   double total = 1; /* every use so far, told or still pending, so a batch spreads over techniques */
   for (int k = T_RANDOM; k < T__COUNT; k++) total += s->tech[k].hist_n + s->tech[k].pending;
   return auc + BANDIT_C * sqrt(2.0 * log(total) / (double)uses);
@@ -386,9 +381,16 @@ static pt_status push_pass(pt_search *s, int64_t i) {
 static void credit(pt_search *s, int t, int improved) {
   tech_state *ts = &s->tech[t];
   if (ts->pending) ts->pending--;
+  if (ts->hist_n == BANDIT_WINDOW) { /* the oldest leaves; every other outcome's rank drops by one */
+    ts->hist_wsum -= ts->hist_sum;
+    ts->hist_sum -= ts->hist[ts->hist_at];
+    ts->hist_n--;
+  }
   ts->hist[ts->hist_at] = (uint8_t)improved;
   ts->hist_at = (ts->hist_at + 1) % BANDIT_WINDOW;
-  if (ts->hist_n < BANDIT_WINDOW) ts->hist_n++;
+  ts->hist_n++;
+  ts->hist_sum += improved;
+  ts->hist_wsum += (double)improved * ts->hist_n;
   ts->improved += improved;
   s->total_uses++;
 }

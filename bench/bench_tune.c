@@ -1,0 +1,174 @@
+/* Search throughput in configs per second (issue 4's benchmark): the full ask -> evaluate -> tell
+ * loop of the search engine with qos_p1, qos_p2 (tables of the real shapes filled with random
+ * values) and cost_linear, and with empirical measurement, on the bundled demo (LeNet, 1000 tune
+ * images, knob set "any") and on vgg16_cifar10 (random weights, 5000 random tune images, the
+ * backend's knob set).
+ *
+ *   bench_tune [--threads N] [--p1-configs N] [--p2-configs N] [--empirical-configs N] */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/app_internal.h"
+#include "core/rng.h"
+#include "models/models.h"
+#include "predtuner/predtuner.h"
+
+static int threads = 2;
+static long p1_configs = 20000, p2_configs = 1000000, emp_configs = 2;
+
+typedef enum { QOS_P1, QOS_P2, QOS_EMPIRICAL } qos_kind;
+
+static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p2 *p2, long n, int batch) {
+  int *nk = malloc(sizeof(int) * app->n_ops);
+  for (int op = 0; op < app->n_ops; op++) nk[op] = app->n_knobs[op];
+  double *cost_tbl = malloc(sizeof(double) * app->n_entries);
+  pt__cost_linear(app, cost_tbl);
+  pt_search *s;
+  if (pt_search_create(app->n_ops, nk, 1, &s) != PT_OK) exit(1);
+  pt_search_set_threshold(s, 90.0);
+  pt_search_set_tables(s, NULL, cost_tbl);
+  uint16_t *cfg = malloc(sizeof(uint16_t) * (size_t)batch * app->n_ops);
+  double *q = malloc(sizeof(double) * batch), *c = malloc(sizeof(double) * batch);
+  long done = 0;
+  double t0 = pt_now();
+  while (done < n) {
+    int got = pt_search_ask(s, n - done < batch ? (int)(n - done) : batch, cfg);
+    if (!got) break;
+    if (kind == QOS_P1) pt__p1_predict(app, p1, got, cfg, q);
+    else if (kind == QOS_P2) pt__p2_predict(app, p2, got, cfg, q);
+    else if (app->vt->measure(app, got, cfg, 0, q, c) != PT_OK) {
+      fprintf(stderr, "bench_tune: %s\n", pt_last_error());
+      exit(1);
+    }
+    for (int k = 0; k < got; k++) {
+      double sum = 0;
+      for (int op = 0; op < app->n_ops; op++) sum += cost_tbl[app->entry_off[op] + cfg[(int64_t)k * app->n_ops + op]];
+      c[k] = sum;
+    }
+    pt_search_tell(s, got, cfg, q, c);
+    done += got;
+  }
+  double el = pt_now() - t0;
+  pt_search_free(s);
+  free(nk), free(cost_tbl), free(cfg), free(q), free(c);
+  return done / el;
+}
+
+static void bench_app(pt_app *app, const char *label) {
+  pt_rng r;
+  pt_rng_seed(&r, 5);
+  int rows = app->out_rows, cols = app->out_cols;
+  size_t per = (size_t)rows * cols;
+  float *base = malloc(sizeof(float) * per);
+  int32_t *labels = malloc(sizeof(int32_t) * rows);
+  for (size_t i = 0; i < per; i++) base[i] = pt_rng_range(&r, -1, 1);
+  for (int i = 0; i < rows; i++) labels[i] = (int32_t)pt_rng_below(&r, (uint64_t)cols);
+  const float **d = calloc((size_t)app->n_entries, sizeof *d);
+  int nonzero = 0;
+  for (int op = 0; op < app->n_ops; op++)
+    for (int p = 1; p < app->n_knobs[op]; p++) { /* position 0 (the baseline) is exact: zero delta */
+      float *t = malloc(sizeof(float) * per);
+      for (size_t i = 0; i < per; i++) t[i] = pt_rng_range(&r, -0.1f, 0.1f);
+      d[app->entry_off[op] + p] = t;
+      nonzero++;
+    }
+  pt__p1 p1;
+  if (pt__p1_from_tensors(app, rows, cols, base, d, labels, &p1) != PT_OK) exit(1);
+  pt__p2 p2 = {95.0, malloc(sizeof(double) * app->n_entries)};
+  for (int e = 0; e < app->n_entries; e++) p2.q[e] = 95.0 - pt_rng_range(&r, 0, 2);
+  printf("%s: %d ops, %d knob choices (%d non-zero P1 deltas of %dx%d, %.1f MB), space %.3g configs\n", label,
+         app->n_ops, app->n_entries, nonzero, rows, cols, (double)nonzero * per * 4 / 1e6, pt_app_space_size(app));
+  double r2 = run_loop(app, QOS_P2, NULL, &p2, p2_configs, 256);
+  printf("  qos_p2 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256)\n", r2, p2_configs);
+  double r1 = run_loop(app, QOS_P1, &p1, NULL, p1_configs, 256);
+  printf("  qos_p1 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256, %d threads)\n", r1, p1_configs,
+         omp_get_max_threads());
+  double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, emp_configs, 1);
+  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each)\n", re, emp_configs, rows);
+  fflush(stdout);
+  pt__p1_free(&p1);
+  pt__p2_free(&p2);
+  for (int e = 0; e < app->n_entries; e++) free((void *)d[e]);
+  free(d), free(base), free(labels);
+}
+
+static void write_random_set(const char *dir, const char *split, int n, int c, int h, int w, int classes) {
+  char p[512];
+  pt_rng r;
+  pt_rng_seed(&r, 11);
+  snprintf(p, sizeof p, "%s/%s_input.bin", dir, split);
+  FILE *f = fopen(p, "wb");
+  for (long i = 0; i < (long)n * c * h * w; i++) {
+    float v = pt_rng_range(&r, -1, 1);
+    fwrite(&v, 4, 1, f);
+  }
+  fclose(f);
+  snprintf(p, sizeof p, "%s/%s_labels.bin", dir, split);
+  f = fopen(p, "wb");
+  for (int i = 0; i < n; i++) {
+    int32_t l = (int32_t)pt_rng_below(&r, (uint64_t)classes);
+    fwrite(&l, 4, 1, f);
+  }
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--p1-configs")) p1_configs = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--p2-configs")) p2_configs = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--empirical-configs")) emp_configs = atol(argv[i + 1]);
+    else {
+      fprintf(stderr, "bench_tune: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  omp_set_num_threads(threads);
+  char host[256] = "?";
+  gethostname(host, sizeof host);
+  printf("bench_tune: %d threads, host %s\n", threads, host);
+
+  pt_app *app = NULL;
+  pt_dnn_app_opts o = {0};
+  o.model = "lenet_mnist";
+  o.weights = PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors";
+  o.data = PT_SOURCE_DIR "/zoo/demo";
+  o.backend = "cpu";
+  o.threads = threads;
+  o.target_device = "any";
+  if (pt_app_dnn_create(&o, &app) != PT_OK) {
+    fprintf(stderr, "bench_tune: %s\n", pt_last_error());
+    return 1;
+  }
+  bench_app(app, "demo lenet_mnist (1000 tune images, knobs any)");
+  pt_app_free(app);
+
+  char dir[] = "/tmp/pt_bench_tune_XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  pt_graph *g;
+  pt_zoo_build("vgg16_cifar10", &g);
+  pt_graph_init_random(g, 3);
+  char wpath[600];
+  snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
+  if (pt_weights_save(g, wpath, 0) != PT_OK) return 1;
+  pt_graph_free(g);
+  write_random_set(dir, "tune", 5000, 3, 32, 32, 10);
+  write_random_set(dir, "test", 100, 3, 32, 32, 10);
+  o.model = "vgg16_cifar10";
+  o.weights = wpath;
+  o.data = dir;
+  o.target_device = NULL;
+  if (pt_app_dnn_create(&o, &app) != PT_OK) {
+    fprintf(stderr, "bench_tune: %s\n", pt_last_error());
+    return 1;
+  }
+  bench_app(app, "vgg16_cifar10 (random weights, 5000 random tune images, knobs cpu)");
+  pt_app_free(app);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) != 0;
+}
