@@ -22,7 +22,10 @@ static long p1_configs = 20000, p2_configs = 1000000, emp_configs = 2;
 
 typedef enum { QOS_P1, QOS_P2, QOS_EMPIRICAL } qos_kind;
 
-static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p2 *p2, long n, int batch) {
+static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p2 *p2, long *np, int batch) {
+  /* stay well inside the space: near exhaustion the search measures its duplicate avoidance instead */
+  long n = *np;
+  if ((double)n > pt_app_space_size(app) / 8) n = *np = (long)(pt_app_space_size(app) / 8);
   int *nk = malloc(sizeof(int) * app->n_ops);
   for (int op = 0; op < app->n_ops; op++) nk[op] = app->n_knobs[op];
   double *cost_tbl = malloc(sizeof(double) * app->n_entries);
@@ -82,13 +85,14 @@ static void bench_app(pt_app *app, const char *label) {
   for (int e = 0; e < app->n_entries; e++) p2.q[e] = 95.0 - pt_rng_range(&r, 0, 2);
   printf("%s: %d ops, %d knob choices (%d non-zero P1 deltas of %dx%d, %.1f MB), space %.3g configs\n", label,
          app->n_ops, app->n_entries, nonzero, rows, cols, (double)nonzero * per * 4 / 1e6, pt_app_space_size(app));
-  double r2 = run_loop(app, QOS_P2, NULL, &p2, p2_configs, 256);
-  printf("  qos_p2 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256)\n", r2, p2_configs);
-  double r1 = run_loop(app, QOS_P1, &p1, NULL, p1_configs, 256);
-  printf("  qos_p1 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256, %d threads)\n", r1, p1_configs,
+  long n2 = p2_configs, n1 = p1_configs, ne = emp_configs;
+  double r2 = run_loop(app, QOS_P2, NULL, &p2, &n2, 256);
+  printf("  qos_p2 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256)\n", r2, n2);
+  double r1 = run_loop(app, QOS_P1, &p1, NULL, &n1, 256);
+  printf("  qos_p1 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256, %d threads)\n", r1, n1,
          omp_get_max_threads());
-  double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, emp_configs, 1);
-  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each)\n", re, emp_configs, rows);
+  double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &ne, 1);
+  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each)\n", re, ne, rows);
   fflush(stdout);
   pt__p1_free(&p1);
   pt__p2_free(&p2);
