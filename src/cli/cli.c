@@ -86,3 +86,16 @@ int pt_cli_mkdirs(const char *dir) {
   }
   return 1;
 }
+
+int pt_cli_demo_inputs(char *weights_buf, size_t n, const char **model, const char **weights, const char **data) {
+  const char *dir = pt_cli_demo_dir();
+  if (!dir) {
+    fprintf(stderr, "predtuner-gpu: the bundled demo was not found (set PREDTUNER_DEMO_DIR to zoo/demo)\n");
+    return 0;
+  }
+  snprintf(weights_buf, n, "%s/lenet_mnist.safetensors", dir);
+  *model = "lenet_mnist";
+  *weights = weights_buf;
+  *data = dir;
+  return 1;
+}

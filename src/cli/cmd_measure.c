@@ -235,15 +235,7 @@ int pt_cmd_measure(int argc, char **argv) {
   char demo_w[4096];
   int demo = !a.model && !a.weights && !a.data;
   if (demo) {
-    const char *dir = pt_cli_demo_dir();
-    if (!dir) {
-      fprintf(stderr, "predtuner-gpu: the bundled demo was not found (set PREDTUNER_DEMO_DIR to zoo/demo)\n");
-      return PT_EXIT_FAIL;
-    }
-    snprintf(demo_w, sizeof demo_w, "%s/lenet_mnist.safetensors", dir);
-    a.model = "lenet_mnist";
-    a.weights = demo_w;
-    a.data = dir;
+    if (!pt_cli_demo_inputs(demo_w, sizeof demo_w, &a.model, &a.weights, &a.data)) return PT_EXIT_FAIL;
   } else if (!a.model || !a.weights || !a.data) {
     return pt_cli_usage_error("measure", "--model, --weights and --data go together (or give none for the demo)");
   }

@@ -196,15 +196,7 @@ int pt_cmd_tune(int argc, char **argv) {
   char demo_w[4096];
   int demo = !a.model && !a.weights && !a.data;
   if (demo) {
-    const char *dir = pt_cli_demo_dir();
-    if (!dir) {
-      fprintf(stderr, "predtuner-gpu: the bundled demo was not found (set PREDTUNER_DEMO_DIR to zoo/demo)\n");
-      return PT_EXIT_FAIL;
-    }
-    snprintf(demo_w, sizeof demo_w, "%s/lenet_mnist.safetensors", dir);
-    a.model = "lenet_mnist";
-    a.weights = demo_w;
-    a.data = dir;
+    if (!pt_cli_demo_inputs(demo_w, sizeof demo_w, &a.model, &a.weights, &a.data)) return PT_EXIT_FAIL;
     if (!a.set_qos) a.qos_model = "qos_p1";
     if (!a.set_cost) a.cost_model = "cost_linear";
     if (!a.set_keep) a.keep_th = 3.0, a.set_keep = 1;
