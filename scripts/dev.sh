@@ -66,6 +66,7 @@ case "$cmd" in
     log "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
     configure_build "$ROOT/build-asan" -DPT_SANITIZE=ON -DPT_CUDA=OFF -DPT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions="$ROOT/tests/lsan.supp" \
       ctest --test-dir "$ROOT/build-asan" --output-on-failure
     ;;
   bench)
