@@ -66,6 +66,8 @@ pt_status pt_dataset_open(const char *dir, const char *split, int c, int h, int 
                           int64_t count, pt_dataset **out);
 void pt_dataset_close(pt_dataset *ds);
 
+/* Creates dir and its missing parents (mkdir -p). */
+pt_status pt_make_dirs(const char *dir);
 /* Writes data atomically to path (temp file in the same folder + rename). */
 pt_status pt_write_file_atomic(const char *path, const void *data, size_t len);
 

@@ -70,23 +70,6 @@ const char *pt_cli_default_device(const char *backend) {
   return "cpu";
 }
 
-int pt_cli_mkdirs(const char *dir) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1;; p++) {
-    char c = *p;
-    if (c && c != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, 0777) && errno != EEXIST) {
-      fprintf(stderr, "predtuner-gpu: %s: cannot create folder: %s\n", tmp, strerror(errno));
-      return 0;
-    }
-    if (!c) break;
-    *p = c;
-  }
-  return 1;
-}
-
 int pt_cli_demo_inputs(char *weights_buf, size_t n, const char **model, const char **weights, const char **data) {
   const char *dir = pt_cli_demo_dir();
   if (!dir) {

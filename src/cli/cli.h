@@ -35,8 +35,6 @@ int pt_cmd_plot(int argc, char **argv);
 /* The bundled demo's model, weights (written into weights_buf) and data; prints the error and
  * returns 0 when the demo is not found. */
 int pt_cli_demo_inputs(char *weights_buf, size_t n, const char **model, const char **weights, const char **data);
-/* mkdir -p; prints the error and returns 0 on failure. */
-int pt_cli_mkdirs(const char *dir);
 /* "rows stride 2 offset 0 fp16" and the like. */
 void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n);
 

@@ -209,9 +209,9 @@ int pt_cmd_tune(int argc, char **argv) {
   snprintf(out_dir, sizeof out_dir, "%s", a.output ? a.output : "");
   if (!a.output) snprintf(out_dir, sizeof out_dir, "predtuner-out/%s", a.name ? a.name : a.model);
   char path[4200];
-  if (!pt_cli_mkdirs(out_dir)) return PT_EXIT_FAIL;
+  pt_status s = pt_make_dirs(out_dir);
+  if (s != PT_OK) return pt_cli_fail(s);
   snprintf(path, sizeof path, "%s/tune.log", out_dir);
-  pt_status s;
   if ((s = pt_log_open(path)) != PT_OK) return pt_cli_fail(s);
   pt_log_echo(stderr, PT_LOG_INFO);
 

@@ -71,3 +71,17 @@ pt_status pt_write_file_atomic(const char *path, const void *data, size_t len) {
   free(tmp);
   return PT_OK;
 }
+
+pt_status pt_make_dirs(const char *dir) {
+  char tmp[4096];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s", dir) >= sizeof tmp) return pt__error(PT_EINVAL, "folder name too long: %s", dir);
+  for (char *p = tmp + 1;; p++) { /* mkdir -p */
+    char c = *p;
+    if (c && c != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0777) && errno != EEXIST) return pt__error(PT_EIO, "%s: cannot create folder: %s", tmp, strerror(errno));
+    if (!c) break;
+    *p = c;
+  }
+  return PT_OK;
+}

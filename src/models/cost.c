@@ -15,18 +15,7 @@
 
 pt_status pt__model_path(const char *dir, const char *file, int mk, char *buf, size_t n) {
   if ((size_t)snprintf(buf, n, "%s/%s", dir, file) >= n) return pt__error(PT_EINVAL, "model path too long: %s/%s", dir, file);
-  if (!mk) return PT_OK;
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1;; p++) { /* mkdir -p */
-    char c = *p;
-    if (c && c != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, 0777) && errno != EEXIST) return pt__error(PT_EIO, "%s: cannot create folder: %s", tmp, strerror(errno));
-    if (!c) break;
-    *p = c;
-  }
-  return PT_OK;
+  return mk ? pt_make_dirs(dir) : PT_OK;
 }
 
 pt_status pt__cost_linear(const pt_app *app, double *entry_cost) {
