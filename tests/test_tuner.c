@@ -558,6 +558,12 @@ Test(cli, tune_rejects_bad_input) {
            "grep -q 'p2.json: not valid JSON' %s/err",
            d, d, PT_CLI_PATH, d, d, d);
   cr_assert_eq(system(cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s/q/models && echo '{\"seconds\": {\"convs.0\": {\"11\": -1}}}' > %s/q/models/cost_profiled.json && "
+           "%s tune --cost-model cost_profiled --tune-count 10 --test-count 10 --output %s/q > /dev/null 2> %s/err; "
+           "test $? -eq 1 && grep -q 'cost_profiled.json: op .convs.0. knob .11.: expected seconds' %s/err",
+           d, d, PT_CLI_PATH, d, d, d);
+  cr_assert_eq(system(cmd), 0, "garbage cost_profiled.json");
   snprintf(cmd, sizeof cmd, "echo '{\"configs\": 1}' > %s/c.json && %s plot %s/c.json 2> %s/err; test $? -eq 1 && grep -q 'c.json' %s/err",
            d, PT_CLI_PATH, d, d, d);
   cr_assert_eq(system(cmd), 0, "plot of a bad file");
