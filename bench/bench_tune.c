@@ -4,7 +4,10 @@
  * images, knob set "any") and on vgg16_cifar10 (random weights, 5000 random tune images, the
  * backend's knob set).
  *
- *   bench_tune [--threads N] [--p1-configs N] [--p2-configs N] [--empirical-configs N] */
+ * With --backend cuda the DNN apps run on the GPU (empirical QoS) and P1 is also measured on the
+ * device: the predictor alone on batches of 4096 random configs, and inside the search loop.
+ *
+ *   bench_tune [--threads N] [--backend cpu|cuda] [--p1-configs N] [--p2-configs N] [--empirical-configs N] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -13,11 +16,13 @@
 #include <unistd.h>
 
 #include "app/app_internal.h"
+#include "backend/backend_iface.h"
 #include "core/rng.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
 
 static int threads = 2;
+static const char *backend_name = "cpu";
 static long p1_configs = 20000, p2_configs = 1000000, emp_configs = 2;
 
 typedef enum { QOS_P1, QOS_P2, QOS_EMPIRICAL } qos_kind;
@@ -91,8 +96,44 @@ static void bench_app(pt_app *app, const char *label) {
   double r1 = run_loop(app, QOS_P1, &p1, NULL, &n1, 256);
   printf("  qos_p1 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256, %d threads)\n", r1, n1,
          omp_get_max_threads());
+  if (app->be && app->be->iface->p1_upload) {
+    pt__p1 p1g;
+    if (pt__p1_from_tensors(app, rows, cols, base, d, labels, &p1g) != PT_OK || pt__p1_attach(&p1g, app->be) != PT_OK) {
+      fprintf(stderr, "bench_tune: P1 on %s: %s\n", pt_backend_name(app->be), pt_last_error());
+      exit(1);
+    }
+    /* the predictor alone: batches of random configs, checked against the CPU predictor once */
+    const int nb = 4096;
+    uint16_t *cf = malloc(sizeof(uint16_t) * (size_t)nb * app->n_ops);
+    double *qg = malloc(sizeof(double) * nb), *qc = malloc(sizeof(double) * nb);
+    for (int k = 0; k < nb; k++)
+      for (int op = 0; op < app->n_ops; op++) cf[(size_t)k * app->n_ops + op] = (uint16_t)pt_rng_below(&r, app->n_knobs[op]);
+    pt__p1_predict(app, &p1g, nb, cf, qg);
+    pt__p1_predict(app, &p1, 256, cf, qc);
+    for (int k = 0; k < 256; k++)
+      if (qg[k] != qc[k]) {
+        fprintf(stderr, "bench_tune: GPU P1 differs from CPU P1 at config %d (%.6f vs %.6f)\n", k, qg[k], qc[k]);
+        exit(1);
+      }
+    long done = 0;
+    double t0 = pt_now();
+    while (pt_now() - t0 < 2.0) {
+      pt__p1_predict(app, &p1g, nb, cf, qg);
+      done += nb;
+    }
+    double rp = done / (pt_now() - t0);
+    printf("  qos_p1 predictor alone on %s  %12.0f configs/s  (batches of %d, %ld configs; equals the CPU predictor)\n",
+           pt_backend_name(app->be), rp, nb, done);
+    long ng = p1_configs * 10;
+    double rg = run_loop(app, QOS_P1, &p1g, NULL, &ng, 4096);
+    printf("  qos_p1 + cost_linear on %s  %12.0f configs/s  (%ld configs, search batch 4096)\n",
+           pt_backend_name(app->be), rg, ng);
+    free(cf), free(qg), free(qc);
+    pt__p1_free(&p1g);
+  }
   double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &ne, 1);
-  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each)\n", re, ne, rows);
+  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each, backend %s)\n", re, ne, rows,
+         app->be ? pt_backend_name(app->be) : "-");
   fflush(stdout);
   pt__p1_free(&p1);
   pt__p2_free(&p2);
@@ -123,6 +164,7 @@ static void write_random_set(const char *dir, const char *split, int n, int c, i
 int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--backend")) backend_name = argv[i + 1];
     else if (!strcmp(argv[i], "--p1-configs")) p1_configs = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--p2-configs")) p2_configs = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--empirical-configs")) emp_configs = atol(argv[i + 1]);
@@ -141,7 +183,7 @@ int main(int argc, char **argv) {
   o.model = "lenet_mnist";
   o.weights = PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors";
   o.data = PT_SOURCE_DIR "/zoo/demo";
-  o.backend = "cpu";
+  o.backend = backend_name;
   o.threads = threads;
   o.target_device = "any";
   if (pt_app_dnn_create(&o, &app) != PT_OK) {
@@ -170,7 +212,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_tune: %s\n", pt_last_error());
     return 1;
   }
-  bench_app(app, "vgg16_cifar10 (random weights, 5000 random tune images, knobs cpu)");
+  bench_app(app, "vgg16_cifar10 (random weights, 5000 random tune images, the backend's knobs)");
   pt_app_free(app);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -43,6 +43,13 @@ PT_HD static inline int pt_km_perf_kept_index(int k, int stride, int offset) {
   return offset + (j / (stride - 1)) * stride + 1 + j % (stride - 1);
 }
 
+/* The inverse of pt_km_perf_kept_index: the compact position of a computed index i (i must not be
+ * skipped), i.e. how many computed indices come before it. */
+PT_HD static inline int pt_km_perf_compact_index(int i, int stride, int offset) {
+  int skipped_before = i > offset ? (i - 1 - offset) / stride + 1 : 0;
+  return i - skipped_before;
+}
+
 /* Where a skipped index i of an axis of length `size` takes its value from: *a and *b are the
  * neighbours to average, or *a == *b for a copy; *a == -1 means zero (an axis of length 1).
  * Index 0 copies index 1; the last index copies the one before; others average i-1 and i+1. */

@@ -298,7 +298,10 @@ Test(knobs, perforation_index_math) {
         for (int i = 0; i < size; i++) {
           int skipped = pt_km_perf_skipped(i, stride, off);
           cr_assert_eq(skipped, i >= off && (i - off) % stride == 0);
-          if (!skipped) cr_assert_eq(pt_km_perf_kept_index(kept++, stride, off), i);
+          if (!skipped) {
+            cr_assert_eq(pt_km_perf_compact_index(i, stride, off), kept, "i %d stride %d off %d", i, stride, off);
+            cr_assert_eq(pt_km_perf_kept_index(kept++, stride, off), i);
+          }
         }
         cr_assert_eq(pt_km_perf_kept_count(size, stride, off), kept, "size %d stride %d off %d", size, stride, off);
       }

@@ -39,6 +39,7 @@ struct pt_app {
   int n_entries;
   int out_rows, out_cols;/* P1 output shape, 0 when the app has none */
   const int32_t *out_labels; /* (out_rows) tune labels: P1's QoS is top-1 accuracy over them */
+  struct pt_backend *be;     /* the backend the app runs on (NULL for generic apps): P1 may run there */
 };
 
 /* Allocates the op tables of an app with n_ops ops and n_entries (op, knob) pairs in total. */

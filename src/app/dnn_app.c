@@ -178,6 +178,7 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   }
   if (s == PT_OK) s = pt_backend_create(o->backend ? o->backend : "auto", o->threads, &d->be);
   if (s == PT_OK) s = pt_exec_create(d->g, d->be, &d->ex);
+  if (s == PT_OK) app->be = d->be;
   const char *tdev = o->target_device ? o->target_device : (d->be ? default_device(d->be) : "cpu");
   if (s == PT_OK && (target = pt_device_parse(tdev)) < 0)
     s = pt__error(PT_EINVAL, "target device '%s': expected cpu, gpu or any", tdev);

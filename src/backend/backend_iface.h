@@ -70,6 +70,15 @@ typedef struct pt_backend_iface {
   pt_status (*round_f16)(void *ctx, int64_t count, const float *x, float *y);
   /* range[0] = min, range[1] = max of x (count > 0), to host memory; NaN is ignored. */
   pt_status (*minmax)(void *ctx, int64_t count, const float *x, float range[2]);
+
+  /* Optional (NULL when the backend has none): the P1 predictor on the device. p1_upload copies a
+   * model once: base (rows, cols), delta (rows, n_slots, cols) sample-major, labels (rows), all host
+   * memory. p1_predict scores n configs, each listing ns[k] delta slots in slots (n, max_k), and
+   * writes to host correct (n) how many rows' argmax of base + sum of deltas equals the label. */
+  pt_status (*p1_upload)(void *ctx, int rows, int cols, int n_slots, const float *base, const float *delta,
+                         const int32_t *labels, void **model);
+  pt_status (*p1_predict)(void *ctx, void *model, int n, int max_k, const int *slots, const int *ns, int64_t *correct);
+  void (*p1_free)(void *ctx, void *model);
 } pt_backend_iface;
 
 struct pt_backend {

@@ -6,6 +6,7 @@
 
 #include "backend/backend_iface.h"
 #include "core/error.h"
+#include "predtuner/log.h"
 
 #define PT_BACKEND(name) extern const pt_backend_reg pt__backend_reg_##name;
 #include "backend_list.h"
@@ -36,7 +37,10 @@ pt_status pt_backend_create(const char *name, int threads, pt_backend **out) {
     if (!want_auto && strcmp(r->name, name)) continue;
     const char *why = "";
     if (!r->available(&why)) {
-      if (want_auto) continue;
+      if (want_auto) {
+        pt_log(PT_LOG_INFO, "backend auto: %s cannot run here (%s); trying the next", r->name, why);
+        continue;
+      }
       return pt__error(PT_ENODEV, "backend '%s' cannot run here: %s", name, why);
     }
     return r->create(threads, out);

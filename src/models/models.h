@@ -34,7 +34,13 @@ typedef struct pt__p1 {
   int *slot;    /* (n_entries) slot of the entry's delta, -1 when it is all zeros */
   float *delta; /* (n_blocks, n_slots, PT__P1_ROWS, cols), rows past the end zero */
   const int32_t *labels;
+  struct pt_backend *be; /* where dev lives, when the backend predicts P1 (pt__p1_attach) */
+  void *dev;
 } pt__p1;
+/* Moves prediction onto a backend that offers it (the CUDA backend): one upload of the model in
+ * sample-major layout; later predictions run there. PT_EUNSUPPORTED when the backend has none;
+ * the model keeps predicting on the CPU after any failure. */
+pt_status pt__p1_attach(pt__p1 *m, struct pt_backend *be);
 pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m);
 void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos);
 void pt__p1_free(pt__p1 *m);

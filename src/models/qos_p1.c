@@ -6,11 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend_iface.h"
 #include "core/error.h"
 #include "models/models.h"
 #include "predtuner/io.h"
 
 void pt__p1_free(pt__p1 *m) {
+  if (m->dev) m->be->iface->p1_free(m->be->ctx, m->dev);
   free(m->base);
   free(m->slot);
   free(m->delta);
@@ -191,14 +193,30 @@ static void predict_block(const pt__p1 *m, int b, int n, int n_ops, const int *s
   }
 }
 
-void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
-  int64_t *correct = calloc((size_t)n, sizeof *correct);
-  int *slots = malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = malloc((size_t)n * sizeof *ns);
-  if (!correct || !slots || !ns) {
-    for (int k = 0; k < n; k++) qos[k] = NAN;
-    free(correct), free(slots), free(ns);
-    return;
-  }
+pt_status pt__p1_attach(pt__p1 *m, pt_backend *be) {
+  if (!be || !be->iface->p1_upload)
+    return pt__error(PT_EUNSUPPORTED, "backend %s has no P1 predictor", be ? be->iface->name : "(none)");
+  /* blocked (n_blocks, n_slots, PT__P1_ROWS, cols) -> sample-major (rows, n_slots, cols) */
+  size_t cols = (size_t)m->cols, ns = (size_t)m->n_slots;
+  float *sm = malloc((size_t)m->rows * (ns ? ns : 1) * cols * sizeof *sm);
+  if (!sm) return pt__error(PT_ENOMEM, "P1: out of memory for the device layout");
+  for (int r = 0; r < m->rows; r++)
+    for (size_t sl = 0; sl < ns; sl++)
+      memcpy(sm + ((size_t)r * ns + sl) * cols,
+             m->delta + (((size_t)(r / PT__P1_ROWS) * ns + sl) * PT__P1_ROWS + (size_t)(r % PT__P1_ROWS)) * cols,
+             cols * sizeof *sm);
+  void *dev = NULL;
+  pt_status s = be->iface->p1_upload(be->ctx, m->rows, m->cols, m->n_slots, m->base, sm, m->labels, &dev);
+  free(sm);
+  if (s != PT_OK) return s;
+  if (m->dev) m->be->iface->p1_free(m->be->ctx, m->dev);
+  m->be = be;
+  m->dev = dev;
+  return PT_OK;
+}
+
+/* The configs' non-zero delta slots: slots (n, n_ops), ns (n). */
+static void config_slots(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, int *slots, int *ns) {
   for (int k = 0; k < n; k++) {
     const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
     int *sl = slots + (size_t)k * (size_t)app->n_ops, cnt = 0;
@@ -208,6 +226,32 @@ void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *c
     }
     ns[k] = cnt;
   }
+}
+
+void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
+  if (m->dev) { /* on the device; any failure falls back to the CPU below */
+    int *slots = calloc((size_t)n * (size_t)app->n_ops + 1, sizeof *slots), *ns = calloc((size_t)n + 1, sizeof *ns);
+    int64_t *correct = calloc((size_t)n + 1, sizeof *correct);
+    pt_status s = slots && ns && correct ? PT_OK : PT_ENOMEM;
+    if (s == PT_OK) {
+      config_slots(app, m, n, cfgs, slots, ns);
+      s = m->be->iface->p1_predict(m->be->ctx, m->dev, n, app->n_ops, slots, ns, correct);
+    }
+    if (s == PT_OK)
+      for (int k = 0; k < n; k++) qos[k] = 100.0 * (double)correct[k] / (double)m->rows;
+    else
+      pt_log(PT_LOG_WARN, "P1 on %s failed (%s); predicting on the CPU", m->be->iface->name, pt_last_error());
+    free(slots), free(ns), free(correct);
+    if (s == PT_OK) return;
+  }
+  int64_t *correct = calloc((size_t)n, sizeof *correct);
+  int *slots = malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = malloc((size_t)n * sizeof *ns);
+  if (!correct || !slots || !ns) {
+    for (int k = 0; k < n; k++) qos[k] = NAN;
+    free(correct), free(slots), free(ns);
+    return;
+  }
+  config_slots(app, m, n, cfgs, slots, ns);
   int failed = 0;
 #pragma omp parallel
   {

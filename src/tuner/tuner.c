@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "models/models.h"
+#include "predtuner/backend.h"
 #include "predtuner/log.h"
 #include "predtuner/search.h"
 #include "predtuner/tuner.h"
@@ -125,6 +126,10 @@ static pt_status init_models(pt_tuner *t, const pt_tune_opts *o, const char *sto
                      o->cost_model);
   if (o->qos_model && o->qos_model[0]) pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", o->qos_model, storage ? storage : "none");
   if (ev->use_p1) PT__TRY(pt__p1_init(app, storage, o->progress, &ev->p1));
+  if (ev->use_p1 && app->be) { /* score batches on the GPU when the backend can */
+    if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
+    else pt_log(PT_LOG_DEBUG, "qos_p1 predicts on the CPU: %s", pt_last_error());
+  }
   if (ev->use_p2) PT__TRY(pt__p2_init(app, storage, o->progress, &ev->p2));
   PT__TRY(pt__cost_linear(app, search_cost));
   if (o->cost_model && o->cost_model[0]) {

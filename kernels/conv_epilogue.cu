@@ -1,0 +1,93 @@
+/* What follows a convolution's or linear layer's product: the bias, FP16Approx's output rounding,
+ * and for perforation the scatter of the computed rows/columns into place with the skipped ones
+ * filled from their neighbours. Operation order is the CPU backend's, so fp32 agrees to rounding
+ * and fp16 to the last binary16 step. */
+#include "kernels/cuda_common.cuh"
+
+__global__ void pt_k_conv_epilogue(int64_t total, int c, int64_t hw, const void *src, int src_half, const float *b,
+                                   int fp16, float *y) {
+  PT__GRID_LOOP(i, total) {
+    float v = src_half ? __half2float(((const __half *)src)[i]) : ((const float *)src)[i];
+    if (b) v += pt__rd(b[(i / hw) % c], fp16);
+    y[i] = pt__rd(v, fp16);
+  }
+}
+
+__global__ void pt_k_linear_bias(int64_t total, int out, int fp16, const float *b, float *y) {
+  PT__GRID_LOOP(i, total) y[i] = pt__rd(y[i] + (b ? pt__rd(b[i % out], fp16) : 0.0f), fp16);
+}
+
+/* One computed output at kept coordinates (oy, ox), from either compact layout. */
+__device__ __forceinline__ float pt__kept(const pt_conv_desc &d, const pt_cu_compact &c, int img, int co, int oy,
+                                          int ox) {
+  int64_t idx;
+  const int s = d.perf_stride;
+  if (c.cls == 0) {
+    int r = d.perf == 1 ? pt_km_perf_compact_index(oy, s, d.perf_offset) : oy;
+    int q = d.perf == 2 ? pt_km_perf_compact_index(ox, s, d.perf_offset) : ox;
+    idx = (int64_t)co * ((int64_t)d.n * c.nr * c.nc) + ((int64_t)img * c.nr + r) * c.nc + q;
+  } else if (d.perf == 1) {
+    int rr = oy % s;
+    idx = c.cls_off[rr] + (((int64_t)img * d.cout + co) * c.cls_cnt[rr] + oy / s) * d.ow + ox;
+  } else {
+    int rr = ox % s;
+    idx = c.cls_off[rr] + (((int64_t)img * d.cout + co) * d.oh + oy) * c.cls_cnt[rr] + ox / s;
+  }
+  float v = c.half ? __half2float(((const __half *)c.src)[idx]) : ((const float *)c.src)[idx];
+  /* fp16 perforation rounds the convolution before the fill (a binary16 source already is) */
+  return d.fp16 && d.perf ? pt__rd16(v) : v;
+}
+
+__global__ void pt_k_conv_scatter(pt_conv_desc d, pt_cu_compact c, const float *b, float *y) {
+  const int64_t total = (int64_t)d.n * d.cout * d.oh * d.ow;
+  const int fp16 = d.fp16 != 0;
+  PT__GRID_LOOP(i, total) {
+    int ox = (int)(i % d.ow), oy = (int)((i / d.ow) % d.oh);
+    int co = (int)((i / ((int64_t)d.oh * d.ow)) % d.cout), img = (int)(i / ((int64_t)d.cout * d.oh * d.ow));
+    const int pos = d.perf == 1 ? oy : ox, size = d.perf == 1 ? d.oh : d.ow;
+    float v;
+    if (d.perf && pt_km_perf_skipped(pos, d.perf_stride, d.perf_offset)) {
+      int a, bb;
+      pt_km_perf_fill_src(pos, size, &a, &bb);
+      if (a < 0) {
+        v = 0.0f;
+      } else {
+        float va = d.perf == 1 ? pt__kept(d, c, img, co, a, ox) : pt__kept(d, c, img, co, oy, a);
+        if (a == bb) {
+          v = va;
+        } else {
+          float vb = d.perf == 1 ? pt__kept(d, c, img, co, bb, ox) : pt__kept(d, c, img, co, oy, bb);
+          v = fp16 ? pt__rd16(pt__rd16(va + vb) * 0.5f) : (va + vb) / 2.0f;
+        }
+      }
+    } else {
+      v = pt__kept(d, c, img, co, oy, ox);
+    }
+    if (b) v += pt__rd(b[co], fp16);
+    if (fp16 && (b || !d.perf)) v = pt__rd16(v);
+    y[i] = v;
+  }
+}
+
+extern "C" pt_status pt__cu_conv_epilogue(cudaStream_t stream, int64_t n, int c, int64_t hw, const void *src,
+                                          int src_half, const float *b, int fp16, float *y) {
+  int64_t total = n * c * hw;
+  if (total <= 0) return PT_OK;
+  pt_k_conv_epilogue<<<pt__grid(total, 256), 256, 0, stream>>>(total, c, hw, src, src_half, b, fp16, y);
+  return pt__launched("conv_epilogue");
+}
+
+extern "C" pt_status pt__cu_linear_bias(cudaStream_t stream, int n, int out, int fp16, const float *b, float *y) {
+  int64_t total = (int64_t)n * out;
+  if (total <= 0) return PT_OK;
+  pt_k_linear_bias<<<pt__grid(total, 256), 256, 0, stream>>>(total, out, fp16, b, y);
+  return pt__launched("linear_bias");
+}
+
+extern "C" pt_status pt__cu_conv_scatter(cudaStream_t stream, const pt_conv_desc *d, const pt_cu_compact *c,
+                                         const float *b, float *y) {
+  int64_t total = (int64_t)d->n * d->cout * d->oh * d->ow;
+  if (total <= 0) return PT_OK;
+  pt_k_conv_scatter<<<pt__grid(total, 256), 256, 0, stream>>>(*d, *c, b, y);
+  return pt__launched("conv_scatter");
+}

@@ -1,0 +1,81 @@
+/* The reduced im2col behind the approximate convolutions: columns only for the computed output
+ * positions (perforation) and rows only for the kept filter elements (sampling), so the GEMM that
+ * follows is smaller by the knob's factor. Also the padded input copy of the strided-convolution
+ * perforation variant and the gathered (sampled, scaled) weights. Index math: kernels/knob_math.h. */
+#include "kernels/cuda_common.cuh"
+
+template <typename T> __device__ __forceinline__ T pt__cvt(float v);
+template <> __device__ __forceinline__ float pt__cvt<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half pt__cvt<__half>(float v) { return __float2half_rn(v); }
+
+template <typename T>
+__global__ void pt_k_pad(pt_conv_desc d, const float *x, T *xp) {
+  const int hp = d.h + 2 * d.ph, wp = d.w + 2 * d.pw;
+  const int64_t total = (int64_t)d.n * d.cin * hp * wp;
+  PT__GRID_LOOP(i, total) {
+    int px = (int)(i % wp), py = (int)((i / wp) % hp);
+    int64_t pl = i / ((int64_t)hp * wp);
+    int iy = py - d.ph, ix = px - d.pw;
+    float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[(pl * d.h + iy) * d.w + ix] : 0.0f;
+    xp[i] = pt__cvt<T>(v);
+  }
+}
+
+template <typename T>
+__global__ void pt_k_im2col(pt_conv_desc d, const int *kept, int nkg, int nr, int nc, const float *x, T *col) {
+  const int64_t M = (int64_t)d.n * nr * nc;
+  const int groups = d.groups, cig = d.cin / groups, khw = d.kh * d.kw;
+  const int64_t total = (int64_t)groups * nkg * M;
+  PT__GRID_LOOP(i, total) {
+    int64_t m = i % M;
+    int t = (int)(i / M);
+    int g = t / nkg, flat = kept ? kept[t % nkg] : t % nkg;
+    int q = (int)(m % nc), r = (int)((m / nc) % nr), img = (int)(m / ((int64_t)nc * nr));
+    int oy = d.perf == 1 ? pt_km_perf_kept_index(r, d.perf_stride, d.perf_offset) : r;
+    int ox = d.perf == 2 ? pt_km_perf_kept_index(q, d.perf_stride, d.perf_offset) : q;
+    int c = g * cig + flat / khw, ki = (flat / d.kw) % d.kh, kj = flat % d.kw;
+    int iy = pt_km_in_coord(oy, ki, d.sh, d.ph), ix = pt_km_in_coord(ox, kj, d.sw, d.pw);
+    float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[(((int64_t)img * d.cin + c) * d.h + iy) * d.w + ix] : 0.0f;
+    col[i] = pt__cvt<T>(v);
+  }
+}
+
+template <typename T>
+__global__ void pt_k_gather_weights(int cout, int kg, const int *kept, int nkg, float scale, const float *w, T *wk) {
+  const int64_t total = (int64_t)cout * nkg;
+  PT__GRID_LOOP(i, total) {
+    int co = (int)(i / nkg), t = (int)(i % nkg);
+    float v = w[(int64_t)co * kg + (kept ? kept[t] : t)];
+    wk[i] = pt__cvt<T>(scale != 1.0f ? v * scale : v);
+  }
+}
+
+extern "C" pt_status pt__cu_pad(cudaStream_t stream, const pt_conv_desc *d, const float *x, void *xp, int half) {
+  int64_t total = (int64_t)d->n * d->cin * (d->h + 2 * d->ph) * (d->w + 2 * d->pw);
+  if (total <= 0) return PT_OK;
+  if (half) pt_k_pad<__half><<<pt__grid(total, 256), 256, 0, stream>>>(*d, x, (__half *)xp);
+  else pt_k_pad<float><<<pt__grid(total, 256), 256, 0, stream>>>(*d, x, (float *)xp);
+  return pt__launched("pad");
+}
+
+extern "C" pt_status pt__cu_im2col(cudaStream_t stream, const pt_conv_desc *d, const int *kept, int nkg,
+                                   const float *x, void *col, int half) {
+  int nr = d->perf == 1 ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
+  int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
+  int64_t total = (int64_t)d->groups * nkg * d->n * nr * nc;
+  if (total <= 0) return PT_OK;
+  if (half) pt_k_im2col<__half><<<pt__grid(total, 256), 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (__half *)col);
+  else pt_k_im2col<float><<<pt__grid(total, 256), 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (float *)col);
+  return pt__launched("im2col");
+}
+
+extern "C" pt_status pt__cu_gather_weights(cudaStream_t stream, int cout, int kg, const int *kept, int nkg, float scale,
+                                           const float *w, void *wk, int half) {
+  int64_t total = (int64_t)cout * nkg;
+  if (total <= 0) return PT_OK;
+  if (half)
+    pt_k_gather_weights<__half><<<pt__grid(total, 256), 256, 0, stream>>>(cout, kg, kept, nkg, scale, w, (__half *)wk);
+  else
+    pt_k_gather_weights<float><<<pt__grid(total, 256), 256, 0, stream>>>(cout, kg, kept, nkg, scale, w, (float *)wk);
+  return pt__launched("gather_weights");
+}

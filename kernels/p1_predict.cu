@@ -1,0 +1,109 @@
+/* The P1 predictor on the GPU: one launch scores a batch of configs over every tune sample. The
+ * deltas are sample-major (rows, n_slots, cols), so a block copies the slices of its few samples
+ * into shared memory once and then loops over all the configs of the batch; each (config, sample)
+ * item sums base + the config's deltas column by column in the CPU's order (bit-identical sums),
+ * takes the argmax with the CPU's NaN rule and counts a hit in a shared counter per config. A
+ * second kernel adds the per-block counts. */
+#include "kernels/cuda_common.cuh"
+
+#define PT__P1_MAX_ROWS 32
+
+/* Rows per block that fit in `smem` bytes beside n counters; 0 when one row does not fit. */
+static int pt__p1_rows_per_block(int cols, int n_slots, int n, size_t smem) {
+  size_t per_row = ((size_t)n_slots + 1) * (size_t)cols * sizeof(float), fixed = (size_t)n * sizeof(int);
+  if (fixed + per_row > smem) return 0;
+  size_t r = (smem - fixed) / per_row;
+  return r > PT__P1_MAX_ROWS ? PT__P1_MAX_ROWS : (int)r;
+}
+
+static size_t pt__p1_smem_limit(void) {
+  static size_t limit;
+  if (!limit) {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) v = 48 << 10;
+    limit = (size_t)v;
+  }
+  return limit;
+}
+
+/* staged: the block's rows are in shared memory; else deltas are read from global memory. */
+__global__ void pt_k_p1_predict(int rows, int cols, int n_slots, int R, int staged, const float *base,
+                                const float *delta, const int32_t *labels, int n, int max_k, const int *slots,
+                                const int *ns, int *partial) {
+  extern __shared__ float sm[];
+  int *cnt = (int *)sm;
+  float *sbase = sm + n, *sdelta = sbase + (size_t)R * cols;
+  const int r0 = blockIdx.x * R, nr = rows - r0 < R ? rows - r0 : R;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) cnt[k] = 0;
+  const float *B = base + (size_t)r0 * cols, *D = delta + (size_t)r0 * n_slots * cols;
+  if (staged) {
+    for (int i = threadIdx.x; i < nr * cols; i += blockDim.x) sbase[i] = B[i];
+    for (size_t i = threadIdx.x; i < (size_t)nr * n_slots * cols; i += blockDim.x) sdelta[i] = D[i];
+    B = sbase;
+    D = sdelta;
+  }
+  __syncthreads();
+  for (int item = threadIdx.x; item < n * nr; item += blockDim.x) {
+    int r = item % nr, k = item / nr;
+    const int *sl = slots + (size_t)k * max_k;
+    const int nk = ns[k];
+    const float *br = B + (size_t)r * cols, *dr = D + (size_t)r * n_slots * cols;
+    int best = 0;
+    float bestv = 0.0f;
+    for (int j = 0; j < cols; j++) {
+      float v = br[j];
+      for (int s = 0; s < nk; s++) v += dr[(size_t)sl[s] * cols + j];
+      if (j == 0 || v > bestv || (isnan(bestv) && !isnan(v))) {
+        best = j;
+        bestv = v;
+      }
+    }
+    if (best == labels[r0 + r]) atomicAdd(&cnt[k], 1);
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < n; k += blockDim.x) partial[(size_t)blockIdx.x * n + k] = cnt[k];
+}
+
+__global__ void pt_k_p1_sum(int nblocks, int n, const int *partial, int *correct) {
+  PT__GRID_LOOP(k, n) {
+    int s = 0;
+    for (int b = 0; b < nblocks; b++) s += partial[(size_t)b * n + k];
+    correct[k] = s;
+  }
+}
+
+static void pt__p1_plan(int rows, int cols, int n_slots, int n, int *R, int *staged, size_t *smem) {
+  size_t limit = pt__p1_smem_limit();
+  int r = pt__p1_rows_per_block(cols, n_slots, n, limit);
+  *staged = r > 0;
+  *R = r > 0 ? r : 8;
+  if (*R > rows) *R = rows > 0 ? rows : 1;
+  *smem = (size_t)n * sizeof(int) + (*staged ? ((size_t)n_slots + 1) * (size_t)cols * (size_t)*R * sizeof(float) : 0);
+}
+
+extern "C" int64_t pt__cu_p1_partial_size(int rows, int cols, int n_slots, int n) {
+  int R, staged;
+  size_t smem;
+  pt__p1_plan(rows, cols, n_slots, n, &R, &staged, &smem);
+  return (int64_t)((rows + R - 1) / R) * n;
+}
+
+extern "C" pt_status pt__cu_p1_predict(cudaStream_t stream, int rows, int cols, int n_slots, const float *base,
+                                       const float *delta, const int32_t *labels, int n, int max_k, const int *slots,
+                                       const int *ns, int *partial, int *correct) {
+  if (n <= 0 || rows <= 0) return PT_OK;
+  int R, staged;
+  size_t smem;
+  pt__p1_plan(rows, cols, n_slots, n, &R, &staged, &smem);
+  if (smem > pt__p1_smem_limit())
+    return pt__error(PT_EUNSUPPORTED, "cuda P1: a batch of %d configs needs %zu bytes of shared memory (limit %zu)", n,
+                     smem, pt__p1_smem_limit());
+  if (smem > (48 << 10)) PT_CUDA_CHECK(cudaFuncSetAttribute(pt_k_p1_predict, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  int nblocks = (rows + R - 1) / R;
+  pt_k_p1_predict<<<nblocks, 256, smem, stream>>>(rows, cols, n_slots, R, staged, base, delta, labels, n, max_k, slots,
+                                                  ns, partial);
+  PT__TRY(pt__launched("p1_predict"));
+  pt_k_p1_sum<<<pt__grid(n, 128), 128, 0, stream>>>(nblocks, n, partial, correct);
+  return pt__launched("p1_sum");
+}

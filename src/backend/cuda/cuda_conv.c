@@ -1,0 +1,270 @@
+/* CUDA convolutions. Exact ones run through cuDNN (fp32 with FMA math so that results stay within
+ * 1e-5 of the CPU reference; fp16 on tensor cores), with the algorithm found once per shape
+ * (cudnnFindConvolutionForwardAlgorithmEx) and cached with its descriptors. Approximate ones
+ * compute only what the knob keeps:
+ *  - perforation, variant "cudnn": the kept rows (columns) of residue r modulo the stride are a
+ *    convolution with the stride multiplied by the perforation stride over the input shifted by r
+ *    rows, which cuDNN runs at full speed; the input is padded once so that every residue can use
+ *    zero padding;
+ *  - perforation or sampling, variant "gemm": reduced im2col (kept positions x kept filter
+ *    elements) + one cuBLAS GEMM per group (batched);
+ * then one kernel scatters the computed outputs, fills the skipped ones, adds the bias and rounds
+ * (kernels/conv_epilogue.cu). Index math: kernels/knob_math.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+#include "core/error.h"
+#include "kernels/knob_math.h"
+#include "predtuner/log.h"
+
+#define PT__CU_WS_MAX ((size_t)1 << 30)    /* cuDNN workspace ceiling */
+#define PT__CU_COL_MAX ((size_t)512 << 20) /* im2col bytes per chunk of images */
+
+void pt__cuda_conv_cache_free(pt_cuda_ctx *c) {
+  for (int i = 0; i < c->n_algos; i++) {
+    pt_cu_algo *a = &c->algos[i];
+    cudnnDestroyTensorDescriptor(a->xd);
+    cudnnDestroyTensorDescriptor(a->yd);
+    cudnnDestroyFilterDescriptor(a->wd);
+    cudnnDestroyConvolutionDescriptor(a->cd);
+  }
+  free(c->algos);
+  c->algos = NULL;
+  c->n_algos = c->cap_algos = 0;
+}
+
+static pt_status ensure_ws(pt_cuda_ctx *c, size_t bytes) {
+  if (bytes <= c->ws_bytes && c->ws) return PT_OK;
+  PT_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  cudaFree(c->ws);
+  c->ws = NULL;
+  c->ws_bytes = 0;
+  PT__TRY(pt__cuda_malloc(c, bytes, &c->ws, "the cuDNN workspace"));
+  c->ws_bytes = bytes;
+  return PT_OK;
+}
+
+/* A cuDNN convolution of x (n, cin, hx, wx; strides xs) by w (cout, cin/groups, kh, kw) into packed
+ * y (n, cout, yh, yw), in fp32 or binary16 (half). */
+typedef struct cu_conv {
+  int half, n, cin, hx, wx, xs[3], cout, kh, kw, groups, ph, pw, sh, sw, yh, yw;
+} cu_conv;
+
+static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, const void *w, void *y, pt_cu_algo **out) {
+  int key[20] = {v->half, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], v->cout, v->kh,
+                 v->kw, v->groups, v->ph, v->pw, v->sh, v->sw, v->yh, v->yw, 0, 0};
+  for (int i = 0; i < c->n_algos; i++)
+    if (!memcmp(c->algos[i].key, key, sizeof key)) {
+      *out = &c->algos[i];
+      return PT_OK;
+    }
+  if (c->n_algos == c->cap_algos) {
+    int cap = c->cap_algos ? 2 * c->cap_algos : 32;
+    pt_cu_algo *na = realloc(c->algos, (size_t)cap * sizeof *na);
+    if (!na) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
+    c->algos = na;
+    c->cap_algos = cap;
+  }
+  pt_cu_algo *a = &c->algos[c->n_algos];
+  memset(a, 0, sizeof *a);
+  memcpy(a->key, key, sizeof key);
+  cudnnDataType_t dt = v->half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  PT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&a->xd));
+  PT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&a->yd));
+  PT_CUDNN_CHECK(cudnnCreateFilterDescriptor(&a->wd));
+  PT_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&a->cd));
+  c->n_algos++; /* from here on the descriptors are freed with the cache */
+  PT_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(a->xd, dt, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], 1));
+  PT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(a->yd, CUDNN_TENSOR_NCHW, dt, v->n, v->cout, v->yh, v->yw));
+  PT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(a->wd, dt, CUDNN_TENSOR_NCHW, v->cout, v->cin / v->groups, v->kh, v->kw));
+  PT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(a->cd, v->ph, v->pw, v->sh, v->sw, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                 CUDNN_DATA_FLOAT));
+  PT_CUDNN_CHECK(cudnnSetConvolutionGroupCount(a->cd, v->groups));
+  PT_CUDNN_CHECK(cudnnSetConvolutionMathType(a->cd, v->half ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  int on, oc, oh, ow;
+  PT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(a->cd, a->xd, a->wd, &on, &oc, &oh, &ow));
+  if (on != v->n || oc != v->cout || oh != v->yh || ow != v->yw) {
+    c->n_algos--;
+    cudnnDestroyTensorDescriptor(a->xd), cudnnDestroyTensorDescriptor(a->yd);
+    cudnnDestroyFilterDescriptor(a->wd), cudnnDestroyConvolutionDescriptor(a->cd);
+    return pt__error(PT_ESHAPE, "cuda conv: cuDNN computes a (%d, %d, %d, %d) output, expected (%d, %d, %d, %d)", on, oc,
+                     oh, ow, v->n, v->cout, v->yh, v->yw);
+  }
+  PT__TRY(ensure_ws(c, (size_t)256 << 20));
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int got = 0;
+  PT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c->dnn, a->xd, x, a->wd, w, a->cd, a->yd, y,
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->ws,
+                                                        c->ws_bytes));
+  int pick = -1;
+  for (int i = 0; i < got && pick < 0; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    /* fp32 must not silently become TF32 */
+    if (!v->half && (perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+      continue;
+    pick = i;
+  }
+  if (pick < 0) {
+    c->n_algos--;
+    cudnnDestroyTensorDescriptor(a->xd), cudnnDestroyTensorDescriptor(a->yd);
+    cudnnDestroyFilterDescriptor(a->wd), cudnnDestroyConvolutionDescriptor(a->cd);
+    return pt__error(PT_EUNSUPPORTED, "cuda conv: cuDNN has no %s algorithm for this shape", v->half ? "fp16" : "fp32");
+  }
+  a->algo = perf[pick].algo;
+  a->ws = perf[pick].memory;
+  PT_CUDNN_CHECK(cudnnSetConvolutionMathType(a->cd, perf[pick].mathType));
+  *out = a;
+  return PT_OK;
+}
+
+static pt_status run_cudnn(pt_cuda_ctx *c, const cu_conv *v, const void *x, const void *w, void *y) {
+  pt_cu_algo *a;
+  PT__TRY(find_algo(c, v, x, w, y, &a));
+  if (a->ws > c->ws_bytes) PT__TRY(ensure_ws(c, a->ws));
+  const float one = 1.0f, zero = 0.0f;
+  PT_CUDNN_CHECK(cudnnConvolutionForward(c->dnn, &one, a->xd, x, a->wd, w, a->cd, a->algo, c->ws, a->ws, &zero, a->yd,
+                                         y));
+  return PT_OK;
+}
+
+static int64_t wcount(const pt_conv_desc *d) { return (int64_t)d->cout * (d->cin / d->groups) * d->kh * d->kw; }
+
+/* binary16 copy of the weights in scratch (they are rounded by the conversion). */
+static pt_status half_weights(pt_cuda_ctx *c, const pt_conv_desc *d, const float *w, void **wh) {
+  PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)wcount(d) * 2, wh));
+  return pt__cu_f32_to_f16(c->stream, wcount(d), w, *wh);
+}
+
+pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                              float *y) {
+  const int half = d->fp16 != 0;
+  cu_conv v = {half, d->n, d->cin, d->h, d->w, {d->cin * d->h * d->w, d->h * d->w, d->w}, d->cout, d->kh, d->kw,
+               d->groups, d->ph, d->pw, d->sh, d->sw, d->oh, d->ow};
+  const int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, ny = (int64_t)d->n * d->cout * d->oh * d->ow;
+  if (!half) {
+    PT__TRY(run_cudnn(c, &v, x, w, y));
+    return b ? pt__cu_conv_epilogue(c->stream, d->n, d->cout, (int64_t)d->oh * d->ow, y, 0, b, 0, y) : PT_OK;
+  }
+  void *xh, *wh, *yh;
+  PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)nx * 2, &xh));
+  PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_OUT, (size_t)ny * 2, &yh));
+  PT__TRY(pt__cu_f32_to_f16(c->stream, nx, x, xh));
+  PT__TRY(half_weights(c, d, w, &wh));
+  PT__TRY(run_cudnn(c, &v, xh, wh, yh));
+  return pt__cu_conv_epilogue(c->stream, d->n, d->cout, (int64_t)d->oh * d->ow, yh, 1, b, 1, y);
+}
+
+pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
+                                   const float *b, float *y) {
+  if (!d->perf || d->samp_every) return pt__error(PT_EINVAL, "cuda conv: the strided variant is for perforation only");
+  const int half = d->fp16 != 0, rows = d->perf == 1, s = d->perf_stride, esz = half ? 2 : 4;
+  const int hp = d->h + 2 * d->ph, wp = d->w + 2 * d->pw, size = rows ? d->oh : d->ow;
+  const void *xp = x;
+  if (half || d->ph || d->pw) {
+    void *buf;
+    PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)d->n * d->cin * hp * wp * esz, &buf));
+    PT__TRY(pt__cu_pad(c->stream, d, x, buf, half));
+    xp = buf;
+  }
+  const void *wk = w;
+  if (half) PT__TRY(half_weights(c, d, w, (void **)&wk));
+  pt_cu_compact cp = {NULL, half, 1, 0, 0, {0}, {0}};
+  int64_t total = 0;
+  const int64_t other = rows ? d->ow : d->oh;
+  for (int r = 0; r < 8; r++) cp.cls_off[r] = -1;
+  for (int r = 0; r < s; r++) {
+    if (r == d->perf_offset || r >= size) continue;
+    cp.cls_cnt[r] = (size - 1 - r) / s + 1;
+    cp.cls_off[r] = total;
+    total += (int64_t)d->n * d->cout * cp.cls_cnt[r] * other;
+  }
+  void *out = NULL;
+  if (total > 0) PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_OUT, (size_t)total * esz, &out));
+  for (int r = 0; r < s; r++) {
+    if (cp.cls_off[r] < 0) continue;
+    int cnt = cp.cls_cnt[r];
+    cu_conv v = {half, d->n, d->cin, rows ? (cnt - 1) * s * d->sh + d->kh : hp, rows ? wp : (cnt - 1) * s * d->sw + d->kw,
+                 {d->cin * hp * wp, hp * wp, wp}, d->cout, d->kh, d->kw, d->groups, 0, 0,
+                 rows ? s * d->sh : d->sh, rows ? d->sw : s * d->sw, rows ? cnt : d->oh, rows ? d->ow : cnt};
+    const char *xr = (const char *)xp + (size_t)(rows ? (int64_t)r * d->sh * wp : (int64_t)r * d->sw) * esz;
+    PT__TRY(run_cudnn(c, &v, xr, wk, (char *)out + (size_t)cp.cls_off[r] * esz));
+  }
+  cp.src = out;
+  return pt__cu_conv_scatter(c->stream, d, &cp, b, y);
+}
+
+pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                             float *y) {
+  const int half = d->fp16 != 0, esz = half ? 2 : 4, G = d->groups, cog = d->cout / G, cig = d->cin / G;
+  const int kg = cig * d->kh * d->kw;
+  /* the kept filter elements (all of them without sampling): a small table on the device */
+  int nkg = kg;
+  const int *kept_dev = NULL;
+  if (d->samp_every) {
+    int *kept = malloc((size_t)kg * sizeof *kept);
+    if (!kept) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
+    nkg = 0;
+    for (int f = 0; f < kg; f++)
+      if (!pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset)) kept[nkg++] = f;
+    void *tab;
+    pt_status st = pt__cuda_scratch(c, PT_CU_SCR_TAB, (size_t)(nkg ? nkg : 1) * sizeof(int), &tab);
+    if (st == PT_OK && nkg && cudaMemcpyAsync(tab, kept, (size_t)nkg * sizeof(int), cudaMemcpyHostToDevice, c->stream) !=
+                                  cudaSuccess)
+      st = pt__error(PT_EBACKEND, "cuda conv: table upload: %s", cudaGetErrorString(cudaGetLastError()));
+    free(kept);
+    PT__TRY(st);
+    kept_dev = tab;
+  }
+  const int nr = d->perf == 1 ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
+  const int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
+  void *wk;
+  PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)d->cout * (nkg ? nkg : 1) * esz, &wk));
+  PT__TRY(pt__cu_gather_weights(c->stream, d->cout, kg, kept_dev, nkg, d->samp_every ? d->samp_scale : 1.0f, w, wk,
+                                half));
+  /* images per chunk, so that the im2col matrix stays bounded */
+  const int64_t per_img = (int64_t)G * nkg * nr * nc * esz;
+  int chunk = per_img > 0 ? (int)(PT__CU_COL_MAX / (size_t)per_img) : d->n;
+  if (chunk < 1) chunk = 1;
+  if (chunk > d->n) chunk = d->n;
+  const int64_t in_img = (int64_t)d->cin * d->h * d->w, out_img = (int64_t)d->cout * d->oh * d->ow;
+  void *col = NULL, *out = NULL;
+  if (per_img > 0) PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_COL, (size_t)(per_img * chunk), &col));
+  PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_OUT, (size_t)d->cout * chunk * (nr * nc > 0 ? nr * nc : 1) * 4, &out));
+  for (int i0 = 0; i0 < d->n; i0 += chunk) {
+    pt_conv_desc sub = *d;
+    sub.n = d->n - i0 < chunk ? d->n - i0 : chunk;
+    const float *xs = x + (int64_t)i0 * in_img;
+    float *ys = y + (int64_t)i0 * out_img;
+    const int64_t M = (int64_t)sub.n * nr * nc;
+    if (M > 0 && nkg > 0) {
+      PT__TRY(pt__cu_im2col(c->stream, &sub, kept_dev, nkg, xs, col, half));
+      const float one = 1.0f, zero = 0.0f;
+      cudaDataType_t t = half ? CUDA_R_16F : CUDA_R_32F;
+      /* row-major out_g (cog, M) = wk_g (cog, nkg) . col_g (nkg, M), as column-major out^T = col^T wk^T */
+      PT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)M, cog, nkg, &one, col, t,
+                                                 (int)M, (long long)nkg * M, wk, t, nkg, (long long)cog * nkg, &zero,
+                                                 out, CUDA_R_32F, (int)M, (long long)cog * M, G, CUBLAS_COMPUTE_32F,
+                                                 CUBLAS_GEMM_DEFAULT));
+    } else if (M > 0) { /* every filter element dropped: the product is zero */
+      PT_CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)d->cout * M * 4, c->stream));
+    }
+    pt_cu_compact cp = {out, 0, 0, nr, nc, {0}, {0}};
+    PT__TRY(pt__cu_conv_scatter(c->stream, &sub, &cp, b, ys));
+  }
+  return PT_OK;
+}
+
+pt_status pt__cuda_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
+  pt_cuda_ctx *c = ctx;
+  if (d->samp_every) return pt__cuda_conv_gemm(c, d, x, w, b, y);
+  if (d->perf && c->perf_variant == PT_CU_PERF_GEMM) return pt__cuda_conv_gemm(c, d, x, w, b, y);
+  pt_status s = d->perf ? pt__cuda_conv_perf_cudnn(c, d, x, w, b, y) : pt__cuda_conv_cudnn(c, d, x, w, b, y);
+  if (s == PT_EUNSUPPORTED || (s == PT_EBACKEND && d->perf && c->perf_variant == PT_CU_PERF_AUTO)) {
+    /* a shape cuDNN cannot run: the GEMM path computes the same thing */
+    pt_log(PT_LOG_DEBUG, "cuda conv: cuDNN path failed (%s); using im2col + GEMM", pt_last_error());
+    cudaGetLastError();
+    s = pt__cuda_conv_gemm(c, d, x, w, b, y);
+  }
+  return s;
+}

@@ -1,0 +1,94 @@
+/* The CUDA backend's context and the pieces its files share. One stream per backend; cuDNN and
+ * cuBLAS handles bound to it; scratch buffers that grow on demand and are reused across calls (the
+ * executor keeps activations in its own pool, so scratch only holds half-precision copies, im2col
+ * matrices and compact outputs). */
+#ifndef PT_CUDA_INTERNAL_H
+#define PT_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include "backend/backend_iface.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
+
+/* Scratch slots: what each holds during one op. */
+enum {
+  PT_CU_SCR_X,   /* input copy: binary16, or padded (strided perforation) */
+  PT_CU_SCR_W,   /* weights: binary16 or gathered (sampling) */
+  PT_CU_SCR_COL, /* im2col matrix */
+  PT_CU_SCR_OUT, /* compact or binary16 output before the epilogue */
+  PT_CU_SCR_TAB, /* small index tables (kept filter elements) */
+  PT_CU_SCR_RED, /* reductions (minmax) */
+  PT_CU_NSCR
+};
+
+/* Perforation variants (bench/bench_cuda_conv.c times both): strided cuDNN convolutions over the
+ * kept residues, or reduced im2col + cuBLAS GEMM. */
+typedef enum { PT_CU_PERF_AUTO = 0, PT_CU_PERF_CUDNN, PT_CU_PERF_GEMM } pt_cu_perf_variant;
+
+/* One cuDNN convolution shape with its descriptors and the algorithm chosen for it. */
+typedef struct pt_cu_algo {
+  int key[20];
+  cudnnTensorDescriptor_t xd, yd;
+  cudnnFilterDescriptor_t wd;
+  cudnnConvolutionDescriptor_t cd;
+  cudnnConvolutionFwdAlgo_t algo;
+  size_t ws;
+} pt_cu_algo;
+
+typedef struct pt_cuda_ctx {
+  int device;
+  cudaStream_t stream;
+  cudnnHandle_t dnn;
+  cublasHandle_t blas;
+  void *scr[PT_CU_NSCR];
+  size_t scr_bytes[PT_CU_NSCR];
+  void *ws; /* cuDNN workspace */
+  size_t ws_bytes;
+  pt_cu_algo *algos;
+  int n_algos, cap_algos;
+  pt_cu_perf_variant perf_variant;
+  size_t mem_total;
+  char desc[256];
+} pt_cuda_ctx;
+
+/* Device memory with the out-of-memory message users need (how much, what is free, what to do). */
+pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what);
+/* Scratch slot `slot` with at least `bytes` (grown, never shrunk). */
+pt_status pt__cuda_scratch(pt_cuda_ctx *c, int slot, size_t bytes, void **ptr);
+
+/* Convolution variants (cuda_conv.c). All compute what pt__cpu_conv2d computes. */
+pt_status pt__cuda_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
+/* Exact convolution through cuDNN (fp32 with FMA math, fp16 on tensor cores). */
+pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                              float *y);
+/* Perforation through cuDNN: one strided convolution per kept residue of the perforated axis. */
+pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
+                                   const float *b, float *y);
+/* Reduced im2col + cuBLAS GEMM: perforation, sampling, or (neither) exact. */
+pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                             float *y);
+void pt__cuda_conv_cache_free(pt_cuda_ctx *c);
+
+/* Linear layer through cuBLAS (cuda_ops.c). */
+pt_status pt__cuda_linear(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
+                          float *y);
+
+/* cuDNN and cuBLAS failures as pt_status. */
+#define PT_CUDNN_CHECK(call)                                                                                   \
+  do {                                                                                                         \
+    cudnnStatus_t pt__st_ = (call);                                                                            \
+    if (pt__st_ != CUDNN_STATUS_SUCCESS)                                                                       \
+      return pt__error(pt__st_ == CUDNN_STATUS_ALLOC_FAILED ? PT_ENOMEM : PT_EBACKEND, "%s:%d: %s: %s", __FILE__, \
+                       __LINE__, #call, cudnnGetErrorString(pt__st_));                                         \
+  } while (0)
+#define PT_CUBLAS_CHECK(call)                                                                                   \
+  do {                                                                                                          \
+    cublasStatus_t pt__st_ = (call);                                                                            \
+    if (pt__st_ != CUBLAS_STATUS_SUCCESS)                                                                       \
+      return pt__error(pt__st_ == CUBLAS_STATUS_ALLOC_FAILED ? PT_ENOMEM : PT_EBACKEND, "%s:%d: %s: %s", __FILE__, \
+                       __LINE__, #call, cublasGetStatusString(pt__st_));                                        \
+  } while (0)
+
+#endif
