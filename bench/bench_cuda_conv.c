@@ -23,7 +23,8 @@
 
 typedef struct variant {
   const char *name;
-  int fp16, perf, stride, samp, impl; /* impl: 0 cuDNN exact, 1 strided cuDNN, 2 im2col + GEMM */
+  int fp16, perf, stride, samp, impl; /* impl: 0 cuDNN exact, 1 strided cuDNN NCHW, 2 im2col + GEMM,
+                                         3 strided cuDNN NHWC (fp16) */
 } variant;
 
 static const variant V[] = {
@@ -35,12 +36,12 @@ static const variant V[] = {
     {"perf cols s3 fp32 cudnn", 0, 2, 3, 0, 1}, {"perf cols s3 fp32 gemm", 0, 2, 3, 0, 2},
     {"perf rows s4 fp32 cudnn", 0, 1, 4, 0, 1}, {"perf rows s4 fp32 gemm", 0, 1, 4, 0, 2},
     {"perf cols s4 fp32 cudnn", 0, 2, 4, 0, 1}, {"perf cols s4 fp32 gemm", 0, 2, 4, 0, 2},
-    {"perf rows s2 fp16 cudnn", 1, 1, 2, 0, 1}, {"perf rows s2 fp16 gemm", 1, 1, 2, 0, 2},
-    {"perf cols s2 fp16 cudnn", 1, 2, 2, 0, 1}, {"perf cols s2 fp16 gemm", 1, 2, 2, 0, 2},
-    {"perf rows s3 fp16 cudnn", 1, 1, 3, 0, 1}, {"perf rows s3 fp16 gemm", 1, 1, 3, 0, 2},
-    {"perf cols s3 fp16 cudnn", 1, 2, 3, 0, 1}, {"perf cols s3 fp16 gemm", 1, 2, 3, 0, 2},
-    {"perf rows s4 fp16 cudnn", 1, 1, 4, 0, 1}, {"perf rows s4 fp16 gemm", 1, 1, 4, 0, 2},
-    {"perf cols s4 fp16 cudnn", 1, 2, 4, 0, 1}, {"perf cols s4 fp16 gemm", 1, 2, 4, 0, 2},
+    {"perf rows s2 fp16 cudnn", 1, 1, 2, 0, 1}, {"perf rows s2 fp16 gemm", 1, 1, 2, 0, 2}, {"perf rows s2 fp16 cudnn-nhwc", 1, 1, 2, 0, 3},
+    {"perf cols s2 fp16 cudnn", 1, 2, 2, 0, 1}, {"perf cols s2 fp16 gemm", 1, 2, 2, 0, 2}, {"perf cols s2 fp16 cudnn-nhwc", 1, 2, 2, 0, 3},
+    {"perf rows s3 fp16 cudnn", 1, 1, 3, 0, 1}, {"perf rows s3 fp16 gemm", 1, 1, 3, 0, 2}, {"perf rows s3 fp16 cudnn-nhwc", 1, 1, 3, 0, 3},
+    {"perf cols s3 fp16 cudnn", 1, 2, 3, 0, 1}, {"perf cols s3 fp16 gemm", 1, 2, 3, 0, 2}, {"perf cols s3 fp16 cudnn-nhwc", 1, 2, 3, 0, 3},
+    {"perf rows s4 fp16 cudnn", 1, 1, 4, 0, 1}, {"perf rows s4 fp16 gemm", 1, 1, 4, 0, 2}, {"perf rows s4 fp16 cudnn-nhwc", 1, 1, 4, 0, 3},
+    {"perf cols s4 fp16 cudnn", 1, 2, 4, 0, 1}, {"perf cols s4 fp16 gemm", 1, 2, 4, 0, 2}, {"perf cols s4 fp16 cudnn-nhwc", 1, 2, 4, 0, 3},
     {"samp every 2 fp32", 0, 0, 0, 2, 2},   {"samp every 3 fp32", 0, 0, 0, 3, 2},
     {"samp every 4 fp32", 0, 0, 0, 4, 2},   {"samp every 2 fp16", 1, 0, 0, 2, 2},
     {"samp every 3 fp16", 1, 0, 0, 3, 2},   {"samp every 4 fp16", 1, 0, 0, 4, 2},
@@ -64,7 +65,8 @@ static pt_conv_desc with_variant(pt_conv_desc d, const variant *v) {
 static pt_status run(const variant *v, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
   pt_cuda_ctx *c = gpu->ctx;
   if (v->impl == 0) return pt__cuda_conv_cudnn(c, d, x, w, b, y);
-  if (v->impl == 1) return pt__cuda_conv_perf_cudnn(c, d, x, w, b, y);
+  if (v->impl == 1) return pt__cuda_conv_perf_cudnn_fmt(c, d, 0, x, w, b, y);
+  if (v->impl == 3) return pt__cuda_conv_perf_cudnn_fmt(c, d, 1, x, w, b, y);
   return pt__cuda_conv_gemm(c, d, x, w, b, y);
 }
 
@@ -178,7 +180,7 @@ static void bench_net(const char *net, int batch, int reps) {
       double err = validate(v, d, &r);
       double tol = v->fp16 ? 2e-3 : 1e-5;
       if (!(err <= tol)) {
-        printf("  %-26s FAILED validation: normalised error %.3g > %.0e: not timed\n", v->name, err, tol);
+        printf("  %-28s FAILED validation: normalised error %.3g > %.0e: not timed\n", v->name, err, tol);
         ok_v[k] = 0;
         continue;
       }
@@ -204,7 +206,7 @@ static void bench_net(const char *net, int batch, int reps) {
         if (sp < min_big[k]) min_big[k] = sp;
         if (sp > max_big[k]) max_big[k] = sp;
       }
-      printf("  %-26s %9.4f ms  %7.2f eff TFLOP/s  %5.2fx vs cudnn %s  (err %.1e, spread %.4f..%.4f ms)\n", v->name, ms,
+      printf("  %-28s %9.4f ms  %7.2f eff TFLOP/s  %5.2fx vs cudnn %s  (err %.1e, spread %.4f..%.4f ms)\n", v->name, ms,
              gflop / ms, sp, v->fp16 ? "fp16" : "fp32", err, t[0], t[n - 1]);
     }
     for (int s = 0; s < NSETS; s++) gpu->iface->release(gpu->ctx, dx[s]);

@@ -28,10 +28,12 @@ __device__ __forceinline__ float pt__kept(const pt_conv_desc &d, const pt_cu_com
     idx = (int64_t)co * ((int64_t)d.n * c.nr * c.nc) + ((int64_t)img * c.nr + r) * c.nc + q;
   } else if (d.perf == 1) {
     int rr = oy % s;
-    idx = c.cls_off[rr] + (((int64_t)img * d.cout + co) * c.cls_cnt[rr] + oy / s) * d.ow + ox;
+    idx = c.cls_off[rr] + (c.nhwc ? (((int64_t)img * c.cls_cnt[rr] + oy / s) * d.ow + ox) * d.cout + co
+                                  : (((int64_t)img * d.cout + co) * c.cls_cnt[rr] + oy / s) * d.ow + ox);
   } else {
     int rr = ox % s;
-    idx = c.cls_off[rr] + (((int64_t)img * d.cout + co) * d.oh + oy) * c.cls_cnt[rr] + ox / s;
+    idx = c.cls_off[rr] + (c.nhwc ? (((int64_t)img * d.oh + oy) * c.cls_cnt[rr] + ox / s) * d.cout + co
+                                  : (((int64_t)img * d.cout + co) * d.oh + oy) * c.cls_cnt[rr] + ox / s);
   }
   float v = c.half ? __half2float(((const __half *)c.src)[idx]) : ((const float *)c.src)[idx];
   /* fp16 perforation rounds the convolution before the fill (a binary16 source already is) */

@@ -21,6 +21,39 @@ __global__ void pt_k_pad(pt_conv_desc d, const float *x, T *xp) {
   }
 }
 
+/* Rows [start, start + len) (rows != 0) or columns [start, start + len) of the zero-padded input,
+ * packed, in NCHW or NHWC order: one residue's input window of the strided perforation variant. */
+template <typename T>
+__global__ void pt_k_pad_window(pt_conv_desc d, int rows, int start, int len, int nhwc, const float *x, T *xp) {
+  const int hp = d.h + 2 * d.ph, wp = d.w + 2 * d.pw;
+  const int H = rows ? len : hp, W = rows ? wp : len, C = d.cin;
+  const int64_t total = (int64_t)d.n * C * H * W;
+  PT__GRID_LOOP(i, total) {
+    int c, xx, yy;
+    int64_t img;
+    if (nhwc) {
+      c = (int)(i % C), xx = (int)((i / C) % W), yy = (int)((i / ((int64_t)C * W)) % H);
+      img = i / ((int64_t)C * W * H);
+    } else {
+      xx = (int)(i % W), yy = (int)((i / W) % H), c = (int)((i / ((int64_t)W * H)) % C);
+      img = i / ((int64_t)W * H * C);
+    }
+    int iy = (rows ? start + yy : yy) - d.ph, ix = (rows ? xx : start + xx) - d.pw;
+    float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[((img * C + c) * d.h + iy) * d.w + ix] : 0.0f;
+    xp[i] = pt__cvt<T>(v);
+  }
+}
+
+/* Weights (cout, cig, kh, kw) -> (cout, kh, kw, cig) binary16 (cuDNN's NHWC filter order). */
+__global__ void pt_k_weights_khwc(int cout, int cig, int kh, int kw, const float *w, __half *wt) {
+  const int64_t total = (int64_t)cout * cig * kh * kw;
+  PT__GRID_LOOP(i, total) {
+    int c = (int)(i % cig), kj = (int)((i / cig) % kw), ki = (int)((i / ((int64_t)cig * kw)) % kh);
+    int64_t co = i / ((int64_t)cig * kw * kh);
+    wt[i] = __float2half_rn(w[((co * cig + c) * kh + ki) * kw + kj]);
+  }
+}
+
 template <typename T>
 __global__ void pt_k_im2col(pt_conv_desc d, const int *kept, int nkg, int nr, int nc, const float *x, T *col) {
   const int64_t M = (int64_t)d.n * nr * nc;
@@ -78,4 +111,23 @@ extern "C" pt_status pt__cu_gather_weights(cudaStream_t stream, int cout, int kg
   else
     pt_k_gather_weights<float><<<pt__grid(total, 256), 256, 0, stream>>>(cout, kg, kept, nkg, scale, w, (float *)wk);
   return pt__launched("gather_weights");
+}
+
+extern "C" pt_status pt__cu_pad_window(cudaStream_t stream, const pt_conv_desc *d, int rows, int start, int len,
+                                       int nhwc, const float *x, void *xp, int half) {
+  int64_t total = (int64_t)d->n * d->cin * len * (rows ? d->w + 2 * d->pw : d->h + 2 * d->ph);
+  if (total <= 0) return PT_OK;
+  if (half)
+    pt_k_pad_window<__half><<<pt__grid(total, 256), 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (__half *)xp);
+  else
+    pt_k_pad_window<float><<<pt__grid(total, 256), 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (float *)xp);
+  return pt__launched("pad_window");
+}
+
+extern "C" pt_status pt__cu_weights_khwc(cudaStream_t stream, int cout, int cig, int kh, int kw, const float *w,
+                                         uint16_t *wt) {
+  int64_t total = (int64_t)cout * cig * kh * kw;
+  if (total <= 0) return PT_OK;
+  pt_k_weights_khwc<<<pt__grid(total, 256), 256, 0, stream>>>(cout, cig, kh, kw, w, (__half *)wt);
+  return pt__launched("weights_khwc");
 }

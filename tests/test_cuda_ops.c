@@ -139,6 +139,15 @@ Test(cuda_ops, conv_exact_fp32_fp16, .init = need_gpu, .fini = done) {
       }
 }
 
+static pt_status perf_nhwc(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                           float *y) {
+  return pt__cuda_conv_perf_cudnn_fmt(c, d, 1, x, w, b, y);
+}
+static pt_status perf_nchw(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                           float *y) {
+  return pt__cuda_conv_perf_cudnn_fmt(c, d, 0, x, w, b, y);
+}
+
 Test(cuda_ops, conv_perforation_both_variants, .init = need_gpu, .fini = done) {
   for (int i = 0; i < NSHAPES; i++)
     for (int fp16 = 0; fp16 < 2; fp16++)
@@ -148,6 +157,8 @@ Test(cuda_ops, conv_perforation_both_variants, .init = need_gpu, .fini = done) {
             int bias = (i + off) % 2;
             conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, pt__cuda_conv_perf_cudnn, "cudnn");
             conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, pt__cuda_conv_gemm, "gemm");
+            if (fp16) conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, perf_nhwc, "cudnn nhwc");
+            conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, perf_nchw, "cudnn nchw");
           }
 }
 

@@ -257,6 +257,8 @@ static pt_status cu_create(int threads, pt_backend **out) {
   const char *v = getenv("PT_CUDA_PERF_VARIANT");
   c->perf_variant = v && !strcmp(v, "gemm") ? PT_CU_PERF_GEMM : v && !strcmp(v, "cudnn") ? PT_CU_PERF_CUDNN
                                                                                           : PT_CU_PERF_AUTO;
+  const char *nh = getenv("PT_CUDA_PERF_NHWC");
+  c->perf_nhwc = !(nh && !strcmp(nh, "0"));
   int rt = 0, drv = 0;
   cudaRuntimeGetVersion(&rt);
   cudaDriverGetVersion(&drv);

@@ -49,11 +49,12 @@ static pt_status ensure_ws(pt_cuda_ctx *c, size_t bytes) {
  * y (n, cout, yh, yw), in fp32 or binary16 (half). */
 typedef struct cu_conv {
   int half, n, cin, hx, wx, xs[3], cout, kh, kw, groups, ph, pw, sh, sw, yh, yw;
+  int nhwc; /* x, w and y channels-last (packed; xs unused) */
 } cu_conv;
 
 static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, const void *w, void *y, pt_cu_algo **out) {
   int key[20] = {v->half, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], v->cout, v->kh,
-                 v->kw, v->groups, v->ph, v->pw, v->sh, v->sw, v->yh, v->yw, 0, 0};
+                 v->kw, v->groups, v->ph, v->pw, v->sh, v->sw, v->yh, v->yw, v->nhwc, 0};
   for (int i = 0; i < c->n_algos; i++)
     if (!memcmp(c->algos[i].key, key, sizeof key)) {
       *out = &c->algos[i];
@@ -75,9 +76,13 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
   PT_CUDNN_CHECK(cudnnCreateFilterDescriptor(&a->wd));
   PT_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&a->cd));
   c->n_algos++; /* from here on the descriptors are freed with the cache */
-  PT_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(a->xd, dt, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], 1));
-  PT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(a->yd, CUDNN_TENSOR_NCHW, dt, v->n, v->cout, v->yh, v->yw));
-  PT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(a->wd, dt, CUDNN_TENSOR_NCHW, v->cout, v->cin / v->groups, v->kh, v->kw));
+  const cudnnTensorFormat_t fmt = v->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  if (v->nhwc)
+    PT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(a->xd, fmt, dt, v->n, v->cin, v->hx, v->wx));
+  else
+    PT_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(a->xd, dt, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], 1));
+  PT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(a->yd, fmt, dt, v->n, v->cout, v->yh, v->yw));
+  PT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(a->wd, dt, fmt, v->cout, v->cin / v->groups, v->kh, v->kw));
   PT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(a->cd, v->ph, v->pw, v->sh, v->sw, 1, 1, CUDNN_CROSS_CORRELATION,
                                                  CUDNN_DATA_FLOAT));
   PT_CUDNN_CHECK(cudnnSetConvolutionGroupCount(a->cd, v->groups));
@@ -140,7 +145,7 @@ pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float
                               float *y) {
   const int half = d->fp16 != 0;
   cu_conv v = {half, d->n, d->cin, d->h, d->w, {d->cin * d->h * d->w, d->h * d->w, d->w}, d->cout, d->kh, d->kw,
-               d->groups, d->ph, d->pw, d->sh, d->sw, d->oh, d->ow};
+               d->groups, d->ph, d->pw, d->sh, d->sw, d->oh, d->ow, 0};
   const int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, ny = (int64_t)d->n * d->cout * d->oh * d->ow;
   if (!half) {
     PT__TRY(run_cudnn(c, &v, x, w, y));
@@ -155,22 +160,23 @@ pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float
   return pt__cu_conv_epilogue(c->stream, d->n, d->cout, (int64_t)d->oh * d->ow, yh, 1, b, 1, y);
 }
 
-pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
-                                   const float *b, float *y) {
+pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, int nhwc, const float *x,
+                                       const float *w, const float *b, float *y) {
   if (!d->perf || d->samp_every) return pt__error(PT_EINVAL, "cuda conv: the strided variant is for perforation only");
   const int half = d->fp16 != 0, rows = d->perf == 1, s = d->perf_stride, esz = half ? 2 : 4;
   const int hp = d->h + 2 * d->ph, wp = d->w + 2 * d->pw, size = rows ? d->oh : d->ow;
-  const void *xp = x;
-  if (half || d->ph || d->pw) {
-    void *buf;
-    PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)d->n * d->cin * hp * wp * esz, &buf));
-    PT__TRY(pt__cu_pad(c->stream, d, x, buf, half));
-    xp = buf;
-  }
   const void *wk = w;
-  if (half) PT__TRY(half_weights(c, d, w, (void **)&wk));
-  pt_cu_compact cp = {NULL, half, 1, 0, 0, {0}, {0}};
-  int64_t total = 0;
+  if (nhwc) { /* cuDNN's NHWC filter order, binary16 or float32 */
+    void *wt;
+    PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)wcount(d) * esz, &wt));
+    if (half) PT__TRY(pt__cu_weights_khwc(c->stream, d->cout, d->cin / d->groups, d->kh, d->kw, w, wt));
+    else return pt__error(PT_EUNSUPPORTED, "cuda conv: the NHWC perforation variant is fp16 only");
+    wk = wt;
+  } else if (half) {
+    PT__TRY(half_weights(c, d, w, (void **)&wk));
+  }
+  pt_cu_compact cp = {NULL, half, 1, nhwc, 0, 0, {0}, {0}};
+  int64_t total = 0, win = 0;
   const int64_t other = rows ? d->ow : d->oh;
   for (int r = 0; r < 8; r++) cp.cls_off[r] = -1;
   for (int r = 0; r < s; r++) {
@@ -178,20 +184,32 @@ pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const 
     cp.cls_cnt[r] = (size - 1 - r) / s + 1;
     cp.cls_off[r] = total;
     total += (int64_t)d->n * d->cout * cp.cls_cnt[r] * other;
+    int64_t len = (int64_t)(cp.cls_cnt[r] - 1) * s * (rows ? d->sh : d->sw) + (rows ? d->kh : d->kw);
+    int64_t wsz = (int64_t)d->n * d->cin * len * (rows ? wp : hp);
+    if (wsz > win) win = wsz;
   }
-  void *out = NULL;
+  void *out = NULL, *xw = NULL;
   if (total > 0) PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_OUT, (size_t)total * esz, &out));
+  if (win > 0) PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)win * esz, &xw));
   for (int r = 0; r < s; r++) {
     if (cp.cls_off[r] < 0) continue;
-    int cnt = cp.cls_cnt[r];
-    cu_conv v = {half, d->n, d->cin, rows ? (cnt - 1) * s * d->sh + d->kh : hp, rows ? wp : (cnt - 1) * s * d->sw + d->kw,
-                 {d->cin * hp * wp, hp * wp, wp}, d->cout, d->kh, d->kw, d->groups, 0, 0,
-                 rows ? s * d->sh : d->sh, rows ? d->sw : s * d->sw, rows ? cnt : d->oh, rows ? d->ow : cnt};
-    const char *xr = (const char *)xp + (size_t)(rows ? (int64_t)r * d->sh * wp : (int64_t)r * d->sw) * esz;
-    PT__TRY(run_cudnn(c, &v, xr, wk, (char *)out + (size_t)cp.cls_off[r] * esz));
+    /* residue r's input window, packed: its rows (columns) start at r * stride of the padded input,
+     * so the convolution needs no padding and a stride multiplied by the perforation stride */
+    const int cnt = cp.cls_cnt[r], st = rows ? d->sh : d->sw, k = rows ? d->kh : d->kw;
+    const int len = (cnt - 1) * s * st + k, hx = rows ? len : hp, wx = rows ? wp : len;
+    PT__TRY(pt__cu_pad_window(c->stream, d, rows, r * st, len, nhwc, x, xw, half));
+    cu_conv v = {half, d->n, d->cin, hx, wx, {d->cin * hx * wx, hx * wx, wx}, d->cout, d->kh, d->kw, d->groups, 0, 0,
+                 rows ? s * d->sh : d->sh, rows ? d->sw : s * d->sw, rows ? cnt : d->oh, rows ? d->ow : cnt, nhwc};
+    PT__TRY(run_cudnn(c, &v, xw, wk, (char *)out + (size_t)cp.cls_off[r] * esz));
   }
   cp.src = out;
   return pt__cu_conv_scatter(c->stream, d, &cp, b, y);
+}
+
+pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
+                                   const float *b, float *y) {
+  /* fp16 runs channels-last, where cuDNN's strided tensor-core kernels need no layout transposes */
+  return pt__cuda_conv_perf_cudnn_fmt(c, d, d->fp16 != 0 && c->perf_nhwc, x, w, b, y);
 }
 
 pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
@@ -249,7 +267,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
     } else if (M > 0) { /* every filter element dropped: the product is zero */
       PT_CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)d->cout * M * 4, c->stream));
     }
-    pt_cu_compact cp = {out, 0, 0, nr, nc, {0}, {0}};
+    pt_cu_compact cp = {out, 0, 0, 0, nr, nc, {0}, {0}};
     PT__TRY(pt__cu_conv_scatter(c->stream, &sub, &cp, b, ys));
   }
   return PT_OK;

@@ -49,6 +49,7 @@ typedef struct pt_cuda_ctx {
   pt_cu_algo *algos;
   int n_algos, cap_algos;
   pt_cu_perf_variant perf_variant;
+  int perf_nhwc; /* fp16 strided perforation in NHWC (PT_CUDA_PERF_NHWC=0 turns it off) */
   size_t mem_total;
   char desc[256];
 } pt_cuda_ctx;
@@ -66,6 +67,9 @@ pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float
 /* Perforation through cuDNN: one strided convolution per kept residue of the perforated axis. */
 pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
                                    const float *b, float *y);
+/* The same with the layout chosen: nhwc (fp16 only) or NCHW. */
+pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, int nhwc, const float *x,
+                                       const float *w, const float *b, float *y);
 /* Reduced im2col + cuBLAS GEMM: perforation, sampling, or (neither) exact. */
 pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
                              float *y);

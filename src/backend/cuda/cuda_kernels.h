@@ -55,6 +55,7 @@ typedef struct pt_cu_compact {
   int cls;     /* 0: GEMM layout (cout, n * nr * nc), position (image, kept row, kept column);
                   1: one packed (n, cout, cnt, ow) or (n, cout, oh, cnt) block per kept residue of the
                   perforated axis modulo the stride (the strided-convolution variant) */
+  int nhwc;    /* layout 1: the blocks are channels-last, (n, cnt, ow, cout) or (n, oh, cnt, cout) */
   int nr, nc;  /* layout 0: kept rows and columns per image */
   int64_t cls_off[8]; /* layout 1: element offset of residue r's block in src (-1: none) */
   int cls_cnt[8];     /* layout 1: indices of residue r along the perforated axis */
@@ -67,6 +68,12 @@ pt_status pt__cu_conv_scatter(cudaStream_t stream, const pt_conv_desc *d, const 
 /* ---- im2col.cu ---- */
 /* Padded copy of x (n, cin, h, w) as (n, cin, h + 2ph, w + 2pw), float32 or binary16 (half). */
 pt_status pt__cu_pad(cudaStream_t stream, const pt_conv_desc *d, const float *x, void *xp, int half);
+/* Rows [start, start + len) (rows) or columns [start, start + len) of the padded input, packed as
+ * (n, cin, len, w + 2pw) / (n, cin, h + 2ph, len), or channels-last (nhwc) in the same order. */
+pt_status pt__cu_pad_window(cudaStream_t stream, const pt_conv_desc *d, int rows, int start, int len, int nhwc,
+                            const float *x, void *xp, int half);
+/* wt (cout, kh, kw, cig) binary16 = w (cout, cig, kh, kw): the filter order of NHWC convolutions. */
+pt_status pt__cu_weights_khwc(cudaStream_t stream, int cout, int cig, int kh, int kw, const float *w, uint16_t *wt);
 /* Reduced im2col: col (K', n * nr * nc), K' = groups * nkg rows (row g * nkg + t is flat filter
  * element kept[t] of group g's channels), columns (image, kept row, kept column) of the
  * perforation plan in d. float32 or binary16 (half). */
