@@ -4,11 +4,12 @@
  * and fp16 to the last binary16 step. */
 #include "kernels/cuda_common.cuh"
 
+template <typename IT>
 __global__ void pt_k_conv_epilogue(int64_t total, int c, int64_t hw, const void *src, int src_half, const float *b,
                                    int fp16, float *y) {
   PT__GRID_LOOP(i, total) {
     float v = src_half ? __half2float(((const __half *)src)[i]) : ((const float *)src)[i];
-    if (b) v += pt__rd(b[(i / hw) % c], fp16);
+    if (b) v += pt__rd(b[((IT)i / (IT)hw) % (IT)c], fp16);
     y[i] = pt__rd(v, fp16);
   }
 }
@@ -40,12 +41,16 @@ __device__ __forceinline__ float pt__kept(const pt_conv_desc &d, const pt_cu_com
   return d.fp16 && d.perf ? pt__rd16(v) : v;
 }
 
+/* IT: the index type of the decomposition. 64-bit division is emulated on the GPU and costs more than
+ * the whole memory-bound kernel, so tensors under 2^31 elements decompose in 32 bits. */
+template <typename IT>
 __global__ void pt_k_conv_scatter(pt_conv_desc d, pt_cu_compact c, const float *b, float *y) {
   const int64_t total = (int64_t)d.n * d.cout * d.oh * d.ow;
   const int fp16 = d.fp16 != 0;
-  PT__GRID_LOOP(i, total) {
-    int ox = (int)(i % d.ow), oy = (int)((i / d.ow) % d.oh);
-    int co = (int)((i / ((int64_t)d.oh * d.ow)) % d.cout), img = (int)(i / ((int64_t)d.cout * d.oh * d.ow));
+  PT__GRID_LOOP(i64, total) {
+    const IT i = (IT)i64, ow = (IT)d.ow, oh = (IT)d.oh, cout = (IT)d.cout;
+    int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
+    int co = (int)((i / (oh * ow)) % cout), img = (int)(i / (cout * oh * ow));
     const int pos = d.perf == 1 ? oy : ox, size = d.perf == 1 ? d.oh : d.ow;
     float v;
     if (d.perf && pt_km_perf_skipped(pos, d.perf_stride, d.perf_offset)) {
@@ -67,7 +72,7 @@ __global__ void pt_k_conv_scatter(pt_conv_desc d, pt_cu_compact c, const float *
     }
     if (b) v += pt__rd(b[co], fp16);
     if (fp16 && (b || !d.perf)) v = pt__rd16(v);
-    y[i] = v;
+    y[i64] = v;
   }
 }
 
@@ -75,7 +80,10 @@ extern "C" pt_status pt__cu_conv_epilogue(cudaStream_t stream, int64_t n, int c,
                                           int src_half, const float *b, int fp16, float *y) {
   int64_t total = n * c * hw;
   if (total <= 0) return PT_OK;
-  pt_k_conv_epilogue<<<pt__grid(total, 256), 256, 0, stream>>>(total, c, hw, src, src_half, b, fp16, y);
+  if (total < ((int64_t)1 << 31))
+    pt_k_conv_epilogue<uint32_t><<<pt__grid(total, 256), 256, 0, stream>>>(total, c, hw, src, src_half, b, fp16, y);
+  else
+    pt_k_conv_epilogue<int64_t><<<pt__grid(total, 256), 256, 0, stream>>>(total, c, hw, src, src_half, b, fp16, y);
   return pt__launched("conv_epilogue");
 }
 
@@ -90,6 +98,7 @@ extern "C" pt_status pt__cu_conv_scatter(cudaStream_t stream, const pt_conv_desc
                                          const float *b, float *y) {
   int64_t total = (int64_t)d->n * d->cout * d->oh * d->ow;
   if (total <= 0) return PT_OK;
-  pt_k_conv_scatter<<<pt__grid(total, 256), 256, 0, stream>>>(*d, *c, b, y);
+  if (total < ((int64_t)1 << 31)) pt_k_conv_scatter<uint32_t><<<pt__grid(total, 256), 256, 0, stream>>>(*d, *c, b, y);
+  else pt_k_conv_scatter<int64_t><<<pt__grid(total, 256), 256, 0, stream>>>(*d, *c, b, y);
   return pt__launched("conv_scatter");
 }

@@ -23,24 +23,25 @@ __global__ void pt_k_pad(pt_conv_desc d, const float *x, T *xp) {
 
 /* Rows [start, start + len) (rows != 0) or columns [start, start + len) of the zero-padded input,
  * packed, in NCHW or NHWC order: one residue's input window of the strided perforation variant. */
-template <typename T>
+template <typename T, typename IT>
 __global__ void pt_k_pad_window(pt_conv_desc d, int rows, int start, int len, int nhwc, const float *x, T *xp) {
   const int hp = d.h + 2 * d.ph, wp = d.w + 2 * d.pw;
-  const int H = rows ? len : hp, W = rows ? wp : len, C = d.cin;
+  const IT H = rows ? len : hp, W = rows ? wp : len, C = d.cin;
   const int64_t total = (int64_t)d.n * C * H * W;
-  PT__GRID_LOOP(i, total) {
+  PT__GRID_LOOP(i64, total) {
+    const IT i = (IT)i64;
     int c, xx, yy;
     int64_t img;
     if (nhwc) {
-      c = (int)(i % C), xx = (int)((i / C) % W), yy = (int)((i / ((int64_t)C * W)) % H);
-      img = i / ((int64_t)C * W * H);
+      c = (int)(i % C), xx = (int)((i / C) % W), yy = (int)((i / (C * W)) % H);
+      img = (int64_t)(i / (C * W * H));
     } else {
-      xx = (int)(i % W), yy = (int)((i / W) % H), c = (int)((i / ((int64_t)W * H)) % C);
-      img = i / ((int64_t)W * H * C);
+      xx = (int)(i % W), yy = (int)((i / W) % H), c = (int)((i / (W * H)) % C);
+      img = (int64_t)(i / (W * H * C));
     }
     int iy = (rows ? start + yy : yy) - d.ph, ix = (rows ? xx : start + xx) - d.pw;
-    float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[((img * C + c) * d.h + iy) * d.w + ix] : 0.0f;
-    xp[i] = pt__cvt<T>(v);
+    float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[((img * d.cin + c) * d.h + iy) * d.w + ix] : 0.0f;
+    xp[i64] = pt__cvt<T>(v);
   }
 }
 
@@ -54,22 +55,22 @@ __global__ void pt_k_weights_khwc(int cout, int cig, int kh, int kw, const float
   }
 }
 
-template <typename T>
+template <typename T, typename IT>
 __global__ void pt_k_im2col(pt_conv_desc d, const int *kept, int nkg, int nr, int nc, const float *x, T *col) {
-  const int64_t M = (int64_t)d.n * nr * nc;
+  const IT M = (IT)d.n * nr * nc;
   const int groups = d.groups, cig = d.cin / groups, khw = d.kh * d.kw;
   const int64_t total = (int64_t)groups * nkg * M;
-  PT__GRID_LOOP(i, total) {
-    int64_t m = i % M;
+  PT__GRID_LOOP(i64, total) {
+    const IT i = (IT)i64, m = i % M;
     int t = (int)(i / M);
     int g = t / nkg, flat = kept ? kept[t % nkg] : t % nkg;
-    int q = (int)(m % nc), r = (int)((m / nc) % nr), img = (int)(m / ((int64_t)nc * nr));
+    int q = (int)(m % (IT)nc), r = (int)((m / (IT)nc) % (IT)nr), img = (int)(m / ((IT)nc * nr));
     int oy = d.perf == 1 ? pt_km_perf_kept_index(r, d.perf_stride, d.perf_offset) : r;
     int ox = d.perf == 2 ? pt_km_perf_kept_index(q, d.perf_stride, d.perf_offset) : q;
     int c = g * cig + flat / khw, ki = (flat / d.kw) % d.kh, kj = flat % d.kw;
     int iy = pt_km_in_coord(oy, ki, d.sh, d.ph), ix = pt_km_in_coord(ox, kj, d.sw, d.pw);
     float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[(((int64_t)img * d.cin + c) * d.h + iy) * d.w + ix] : 0.0f;
-    col[i] = pt__cvt<T>(v);
+    col[i64] = pt__cvt<T>(v);
   }
 }
 
@@ -97,8 +98,12 @@ extern "C" pt_status pt__cu_im2col(cudaStream_t stream, const pt_conv_desc *d, c
   int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
   int64_t total = (int64_t)d->groups * nkg * d->n * nr * nc;
   if (total <= 0) return PT_OK;
-  if (half) pt_k_im2col<__half><<<pt__grid(total, 256), 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (__half *)col);
-  else pt_k_im2col<float><<<pt__grid(total, 256), 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (float *)col);
+  const unsigned g = pt__grid(total, 256);
+  const int small = total < ((int64_t)1 << 31);
+  if (half && small) pt_k_im2col<__half, uint32_t><<<g, 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (__half *)col);
+  else if (half) pt_k_im2col<__half, int64_t><<<g, 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (__half *)col);
+  else if (small) pt_k_im2col<float, uint32_t><<<g, 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (float *)col);
+  else pt_k_im2col<float, int64_t><<<g, 256, 0, stream>>>(*d, kept, nkg, nr, nc, x, (float *)col);
   return pt__launched("im2col");
 }
 
@@ -117,10 +122,12 @@ extern "C" pt_status pt__cu_pad_window(cudaStream_t stream, const pt_conv_desc *
                                        int nhwc, const float *x, void *xp, int half) {
   int64_t total = (int64_t)d->n * d->cin * len * (rows ? d->w + 2 * d->pw : d->h + 2 * d->ph);
   if (total <= 0) return PT_OK;
-  if (half)
-    pt_k_pad_window<__half><<<pt__grid(total, 256), 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (__half *)xp);
-  else
-    pt_k_pad_window<float><<<pt__grid(total, 256), 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (float *)xp);
+  const unsigned g = pt__grid(total, 256);
+  const int small = total < ((int64_t)1 << 31);
+  if (half && small) pt_k_pad_window<__half, uint32_t><<<g, 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (__half *)xp);
+  else if (half) pt_k_pad_window<__half, int64_t><<<g, 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (__half *)xp);
+  else if (small) pt_k_pad_window<float, uint32_t><<<g, 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (float *)xp);
+  else pt_k_pad_window<float, int64_t><<<g, 256, 0, stream>>>(*d, rows, start, len, nhwc, x, (float *)xp);
   return pt__launched("pad_window");
 }
 
