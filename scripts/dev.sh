@@ -79,6 +79,10 @@ case "$cmd" in
     /usr/bin/python3 "$ROOT/bench/pytorch_infer.py" --threads "$threads"
     log "knob speedups on the CPU backend (vgg16_cifar10 convolutions, batch 500)"
     "$BUILD/bench/bench_knobs" --threads "$threads"
+    if [ -x "$BUILD/bench/bench_cuda_conv" ]; then # built with CUDA; prints SKIPPED without a GPU
+      log "GPU convolution kernels against cuDNN (vgg16_cifar10, resnet18_cifar10, batch 500)"
+      "$BUILD/bench/bench_cuda_conv"
+    fi
     ;;
   *)
     echo "usage: scripts/dev.sh demo|test|bench|build" >&2
