@@ -129,12 +129,7 @@ static int collect(const pt_graph *g, int batch, layer_t *L, int max) {
   for (int i = 0; i < g->n_nodes && n < max; i++) {
     const pt_node *nd = &g->nodes[i];
     if (nd->type != PT_OP_CONV2D) continue;
-    const pt_conv_params *c = &nd->p.conv;
-    int ih = nd->in[0] < 0 ? g->in_h : (int)g->nodes[nd->in[0]].out_shape[1];
-    int iw = nd->in[0] < 0 ? g->in_w : (int)g->nodes[nd->in[0]].out_shape[2];
-    pt_conv_desc d = {batch, c->cin, ih, iw, c->cout, (int)nd->out_shape[1], (int)nd->out_shape[2], c->kh, c->kw,
-                      c->sh, c->sw, c->ph, c->pw, c->groups, 0, 0, 0, 0, 0, 0, 0.0f};
-    L[n].d = d;
+    L[n].d = pt__conv_desc_of_node(g, nd, batch);
     snprintf(L[n].name, sizeof L[n].name, "%s", nd->name);
     n++;
   }

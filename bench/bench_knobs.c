@@ -105,10 +105,8 @@ int main(int argc, char **argv) {
     const pt_node *nd = &g->nodes[i];
     if (nd->type != PT_OP_CONV2D) continue;
     const pt_conv_params *c = &nd->p.conv;
-    int ih = nd->in[0] < 0 ? g->in_h : (int)g->nodes[nd->in[0]].out_shape[1];
-    int iw = nd->in[0] < 0 ? g->in_w : (int)g->nodes[nd->in[0]].out_shape[2];
-    pt_conv_desc d = {batch, c->cin, ih, iw, c->cout, (int)nd->out_shape[1], (int)nd->out_shape[2], c->kh, c->kw,
-                      c->sh, c->sw, c->ph, c->pw, c->groups, 0, 0, 0, 0, 0, 0, 0.0f};
+    pt_conv_desc d = pt__conv_desc_of_node(g, nd, batch);
+    const int ih = d.h, iw = d.w;
     int64_t nx = (int64_t)batch * c->cin * ih * iw, nw = (int64_t)c->cout * c->cin * c->kh * c->kw,
             ny = (int64_t)batch * c->cout * d.oh * d.ow;
     float *x = malloc(nx * 4), *xq = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(c->cout * 4), *y = malloc(ny * 4);

@@ -29,6 +29,17 @@ typedef struct pt_conv_desc {
   float samp_scale;
 } pt_conv_desc;
 
+/* The exact convolution that node n (PT_OP_CONV2D) of g computes on a batch: shapes from the graph,
+ * no knob set. The executor and the benchmarks build their descriptors here. */
+static inline pt_conv_desc pt__conv_desc_of_node(const pt_graph *g, const pt_node *n, int batch) {
+  const pt_conv_params *cp = &n->p.conv;
+  int ih = n->in[0] < 0 ? g->in_h : (int)g->nodes[n->in[0]].out_shape[1];
+  int iw = n->in[0] < 0 ? g->in_w : (int)g->nodes[n->in[0]].out_shape[2];
+  pt_conv_desc d = {batch, cp->cin, ih, iw, cp->cout, (int)n->out_shape[1], (int)n->out_shape[2], cp->kh, cp->kw,
+                    cp->sh, cp->sw, cp->ph, cp->pw, cp->groups, 0, 0, 0, 0, 0, 0, 0.0f};
+  return d;
+}
+
 typedef struct pt_pool_desc {
   int n, c, h, w, oh, ow;
   int kh, kw, sh, sw, ph, pw;

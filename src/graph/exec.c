@@ -162,10 +162,8 @@ static pt_status run_node(pt_exec *ex, const pt_node *n, int batch, const pt_op_
   int64_t count = (int64_t)batch * pt_shape_numel(n->out_ndim, n->out_shape);
   switch (n->type) {
     case PT_OP_CONV2D: {
-      const pt_conv_params *cp = &n->p.conv;
-      pt_conv_desc d = {batch, cp->cin, (int)in_sh[1], (int)in_sh[2], cp->cout, (int)n->out_shape[1],
-                        (int)n->out_shape[2], cp->kh, cp->kw, cp->sh, cp->sw, cp->ph, cp->pw, cp->groups, fp16,
-                        0, 0, 0, 0, 0, 0.0f};
+      pt_conv_desc d = pt__conv_desc_of_node(g, n, batch);
+      d.fp16 = fp16;
       if (oe->kind == PT_APPROX_PERFORATE) {
         d.perf = oe->perf_row ? 1 : 2;
         d.perf_stride = oe->perf_stride;

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_internal.h"
 #include "core/error.h"
+#include "predtuner/log.h"
 
 pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what) {
   *ptr = NULL;
@@ -259,6 +260,8 @@ static pt_status cu_create(int threads, pt_backend **out) {
                                                                                           : PT_CU_PERF_AUTO;
   const char *nh = getenv("PT_CUDA_PERF_NHWC");
   c->perf_nhwc = !(nh && !strcmp(nh, "0"));
+  if (v && strcmp(v, "gemm") && strcmp(v, "cudnn"))
+    pt_log(PT_LOG_WARN, "PT_CUDA_PERF_VARIANT=%s is neither cudnn nor gemm; choosing automatically", v);
   int rt = 0, drv = 0;
   cudaRuntimeGetVersion(&rt);
   cudaDriverGetVersion(&drv);

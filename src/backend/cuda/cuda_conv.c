@@ -21,14 +21,10 @@
 #define PT__CU_WS_MAX ((size_t)1 << 30)    /* cuDNN workspace ceiling */
 #define PT__CU_COL_MAX ((size_t)512 << 20) /* im2col bytes per chunk of images */
 
+static void drop_last(pt_cuda_ctx *c);
+
 void pt__cuda_conv_cache_free(pt_cuda_ctx *c) {
-  for (int i = 0; i < c->n_algos; i++) {
-    pt_cu_algo *a = &c->algos[i];
-    cudnnDestroyTensorDescriptor(a->xd);
-    cudnnDestroyTensorDescriptor(a->yd);
-    cudnnDestroyFilterDescriptor(a->wd);
-    cudnnDestroyConvolutionDescriptor(a->cd);
-  }
+  while (c->n_algos > 0) drop_last(c);
   free(c->algos);
   c->algos = NULL;
   c->n_algos = c->cap_algos = 0;
@@ -51,6 +47,15 @@ typedef struct cu_conv {
   int half, n, cin, hx, wx, xs[3], cout, kh, kw, groups, ph, pw, sh, sw, yh, yw;
   int nhwc; /* x, w and y channels-last (packed; xs unused) */
 } cu_conv;
+
+/* Drops the newest cache entry (its shape turned out unusable). */
+static void drop_last(pt_cuda_ctx *c) {
+  pt_cu_algo *a = &c->algos[--c->n_algos];
+  cudnnDestroyTensorDescriptor(a->xd);
+  cudnnDestroyTensorDescriptor(a->yd);
+  cudnnDestroyFilterDescriptor(a->wd);
+  cudnnDestroyConvolutionDescriptor(a->cd);
+}
 
 static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, const void *w, void *y, pt_cu_algo **out) {
   int key[20] = {v->half, v->n, v->cin, v->hx, v->wx, v->xs[0], v->xs[1], v->xs[2], v->cout, v->kh,
@@ -90,9 +95,7 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
   int on, oc, oh, ow;
   PT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(a->cd, a->xd, a->wd, &on, &oc, &oh, &ow));
   if (on != v->n || oc != v->cout || oh != v->yh || ow != v->yw) {
-    c->n_algos--;
-    cudnnDestroyTensorDescriptor(a->xd), cudnnDestroyTensorDescriptor(a->yd);
-    cudnnDestroyFilterDescriptor(a->wd), cudnnDestroyConvolutionDescriptor(a->cd);
+    drop_last(c);
     return pt__error(PT_ESHAPE, "cuda conv: cuDNN computes a (%d, %d, %d, %d) output, expected (%d, %d, %d, %d)", on, oc,
                      oh, ow, v->n, v->cout, v->yh, v->yw);
   }
@@ -111,9 +114,7 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
     pick = i;
   }
   if (pick < 0) {
-    c->n_algos--;
-    cudnnDestroyTensorDescriptor(a->xd), cudnnDestroyTensorDescriptor(a->yd);
-    cudnnDestroyFilterDescriptor(a->wd), cudnnDestroyConvolutionDescriptor(a->cd);
+    drop_last(c);
     return pt__error(PT_EUNSUPPORTED, "cuda conv: cuDNN has no %s algorithm for this shape", v->half ? "fp16" : "fp32");
   }
   a->algo = perf[pick].algo;
