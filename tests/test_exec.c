@@ -157,3 +157,162 @@ Test(exec, data_shape_must_match_the_model) {
   pt_dataset_close(ds);
   pt_graph_free(g);
 }
+
+/* ---- pt_exec_run_many: shared prefixes ---- */
+
+/* One of a few settings per op, picked by v (convolutions get every kind; linear layers exact,
+ * fp16 or PromiseSim; other ops exact or fp16). */
+static pt_op_exec setting_of(const pt_graph *g, int op, int v) {
+  pt_op_exec e = {0};
+  pt_op_type t = g->nodes[g->ops[op]].type;
+  switch (t == PT_OP_CONV2D ? v % 6 : t == PT_OP_LINEAR ? v % 3 : v % 2) {
+    case 0: break;
+    case 1: e.fp16 = 1; break;
+    case 2: e.kind = PT_APPROX_PROMISE, e.promise_level = 3; break;
+    case 3: e.kind = PT_APPROX_PERFORATE, e.perf_row = 1, e.perf_stride = 2, e.perf_offset = 1; break;
+    case 4: e.kind = PT_APPROX_PERFORATE, e.perf_stride = 3, e.perf_offset = 0, e.fp16 = 1; break;
+    case 5: e.kind = PT_APPROX_SAMPLING, e.samp_every = 2, e.samp_offset = 1, e.samp_interp = 1.0f; break;
+  }
+  return e;
+}
+
+/* n_cfg configs grown from three bases (all exact, and two random ones) by changing one op each, at
+ * every depth, plus exact duplicates: the tree has branches at many depths. */
+static pt_op_exec *tree_configs(const pt_graph *g, int n_cfg, uint64_t seed) {
+  int no = pt_graph_num_ops(g);
+  pt_op_exec *ops = calloc((size_t)n_cfg * no, sizeof *ops);
+  pt_rng r;
+  pt_rng_seed(&r, seed);
+  for (int k = 0; k < n_cfg; k++) {
+    pt_op_exec *c = ops + (int64_t)k * no;
+    int base = k % 3;
+    for (int op = 0; op < no; op++) c[op] = base ? setting_of(g, op, (op * 7 + base * 5) % 6) : (pt_op_exec){0};
+    if (k >= 3 && k % 5 != 4) {
+      int op = (int)pt_rng_below(&r, no);
+      c[op] = setting_of(g, op, 1 + (int)pt_rng_below(&r, 5));
+    } else if (k % 5 == 4) {
+      memcpy(c, ops + (int64_t)(k - 1) * no, (size_t)no * sizeof *c); /* a duplicate */
+    }
+  }
+  return ops;
+}
+
+/* The nodes of the configs' prefix tree: for every node, the distinct settings of the ops up to it.
+ * A run_many that shares every common prefix runs exactly this many nodes. */
+static int64_t tree_nodes(const pt_graph *g, int n_cfg, const pt_op_exec *ops) {
+  int no = pt_graph_num_ops(g);
+  int64_t count = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int k = 0; k < n_cfg; k++) {
+      int seen = 0;
+      for (int k2 = 0; k2 < k && !seen; k2++) {
+        seen = 1;
+        for (int op = 0; op < no && seen; op++)
+          if (g->ops[op] <= i && memcmp(&ops[k * no + op], &ops[k2 * no + op], sizeof *ops)) seen = 0;
+      }
+      count += !seen;
+    }
+  return count;
+}
+
+static void check_run_many(const char *name, int n, int n_cfg) {
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build(name, &g), PT_OK);
+  pt_graph_init_random(g, 5);
+  int c, h, w, no = pt_graph_num_ops(g), classes = pt_graph_num_classes(g);
+  pt_graph_input_shape(g, &c, &h, &w);
+  int64_t nin = (int64_t)n * c * h * w, nout = (int64_t)n * classes;
+  float *x = malloc(nin * 4), *many = malloc((size_t)n_cfg * nout * 4), *alone = malloc(nout * 4);
+  double *sec = malloc(n_cfg * sizeof *sec);
+  pt_rng r;
+  pt_rng_seed(&r, 11);
+  fill_uniform(&r, x, nin, -1, 1);
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK);
+  pt_promise_ranges *rg = calloc(no, sizeof *rg);
+  cr_assert_eq(pt_exec_calibrate(ex, x, n, rg), PT_OK);
+  cr_assert_eq(pt_exec_set_promise(ex, rg, 77), PT_OK);
+  pt_op_exec *ops = tree_configs(g, n_cfg, 3);
+  for (int pass = 0; pass < 2; pass++) { /* the second pass finds the pool as the first left it */
+    for (int64_t i = 0; i < (int64_t)n_cfg * nout; i++) many[i] = NAN;
+    int64_t before = pt_exec_nodes_run(ex);
+    cr_assert_eq(pt_exec_run_many(ex, x, n, 40, n_cfg, ops, many, pass ? sec : NULL), PT_OK, "%s", pt_last_error());
+    int64_t ran = pt_exec_nodes_run(ex) - before, tree = tree_nodes(g, n_cfg, ops);
+    cr_assert_eq(ran, tree, "%s: ran %lld nodes, the prefix tree has %lld", name, (long long)ran, (long long)tree);
+    cr_assert(ran < (int64_t)n_cfg * g->n_nodes * 3 / 4, "%s: %lld of %lld nodes: little was shared", name,
+              (long long)ran, (long long)n_cfg * g->n_nodes);
+    for (int k = 0; k < n_cfg; k++) {
+      cr_assert_eq(pt_exec_run_at(ex, x, n, 40, ops + (int64_t)k * no, alone), PT_OK, "%s", pt_last_error());
+      cr_assert(!memcmp(alone, many + (int64_t)k * nout, nout * 4), "%s: config %d run with the others differs from alone",
+                name, k);
+      if (pass) cr_assert(sec[k] > 0 && sec[k] < 60, "config %d: %g s", k, sec[k]);
+    }
+  }
+  /* the configs do differ: not every output is the exact network's */
+  int differ = 0;
+  for (int k = 1; k < n_cfg; k++) differ += memcmp(many, many + (int64_t)k * nout, nout * 4) != 0;
+  cr_assert(differ > n_cfg / 2, "%s: only %d of %d configs changed the output", name, differ, n_cfg);
+  free(ops), free(rg), free(x), free(many), free(alone), free(sec);
+  pt_exec_free(ex);
+  pt_graph_free(g);
+}
+
+Test(exec, run_many_equals_each_config_alone_lenet) { check_run_many("lenet_mnist", 3, 40); }
+Test(exec, run_many_equals_each_config_alone_resnet18_with_skip_connections) {
+  check_run_many("resnet18_cifar10", 1, 16);
+}
+
+Test(exec, run_many_rejects_a_bad_setting_and_recovers) {
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build("lenet_mnist", &g), PT_OK);
+  pt_graph_init_random(g, 5);
+  int no = pt_graph_num_ops(g);
+  float x[784] = {0}, y[30], y1[10];
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK);
+  pt_op_exec *ops = calloc(3 * no, sizeof *ops);
+  ops[no + no - 1].kind = PT_APPROX_PERFORATE; /* the last op is a linear layer */
+  ops[no + no - 1].perf_stride = 2;
+  cr_assert_eq(pt_exec_run_many(ex, x, 1, 0, 3, ops, y, NULL), PT_EINVAL);
+  cr_assert_not_null(strstr(pt_last_error(), "convolutions only"), "%s", pt_last_error());
+  cr_assert_eq(pt_exec_run_many(ex, x, 1, 0, 0, ops, y, NULL), PT_OK);
+  memset(ops + no, 0, no * sizeof *ops);
+  cr_assert_eq(pt_exec_run_many(ex, x, 1, 0, 3, ops, y, NULL), PT_OK);
+  cr_assert_eq(pt_exec_run(ex, x, 1, NULL, y1), PT_OK);
+  for (int k = 0; k < 3; k++) cr_assert(!memcmp(y + 10 * k, y1, sizeof y1));
+  free(ops);
+  pt_exec_free(ex);
+  pt_graph_free(g);
+}
+
+Test(exec, measure_many_equals_measure_per_config_on_the_demo) {
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build("lenet_mnist", &g), PT_OK);
+  cr_assert_eq(pt_weights_load(g, DEMO "/lenet_mnist.safetensors"), PT_OK, "%s", pt_last_error());
+  pt_dataset *ds;
+  cr_assert_eq(pt_dataset_open(DEMO, "tune", 1, 28, 28, 10, 0, -1, &ds), PT_OK, "%s", pt_last_error());
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK);
+  int no = pt_graph_num_ops(g), n_cfg = 12;
+  pt_promise_ranges *rg = calloc(no, sizeof *rg);
+  for (int64_t i = 0; i < ds->n; i += 500) cr_assert_eq(pt_exec_calibrate(ex, ds->images + i * 784, 500, rg), PT_OK);
+  cr_assert_eq(pt_exec_set_promise(ex, rg, 1), PT_OK);
+  pt_op_exec *ops = tree_configs(g, n_cfg, 8);
+  double acc[12], sec[12];
+  /* batch 300: uneven batches, each weighing the same */
+  cr_assert_eq(pt_measure_many(ex, g, ds, 300, n_cfg, ops, NULL, acc, sec), PT_OK, "%s", pt_last_error());
+  int below = 0;
+  for (int k = 0; k < n_cfg; k++) {
+    pt_measure_opts mo = {300, ops + (int64_t)k * no, NULL, NULL};
+    pt_measure_result res;
+    cr_assert_eq(pt_measure(ex, g, ds, &mo, &res), PT_OK);
+    cr_assert_eq(acc[k], res.accuracy, "config %d: %.6f together, %.6f alone", k, acc[k], res.accuracy);
+    cr_assert(sec[k] > 0);
+    below += acc[k] < acc[0];
+  }
+  cr_assert(below > 0, "no config lost accuracy: the approximations did not run");
+  free(rg), free(ops);
+  pt_exec_free(ex);
+  pt_dataset_close(ds);
+  pt_graph_free(g);
+}

@@ -52,6 +52,17 @@ pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *
 pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
                          float *output);
 
+/* Runs the same n images under n_cfg configs (ops: n_cfg x pt_graph_num_ops settings, config-major)
+ * and writes config k's output to output + k * n * num_classes. Configs that agree on the ops of a
+ * prefix of the execution order share that prefix's work: the configs run in sorted order and each
+ * resumes from the activations of the longest prefix it shares with those before it (held in the
+ * pool, not copied; extra memory is at most one set of live activations per op). Outputs equal
+ * pt_exec_run_at's for each config alone. seconds (n_cfg entries, or NULL): each config's wall time
+ * as if run alone, i.e. the time of the input upload and of every node on its path, shared parts
+ * included (timing synchronises the backend at each branch point). */
+pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first_image, int n_cfg,
+                           const pt_op_exec *ops, float *output, double *seconds);
+
 /* PromiseSim: per-op ranges (pt_graph_num_ops entries, copied) and the noise seed. An op run with
  * PromiseSim whose ranges are not set is an error naming it. */
 pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint64_t seed);
@@ -65,6 +76,9 @@ pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_r
  * each op's wall time to it (synchronising the backend after each op, so runs get slower). NULL
  * stops timing. The time of the PromiseSim input quantisation is not included. */
 void pt_exec_time_ops(pt_exec *ex, double *op_seconds);
+
+/* How many graph nodes the executor has run since it was created (shows what run_many shared). */
+int64_t pt_exec_nodes_run(const pt_exec *ex);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,14 @@ typedef struct pt_measure_result {
 pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const pt_measure_opts *opts,
                      pt_measure_result *res);
 
+/* pt_measure's accuracy (and wall time) of n_cfg configs at once (ops: n_cfg x pt_graph_num_ops
+ * settings), each batch of images run once for all of them through pt_exec_run_many, so configs
+ * that agree on a prefix of the network share its work. accuracy[k] equals pt_measure's for config
+ * k alone; seconds[k] (NULL: not timed) is its wall time as if run alone. progress counts images x
+ * configs (total n_cfg x ds->n). */
+pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
+                          const pt_op_exec *ops, pt_progress *progress, double *accuracy, double *seconds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,8 +90,12 @@ typedef struct generic_ctx {
 
 static pt_status generic_measure(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost) {
   generic_ctx *g = app->ctx;
-  for (int k = 0; k < n; k++) qos[k] = cost[k] = NAN;
-  pt_status s = g->fn(g->user, n, cfgs ? cfgs : g->zeros, test, qos, cost);
+  double *scratch = cost ? NULL : malloc((size_t)n * sizeof *scratch); /* the callback always gets room for costs */
+  if (!cost && !scratch) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+  double *c = cost ? cost : scratch;
+  for (int k = 0; k < n; k++) qos[k] = c[k] = NAN;
+  pt_status s = g->fn(g->user, n, cfgs ? cfgs : g->zeros, test, qos, c);
+  free(scratch);
   if (s != PT_OK && !pt_last_error()[0]) pt__error(s, "app %s: the measure callback failed", app->name);
   else if (s != PT_OK) pt__error_prefix("app %s", app->name);
   return s;

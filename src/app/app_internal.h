@@ -8,7 +8,8 @@
 #include "predtuner/log.h"
 
 typedef struct pt__app_vt {
-  /* Empirical QoS and cost of n configs (NULL with n == 1: the exact network). */
+  /* Empirical QoS and cost of n configs (NULL with n == 1: the exact network); cost NULL: QoS only
+   * (the DNN app then shares the work of configs' common prefixes without timing them). */
   pt_status (*measure)(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost);
   /* Models measure one (op, knob) change over the exact network (op < 0: the exact network itself):
    * its QoS on the tune set (NULL: measure() on the config with only op off position 0) and, for

@@ -29,17 +29,25 @@ static void config_ops(pt_app *app, const uint16_t *cfg, pt_op_exec *ops) {
   for (int op = 0; op < app->n_ops; op++) ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + cfg[op]]);
 }
 
+/* Every config of the batch over the data set in one pass per batch of images (pt_measure_many):
+ * configs that agree on the first ops share their work. */
 static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost) {
   dnn_ctx *d = app->ctx;
-  for (int k = 0; k < n; k++) {
-    if (cfgs) config_ops(app, cfgs + (int64_t)k * app->n_ops, d->ops);
-    pt_measure_opts mo = {d->batch, cfgs ? d->ops : NULL, NULL, NULL};
+  pt_dataset *ds = test ? d->test : d->tune;
+  if (!cfgs) { /* the exact network */
+    pt_measure_opts mo = {d->batch, NULL, NULL, NULL};
     pt_measure_result r;
-    PT__TRY(pt_measure(d->ex, d->g, test ? d->test : d->tune, &mo, &r));
-    qos[k] = r.accuracy;
-    cost[k] = r.seconds;
+    PT__TRY(pt_measure(d->ex, d->g, ds, &mo, &r));
+    qos[0] = r.accuracy;
+    if (cost) cost[0] = r.seconds;
+    return PT_OK;
   }
-  return PT_OK;
+  pt_op_exec *ops = malloc((size_t)n * (size_t)app->n_ops * sizeof *ops);
+  if (!ops) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+  for (int k = 0; k < n; k++) config_ops(app, cfgs + (int64_t)k * app->n_ops, ops + (int64_t)k * app->n_ops);
+  pt_status s = pt_measure_many(d->ex, d->g, ds, d->batch, n, ops, NULL, qos, cost);
+  free(ops);
+  return s;
 }
 
 /* Only op changed (to position pos), every other op exact; op < 0: the exact network. */

@@ -69,3 +69,52 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
   res->images_per_s = t > 0 ? (double)res->images / t : 0.0;
   return PT_OK;
 }
+
+pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
+                          const pt_op_exec *ops, pt_progress *progress, double *accuracy, double *seconds) {
+  int bs = batch_size > 0 ? batch_size : 500;
+  int classes = pt_graph_num_classes(g), n_ops = pt_graph_num_ops(g);
+  int c, h, w;
+  pt_graph_input_shape(g, &c, &h, &w);
+  if (c != ds->c || h != ds->h || w != ds->w)
+    return pt__error(PT_ESHAPE, "data set images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
+                     pt_graph_name(g), c, h, w);
+  if (bs > ds->n) bs = (int)ds->n;
+  /* configs share work only within a group; a group's outputs stay under 64 MiB */
+  size_t per_cfg = (size_t)bs * (size_t)classes * sizeof(float);
+  int group = (int)((64u << 20) / per_cfg);
+  if (group < 1) group = 1;
+  if (group > n_cfg) group = n_cfg;
+  float *out = malloc((size_t)group * per_cfg);
+  double *t = seconds ? malloc((size_t)group * sizeof *t) : NULL;
+  if (!out || (seconds && !t)) {
+    free(out), free(t);
+    return pt__error(PT_ENOMEM, "measure: out of memory");
+  }
+  pt_status s = PT_OK;
+  int64_t done = 0;
+  for (int k0 = 0; s == PT_OK && k0 < n_cfg; k0 += group) {
+    int nk = n_cfg - k0 < group ? n_cfg - k0 : group;
+    for (int k = 0; k < nk; k++) {
+      accuracy[k0 + k] = 0;
+      if (seconds) seconds[k0 + k] = 0;
+    }
+    int batches = 0;
+    for (int64_t i = 0; s == PT_OK && i < ds->n; i += bs) {
+      int n = (int)(ds->n - i < bs ? ds->n - i : bs);
+      s = pt_exec_run_many(ex, ds->images + i * (int64_t)c * h * w, n, ds->first + i, nk,
+                           ops + (int64_t)k0 * n_ops, out, t);
+      if (s != PT_OK) break;
+      for (int k = 0; k < nk; k++) {
+        accuracy[k0 + k] += pt_topk_accuracy(out + (size_t)k * n * classes, ds->labels + i, n, classes, 1);
+        if (seconds) seconds[k0 + k] += t[k];
+      }
+      batches++;
+      done += (int64_t)n * nk;
+      if (progress) pt_progress_update(progress, done);
+    }
+    for (int k = 0; s == PT_OK && k < nk; k++) accuracy[k0 + k] /= batches;
+  }
+  free(out), free(t);
+  return s;
+}

@@ -13,7 +13,8 @@
 typedef struct pt__buf {
   void *ptr;
   size_t bytes;
-  int uses; /* readers still to come; 0 and not free = being written */
+  int uses;  /* readers still to come; 0 and not free = being written */
+  int holds; /* checkpoints of pt_exec_run_many that keep it (it is not reused while held) */
   int free;
 } pt__buf;
 
@@ -26,6 +27,8 @@ struct pt_exec {
   pt__buf *pool;
   int n_pool, cap_pool;
   int *buf_of; /* per node: pool slot of its output during a run */
+  int in_slot; /* pool slot of the network input during a run */
+  int64_t nodes_run; /* nodes executed since creation (pt_exec_nodes_run) */
   /* PromiseSim */
   pt_promise_ranges *promise; /* per op, NULL until pt_exec_set_promise */
   uint64_t promise_seed;
@@ -133,11 +136,19 @@ static int pool_get(pt_exec *ex, size_t bytes, int uses) {
   }
   ex->pool[best].free = 0;
   ex->pool[best].uses = uses;
+  ex->pool[best].holds = 0;
   return best;
 }
 
 static void pool_read_done(pt_exec *ex, int slot) {
-  if (slot >= 0 && --ex->pool[slot].uses <= 0) ex->pool[slot].free = 1;
+  if (slot >= 0 && --ex->pool[slot].uses <= 0 && !ex->pool[slot].holds) ex->pool[slot].free = 1;
+}
+
+static void pool_reset(pt_exec *ex) {
+  for (int i = 0; i < ex->n_pool; i++) {
+    ex->pool[i].free = 1;
+    ex->pool[i].uses = ex->pool[i].holds = 0;
+  }
 }
 
 static const float *P(pt_exec *ex, const pt_node *n, int k) {
@@ -280,11 +291,11 @@ static pt_status calibrate_node(pt_exec *ex, int op, const pt_node *n, int batch
   return PT_OK;
 }
 
-pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
-                         float *output) {
+static const pt_op_exec EXACT;
+
+/* Checks every op's setting before anything runs. */
+static pt_status check_ops(pt_exec *ex, const pt_op_exec *ops) {
   const pt_graph *g = ex->g;
-  static const pt_op_exec exact;
-  if (n <= 0) return pt__error(PT_EINVAL, "executor: batch of %d images", n);
   for (int i = 0; ops && i < g->n_nodes; i++) {
     int op = ex->op_of_node[i];
     if (op < 0) continue;
@@ -293,84 +304,264 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
       return pt__error(PT_EINVAL, "op '%s': PromiseSim needs quantisation ranges (calibrate, or give a ranges file)",
                        g->nodes[i].name);
   }
-  for (int i = 0; i < ex->n_pool; i++) ex->pool[i].free = 1;
-  pt_status s = PT_OK;
+  return PT_OK;
+}
+
+/* Empties the pool and uploads n input images into a fresh slot (ex->in_slot). */
+static pt_status begin_run(pt_exec *ex, const float *input, int n) {
+  const pt_graph *g = ex->g;
+  pool_reset(ex);
   size_t in_bytes = (size_t)n * (size_t)pt__node_out_numel(g, -1) * sizeof(float);
   int readers_of_input = 0;
   for (int i = 0; i < g->n_nodes; i++)
     for (int k = 0; k < g->nodes[i].n_in; k++) readers_of_input += g->nodes[i].in[k] < 0;
-  int in_slot = pool_get(ex, in_bytes, readers_of_input);
-  if (in_slot < 0) return PT_ENOMEM;
-  s = IF(ex)->upload(ex->be->ctx, ex->pool[in_slot].ptr, input, in_bytes);
-  for (int i = 0; s == PT_OK && i < g->n_nodes; i++) {
-    const pt_node *nd = &g->nodes[i];
-    int op = ex->op_of_node[i];
-    const pt_op_exec *oe = ops && op >= 0 ? &ops[op] : &exact;
-    int s0 = nd->in[0] < 0 ? in_slot : ex->buf_of[nd->in[0]];
-    int s1 = nd->n_in > 1 ? (nd->in[1] < 0 ? in_slot : ex->buf_of[nd->in[1]]) : -1;
-    if (nd->type == PT_OP_FLATTEN) { /* a view: share the producer's buffer */
-      ex->buf_of[i] = s0;
-      ex->pool[s0].uses += ex->readers[i];
-      pool_read_done(ex, s0);
+  ex->in_slot = pool_get(ex, in_bytes, readers_of_input);
+  if (ex->in_slot < 0) return PT_ENOMEM;
+  return IF(ex)->upload(ex->be->ctx, ex->pool[ex->in_slot].ptr, input, in_bytes);
+}
+
+/* Runs node i of a batch of n images with setting oe: its output goes to a pool slot (buf_of[i]),
+ * its inputs go back to the pool after their last reader. */
+static pt_status exec_node(pt_exec *ex, int i, int n, int64_t first_image, const pt_op_exec *oe) {
+  const pt_graph *g = ex->g;
+  const pt_node *nd = &g->nodes[i];
+  int op = ex->op_of_node[i];
+  ex->nodes_run++;
+  int s0 = nd->in[0] < 0 ? ex->in_slot : ex->buf_of[nd->in[0]];
+  int s1 = nd->n_in > 1 ? (nd->in[1] < 0 ? ex->in_slot : ex->buf_of[nd->in[1]]) : -1;
+  if (nd->type == PT_OP_FLATTEN) { /* a view: share the producer's buffer */
+    ex->buf_of[i] = s0;
+    ex->pool[s0].uses += ex->readers[i];
+    pool_read_done(ex, s0);
+    return PT_OK;
+  }
+  int64_t out_count = (int64_t)n * pt__node_out_numel(g, i);
+  int so = pool_get(ex, (size_t)out_count * sizeof(float), ex->readers[i]);
+  if (so < 0) return PT_ENOMEM;
+  ex->buf_of[i] = so;
+  const float *x = ex->pool[s0].ptr, *w = P(ex, nd, 0), *bias = P(ex, nd, 1);
+  float *y = ex->pool[so].ptr;
+  int tmp = -1;
+  pt_status s = PT_OK;
+  if (oe->kind == PT_APPROX_PROMISE) {
+    /* quantise the input, add multiplicative noise, run on quantised weights, quantise the output */
+    const pt_promise_ranges *r = &ex->promise[op];
+    int64_t in_count = (int64_t)n * pt__node_out_numel(g, nd->in[0]);
+    tmp = pool_get(ex, (size_t)in_count * sizeof(float), 1);
+    if (tmp < 0) return PT_ENOMEM;
+    float *q = ex->pool[tmp].ptr;
+    uint64_t key = pt_km_hash64(ex->promise_seed ^ pt_km_hash64((uint64_t)op + 1));
+    s = IF(ex)->quantize(ex->be->ctx, in_count, r->in[0], r->in[1], x, q);
+    if (s == PT_OK)
+      s = IF(ex)->promise_noise(ex->be->ctx, in_count, pt_km_promise_scale(oe->promise_level), key,
+                                (uint64_t)first_image * (uint64_t)pt__node_out_numel(g, nd->in[0]), q, q);
+    if (s == PT_OK) s = promise_params(ex, op, nd, &w, &bias);
+    x = q;
+  }
+  pt_op_exec eff = *oe;
+  if (s == PT_OK && oe->fp16 && oe->kind != PT_APPROX_SAMPLING &&
+      (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR)) {
+    s = f16_params(ex, op, nd, &w, &bias);
+    eff.fp16 = PT_FP16_PREROUNDED;
+  }
+  double t_node = ex->op_seconds && op >= 0 ? pt_now() : 0;
+  if (s == PT_OK) s = run_node(ex, nd, n, &eff, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
+  if (s == PT_OK && ex->op_seconds && op >= 0) { /* per-op timing needs the device to finish the op */
+    s = IF(ex)->synchronize(ex->be->ctx);
+    ex->op_seconds[op] += pt_now() - t_node;
+  }
+  if (s == PT_OK && oe->kind == PT_APPROX_PROMISE)
+    s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
+  if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
+    s = calibrate_node(ex, op, nd, n, ex->pool[s0].ptr, y);
+  if (tmp >= 0) pool_read_done(ex, tmp);
+  if (s != PT_OK) {
+    pt__error_prefix("op '%s'", nd->name);
+    return s;
+  }
+  pool_read_done(ex, s0);
+  if (s1 >= 0) pool_read_done(ex, s1);
+  return PT_OK;
+}
+
+static const pt_op_exec *setting(const pt_exec *ex, const pt_op_exec *ops, int node) {
+  int op = ex->op_of_node[node];
+  return ops && op >= 0 ? &ops[op] : &EXACT;
+}
+
+static pt_status download_output(pt_exec *ex, int n, float *output) {
+  int last = ex->buf_of[ex->g->n_nodes - 1];
+  return IF(ex)->download(ex->be->ctx, output, ex->pool[last].ptr, (size_t)n * (size_t)ex->g->num_classes * sizeof(float));
+}
+
+pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
+                         float *output) {
+  const pt_graph *g = ex->g;
+  if (n <= 0) return pt__error(PT_EINVAL, "executor: batch of %d images", n);
+  PT__TRY(check_ops(ex, ops));
+  pt_status s = begin_run(ex, input, n);
+  for (int i = 0; s == PT_OK && i < g->n_nodes; i++) s = exec_node(ex, i, n, first_image, setting(ex, ops, i));
+  if (s == PT_OK) s = download_output(ex, n, output);
+  if (s == PT_OK) s = IF(ex)->synchronize(ex->be->ctx);
+  return s;
+}
+
+/* pt_exec_run_many: the configs run in lexicographic order of their settings along the execution
+ * order, so consecutive configs share the longest prefixes. A checkpoint is the executor's state
+ * before node `depth` (which pool slot holds each earlier node's output and how many readers each
+ * live slot still has); its slots are held, not copied, since no node writes into its inputs.
+ * Checkpoints form a stack of increasing depth along the current config's path; every node of the
+ * configs' prefix tree runs exactly once. */
+typedef struct pt__ckpt {
+  int depth;
+  double t;    /* wall time of the path up to depth (input upload included) */
+  int n_live;
+  int *slot;   /* (n_live) live slots */
+  int *uses;   /* (n_live) their remaining readers */
+  int *buf_of; /* (depth) */
+} pt__ckpt;
+
+typedef struct pt__many {
+  const pt_exec *ex;
+  const pt_op_exec *ops; /* (n_cfg, n_ops) */
+  const int *op_seq;     /* (n_ops) op indices in execution order */
+  int n_ops;
+} pt__many;
+
+/* Node depth up to which configs a and b agree (g->n_nodes when they are the same). */
+static int agree_depth(const pt__many *m, int a, int b) {
+  for (int q = 0; q < m->n_ops; q++) {
+    int op = m->op_seq[q];
+    if (memcmp(&m->ops[(int64_t)a * m->n_ops + op], &m->ops[(int64_t)b * m->n_ops + op], sizeof(pt_op_exec)))
+      return m->ex->g->ops[op];
+  }
+  return m->ex->g->n_nodes;
+}
+
+static int cfg_cmp(const pt__many *m, int a, int b) {
+  for (int q = 0; q < m->n_ops; q++) {
+    int op = m->op_seq[q];
+    int c = memcmp(&m->ops[(int64_t)a * m->n_ops + op], &m->ops[(int64_t)b * m->n_ops + op], sizeof(pt_op_exec));
+    if (c) return c;
+  }
+  return a - b;
+}
+
+/* Merge sort of config indices (C11 has no qsort with a context). */
+static void sort_cfgs(const pt__many *m, int *v, int *tmp, int n) {
+  if (n < 2) return;
+  int h = n / 2;
+  sort_cfgs(m, v, tmp, h);
+  sort_cfgs(m, v + h, tmp, n - h);
+  int i = 0, j = h, k = 0;
+  while (i < h && j < n) tmp[k++] = cfg_cmp(m, v[i], v[j]) <= 0 ? v[i++] : v[j++];
+  while (i < h) tmp[k++] = v[i++];
+  while (j < n) tmp[k++] = v[j++];
+  memcpy(v, tmp, (size_t)n * sizeof *v);
+}
+
+static void ckpt_save(pt_exec *ex, pt__ckpt *c, int depth, double t) {
+  c->depth = depth;
+  c->t = t;
+  c->n_live = 0;
+  for (int i = 0; i < ex->n_pool; i++)
+    if (!ex->pool[i].free && ex->pool[i].uses > 0) {
+      c->slot[c->n_live] = i;
+      c->uses[c->n_live++] = ex->pool[i].uses;
+      ex->pool[i].holds++;
+    }
+  memcpy(c->buf_of, ex->buf_of, (size_t)depth * sizeof *c->buf_of);
+}
+
+static void ckpt_drop(pt_exec *ex, const pt__ckpt *c) {
+  for (int k = 0; k < c->n_live; k++) {
+    pt__buf *b = &ex->pool[c->slot[k]];
+    if (--b->holds == 0 && b->uses <= 0) b->free = 1;
+  }
+}
+
+/* Back to the state of checkpoint c: only its live slots (and other held ones) stay taken. */
+static void ckpt_restore(pt_exec *ex, const pt__ckpt *c) {
+  for (int i = 0; i < ex->n_pool; i++) {
+    ex->pool[i].uses = 0;
+    ex->pool[i].free = !ex->pool[i].holds;
+  }
+  for (int k = 0; k < c->n_live; k++) ex->pool[c->slot[k]].uses = c->uses[k];
+  memcpy(ex->buf_of, c->buf_of, (size_t)c->depth * sizeof *c->buf_of);
+}
+
+pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first_image, int n_cfg,
+                           const pt_op_exec *ops, float *output, double *seconds) {
+  const pt_graph *g = ex->g;
+  if (n <= 0) return pt__error(PT_EINVAL, "executor: batch of %d images", n);
+  if (n_cfg <= 0) return PT_OK;
+  if (!ops) return pt__error(PT_EINVAL, "executor: run_many needs the settings of %d configs", n_cfg);
+  for (int k = 0; k < n_cfg; k++) PT__TRY(check_ops(ex, ops + (int64_t)k * g->n_ops));
+  const int n_ck = g->n_ops + 1, live_max = g->n_nodes + 2;
+  int *ord = malloc((size_t)n_cfg * sizeof *ord), *tmp = malloc((size_t)n_cfg * sizeof *tmp);
+  int *lcp = malloc((size_t)n_cfg * sizeof *lcp), *op_seq = malloc((size_t)(g->n_ops + 1) * sizeof *op_seq);
+  int *mark = calloc((size_t)g->n_nodes + 1, sizeof *mark); /* mark[depth] == k + 1: config k saves one there */
+  pt__ckpt *ck = calloc((size_t)n_ck, sizeof *ck);
+  int *ck_mem = malloc((size_t)n_ck * (size_t)(2 * live_max + g->n_nodes) * sizeof *ck_mem);
+  if (!ord || !tmp || !lcp || !op_seq || !mark || !ck || !ck_mem) {
+    free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem);
+    return pt__error(PT_ENOMEM, "executor: out of memory");
+  }
+  for (int c = 0; c < n_ck; c++) {
+    ck[c].slot = ck_mem + (size_t)c * (size_t)(2 * live_max + g->n_nodes);
+    ck[c].uses = ck[c].slot + live_max;
+    ck[c].buf_of = ck[c].uses + live_max;
+  }
+  for (int i = 0, q = 0; i < g->n_nodes; i++)
+    if (ex->op_of_node[i] >= 0) op_seq[q++] = ex->op_of_node[i];
+  pt__many m = {ex, ops, op_seq, g->n_ops};
+  for (int k = 0; k < n_cfg; k++) ord[k] = k;
+  sort_cfgs(&m, ord, tmp, n_cfg);
+  lcp[0] = 0;
+  for (int k = 1; k < n_cfg; k++) lcp[k] = agree_depth(&m, ord[k - 1], ord[k]);
+  const size_t out_n = (size_t)n * (size_t)g->num_classes;
+  const int timed = seconds != NULL;
+
+  double t0 = pt_now();
+  pt_status s = begin_run(ex, input, n);
+  int top = 0; /* checkpoints in use: ck[0 .. top-1] */
+  if (s == PT_OK && timed) s = IF(ex)->synchronize(ex->be->ctx);
+  if (s == PT_OK) ckpt_save(ex, &ck[top++], 0, pt_now() - t0);
+  for (int k = 0; s == PT_OK && k < n_cfg; k++) {
+    const pt_op_exec *cops = ops + (int64_t)ord[k] * g->n_ops;
+    if (k > 0 && lcp[k] == g->n_nodes) { /* the same settings as the previous config */
+      memcpy(output + (size_t)ord[k] * out_n, output + (size_t)ord[k - 1] * out_n, out_n * sizeof *output);
+      if (timed) seconds[ord[k]] = seconds[ord[k - 1]];
       continue;
     }
-    int64_t out_count = (int64_t)n * pt__node_out_numel(g, i);
-    int so = pool_get(ex, (size_t)out_count * sizeof(float), ex->readers[i]);
-    if (so < 0) {
-      s = PT_ENOMEM;
-      break;
+    while (top > 1 && ck[top - 1].depth > lcp[k]) ckpt_drop(ex, &ck[--top]);
+    ckpt_restore(ex, &ck[top - 1]);
+    int start = ck[top - 1].depth;
+    double base = ck[top - 1].t, seg0 = pt_now();
+    /* depths where later configs branch off this one's path: the distinct running minima of the
+     * following agreement depths that lie beyond this path's start */
+    for (int j = k + 1, mn = g->n_nodes; j < n_cfg; j++) {
+      if (lcp[j] < mn) mn = lcp[j];
+      if (mn <= start) break;
+      if (mn < g->n_nodes) mark[mn] = k + 1;
     }
-    ex->buf_of[i] = so;
-    const float *x = ex->pool[s0].ptr, *w = P(ex, nd, 0), *bias = P(ex, nd, 1);
-    float *y = ex->pool[so].ptr;
-    int tmp = -1;
-    if (oe->kind == PT_APPROX_PROMISE) {
-      /* quantise the input, add multiplicative noise, run on quantised weights, quantise the output */
-      const pt_promise_ranges *r = &ex->promise[op];
-      int64_t in_count = (int64_t)n * pt__node_out_numel(g, nd->in[0]);
-      tmp = pool_get(ex, (size_t)in_count * sizeof(float), 1);
-      if (tmp < 0) {
-        s = PT_ENOMEM;
-        break;
+    for (int i = start; s == PT_OK && i < g->n_nodes; i++) {
+      if (i > start && mark[i] == k + 1 && top < n_ck) {
+        if (timed) s = IF(ex)->synchronize(ex->be->ctx);
+        if (s != PT_OK) break;
+        ckpt_save(ex, &ck[top++], i, base + pt_now() - seg0);
       }
-      float *q = ex->pool[tmp].ptr;
-      uint64_t key = pt_km_hash64(ex->promise_seed ^ pt_km_hash64((uint64_t)op + 1));
-      s = IF(ex)->quantize(ex->be->ctx, in_count, r->in[0], r->in[1], x, q);
-      if (s == PT_OK)
-        s = IF(ex)->promise_noise(ex->be->ctx, in_count, pt_km_promise_scale(oe->promise_level), key,
-                                  (uint64_t)first_image * (uint64_t)pt__node_out_numel(g, nd->in[0]), q, q);
-      if (s == PT_OK) s = promise_params(ex, op, nd, &w, &bias);
-      x = q;
+      s = exec_node(ex, i, n, first_image, setting(ex, cops, i));
     }
-    pt_op_exec eff = *oe;
-    if (s == PT_OK && oe->fp16 && oe->kind != PT_APPROX_SAMPLING &&
-        (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR)) {
-      s = f16_params(ex, op, nd, &w, &bias);
-      eff.fp16 = PT_FP16_PREROUNDED;
-    }
-    double t_node = ex->op_seconds && op >= 0 ? pt_now() : 0;
-    if (s == PT_OK) s = run_node(ex, nd, n, &eff, x, s1 >= 0 ? ex->pool[s1].ptr : NULL, y, w, bias);
-    if (s == PT_OK && ex->op_seconds && op >= 0) { /* per-op timing needs the device to finish the op */
+    if (s == PT_OK) s = download_output(ex, n, output + (size_t)ord[k] * out_n);
+    if (s == PT_OK && timed) {
       s = IF(ex)->synchronize(ex->be->ctx);
-      ex->op_seconds[op] += pt_now() - t_node;
+      seconds[ord[k]] = base + pt_now() - seg0;
     }
-    if (s == PT_OK && oe->kind == PT_APPROX_PROMISE)
-      s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
-    if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
-      s = calibrate_node(ex, op, nd, n, ex->pool[s0].ptr, y);
-    if (tmp >= 0) pool_read_done(ex, tmp);
-    if (s != PT_OK) {
-      pt__error_prefix("op '%s'", nd->name);
-      break;
-    }
-    pool_read_done(ex, s0);
-    if (s1 >= 0) pool_read_done(ex, s1);
-  }
-  if (s == PT_OK) {
-    int last = ex->buf_of[g->n_nodes - 1];
-    s = IF(ex)->download(ex->be->ctx, output, ex->pool[last].ptr, (size_t)n * (size_t)g->num_classes * sizeof(float));
   }
   if (s == PT_OK) s = IF(ex)->synchronize(ex->be->ctx);
+  while (top > 0) ckpt_drop(ex, &ck[--top]);
+  free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem);
   return s;
 }
 
@@ -407,3 +598,5 @@ pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_r
 }
 
 void pt_exec_time_ops(pt_exec *ex, double *op_seconds) { ex->op_seconds = op_seconds; }
+
+int64_t pt_exec_nodes_run(const pt_exec *ex) { return ex->nodes_run; }

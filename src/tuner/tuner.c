@@ -84,6 +84,10 @@ static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *
   return PT_OK;
 }
 
+/* Configs measured together in validation and testing: they share common prefixes, and the
+ * progress bar still moves. */
+#define MEASURE_GROUP 16
+
 /* The models and how a batch of configs is evaluated. */
 typedef struct evaluator {
   pt_app *app;
@@ -92,13 +96,13 @@ typedef struct evaluator {
   pt__p2 p2;
   double *cost_tbl;     /* cost model table, NULL for empirical cost */
   double base_cost;     /* the baseline config's cost in the same units */
-  double *scratch_cost; /* (batch) */
 } evaluator;
 
 static pt_status evaluate(evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost) {
   pt_app *app = ev->app;
   int empirical = !(ev->use_p1 || ev->use_p2) || !ev->cost_tbl;
-  if (empirical) PT__TRY(app->vt->measure(app, n, cfgs, 0, qos, cost));
+  /* QoS alone when a model gives the cost: the DNN app then shares common prefixes untimed */
+  if (empirical) PT__TRY(app->vt->measure(app, n, cfgs, 0, qos, ev->cost_tbl ? NULL : cost));
   if (ev->use_p1) pt__p1_predict(app, &ev->p1, n, cfgs, qos);
   if (ev->use_p2) pt__p2_predict(app, &ev->p2, n, cfgs, qos);
   for (int k = 0; k < n; k++) {
@@ -166,7 +170,6 @@ static void free_models(evaluator *ev) {
   pt__p1_free(&ev->p1);
   pt__p2_free(&ev->p2);
   free(ev->cost_tbl);
-  free(ev->scratch_cost);
 }
 
 /* Kept, best (Pareto + nearest), validation, test, final filter. */
@@ -195,8 +198,7 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
   t->test_qos = malloc((size_t)(nb + 1) * sizeof *t->test_qos);
   t->best = malloc((size_t)(nb + 1) * sizeof *t->best);
   uint16_t *cf = malloc((size_t)(nb + 1) * (size_t)app->n_ops * sizeof *cf);
-  double *scratch = malloc((size_t)(nb + 1) * sizeof *scratch);
-  pt_status s = t->bestpre && t->val_qos && t->test_qos && t->best && cf && scratch ? PT_OK : PT_ENOMEM;
+  pt_status s = t->bestpre && t->val_qos && t->test_qos && t->best && cf ? PT_OK : PT_ENOMEM;
   for (int i = 0; s == PT_OK && i < nb; i++) {
     t->bestpre[i] = t->kept[idx[i]];
     t->val_qos[i] = t->test_qos[i] = NAN;
@@ -211,9 +213,10 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
   if (s == PT_OK && validate && nb) {
     pt_log(PT_LOG_INFO, "validating %d configs on the tune set", nb);
     pt_progress_begin(&prog, o->progress, "validate", nb);
-    for (int i = 0; s == PT_OK && i < nb; i++) {
-      s = app->vt->measure(app, 1, cf + (int64_t)i * app->n_ops, 0, &t->val_qos[i], scratch);
-      pt_progress_update(&prog, i + 1);
+    for (int i = 0; s == PT_OK && i < nb; i += MEASURE_GROUP) {
+      int m = nb - i < MEASURE_GROUP ? nb - i : MEASURE_GROUP;
+      s = app->vt->measure(app, m, cf + (int64_t)i * app->n_ops, 0, &t->val_qos[i], NULL);
+      pt_progress_update(&prog, i + m);
     }
     pt_progress_end(&prog);
     double err = 0;
@@ -225,9 +228,10 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
   if (s == PT_OK && o->test_configs && nb) {
     pt_log(PT_LOG_INFO, "measuring %d configs on the test set", nb);
     pt_progress_begin(&prog, o->progress, "test", nb);
-    for (int i = 0; s == PT_OK && i < nb; i++) {
-      s = app->vt->measure(app, 1, cf + (int64_t)i * app->n_ops, 1, &t->test_qos[i], scratch);
-      pt_progress_update(&prog, i + 1);
+    for (int i = 0; s == PT_OK && i < nb; i += MEASURE_GROUP) {
+      int m = nb - i < MEASURE_GROUP ? nb - i : MEASURE_GROUP;
+      s = app->vt->measure(app, m, cf + (int64_t)i * app->n_ops, 1, &t->test_qos[i], NULL);
+      pt_progress_update(&prog, i + m);
     }
     pt_progress_end(&prog);
     t->sum.tested = 1;
@@ -236,7 +240,6 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
     if ((isnan(t->val_qos[i]) || t->val_qos[i] >= th->tune_keep) && (isnan(t->test_qos[i]) || t->test_qos[i] >= th->test_keep))
       t->best[t->n_best++] = i;
   free(cf);
-  free(scratch);
   return s;
 }
 
