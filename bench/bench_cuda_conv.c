@@ -2,8 +2,10 @@
  * resnet18_cifar10) at batch 500, each variant is first validated against the CPU backend (on the
  * first images, fresh random inputs; normalised error within 1e-5 fp32 / 2e-3 fp16, NaN fails),
  * then timed with CUDA events after warm-up, rotating over several input sets, median of the reps:
- * cuDNN fp32 and fp16 (the baselines), every perforation knob through both variants (strided cuDNN,
- * im2col + GEMM), every sampling knob, in both precisions. Prints time, effective TFLOP/s (the
+ * cuDNN fp32 and fp16 (the baselines), every perforation knob through its variants (strided cuDNN
+ * NCHW and NHWC, im2col + GEMM), every sampling knob through both of its variants (im2col + GEMM,
+ * cuDNN by masked weights), and what the backend dispatches (the faster variant, timed per layer on
+ * its first call), in both precisions. Prints time, effective TFLOP/s (the
  * exact convolution's FLOPs over the time, i.e. what the user gets) and the speedup over cuDNN at
  * the same precision; then a summary over the layers with outputs of 8x8 or more, and the exact
  * network's time against the sum of its layers run by cuDNN/cuBLAS alone.
@@ -24,7 +26,8 @@
 typedef struct variant {
   const char *name;
   int fp16, perf, stride, samp, impl; /* impl: 0 cuDNN exact, 1 strided cuDNN NCHW, 2 im2col + GEMM,
-                                         3 strided cuDNN NHWC (fp16) */
+                                         3 strided cuDNN NHWC (fp16), 4 cuDNN by masked weights
+                                         (sampling), 5 the backend's dispatch (timed choice) */
 } variant;
 
 static const variant V[] = {
@@ -42,9 +45,16 @@ static const variant V[] = {
     {"perf cols s3 fp16 cudnn", 1, 2, 3, 0, 1}, {"perf cols s3 fp16 gemm", 1, 2, 3, 0, 2}, {"perf cols s3 fp16 cudnn-nhwc", 1, 2, 3, 0, 3},
     {"perf rows s4 fp16 cudnn", 1, 1, 4, 0, 1}, {"perf rows s4 fp16 gemm", 1, 1, 4, 0, 2}, {"perf rows s4 fp16 cudnn-nhwc", 1, 1, 4, 0, 3},
     {"perf cols s4 fp16 cudnn", 1, 2, 4, 0, 1}, {"perf cols s4 fp16 gemm", 1, 2, 4, 0, 2}, {"perf cols s4 fp16 cudnn-nhwc", 1, 2, 4, 0, 3},
-    {"samp every 2 fp32", 0, 0, 0, 2, 2},   {"samp every 3 fp32", 0, 0, 0, 3, 2},
-    {"samp every 4 fp32", 0, 0, 0, 4, 2},   {"samp every 2 fp16", 1, 0, 0, 2, 2},
-    {"samp every 3 fp16", 1, 0, 0, 3, 2},   {"samp every 4 fp16", 1, 0, 0, 4, 2},
+    {"samp every 2 fp32 gemm", 0, 0, 0, 2, 2}, {"samp every 2 fp32 cudnn-mask", 0, 0, 0, 2, 4},
+    {"samp every 3 fp32 gemm", 0, 0, 0, 3, 2}, {"samp every 3 fp32 cudnn-mask", 0, 0, 0, 3, 4},
+    {"samp every 4 fp32 gemm", 0, 0, 0, 4, 2}, {"samp every 4 fp32 cudnn-mask", 0, 0, 0, 4, 4},
+    {"samp every 2 fp16 gemm", 1, 0, 0, 2, 2}, {"samp every 2 fp16 cudnn-mask", 1, 0, 0, 2, 4},
+    {"samp every 3 fp16 gemm", 1, 0, 0, 3, 2}, {"samp every 3 fp16 cudnn-mask", 1, 0, 0, 3, 4},
+    {"samp every 4 fp16 gemm", 1, 0, 0, 4, 2}, {"samp every 4 fp16 cudnn-mask", 1, 0, 0, 4, 4},
+    /* what the backend runs: the faster variant per layer, timed on its first call */
+    {"perf rows s2 fp32 auto", 0, 1, 2, 0, 5}, {"perf cols s2 fp32 auto", 0, 2, 2, 0, 5},
+    {"perf rows s2 fp16 auto", 1, 1, 2, 0, 5}, {"perf cols s2 fp16 auto", 1, 2, 2, 0, 5},
+    {"samp every 2 fp32 auto", 0, 0, 0, 2, 5}, {"samp every 2 fp16 auto", 1, 0, 0, 2, 5},
 };
 #define NV ((int)(sizeof V / sizeof V[0]))
 #define NSETS 3
@@ -67,6 +77,8 @@ static pt_status run(const variant *v, const pt_conv_desc *d, const float *x, co
   if (v->impl == 0) return pt__cuda_conv_cudnn(c, d, x, w, b, y);
   if (v->impl == 1) return pt__cuda_conv_perf_cudnn_fmt(c, d, 0, x, w, b, y);
   if (v->impl == 3) return pt__cuda_conv_perf_cudnn_fmt(c, d, 1, x, w, b, y);
+  if (v->impl == 4) return pt__cuda_conv_samp_cudnn(c, d, x, w, b, y);
+  if (v->impl == 5) return pt__cuda_conv2d(c, d, x, w, b, y);
   return pt__cuda_conv_gemm(c, d, x, w, b, y);
 }
 

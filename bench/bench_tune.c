@@ -7,7 +7,11 @@
  * With --backend cuda the DNN apps run on the GPU (empirical QoS) and P1 is also measured on the
  * device: the predictor alone on batches of 4096 random configs, and inside the search loop.
  *
- *   bench_tune [--threads N] [--backend cpu|cuda] [--p1-configs N] [--p2-configs N] [--empirical-configs N] */
+ * Empirical QoS is measured one config at a time (with its wall time, as empirical cost does) and
+ * in search batches (QoS only, cost from cost_linear), where configs share common prefixes.
+ *
+ *   bench_tune [--threads N] [--backend cpu|cuda] [--p1-configs N] [--p2-configs N] [--empirical-configs N]
+ *              [--empirical-batch N] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -24,6 +28,26 @@
 static int threads = 2;
 static const char *backend_name = "cpu";
 static long p1_configs = 20000, p2_configs = 1000000, emp_configs = 2;
+static int emp_batch = 64;
+static long prefix_ops, all_ops; /* empirical batches: ops in the prefix tree, ops without sharing */
+
+static int cmp_n_ops;
+static int cmp_cfg(const void *a, const void *b) { return memcmp(a, b, sizeof(uint16_t) * (size_t)cmp_n_ops); }
+
+/* How many ops a prefix-sharing evaluation of the batch runs (configs sorted, each one running
+ * from its first op that differs from the previous config; op order = app op order = execution
+ * order for the zoo networks). */
+static void count_sharing(const pt_app *app, int n, uint16_t *cfg) {
+  cmp_n_ops = app->n_ops;
+  qsort(cfg, (size_t)n, sizeof(uint16_t) * (size_t)app->n_ops, cmp_cfg);
+  for (int k = 0; k < n; k++) {
+    int q = 0;
+    if (k > 0)
+      while (q < app->n_ops && cfg[(int64_t)k * app->n_ops + q] == cfg[(int64_t)(k - 1) * app->n_ops + q]) q++;
+    prefix_ops += app->n_ops - q;
+    all_ops += app->n_ops;
+  }
+}
 
 typedef enum { QOS_P1, QOS_P2, QOS_EMPIRICAL } qos_kind;
 
@@ -48,7 +72,7 @@ static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p
     if (!got) break;
     if (kind == QOS_P1) pt__p1_predict(app, p1, got, cfg, q);
     else if (kind == QOS_P2) pt__p2_predict(app, p2, got, cfg, q);
-    else if (app->vt->measure(app, got, cfg, 0, q, c) != PT_OK) {
+    else if (app->vt->measure(app, got, cfg, 0, q, batch == 1 ? c : NULL) != PT_OK) { /* batches: QoS only */
       fprintf(stderr, "bench_tune: %s\n", pt_last_error());
       exit(1);
     }
@@ -58,6 +82,7 @@ static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p
       c[k] = sum;
     }
     pt_search_tell(s, got, cfg, q, c);
+    if (kind == QOS_EMPIRICAL && batch > 1) count_sharing(app, got, cfg); /* after tell: sorting reorders */
     done += got;
   }
   double el = pt_now() - t0;
@@ -115,15 +140,26 @@ static void bench_app(pt_app *app, const char *label) {
         fprintf(stderr, "bench_tune: GPU P1 differs from CPU P1 at config %d (%.6f vs %.6f)\n", k, qg[k], qc[k]);
         exit(1);
       }
-    long done = 0;
-    double t0 = pt_now();
-    while (pt_now() - t0 < 2.0) {
+    /* both CUDA kernels (llm.c style: the simplest is the reference), each checked, then timed */
+    for (int v = 1; v <= 2; v++) {
+      setenv("PT_CUDA_P1_KERNEL", v == 1 ? "1" : "2", 1);
       pt__p1_predict(app, &p1g, nb, cf, qg);
-      done += nb;
+      for (int k = 0; k < 256; k++)
+        if (qg[k] != qc[k]) {
+          fprintf(stderr, "bench_tune: GPU P1 kernel %d differs from CPU P1 at config %d\n", v, k);
+          exit(1);
+        }
+      long done = 0;
+      double t0 = pt_now();
+      while (pt_now() - t0 < 2.0) {
+        pt__p1_predict(app, &p1g, nb, cf, qg);
+        done += nb;
+      }
+      double rp = done / (pt_now() - t0);
+      printf("  qos_p1 predictor alone on %s, kernel %d  %12.0f configs/s  (batches of %d, %ld configs; equals the CPU "
+             "predictor)\n", pt_backend_name(app->be), v, rp, nb, done);
     }
-    double rp = done / (pt_now() - t0);
-    printf("  qos_p1 predictor alone on %s  %12.0f configs/s  (batches of %d, %ld configs; equals the CPU predictor)\n",
-           pt_backend_name(app->be), rp, nb, done);
+    unsetenv("PT_CUDA_P1_KERNEL");
     long ng = p1_configs * 10;
     double rg = run_loop(app, QOS_P1, &p1g, NULL, &ng, 4096);
     printf("  qos_p1 + cost_linear on %s  %12.0f configs/s  (%ld configs, search batch 4096)\n",
@@ -132,8 +168,13 @@ static void bench_app(pt_app *app, const char *label) {
     pt__p1_free(&p1g);
   }
   double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &ne, 1);
-  printf("  empirical QoS          %12.3f configs/s  (%ld configs, %d images each, backend %s)\n", re, ne, rows,
-         app->be ? pt_backend_name(app->be) : "-");
+  printf("  empirical QoS + time   %12.3f configs/s  (%ld configs one at a time, %d images each, backend %s)\n", re, ne,
+         rows, app->be ? pt_backend_name(app->be) : "-");
+  long nb = emp_configs * 4 > emp_batch ? emp_configs * 4 : emp_batch;
+  prefix_ops = all_ops = 0;
+  double rb = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &nb, emp_batch);
+  printf("  empirical QoS batched  %12.3f configs/s  (%ld configs, search batch %d, prefix sharing: %ld of %ld ops run)\n",
+         rb, nb, emp_batch, prefix_ops, all_ops);
   fflush(stdout);
   pt__p1_free(&p1);
   pt__p2_free(&p2);
@@ -168,6 +209,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--p1-configs")) p1_configs = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--p2-configs")) p2_configs = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--empirical-configs")) emp_configs = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--empirical-batch")) emp_batch = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "bench_tune: unknown option %s\n", argv[i]);
       return 2;

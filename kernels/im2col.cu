@@ -84,6 +84,26 @@ __global__ void pt_k_gather_weights(int cout, int kg, const int *kept, int nkg, 
   }
 }
 
+/* wm (cout, kg) = w with Conv2dSampling's dropped filter elements zeroed and the kept ones scaled:
+ * an exact convolution by wm computes the sampled one (the zeros add nothing). */
+__global__ void pt_k_mask_weights(int cout, int kg, int kh, int kw, int every, int offset, float scale, const float *w,
+                                  float *wm) {
+  const int64_t total = (int64_t)cout * kg;
+  PT__GRID_LOOP(i, total) {
+    int f = (int)(i % kg);
+    wm[i] = pt_km_samp_dropped(f, kh, kw, every, offset) ? 0.0f : w[i] * scale;
+  }
+}
+
+extern "C" pt_status pt__cu_mask_weights(cudaStream_t stream, const pt_conv_desc *d, const float *w, float *wm) {
+  const int kg = d->cin / d->groups * d->kh * d->kw;
+  const int64_t total = (int64_t)d->cout * kg;
+  if (total <= 0) return PT_OK;
+  pt_k_mask_weights<<<pt__grid(total, 256), 256, 0, stream>>>(d->cout, kg, d->kh, d->kw, d->samp_every, d->samp_offset,
+                                                              d->samp_scale, w, wm);
+  return pt__launched("mask_weights");
+}
+
 extern "C" pt_status pt__cu_pad(cudaStream_t stream, const pt_conv_desc *d, const float *x, void *xp, int half) {
   int64_t total = (int64_t)d->n * d->cin * (d->h + 2 * d->ph) * (d->w + 2 * d->pw);
   if (total <= 0) return PT_OK;

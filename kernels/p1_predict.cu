@@ -4,6 +4,9 @@
  * item sums base + the config's deltas column by column in the CPU's order (bit-identical sums),
  * takes the argmax with the CPU's NaN rule and counts a hit in a shared counter per config. A
  * second kernel adds the per-block counts. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels/cuda_common.cuh"
 
 #define PT__P1_MAX_ROWS 32
@@ -65,6 +68,51 @@ __global__ void pt_k_p1_predict(int rows, int cols, int n_slots, int R, int stag
   for (int k = threadIdx.x; k < n; k += blockDim.x) partial[(size_t)blockIdx.x * n + k] = cnt[k];
 }
 
+/* Variant 2 for up to PT__P1_REG_COLS classes with staged rows: an item keeps its row's sums in
+ * registers and walks the config's slots once (one slot index load per slot instead of one per
+ * slot and column); each column still adds base, then the slots in order, as the CPU does. */
+#define PT__P1_REG_COLS 16
+__global__ void pt_k_p1_predict_regs(int rows, int cols, int n_slots, int R, const float *base, const float *delta,
+                                     const int32_t *labels, int n, int max_k, const int *slots, const int *ns,
+                                     int *partial) {
+  extern __shared__ float sm[];
+  int *cnt = (int *)sm;
+  float *sbase = sm + n, *sdelta = sbase + (size_t)R * cols;
+  const int r0 = blockIdx.x * R, nr = rows - r0 < R ? rows - r0 : R;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) cnt[k] = 0;
+  const float *B = base + (size_t)r0 * cols, *D = delta + (size_t)r0 * n_slots * cols;
+  for (int i = threadIdx.x; i < nr * cols; i += blockDim.x) sbase[i] = B[i];
+  for (size_t i = threadIdx.x; i < (size_t)nr * n_slots * cols; i += blockDim.x) sdelta[i] = D[i];
+  __syncthreads();
+  for (int item = threadIdx.x; item < n * nr; item += blockDim.x) {
+    int r = item % nr, k = item / nr;
+    const int *sl = slots + (size_t)k * max_k;
+    const int nk = ns[k];
+    const float *br = sbase + (size_t)r * cols, *dr = sdelta + (size_t)r * n_slots * cols;
+    float acc[PT__P1_REG_COLS];
+#pragma unroll
+    for (int j = 0; j < PT__P1_REG_COLS; j++)
+      if (j < cols) acc[j] = br[j];
+    for (int s = 0; s < nk; s++) {
+      const float *d = dr + (size_t)__ldg(&sl[s]) * cols;
+#pragma unroll
+      for (int j = 0; j < PT__P1_REG_COLS; j++)
+        if (j < cols) acc[j] += d[j];
+    }
+    int best = 0;
+    float bestv = acc[0];
+#pragma unroll
+    for (int j = 1; j < PT__P1_REG_COLS; j++)
+      if (j < cols && (acc[j] > bestv || (isnan(bestv) && !isnan(acc[j])))) {
+        best = j;
+        bestv = acc[j];
+      }
+    if (best == labels[r0 + r]) atomicAdd(&cnt[k], 1);
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < n; k += blockDim.x) partial[(size_t)blockIdx.x * n + k] = cnt[k];
+}
+
 __global__ void pt_k_p1_sum(int nblocks, int n, const int *partial, int *correct) {
   PT__GRID_LOOP(k, n) {
     int s = 0;
@@ -99,10 +147,20 @@ extern "C" pt_status pt__cu_p1_predict(cudaStream_t stream, int rows, int cols, 
   if (smem > pt__p1_smem_limit())
     return pt__error(PT_EUNSUPPORTED, "cuda P1: a batch of %d configs needs %zu bytes of shared memory (limit %zu)", n,
                      smem, pt__p1_smem_limit());
-  if (smem > (48 << 10)) PT_CUDA_CHECK(cudaFuncSetAttribute(pt_k_p1_predict, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  /* variant 2 unless PT_CUDA_P1_KERNEL=1 asks for the first (the simplest, kept as the reference) */
+  const char *v = getenv("PT_CUDA_P1_KERNEL");
   int nblocks = (rows + R - 1) / R;
-  pt_k_p1_predict<<<nblocks, 256, smem, stream>>>(rows, cols, n_slots, R, staged, base, delta, labels, n, max_k, slots,
-                                                  ns, partial);
+  if (staged && cols <= PT__P1_REG_COLS && !(v && !strcmp(v, "1"))) {
+    if (smem > (48 << 10))
+      PT_CUDA_CHECK(cudaFuncSetAttribute(pt_k_p1_predict_regs, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    pt_k_p1_predict_regs<<<nblocks, 256, smem, stream>>>(rows, cols, n_slots, R, base, delta, labels, n, max_k, slots,
+                                                         ns, partial);
+  } else {
+    if (smem > (48 << 10))
+      PT_CUDA_CHECK(cudaFuncSetAttribute(pt_k_p1_predict, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    pt_k_p1_predict<<<nblocks, 256, smem, stream>>>(rows, cols, n_slots, R, staged, base, delta, labels, n, max_k,
+                                                    slots, ns, partial);
+  }
   PT__TRY(pt__launched("p1_predict"));
   pt_k_p1_sum<<<pt__grid(n, 128), 128, 0, stream>>>(nblocks, n, partial, correct);
   return pt__launched("p1_sum");

@@ -159,6 +159,7 @@ Test(cuda_ops, conv_perforation_both_variants, .init = need_gpu, .fini = done) {
             conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, pt__cuda_conv_gemm, "gemm");
             if (fp16) conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, perf_nhwc, "cudnn nhwc");
             conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, perf_nchw, "cudnn nchw");
+            conv_case(&SHAPES[i], fp16, perf, stride, off, 0, 0, bias, NULL, "dispatch (timed choice)");
           }
 }
 
@@ -166,7 +167,13 @@ Test(cuda_ops, conv_sampling, .init = need_gpu, .fini = done) {
   for (int i = 0; i < NSHAPES; i++)
     for (int fp16 = 0; fp16 < 2; fp16++)
       for (int every = 2; every <= 4; every++)
-        for (int off = 0; off < every; off++) conv_case(&SHAPES[i], fp16, 0, 0, 0, every, off, (i + off) % 2, NULL, "dispatch");
+        for (int off = 0; off < every; off++) {
+          int bias = (i + off) % 2;
+          conv_case(&SHAPES[i], fp16, 0, 0, 0, every, off, bias, pt__cuda_conv_samp_cudnn, "cudnn masked weights");
+          conv_case(&SHAPES[i], fp16, 0, 0, 0, every, off, bias, pt__cuda_conv_gemm, "gemm");
+          conv_case(&SHAPES[i], fp16, 0, 0, 0, every, off, bias, NULL, "dispatch (timed choice)");
+          conv_case(&SHAPES[i], fp16, 0, 0, 0, every, off, bias, NULL, "dispatch (cached choice)");
+        }
 }
 
 /* ---------------- the other ops ---------------- */
@@ -267,8 +274,10 @@ Test(cuda_ops, elementwise_and_pooling, .init = need_gpu, .fini = done) {
 
 /* ---------------- P1 on the GPU equals P1 on the CPU ---------------- */
 
-Test(cuda_ops, p1_predictor_matches_cpu, .init = need_gpu, .fini = done) {
-  /* a hand-made app: 6 ops with 2..7 knobs, 1003 rows (not a multiple of any block), 10 classes */
+/* A hand-made app: 6 ops with 2..7 knobs, 1003 rows (not a multiple of any block), `cols` classes;
+ * kernel "1" is the simplest P1 kernel, "2" the register one (used up to 16 classes). */
+static void p1_case(int cols, const char *kernel) {
+  setenv("PT_CUDA_P1_KERNEL", kernel, 1);
   pt_app app;
   memset(&app, 0, sizeof app);
   const int nops = 6, nk[6] = {2, 7, 3, 5, 4, 6};
@@ -281,7 +290,7 @@ Test(cuda_ops, p1_predictor_matches_cpu, .init = need_gpu, .fini = done) {
     off += nk[i];
   }
   app.entry_off[nops] = total;
-  const int rows = 1003, cols = 10;
+  const int rows = 1003;
   float *base = rnd((int64_t)rows * cols, -1, 1);
   int32_t *labels = malloc(rows * sizeof *labels);
   for (int r = 0; r < rows; r++) labels[r] = (int32_t)pt_rng_below(&rng, cols);
@@ -302,7 +311,7 @@ Test(cuda_ops, p1_predictor_matches_cpu, .init = need_gpu, .fini = done) {
   pt__p1_predict(&app, &m_gpu, n, cfg, q2);
   int distinct = 0;
   for (int k = 0; k < n; k++) {
-    cr_assert_eq(q1[k], q2[k], "config %d: CPU %.6f, GPU %.6f", k, q1[k], q2[k]);
+    cr_assert_eq(q1[k], q2[k], "%d classes, kernel %s, config %d: CPU %.6f, GPU %.6f", cols, kernel, k, q1[k], q2[k]);
     distinct += k > 0 && q1[k] != q1[0];
   }
   cr_assert(distinct > n / 2, "the random deltas should move most predictions (%d of %d did)", distinct, n);
@@ -311,6 +320,17 @@ Test(cuda_ops, p1_predictor_matches_cpu, .init = need_gpu, .fini = done) {
   for (int e = 0; e < total; e++) free((void *)d[e]);
   free(d), free(base), free(labels), free(cfg), free(q1), free(q2);
   pt__app_free_tables(&app);
+  unsetenv("PT_CUDA_P1_KERNEL");
+}
+
+Test(cuda_ops, p1_predictor_matches_cpu, .init = need_gpu, .fini = done) {
+  for (int v = 1; v <= 2; v++) {
+    const char *k = v == 1 ? "1" : "2";
+    p1_case(10, k);
+    p1_case(3, k);
+    p1_case(16, k);
+    p1_case(37, k); /* more classes than the register kernel holds: the first kernel runs */
+  }
 }
 
 /* ---------------- a whole network: the demo on CUDA gives the CPU's predictions ---------------- */

@@ -221,6 +221,16 @@ static const pt_backend_iface pt__cuda_iface = {
 
 static int cu_available(const char **why) { return pt__cuda_device_count(why) > 0; }
 
+/* PT_CUDA_PERF_VARIANT / PT_CUDA_SAMP_VARIANT: cudnn, gemm, or unset for the timed choice. */
+static pt_cu_variant variant_from_env(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v || !strcmp(v, "auto")) return PT_CU_VAR_AUTO;
+  if (!strcmp(v, "cudnn")) return PT_CU_VAR_CUDNN;
+  if (!strcmp(v, "gemm")) return PT_CU_VAR_GEMM;
+  pt_log(PT_LOG_WARN, "%s=%s is not cudnn, gemm or auto; choosing automatically", name, v);
+  return PT_CU_VAR_AUTO;
+}
+
 static pt_status cu_create(int threads, pt_backend **out) {
   (void)threads;
   *out = NULL;
@@ -255,13 +265,10 @@ static pt_status cu_create(int threads, pt_backend **out) {
     pt_backend_free(be);
     return s;
   }
-  const char *v = getenv("PT_CUDA_PERF_VARIANT");
-  c->perf_variant = v && !strcmp(v, "gemm") ? PT_CU_PERF_GEMM : v && !strcmp(v, "cudnn") ? PT_CU_PERF_CUDNN
-                                                                                          : PT_CU_PERF_AUTO;
+  c->perf_variant = variant_from_env("PT_CUDA_PERF_VARIANT");
+  c->samp_variant = variant_from_env("PT_CUDA_SAMP_VARIANT");
   const char *nh = getenv("PT_CUDA_PERF_NHWC");
   c->perf_nhwc = !(nh && !strcmp(nh, "0"));
-  if (v && strcmp(v, "gemm") && strcmp(v, "cudnn"))
-    pt_log(PT_LOG_WARN, "PT_CUDA_PERF_VARIANT=%s is neither cudnn nor gemm; choosing automatically", v);
   int rt = 0, drv = 0;
   cudaRuntimeGetVersion(&rt);
   cudaDriverGetVersion(&drv);

@@ -23,9 +23,18 @@ enum {
   PT_CU_NSCR
 };
 
-/* Perforation variants (bench/bench_cuda_conv.c times both): strided cuDNN convolutions over the
- * kept residues, or reduced im2col + cuBLAS GEMM. */
-typedef enum { PT_CU_PERF_AUTO = 0, PT_CU_PERF_CUDNN, PT_CU_PERF_GEMM } pt_cu_perf_variant;
+/* Variants of an approximate convolution (bench/bench_cuda_conv.c times them): cuDNN (perforation:
+ * strided convolutions over the kept residues; sampling: an exact convolution by masked, scaled
+ * weights) or reduced im2col + cuBLAS GEMM. AUTO times both on the first call of each shape and
+ * knob and keeps the faster (environment: PT_CUDA_PERF_VARIANT, PT_CUDA_SAMP_VARIANT). */
+typedef enum { PT_CU_VAR_AUTO = 0, PT_CU_VAR_CUDNN, PT_CU_VAR_GEMM } pt_cu_variant;
+
+/* The variant AUTO chose for one approximate convolution (shape and knob). */
+typedef struct pt_cu_pick {
+  int key[24];
+  pt_cu_variant v;
+  float ms[2]; /* timed milliseconds of cuDNN and GEMM (infinite when it failed) */
+} pt_cu_pick;
 
 /* One cuDNN convolution shape with its descriptors and the algorithm chosen for it. */
 typedef struct pt_cu_algo {
@@ -48,7 +57,9 @@ typedef struct pt_cuda_ctx {
   size_t ws_bytes;
   pt_cu_algo *algos;
   int n_algos, cap_algos;
-  pt_cu_perf_variant perf_variant;
+  pt_cu_variant perf_variant, samp_variant;
+  pt_cu_pick *picks;
+  int n_picks, cap_picks;
   int perf_nhwc; /* fp16 strided perforation in NHWC (PT_CUDA_PERF_NHWC=0 turns it off) */
   size_t mem_total;
   char desc[256];
@@ -70,6 +81,9 @@ pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const 
 /* The same with the layout chosen: nhwc (fp16 only) or NCHW. */
 pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, int nhwc, const float *x,
                                        const float *w, const float *b, float *y);
+/* Sampling through cuDNN: an exact convolution by the masked, scaled weights. */
+pt_status pt__cuda_conv_samp_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
+                                   const float *b, float *y);
 /* Reduced im2col + cuBLAS GEMM: perforation, sampling, or (neither) exact. */
 pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
                              float *y);

@@ -72,6 +72,9 @@ pt_status pt__cu_pad(cudaStream_t stream, const pt_conv_desc *d, const float *x,
  * (n, cin, len, w + 2pw) / (n, cin, h + 2ph, len), or channels-last (nhwc) in the same order. */
 pt_status pt__cu_pad_window(cudaStream_t stream, const pt_conv_desc *d, int rows, int start, int len, int nhwc,
                             const float *x, void *xp, int half);
+/* wm (cout, cin/groups, kh, kw) = w with the filter elements Conv2dSampling drops zeroed and the
+ * others multiplied by d->samp_scale. */
+pt_status pt__cu_mask_weights(cudaStream_t stream, const pt_conv_desc *d, const float *w, float *wm);
 /* wt (cout, kh, kw, cig) binary16 = w (cout, cig, kh, kw): the filter order of NHWC convolutions. */
 pt_status pt__cu_weights_khwc(cudaStream_t stream, int cout, int cig, int kh, int kw, const float *w, uint16_t *wt);
 /* Reduced im2col: col (K', n * nr * nc), K' = groups * nkg rows (row g * nkg + t is flat filter
