@@ -8,7 +8,8 @@
  * device: the predictor alone on batches of 4096 random configs, and inside the search loop.
  *
  * Empirical QoS is measured one config at a time (with its wall time, as empirical cost does) and
- * in search batches (QoS only, cost from cost_linear), where configs share common prefixes.
+ * in search batches (QoS only, cost from cost_linear; 4x --empirical-configs configs in batches of
+ * --empirical-batch), where configs share common prefixes.
  *
  *   bench_tune [--threads N] [--backend cpu|cuda] [--p1-configs N] [--p2-configs N] [--empirical-configs N]
  *              [--empirical-batch N] */
@@ -170,11 +171,12 @@ static void bench_app(pt_app *app, const char *label) {
   double re = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &ne, 1);
   printf("  empirical QoS + time   %12.3f configs/s  (%ld configs one at a time, %d images each, backend %s)\n", re, ne,
          rows, app->be ? pt_backend_name(app->be) : "-");
-  long nb = emp_configs * 4 > emp_batch ? emp_configs * 4 : emp_batch;
+  long nb = emp_configs * 4;
+  int eb = emp_batch < nb ? emp_batch : (int)nb;
   prefix_ops = all_ops = 0;
-  double rb = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &nb, emp_batch);
+  double rb = run_loop(app, QOS_EMPIRICAL, NULL, NULL, &nb, eb);
   printf("  empirical QoS batched  %12.3f configs/s  (%ld configs, search batch %d, prefix sharing: %ld of %ld ops run)\n",
-         rb, nb, emp_batch, prefix_ops, all_ops);
+         rb, nb, eb, prefix_ops, all_ops);
   fflush(stdout);
   pt__p1_free(&p1);
   pt__p2_free(&p2);

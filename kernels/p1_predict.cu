@@ -30,23 +30,33 @@ static size_t pt__p1_smem_limit(void) {
   return limit;
 }
 
+/* A block's start: zeroed per-config counters (sm[0..n)), then, when staged, its nr rows of base
+ * and deltas copied to shared memory after them; *B and *D point at the rows to read. */
+__device__ static void pt__p1_block_begin(float *sm, int n, int R, int nr, int r0, int cols, int n_slots, int staged,
+                                          const float *base, const float *delta, const float **B, const float **D) {
+  int *cnt = (int *)sm;
+  float *sbase = sm + n, *sdelta = sbase + (size_t)R * cols;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) cnt[k] = 0;
+  *B = base + (size_t)r0 * cols;
+  *D = delta + (size_t)r0 * n_slots * cols;
+  if (staged) {
+    for (int i = threadIdx.x; i < nr * cols; i += blockDim.x) sbase[i] = (*B)[i];
+    for (size_t i = threadIdx.x; i < (size_t)nr * n_slots * cols; i += blockDim.x) sdelta[i] = (*D)[i];
+    *B = sbase;
+    *D = sdelta;
+  }
+  __syncthreads();
+}
+
 /* staged: the block's rows are in shared memory; else deltas are read from global memory. */
 __global__ void pt_k_p1_predict(int rows, int cols, int n_slots, int R, int staged, const float *base,
                                 const float *delta, const int32_t *labels, int n, int max_k, const int *slots,
                                 const int *ns, int *partial) {
   extern __shared__ float sm[];
   int *cnt = (int *)sm;
-  float *sbase = sm + n, *sdelta = sbase + (size_t)R * cols;
   const int r0 = blockIdx.x * R, nr = rows - r0 < R ? rows - r0 : R;
-  for (int k = threadIdx.x; k < n; k += blockDim.x) cnt[k] = 0;
-  const float *B = base + (size_t)r0 * cols, *D = delta + (size_t)r0 * n_slots * cols;
-  if (staged) {
-    for (int i = threadIdx.x; i < nr * cols; i += blockDim.x) sbase[i] = B[i];
-    for (size_t i = threadIdx.x; i < (size_t)nr * n_slots * cols; i += blockDim.x) sdelta[i] = D[i];
-    B = sbase;
-    D = sdelta;
-  }
-  __syncthreads();
+  const float *B, *D;
+  pt__p1_block_begin(sm, n, R, nr, r0, cols, n_slots, staged, base, delta, &B, &D);
   for (int item = threadIdx.x; item < n * nr; item += blockDim.x) {
     int r = item % nr, k = item / nr;
     const int *sl = slots + (size_t)k * max_k;
@@ -77,13 +87,9 @@ __global__ void pt_k_p1_predict_regs(int rows, int cols, int n_slots, int R, con
                                      int *partial) {
   extern __shared__ float sm[];
   int *cnt = (int *)sm;
-  float *sbase = sm + n, *sdelta = sbase + (size_t)R * cols;
   const int r0 = blockIdx.x * R, nr = rows - r0 < R ? rows - r0 : R;
-  for (int k = threadIdx.x; k < n; k += blockDim.x) cnt[k] = 0;
-  const float *B = base + (size_t)r0 * cols, *D = delta + (size_t)r0 * n_slots * cols;
-  for (int i = threadIdx.x; i < nr * cols; i += blockDim.x) sbase[i] = B[i];
-  for (size_t i = threadIdx.x; i < (size_t)nr * n_slots * cols; i += blockDim.x) sdelta[i] = D[i];
-  __syncthreads();
+  const float *sbase, *sdelta;
+  pt__p1_block_begin(sm, n, R, nr, r0, cols, n_slots, 1, base, delta, &sbase, &sdelta);
   for (int item = threadIdx.x; item < n * nr; item += blockDim.x) {
     int r = item % nr, k = item / nr;
     const int *sl = slots + (size_t)k * max_k;

@@ -6,6 +6,7 @@
 #include "predtuner/backend.h"
 #include "predtuner/exec.h"
 #include "predtuner/graph.h"
+#include "predtuner/hpvm.h"
 #include "predtuner/io.h"
 #include "predtuner/knobs.h"
 #include "predtuner/log.h"

@@ -30,6 +30,15 @@ double pt_topk_accuracy(const float *out, const int32_t *labels, int n, int clas
   return 100.0 * correct / n;
 }
 
+/* The data set's images must be the model's input shape (c, h, w). */
+static pt_status check_images(const pt_graph *g, const pt_dataset *ds, int *c, int *h, int *w) {
+  pt_graph_input_shape(g, c, h, w);
+  if (*c != ds->c || *h != ds->h || *w != ds->w)
+    return pt__error(PT_ESHAPE, "data set images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
+                     pt_graph_name(g), *c, *h, *w);
+  return PT_OK;
+}
+
 pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const pt_measure_opts *opts,
                      pt_measure_result *res) {
   memset(res, 0, sizeof *res);
@@ -38,10 +47,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
   int bs = o.batch_size > 0 ? o.batch_size : 500;
   int classes = pt_graph_num_classes(g);
   int c, h, w;
-  pt_graph_input_shape(g, &c, &h, &w);
-  if (c != ds->c || h != ds->h || w != ds->w)
-    return pt__error(PT_ESHAPE, "data set images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
-                     pt_graph_name(g), c, h, w);
+  PT__TRY(check_images(g, ds, &c, &h, &w));
   if (bs > ds->n) bs = (int)ds->n;
   float *out = malloc((size_t)bs * (size_t)classes * sizeof *out);
   if (!out) return pt__error(PT_ENOMEM, "measure: out of memory");
@@ -75,10 +81,7 @@ pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, 
   int bs = batch_size > 0 ? batch_size : 500;
   int classes = pt_graph_num_classes(g), n_ops = pt_graph_num_ops(g);
   int c, h, w;
-  pt_graph_input_shape(g, &c, &h, &w);
-  if (c != ds->c || h != ds->h || w != ds->w)
-    return pt__error(PT_ESHAPE, "data set images are %dx%dx%d but model %s takes %dx%dx%d", ds->c, ds->h, ds->w,
-                     pt_graph_name(g), c, h, w);
+  PT__TRY(check_images(g, ds, &c, &h, &w));
   if (bs > ds->n) bs = (int)ds->n;
   /* configs share work only within a group; a group's outputs stay under 64 MiB */
   size_t per_cfg = (size_t)bs * (size_t)classes * sizeof(float);

@@ -32,6 +32,7 @@ int pt_cmd_measure(int argc, char **argv);
 int pt_cmd_knobs(int argc, char **argv);
 int pt_cmd_tune(int argc, char **argv);
 int pt_cmd_plot(int argc, char **argv);
+int pt_cmd_export_hpvm(int argc, char **argv);
 /* The bundled demo's model, weights (written into weights_buf) and data; prints the error and
  * returns 0 when the demo is not found. */
 int pt_cli_demo_inputs(char *weights_buf, size_t n, const char **model, const char **weights, const char **data);

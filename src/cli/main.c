@@ -14,6 +14,7 @@ static void usage(void) {
           "  tune      search approximation configs within a QoS budget; writes configs.json, plots,\n"
           "            a journal (no options: tunes the bundled demo)\n"
           "  plot      redraw the plot of a tuning run from its configs.json\n"
+          "  export-hpvm  write a tuning run's configs as HPVM's config text\n"
           "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
           "            (no options: the bundled demo LeNet)\n"
           "  zoo       list the built-in networks, or the ops of one (--ops NAME)\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "measure")) return pt_cmd_measure(argc - 1, argv + 1);
   if (!strcmp(cmd, "tune")) return pt_cmd_tune(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return pt_cmd_plot(argc - 1, argv + 1);
+  if (!strcmp(cmd, "export-hpvm")) return pt_cmd_export_hpvm(argc - 1, argv + 1);
   if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);
   if (!strcmp(cmd, "knobs")) return pt_cmd_knobs(argc - 1, argv + 1);
   fprintf(stderr, "predtuner-gpu: unknown command '%s' (see 'predtuner-gpu --help')\n", cmd);
