@@ -88,6 +88,22 @@ static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *
  * progress bar still moves. */
 #define MEASURE_GROUP 16
 
+/* Empirical QoS of n configs on the tune (test = 0) or test set, MEASURE_GROUP at a time, with a
+ * progress bar. */
+static pt_status measure_qos_groups(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, FILE *progress,
+                                   const char *label) {
+  pt_progress prog;
+  pt_status s = PT_OK;
+  pt_progress_begin(&prog, progress, label, n);
+  for (int i = 0; s == PT_OK && i < n; i += MEASURE_GROUP) {
+    int m = n - i < MEASURE_GROUP ? n - i : MEASURE_GROUP;
+    s = app->vt->measure(app, m, cfgs + (int64_t)i * app->n_ops, test, &qos[i], NULL);
+    pt_progress_update(&prog, i + m);
+  }
+  pt_progress_end(&prog);
+  return s;
+}
+
 /* The models and how a batch of configs is evaluated. */
 typedef struct evaluator {
   pt_app *app;
@@ -209,16 +225,9 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
   free(sp);
   free(idx);
   int validate = o->validate < 0 ? qos_model_used : o->validate;
-  pt_progress prog;
   if (s == PT_OK && validate && nb) {
     pt_log(PT_LOG_INFO, "validating %d configs on the tune set", nb);
-    pt_progress_begin(&prog, o->progress, "validate", nb);
-    for (int i = 0; s == PT_OK && i < nb; i += MEASURE_GROUP) {
-      int m = nb - i < MEASURE_GROUP ? nb - i : MEASURE_GROUP;
-      s = app->vt->measure(app, m, cf + (int64_t)i * app->n_ops, 0, &t->val_qos[i], NULL);
-      pt_progress_update(&prog, i + m);
-    }
-    pt_progress_end(&prog);
+    s = measure_qos_groups(app, nb, cf, 0, t->val_qos, o->progress, "validate");
     double err = 0;
     for (int i = 0; i < nb; i++) err += fabs(t->qos[t->bestpre[i]] - t->val_qos[i]);
     t->sum.validated = 1;
@@ -227,13 +236,7 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
   }
   if (s == PT_OK && o->test_configs && nb) {
     pt_log(PT_LOG_INFO, "measuring %d configs on the test set", nb);
-    pt_progress_begin(&prog, o->progress, "test", nb);
-    for (int i = 0; s == PT_OK && i < nb; i += MEASURE_GROUP) {
-      int m = nb - i < MEASURE_GROUP ? nb - i : MEASURE_GROUP;
-      s = app->vt->measure(app, m, cf + (int64_t)i * app->n_ops, 1, &t->test_qos[i], NULL);
-      pt_progress_update(&prog, i + m);
-    }
-    pt_progress_end(&prog);
+    s = measure_qos_groups(app, nb, cf, 1, t->test_qos, o->progress, "test");
     t->sum.tested = 1;
   }
   for (int i = 0; s == PT_OK && i < nb; i++) /* PredTuner's final filter */
