@@ -16,7 +16,7 @@ BUILD="${PT_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-dev libplplot-dev
-            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler plplot-driver-cairo)
+            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
 
 log() { printf '== %s\n' "$*" >&2; }

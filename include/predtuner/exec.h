@@ -44,7 +44,8 @@ typedef struct pt_promise_ranges {
 pt_status pt_exec_create(const pt_graph *g, pt_backend *be, pt_exec **out);
 void pt_exec_free(pt_exec *ex);
 
-/* Runs n images: input (n, C, H, W) host floats -> output (n, num_classes) host floats.
+/* Runs n images: input (n, C, H, W) host floats -> output (n, pt_graph_output_numel) host floats
+ * (num_classes for a classifier).
  * ops: NULL (all exact) or one entry per op, indexed like pt_graph_op_name. */
 pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *ops, float *output);
 /* Same, telling the executor that input holds images first_image .. first_image+n-1 of a data set:
@@ -53,7 +54,7 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
                          float *output);
 
 /* Runs the same n images under n_cfg configs (ops: n_cfg x pt_graph_num_ops settings, config-major)
- * and writes config k's output to output + k * n * num_classes. Configs that agree on the ops of a
+ * and writes config k's output to output + k * n * pt_graph_output_numel(g). Configs that agree on the ops of a
  * prefix of the execution order share that prefix's work: the configs run in sorted order and each
  * resumes from the activations of the longest prefix it shares with those before it (held in the
  * pool, not copied; extra memory is at most one set of live activations per op). Outputs equal

@@ -35,6 +35,9 @@ const char *pt_graph_name(const pt_graph *g);
 /* Input image shape (C, H, W) and number of output classes. */
 void pt_graph_input_shape(const pt_graph *g, int *c, int *h, int *w);
 int pt_graph_num_classes(const pt_graph *g);
+/* Elements of the network's output per image (num_classes for a classifier; an imported ONNX graph
+ * that is not one has num_classes 0 and any output shape). */
+int64_t pt_graph_output_numel(const pt_graph *g);
 
 int pt_graph_num_ops(const pt_graph *g);
 const char *pt_graph_op_name(const pt_graph *g, int op);

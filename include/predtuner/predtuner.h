@@ -5,6 +5,7 @@
 #include "predtuner/app.h"
 #include "predtuner/backend.h"
 #include "predtuner/exec.h"
+#include "predtuner/frontend.h"
 #include "predtuner/graph.h"
 #include "predtuner/hpvm.h"
 #include "predtuner/io.h"

@@ -391,7 +391,7 @@ static const pt_op_exec *setting(const pt_exec *ex, const pt_op_exec *ops, int n
 
 static pt_status download_output(pt_exec *ex, int n, float *output) {
   int last = ex->buf_of[ex->g->n_nodes - 1];
-  return IF(ex)->download(ex->be->ctx, output, ex->pool[last].ptr, (size_t)n * (size_t)ex->g->num_classes * sizeof(float));
+  return IF(ex)->download(ex->be->ctx, output, ex->pool[last].ptr, (size_t)n * (size_t)pt_graph_output_numel(ex->g) * sizeof(float));
 }
 
 pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
@@ -519,7 +519,7 @@ pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first
   sort_cfgs(&m, ord, tmp, n_cfg);
   lcp[0] = 0;
   for (int k = 1; k < n_cfg; k++) lcp[k] = agree_depth(&m, ord[k - 1], ord[k]);
-  const size_t out_n = (size_t)n * (size_t)g->num_classes;
+  const size_t out_n = (size_t)n * (size_t)pt_graph_output_numel(g);
   const int timed = seconds != NULL;
 
   double t0 = pt_now();
@@ -588,7 +588,7 @@ pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint
 }
 
 pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges) {
-  float *out = malloc((size_t)n * (size_t)ex->g->num_classes * sizeof *out);
+  float *out = malloc((size_t)n * (size_t)pt_graph_output_numel(ex->g) * sizeof *out);
   if (!out) return pt__error(PT_ENOMEM, "executor: out of memory");
   ex->calib = ranges;
   pt_status s = pt_exec_run(ex, input, n, NULL, out);

@@ -111,29 +111,40 @@ static int pt__idx(const pt_graph *g, const pt_node *n) { return (int)(n - g->no
 
 int pt__g_conv(pt_graph *g, const char *name, int in, int cin, int cout, int k, int stride, int pad, int groups,
                int bias) {
+  pt_conv_params p = {cin, cout, k, k, stride, stride, pad, pad, groups, bias};
+  return pt__g_conv2(g, name, in, &p);
+}
+
+int pt__g_conv2(pt_graph *g, const char *name, int in, const pt_conv_params *cp) {
   pt_node *n = pt__g_push(g, PT_OP_CONV2D, name, 1, in);
   if (!n) return -1;
   int64_t s[3];
   int nd = pt__in_shape(g, in, s);
+  const int cin = cp->cin, cout = cp->cout, groups = cp->groups;
   if (nd != 3 || s[0] != cin)
     return pt__g_fail(g, PT_ESHAPE, "%s: Conv2d expects %ld input channels, got %ld", name, cin, nd == 3 ? s[0] : -1);
-  if (groups < 1 || cin % groups || cout % groups || k < 1 || stride < 1 || pad < 0)
-    return pt__g_fail(g, PT_EINVAL, "%s: bad Conv2d parameters (groups %ld, kernel %ld)", name, groups, k);
-  int64_t oh = pt_km_out_size((int)s[1], k, stride, pad), ow = pt_km_out_size((int)s[2], k, stride, pad);
-  if (s[1] + 2 * pad < k || s[2] + 2 * pad < k)
-    return pt__g_fail(g, PT_ESHAPE, "%s: kernel %ld larger than padded input height %ld", name, k, s[1] + 2 * pad);
-  n->p.conv = (pt_conv_params){cin, cout, k, k, stride, stride, pad, pad, groups, bias};
+  if (groups < 1 || cin % groups || cout % groups || cp->kh < 1 || cp->kw < 1 || cp->sh < 1 || cp->sw < 1 ||
+      cp->ph < 0 || cp->pw < 0)
+    return pt__g_fail(g, PT_EINVAL, "%s: bad Conv2d parameters (groups %ld, kernel %ld)", name, groups, cp->kh);
+  if (s[1] + 2 * cp->ph < cp->kh || s[2] + 2 * cp->pw < cp->kw)
+    return pt__g_fail(g, PT_ESHAPE, "%s: kernel %ld larger than padded input height %ld", name, cp->kh,
+                      s[1] + 2 * cp->ph);
+  n->p.conv = *cp;
   n->out_ndim = 3;
   n->out_shape[0] = cout;
-  n->out_shape[1] = oh;
-  n->out_shape[2] = ow;
-  int64_t ws[4] = {cout, cin / groups, k, k}, bs[1] = {cout};
+  n->out_shape[1] = pt_km_out_size((int)s[1], cp->kh, cp->sh, cp->ph);
+  n->out_shape[2] = pt_km_out_size((int)s[2], cp->kw, cp->sw, cp->pw);
+  int64_t ws[4] = {cout, cin / groups, cp->kh, cp->kw}, bs[1] = {cout};
   pt__g_param(g, n, 0, "weight", 4, ws, 1);
-  if (bias) pt__g_param(g, n, 1, "bias", 1, bs, 1);
+  if (cp->has_bias) pt__g_param(g, n, 1, "bias", 1, bs, 1);
   return g->err == PT_OK ? pt__idx(g, n) : -1;
 }
 
 int pt__g_linear(pt_graph *g, const char *name, int in, int nin, int nout) {
+  return pt__g_linear2(g, name, in, nin, nout, 1);
+}
+
+int pt__g_linear2(pt_graph *g, const char *name, int in, int nin, int nout, int has_bias) {
   pt_node *n = pt__g_push(g, PT_OP_LINEAR, name, 1, in);
   if (!n) return -1;
   int64_t s[3];
@@ -143,12 +154,12 @@ int pt__g_linear(pt_graph *g, const char *name, int in, int nin, int nout) {
                       nd == 1 ? s[0] : -1);
   n->p.linear.in = nin;
   n->p.linear.out = nout;
-  n->p.linear.has_bias = 1;
+  n->p.linear.has_bias = has_bias;
   n->out_ndim = 1;
   n->out_shape[0] = nout;
   int64_t ws[2] = {nout, nin}, bs[1] = {nout};
   pt__g_param(g, n, 0, "weight", 2, ws, 1);
-  pt__g_param(g, n, 1, "bias", 1, bs, 1);
+  if (has_bias) pt__g_param(g, n, 1, "bias", 1, bs, 1);
   return g->err == PT_OK ? pt__idx(g, n) : -1;
 }
 
@@ -170,19 +181,25 @@ int pt__g_softmax(pt_graph *g, const char *name, int in) {
 }
 
 int pt__g_pool(pt_graph *g, const char *name, int in, pt_op_type type, int k, int stride, int pad) {
+  pt_pool_params p = {k, k, stride, stride, pad, pad};
+  return pt__g_pool2(g, name, in, type, &p);
+}
+
+int pt__g_pool2(pt_graph *g, const char *name, int in, pt_op_type type, const pt_pool_params *pp) {
   pt_node *n = pt__g_push(g, type, name, 1, in);
   if (!n) return -1;
   int64_t s[3];
   if (pt__in_shape(g, in, s) != 3) return pt__g_fail(g, PT_ESHAPE, "%s: pooling expects (C, H, W) input%ld%ld", name, 0, 0);
-  if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k)
-    return pt__g_fail(g, PT_EINVAL, "%s: bad pooling kernel %ld / padding %ld", name, k, pad);
-  if (s[1] + 2 * pad < k || s[2] + 2 * pad < k)
-    return pt__g_fail(g, PT_ESHAPE, "%s: pooling kernel %ld larger than input %ld", name, k, s[1]);
-  n->p.pool = (pt_pool_params){k, k, stride, stride, pad, pad};
+  if (pp->kh < 1 || pp->kw < 1 || pp->sh < 1 || pp->sw < 1 || pp->ph < 0 || pp->pw < 0 || pp->ph >= pp->kh ||
+      pp->pw >= pp->kw)
+    return pt__g_fail(g, PT_EINVAL, "%s: bad pooling kernel %ld / padding %ld", name, pp->kh, pp->ph);
+  if (s[1] + 2 * pp->ph < pp->kh || s[2] + 2 * pp->pw < pp->kw)
+    return pt__g_fail(g, PT_ESHAPE, "%s: pooling kernel %ld larger than input %ld", name, pp->kh, s[1]);
+  n->p.pool = *pp;
   n->out_ndim = 3;
   n->out_shape[0] = s[0];
-  n->out_shape[1] = pt_km_out_size((int)s[1], k, stride, pad);
-  n->out_shape[2] = pt_km_out_size((int)s[2], k, stride, pad);
+  n->out_shape[1] = pt_km_out_size((int)s[1], pp->kh, pp->sh, pp->ph);
+  n->out_shape[2] = pt_km_out_size((int)s[2], pp->kw, pp->sw, pp->pw);
   return pt__idx(g, n);
 }
 
@@ -238,7 +255,8 @@ pt_status pt__graph_finish(pt_graph *g) {
   if (g->err != PT_OK) return pt__error(g->err, "%s", g->errmsg);
   if (g->n_nodes == 0) return pt__error(PT_EINVAL, "graph %s: no nodes", g->name);
   const pt_node *out = &g->nodes[g->n_nodes - 1];
-  if (out->out_ndim != 1 || out->out_shape[0] != g->num_classes)
+  /* num_classes 0: a network that is not a classifier (ONNX conformance graphs); any output */
+  if (g->num_classes > 0 && (out->out_ndim != 1 || out->out_shape[0] != g->num_classes))
     return pt__error(PT_ESHAPE, "graph %s: output has %lld features, expected %d classes", g->name,
                      (long long)pt_shape_numel(out->out_ndim, out->out_shape), g->num_classes);
   free(g->ops);
@@ -272,6 +290,9 @@ void pt_graph_input_shape(const pt_graph *g, int *c, int *h, int *w) {
   *w = g->in_w;
 }
 int pt_graph_num_classes(const pt_graph *g) { return g->num_classes; }
+int64_t pt_graph_output_numel(const pt_graph *g) {
+  return g->n_nodes ? pt__node_out_numel(g, g->n_nodes - 1) : 0;
+}
 int pt_graph_num_ops(const pt_graph *g) { return g->n_ops; }
 const pt_node *pt__graph_op_node(const pt_graph *g, int op) { return &g->nodes[g->ops[op]]; }
 const char *pt_graph_op_name(const pt_graph *g, int op) { return pt__graph_op_node(g, op)->name; }

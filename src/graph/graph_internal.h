@@ -58,9 +58,12 @@ struct pt_graph {
 pt_graph *pt__graph_new(const char *name, int c, int h, int w, int num_classes);
 int pt__g_conv(pt_graph *g, const char *name, int in, int cin, int cout, int k, int stride, int pad,
                int groups, int bias);
+int pt__g_conv2(pt_graph *g, const char *name, int in, const pt_conv_params *p);
 int pt__g_linear(pt_graph *g, const char *name, int in, int nin, int nout);
+int pt__g_linear2(pt_graph *g, const char *name, int in, int nin, int nout, int has_bias);
 int pt__g_act(pt_graph *g, const char *name, int in, pt_op_type type);
 int pt__g_pool(pt_graph *g, const char *name, int in, pt_op_type type, int k, int stride, int pad);
+int pt__g_pool2(pt_graph *g, const char *name, int in, pt_op_type type, const pt_pool_params *p);
 int pt__g_bn(pt_graph *g, const char *name, int in, int c, float eps);
 int pt__g_softmax(pt_graph *g, const char *name, int in);
 int pt__g_add(pt_graph *g, const char *name, int a, int b);
