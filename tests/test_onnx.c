@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "onnx.pb-c.h"
 #include "predtuner/predtuner.h"
@@ -247,3 +249,227 @@ Test(onnx, node_tests_cuda, .timeout = 300) { on_cuda("node"); }
 /* data/pytorch-converted: PyTorch modules exported with their weights as initializers */
 Test(onnx, pytorch_converted_tests_cpu, .timeout = 300) { conformance_on("cpu", "pytorch-converted"); }
 Test(onnx, pytorch_converted_tests_cuda, .timeout = 300) { on_cuda("pytorch-converted"); }
+
+/* ---- PyTorch's exporter (tests/fixtures/onnx/make_onnx_fixtures.py) ---- */
+
+static float *read_floats(const char *path, int64_t n) {
+  size_t len;
+  float *d = slurp(path, &len);
+  cr_assert_not_null(d, "%s", path);
+  cr_assert_eq(len, (size_t)n * 4, "%s: %zu bytes", path, len);
+  return d;
+}
+
+Test(onnx, pytorch_export_matches_pytorch) {
+  pt_graph *g;
+  cr_assert_eq(pt_onnx_load(FIX "/tiny_cnn.onnx", &g), PT_OK, "%s", pt_last_error());
+  int c, h, w;
+  pt_graph_input_shape(g, &c, &h, &w);
+  cr_assert(c == 3 && h == 16 && w == 16);
+  cr_assert_eq(pt_graph_num_classes(g), 10);
+  /* ops are the exporter's node names, in node order; the bias Add after MatMul is folded in,
+   * the residual Add, Flatten and Pad are not ops */
+  static const char *const ops[] = {"/stem/Conv", "/relu/Relu", "/block/conv1/Conv", "/block/relu1/Relu",
+                                    "/block/bn1/BatchNormalization", "/block/conv2/Conv", "/block/relu2/Relu",
+                                    "/pool/MaxPool", "/dw/Conv", "/avg/AveragePool", "/gap/GlobalAveragePool",
+                                    "/fc1/Gemm", "/tanh/Tanh", "/MatMul", "/softmax/Softmax"};
+  cr_assert_eq(pt_graph_num_ops(g), 15);
+  for (int i = 0; i < 15; i++) cr_assert_str_eq(pt_graph_op_name(g, i), ops[i]);
+  cr_assert_eq(pt_graph_op_type(g, 0), PT_OP_CONV2D);
+  cr_assert_eq(pt_graph_op_type(g, 13), PT_OP_LINEAR);
+  cr_assert_eq(pt_graph_op_type(g, 10), PT_OP_AVGPOOL2D);
+  int64_t sh[3];
+  cr_assert_eq(pt_graph_op_out_shape(g, 0, sh), 3); /* (3,16,16) -> kernel (3,5), stride (1,2), pad (1,2) */
+  cr_assert(sh[0] == 8 && sh[1] == 16 && sh[2] == 8);
+  cr_assert_eq(pt_graph_op_out_shape(g, 9, sh), 3); /* AvgPool2d(2) after a zero Pad */
+  cr_assert(sh[1] == 4 && sh[2] == 2, "%lld x %lld", (long long)sh[1], (long long)sh[2]);
+  float *x = read_floats(FIX "/tiny_cnn_input.bin", 4 * 3 * 16 * 16);
+  float *want = read_floats(FIX "/tiny_cnn_output.bin", 40), y[40];
+  pt_backend *be;
+  cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK);
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt_exec_run(ex, x, 4, NULL, y), PT_OK, "%s", pt_last_error());
+  double err = norm_err(y, want, 40);
+  cr_assert(err <= 1e-5, "error vs PyTorch %g", err);
+  /* knobs apply to ONNX convolutions as to the zoo's: perforating the stem changes the output */
+  pt_op_exec cfg[15] = {{0}};
+  cfg[0] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_row = 1, .perf_stride = 2, .perf_offset = 0};
+  cfg[2].fp16 = 1;
+  float y2[40];
+  cr_assert_eq(pt_exec_run(ex, x, 4, cfg, y2), PT_OK, "%s", pt_last_error());
+  double d = norm_err(y2, want, 40);
+  cr_assert(d > 1e-4 && d < 0.5, "approximate run differs by %g", d);
+  pt_exec_free(ex);
+  pt_backend_free(be);
+  free(x), free(want);
+  pt_graph_free(g);
+}
+
+/* ---- the demo LeNet through ONNX tunes exactly as through the zoo ---- */
+
+#include <cjson/cJSON.h>
+
+static cJSON *tune_demo(const char *model_args, const char *out) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "'%s' tune %s --data '%s' --qos-model qos_p1 --cost-model cost_linear --max-iter 80 --tune-count 300 "
+           "--test-count 300 --take-best-n 6 --seed 5 --backend cpu --threads 2 --quiet --output '%s' >'%s.log' 2>&1",
+           PT_CLI_PATH, model_args, DEMO, out, out);
+  int st = system(cmd);
+  cr_assert_eq(st, 0, "%s failed (log in %s.log)", cmd, out);
+  char path[1100];
+  snprintf(path, sizeof path, "%s/configs.json", out);
+  size_t len;
+  char *text = slurp(path, &len);
+  cr_assert_not_null(text, "%s", path);
+  cJSON *j = cJSON_ParseWithLength(text, len);
+  free(text);
+  cr_assert_not_null(j, "%s", path);
+  return j;
+}
+
+Test(onnx, demo_lenet_onnx_tunes_like_the_zoo, .timeout = 300) {
+  char dir[] = "/tmp/pt_onnx_tuneXXXXXX", a[600], b[600];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(a, sizeof a, "%s/zoo", dir);
+  snprintf(b, sizeof b, "%s/onnx", dir);
+  cJSON *zoo = tune_demo("--model lenet_mnist --weights '" DEMO "/lenet_mnist.safetensors'", a);
+  cJSON *onnx = tune_demo("--model '" DEMO "/lenet_mnist.onnx'", b);
+  const cJSON *cz = cJSON_GetObjectItem(zoo, "configs"), *co = cJSON_GetObjectItem(onnx, "configs");
+  cr_assert_gt(cJSON_GetArraySize(cz), 1);
+  cr_assert_eq(cJSON_GetArraySize(cz), cJSON_GetArraySize(co));
+  cr_assert_str_eq(cJSON_GetObjectItem(onnx, "app")->valuestring, "lenet_mnist");
+  for (int i = 0; i < cJSON_GetArraySize(cz); i++) {
+    const cJSON *x = cJSON_GetArrayItem(cz, i), *y = cJSON_GetArrayItem(co, i);
+    static const char *const keys[] = {"qos", "speedup", "test_qos"};
+    for (int k = 0; k < 3; k++)
+      cr_assert_eq(cJSON_GetObjectItem(x, keys[k])->valuedouble, cJSON_GetObjectItem(y, keys[k])->valuedouble,
+                   "config %d %s", i, keys[k]);
+    /* same knobs op by op; ONNX ops carry the exporter's names ("/convs/convs.0/Conv" for "convs.0") */
+    const cJSON *kx = cJSON_GetObjectItem(x, "knobs"), *ky = cJSON_GetObjectItem(y, "knobs");
+    cr_assert_eq(cJSON_GetArraySize(kx), 10);
+    cr_assert_eq(cJSON_GetArraySize(ky), 10);
+    for (int o = 0; o < 10; o++) {
+      const cJSON *ox = cJSON_GetArrayItem(kx, o), *oy = cJSON_GetArrayItem(ky, o);
+      cr_assert_str_eq(ox->valuestring, oy->valuestring, "config %d op %d", i, o);
+      cr_assert_not_null(strstr(oy->string, ox->string), "'%s' vs '%s'", oy->string, ox->string);
+    }
+  }
+  cJSON_Delete(zoo);
+  cJSON_Delete(onnx);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- bad input: one-line errors naming the file and the problem ---- */
+
+static char *tmp_write(const char *name, const void *data, size_t len) {
+  static char path[256];
+  snprintf(path, sizeof path, "/tmp/pt_onnx_%d_%s", (int)getpid(), name);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  if (len) cr_assert_eq(fwrite(data, 1, len, f), len);
+  fclose(f);
+  return path;
+}
+
+static void expect_error(const void *data, size_t len, pt_status want, const char *needle) {
+  char *path = tmp_write("bad.onnx", data, len);
+  pt_graph *g = (pt_graph *)1;
+  pt_status s = pt_onnx_load(path, &g);
+  cr_expect_eq(s, want, "status %s, want %s: %s", pt_status_name(s), pt_status_name(want), pt_last_error());
+  cr_expect_null(g);
+  cr_expect_not_null(strstr(pt_last_error(), path), "error does not name the file: %s", pt_last_error());
+  cr_expect_not_null(strstr(pt_last_error(), needle), "error lacks '%s': %s", needle, pt_last_error());
+  cr_expect_null(strchr(pt_last_error(), '\n'), "not one line: %s", pt_last_error());
+  unlink(path);
+}
+
+/* The fixture model re-serialised after edit() changes it. */
+static void *edited(void (*edit)(Onnx__ModelProto *), size_t *len) {
+  size_t n;
+  void *d = slurp(FIX "/tiny_cnn.onnx", &n);
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, n, d);
+  cr_assert_not_null(mp);
+  edit(mp);
+  *len = onnx__model_proto__get_packed_size(mp);
+  void *out = malloc(*len);
+  onnx__model_proto__pack(mp, out);
+  onnx__model_proto__free_unpacked(mp, NULL);
+  free(d);
+  return out;
+}
+
+static void edit_optype(Onnx__ModelProto *mp) {
+  Onnx__NodeProto *n = mp->graph->node[1];
+  free(n->op_type);
+  n->op_type = strdup("LeakyRelu");
+}
+static void edit_dilation(Onnx__ModelProto *mp) {
+  Onnx__NodeProto *n = mp->graph->node[0];
+  for (size_t i = 0; i < n->n_attribute; i++)
+    if (!strcmp(n->attribute[i]->name, "dilations")) n->attribute[i]->ints[0] = 2;
+}
+static void edit_weight_shape(Onnx__ModelProto *mp) {
+  for (size_t i = 0; i < mp->graph->n_initializer; i++)
+    if (!strcmp(mp->graph->initializer[i]->name, "stem.weight")) mp->graph->initializer[i]->dims[1] = 4;
+}
+static void edit_truncate_raw(Onnx__ModelProto *mp) {
+  for (size_t i = 0; i < mp->graph->n_initializer; i++)
+    if (!strcmp(mp->graph->initializer[i]->name, "stem.weight")) mp->graph->initializer[i]->raw_data.len -= 4;
+}
+static void edit_second_input(Onnx__ModelProto *mp) {
+  Onnx__GraphProto *g = mp->graph;
+  g->input = realloc(g->input, (g->n_input + 1) * sizeof *g->input);
+  Onnx__ValueInfoProto *v = malloc(sizeof *v);
+  onnx__value_info_proto__init(v);
+  v->name = strdup("extra");
+  g->input[g->n_input++] = v;
+}
+
+Test(onnx, bad_input_is_a_clear_error) {
+  size_t n;
+  char *good = slurp(FIX "/tiny_cnn.onnx", &n);
+  cr_assert_not_null(good);
+  expect_error("", 0, PT_EFORMAT, "empty file");
+  expect_error(good, n / 2, PT_EFORMAT, "not an ONNX model");
+  char garbage[4096];
+  for (size_t i = 0; i < sizeof garbage; i++) garbage[i] = (char)(i * 131 + 7);
+  expect_error(garbage, sizeof garbage, PT_EFORMAT, "not an ONNX model");
+  void *d;
+  size_t len;
+  d = edited(edit_optype, &len);
+  expect_error(d, len, PT_EUNSUPPORTED, "node '/relu/Relu' (LeakyRelu): op type 'LeakyRelu' is not supported");
+  free(d);
+  d = edited(edit_dilation, &len);
+  expect_error(d, len, PT_EUNSUPPORTED, "node '/stem/Conv' (Conv): dilations [2,1]");
+  free(d);
+  d = edited(edit_weight_shape, &len);
+  expect_error(d, len, PT_EFORMAT, "tensor 'stem.weight' has");
+  free(d);
+  d = edited(edit_truncate_raw, &len);
+  expect_error(d, len, PT_EFORMAT, "tensor 'stem.weight' has 359 FLOAT values for 360 elements");
+  free(d);
+  d = edited(edit_second_input, &len);
+  expect_error(d, len, PT_EUNSUPPORTED, "2 data inputs");
+  free(d);
+  free(good);
+  /* the CLI: exit status 1 and the message on stderr */
+  char *path = tmp_write("trunc.onnx", garbage, 100);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' measure --model '%s' --data '%s' >/dev/null 2>'%s.err'", PT_CLI_PATH, path, DEMO, path);
+  int st = system(cmd);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d", WEXITSTATUS(st));
+  snprintf(cmd, sizeof cmd, "grep -q 'trunc.onnx: not an ONNX model' '%s.err'", path);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(cmd, sizeof cmd, "'%s' measure --model '%s' --weights x.safetensors --data '%s' >/dev/null 2>'%s.err'",
+           PT_CLI_PATH, DEMO "/lenet_mnist.onnx", DEMO, path);
+  st = system(cmd);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  snprintf(cmd, sizeof cmd, "grep -q 'carries its weights' '%s.err'", path);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(cmd, sizeof cmd, "rm -f '%s' '%s.err'", path, path);
+  cr_assert_eq(system(cmd), 0);
+}

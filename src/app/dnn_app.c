@@ -8,6 +8,7 @@
 
 #include "app/app_internal.h"
 #include "core/error.h"
+#include "predtuner/frontend.h"
 #include "predtuner/measure.h"
 #include "predtuner/predtuner.h"
 
@@ -163,7 +164,7 @@ static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
 
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   *out = NULL;
-  if (!o || !o->model || !o->weights || !o->data) return pt__error(PT_EINVAL, "DNN app: needs a model, weights and data");
+  if (!o || !o->model || !o->data) return pt__error(PT_EINVAL, "DNN app: needs a model and data");
   pt_app *app = calloc(1, sizeof *app);
   dnn_ctx *d = calloc(1, sizeof *d);
   if (!app || !d) {
@@ -175,8 +176,10 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   app->ctx = d;
   d->batch = o->batch_size > 0 ? o->batch_size : 500;
   int c = 0, h = 0, w = 0, target = 0;
-  pt_status s = pt_zoo_build(o->model, &d->g);
-  if (s == PT_OK) s = pt_weights_load(d->g, o->weights);
+  pt_status s = pt_model_load(o->model, o->weights, &d->g);
+  if (s == PT_OK && pt_graph_num_classes(d->g) <= 0)
+    s = pt__error(PT_EUNSUPPORTED, "%s: the network's output is not (batch, classes), so it cannot be scored on labels",
+                  o->model);
   if (s == PT_OK) {
     pt_graph_input_shape(d->g, &c, &h, &w);
     int nc = pt_graph_num_classes(d->g);
@@ -202,7 +205,7 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
     if (!d->entry || !d->ops || !d->op_seconds) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
   }
   if (s == PT_OK) {
-    snprintf(app->name, sizeof app->name, "%s", o->name && o->name[0] ? o->name : o->model);
+    snprintf(app->name, sizeof app->name, "%s", o->name && o->name[0] ? o->name : pt_graph_name(d->g));
     snprintf(app->target, sizeof app->target, "%s", pt_device_name((unsigned)target));
     snprintf(app->knobs_source, sizeof app->knobs_source, "%s", o->knobs_file ? o->knobs_file : "built-in");
     app->out_rows = (int)d->tune->n;

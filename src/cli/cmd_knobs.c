@@ -11,7 +11,7 @@ static void help(void) {
          "PredTuner's JSON format), filtered to the target device, with the baseline knob. With\n"
          "--model, also lists how many knobs apply to each op of that network.\n"
          "\n"
-         "  --model NAME          a zoo network\n"
+         "  --model NAME          a zoo network or an .onnx file\n"
          "  --target-device D     cpu, gpu or any (no filter); default: gpu when a GPU backend can run, else cpu\n"
          "  --knobs FILE          knob declarations instead of the built-in default\n");
 }
@@ -57,7 +57,7 @@ int pt_cmd_knobs(int argc, char **argv) {
   pt_graph *g = NULL;
   pt_space *sp = NULL;
   pt_status s = knobs_file ? pt_knobs_load(knobs_file, &ks) : pt_knobs_default(&ks);
-  if (s == PT_OK && model) s = pt_zoo_build(model, &g);
+  if (s == PT_OK && model) s = pt_model_is_onnx(model) ? pt_onnx_load(model, &g) : pt_zoo_build(model, &g);
   if (s == PT_OK && g) s = pt_space_build(g, ks, dev, &sp);
   if (s != PT_OK) {
     int rc = pt_cli_fail(s);

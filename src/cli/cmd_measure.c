@@ -8,14 +8,14 @@
 #include "core/error.h"
 
 static void help(void) {
-  printf("usage: predtuner-gpu measure [--model NAME --weights FILE --data DIR] [options]\n"
+  printf("usage: predtuner-gpu measure [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
          "\n"
          "Runs a network on the tune (default) or test set and prints its QoS (classification\n"
          "accuracy in percent, averaged per batch as PredTuner does), images per second and wall time.\n"
          "With no --model/--weights/--data it measures the bundled demo (LeNet on synthetic digits).\n"
          "\n"
-         "  --model NAME        a zoo network (see 'predtuner-gpu zoo')\n"
-         "  --weights FILE      safetensors file with the PyTorch state_dict keys\n"
+         "  --model NAME|F.onnx a zoo network (see 'predtuner-gpu zoo') or an ONNX file (weights inside)\n"
+         "  --weights FILE      for a zoo network: safetensors file with the PyTorch state_dict keys\n"
          "  --data DIR          folder with tune_input.bin, tune_labels.bin, test_input.bin, test_labels.bin\n"
          "  --test              use the test set instead of the tune set\n"
          "  --batch-size N      images per run (default 500)\n"
@@ -236,8 +236,8 @@ int pt_cmd_measure(int argc, char **argv) {
   int demo = !a.model && !a.weights && !a.data;
   if (demo) {
     if (!pt_cli_demo_inputs(demo_w, sizeof demo_w, &a.model, &a.weights, &a.data)) return PT_EXIT_FAIL;
-  } else if (!a.model || !a.weights || !a.data) {
-    return pt_cli_usage_error("measure", "--model, --weights and --data go together (or give none for the demo)");
+  } else if (!a.model || !a.data || (!a.weights && !pt_model_is_onnx(a.model))) {
+    return pt_cli_usage_error("measure", "--model, --weights and --data go together (--weights not with an .onnx model; or give none for the demo)");
   }
   if (a.fp16 && (a.config || a.n_knob_args))
     return pt_cli_usage_error("measure", "--fp16 runs every op in FP16Approx; it does not combine with --config/--knob");
@@ -255,8 +255,9 @@ int pt_cmd_measure(int argc, char **argv) {
   pt_dataset *ds = NULL;
   pt_op_exec *ops = NULL;
   int32_t *pred = NULL;
-  pt_status s = pt_zoo_build(a.model, &g);
-  if (s == PT_OK) s = pt_weights_load(g, a.weights);
+  pt_status s = pt_model_load(a.model, a.weights, &g);
+  if (s == PT_OK && pt_graph_num_classes(g) <= 0)
+    s = pt__error(PT_EUNSUPPORTED, "%s: the network's output is not (batch, classes)", a.model);
   int c = 0, h = 0, w = 0;
   if (s == PT_OK) {
     pt_graph_input_shape(g, &c, &h, &w);
@@ -271,7 +272,7 @@ int pt_cmd_measure(int argc, char **argv) {
   if (s != PT_OK) goto out;
 
   printf("model      %s (%d ops)%s\n", a.model, pt_graph_num_ops(g), demo ? "  [bundled demo]" : "");
-  printf("weights    %s\n", a.weights);
+  printf("weights    %s\n", a.weights ? a.weights : "(in the ONNX file)");
   printf("data       %s: %s set, %lld images of %dx%dx%d, batch %ld\n", a.data, a.test ? "test" : "tune",
          (long long)ds->n, c, h, w, a.batch);
   printf("backend    %s\n", pt_backend_describe(be));

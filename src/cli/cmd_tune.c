@@ -9,7 +9,7 @@
 #include "core/error.h"
 
 static void help(void) {
-  printf("usage: predtuner-gpu tune [--model NAME --weights FILE --data DIR] [options]\n"
+  printf("usage: predtuner-gpu tune [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
          "\n"
          "Searches per-op approximation knobs that keep QoS (accuracy) within a threshold of the exact\n"
          "network, then picks the Pareto-best configs, validates and tests them, and writes configs.json,\n"
@@ -18,7 +18,8 @@ static void help(void) {
          "1000 iterations, thresholds 2.0 (tuner) and 3.0 (keep), take_best_n 20.\n"
          "\n"
          "model and data (as 'measure'):\n"
-         "  --model NAME --weights FILE --data DIR\n"
+         "  --model NAME --weights FILE --data DIR   a zoo network with its weights\n"
+         "  --model FILE.onnx --data DIR             or an ONNX file (weights inside; docs/onnx.md)\n"
          "  --batch-size N           images per run (default 500)\n"
          "  --tune-count N, --tune-offset N, --test-count N, --test-offset N   use part of a set\n"
          "  --knobs FILE             knob declarations (PredTuner JSON) instead of the built-in 56\n"
@@ -200,14 +201,20 @@ int pt_cmd_tune(int argc, char **argv) {
     if (!a.set_qos) a.qos_model = "qos_p1";
     if (!a.set_cost) a.cost_model = "cost_linear";
     if (!a.set_keep) a.keep_th = 3.0, a.set_keep = 1;
-  } else if (!a.model || !a.weights || !a.data) {
-    return pt_cli_usage_error("tune", "--model, --weights and --data go together (or give none for the demo)");
+  } else if (!a.model || !a.data || (!a.weights && !pt_model_is_onnx(a.model))) {
+    return pt_cli_usage_error("tune", "--model, --weights and --data go together (--weights not with an .onnx model; or give none for the demo)");
   }
   if (a.target && pt_device_parse(a.target) < 0)
     return pt_cli_usage_error("tune", "--target-device takes cpu, gpu or any, got '%s'", a.target);
   char out_dir[4096];
   snprintf(out_dir, sizeof out_dir, "%s", a.output ? a.output : "");
-  if (!a.output) snprintf(out_dir, sizeof out_dir, "predtuner-out/%s", a.name ? a.name : a.model);
+  if (!a.output) { /* an .onnx path names its folder by its file name */
+    const char *label = a.name ? a.name : a.model, *slash = strrchr(label, '/');
+    if (!a.name && slash) label = slash + 1;
+    int n = (int)strlen(label);
+    if (!a.name && pt_model_is_onnx(label)) n -= 5;
+    snprintf(out_dir, sizeof out_dir, "predtuner-out/%.*s", n, label);
+  }
   char path[4200];
   pt_status s = pt_make_dirs(out_dir);
   if (s != PT_OK) return pt_cli_fail(s);

@@ -19,6 +19,8 @@ typedef struct val {
   int node;                  /* IR node, -1 for the network input */
   int rank;                  /* per image: the ONNX rank minus the batch dimension */
   int64_t dims[PT_MAX_DIMS]; /* per-image dims */
+  int pad_h, pad_w;          /* zero padding of a Pad still to apply (folded into the Conv or
+                                AveragePool that reads it) */
   /* constants */
   pt__onnx_array c;
 } val;
@@ -37,7 +39,7 @@ typedef struct imp {
 
 static const char SUPPORTED[] =
     "Conv, Gemm, MatMul, Add, Relu, Tanh, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, "
-    "Reshape, Softmax, Identity, Dropout, Constant";
+    "Reshape, Softmax, Identity, Dropout, Constant, Pad (zeros, before Conv or AveragePool)";
 
 /* "<file>: node '<name>' (<op>): <msg>" */
 static pt_status fail(imp *im, int k, pt_status s, const char *fmt, ...) PT__PRINTF(4, 5);
@@ -156,6 +158,9 @@ static pt_status act_in(imp *im, int k, int i, val **out) {
   if (!x) return fail(im, k, PT_EFORMAT, "input '%s' is not defined before the node", nm);
   if (x->is_const)
     return fail(im, k, PT_EUNSUPPORTED, "input '%s' is a constant (only values computed from the data input)", nm);
+  const char *t = im->gp->node[k]->op_type;
+  if ((x->pad_h || x->pad_w) && strcmp(t, "Conv") && strcmp(t, "AveragePool"))
+    return fail(im, k, PT_EUNSUPPORTED, "reads a padded tensor (a Pad is supported only before Conv or AveragePool)");
   *out = x;
   return PT_OK;
 }
@@ -319,6 +324,7 @@ static pt_status op_conv(imp *im, int k) {
                 (long long)x->dims[0]);
   int ph, pw;
   PT__TRY(window_pads(im, k, x->dims + 1, kern, str, &ph, &pw));
+  ph += x->pad_h, pw += x->pad_w;
   if (b && (need_float(im, k, b) != PT_OK || b->c.numel != m)) return shape_str_fail(im, k, "bias", b);
   val *fb = NULL;
   int add = bias_add(im, k, m, 1, &fb);
@@ -397,7 +403,7 @@ static pt_status op_pool(imp *im, int k, int is_max, int global) {
   if (n->n_output > 1 && n->output[1][0]) return fail(im, k, PT_EUNSUPPORTED, "the Indices output");
   pt_pool_params p = {(int)x->dims[1], (int)x->dims[2], 1, 1, 0, 0};
   if (!global) {
-    int64_t kern[2], str[2] = {1, 1}, ceil_mode, cip;
+    int64_t kern[2], str[2] = {1, 1}, ceil_mode, cip = 0;
     int have;
     PT__TRY(attr_ints(im, k, "kernel_shape", 2, kern, &have));
     if (!have) return fail(im, k, PT_EFORMAT, "no kernel_shape");
@@ -406,12 +412,16 @@ static pt_status op_pool(imp *im, int k, int is_max, int global) {
       return fail(im, k, PT_EFORMAT, "bad kernel_shape or strides");
     PT__TRY(check_dilations(im, k));
     PT__TRY(window_pads(im, k, x->dims + 1, kern, str, &p.ph, &p.pw));
+    if ((x->pad_h || x->pad_w) && (p.ph || p.pw))
+      return fail(im, k, PT_EUNSUPPORTED, "pads of its own after a Pad");
+    if (x->pad_h || x->pad_w) cip = 1; /* the padded zeros are real elements: they count */
+    p.ph += x->pad_h, p.pw += x->pad_w;
     p.kh = (int)kern[0], p.kw = (int)kern[1], p.sh = (int)str[0], p.sw = (int)str[1];
     PT__TRY(attr_int(im, k, "ceil_mode", 0, &ceil_mode));
     /* ceil_mode only matters when the last window would start inside the padded input */
     if (ceil_mode && ((x->dims[1] + 2 * p.ph - p.kh) % p.sh || (x->dims[2] + 2 * p.pw - p.kw) % p.sw))
       return fail(im, k, PT_EUNSUPPORTED, "ceil_mode 1 with a partial last window");
-    PT__TRY(attr_int(im, k, "count_include_pad", 0, &cip));
+    if (!cip) PT__TRY(attr_int(im, k, "count_include_pad", 0, &cip));
     if (!is_max && !cip && (p.ph || p.pw))
       return fail(im, k, PT_EUNSUPPORTED, "count_include_pad 0 with padding (the divisor is always the window size)");
   }
@@ -557,6 +567,47 @@ static pt_status op_dropout(imp *im, int k) {
   return alias(im, k, x);
 }
 
+/* Pad with zeros: none at all is an alias; symmetric on H and W only is left pending for the Conv
+ * or AveragePool that reads it (PyTorch exports AvgPool2d as Pad + AveragePool). */
+static pt_status op_pad(imp *im, int k) {
+  const Onnx__NodeProto *n = im->gp->node[k];
+  val *x;
+  PT__TRY(act_in(im, k, 0, &x));
+  char mode[32];
+  PT__TRY(attr_str(im, k, "mode", mode, sizeof mode));
+  if (mode[0] && strcmp(mode, "constant")) return fail(im, k, PT_EUNSUPPORTED, "mode '%s' (only constant zeros)", mode);
+  const int r = x->rank + 1;
+  int64_t pads[2 * PT_MAX_DIMS];
+  float value = 0.0f;
+  if (im->opset >= 11) {
+    val *p = find(im, in_name(n, 1)), *v = find(im, in_name(n, 2));
+    if (!p || !p->is_const || !p->c.i || p->c.numel != 2 * r) return fail(im, k, PT_EUNSUPPORTED, "pads must be a constant of %d integers", 2 * r);
+    memcpy(pads, p->c.i, (size_t)(2 * r) * sizeof *pads);
+    if (in_name(n, 2)) {
+      if (!v || !v->is_const || v->c.numel != 1) return fail(im, k, PT_EUNSUPPORTED, "constant_value must be a constant scalar");
+      value = v->c.f ? v->c.f[0] : (float)v->c.i[0];
+    }
+    if (in_name(n, 3)) return fail(im, k, PT_EUNSUPPORTED, "the axes input");
+  } else {
+    const Onnx__AttributeProto *a = attr(n, "pads");
+    if (!a || a->n_ints != (size_t)(2 * r)) return fail(im, k, PT_EFORMAT, "pads must have %d values", 2 * r);
+    memcpy(pads, a->ints, (size_t)(2 * r) * sizeof *pads);
+    PT__TRY(attr_float(im, k, "value", 0.0f, &value));
+  }
+  int64_t any = 0;
+  for (int i = 0; i < 2 * r; i++) any |= pads[i];
+  if (!any) return alias(im, k, x);
+  if (value != 0.0f) return fail(im, k, PT_EUNSUPPORTED, "padding value %g (only 0)", value);
+  int ok = r == 4 && !pads[0] && !pads[1] && !pads[4] && !pads[5] && pads[2] == pads[6] && pads[3] == pads[7] &&
+           pads[2] >= 0 && pads[3] >= 0 && pads[2] <= 1 << 20 && pads[3] <= 1 << 20;
+  if (!ok) return fail(im, k, PT_EUNSUPPORTED, "padding other than symmetric zeros on H and W of (N, C, H, W)");
+  PT__TRY(alias(im, k, x));
+  val *y = im->v[im->nv - 1];
+  y->pad_h = x->pad_h + (int)pads[2];
+  y->pad_w = x->pad_w + (int)pads[3];
+  return PT_OK;
+}
+
 /* Constant nodes hold no data input, so all of them are evaluated before the graph is walked. */
 static pt_status op_constant(imp *im, int k) {
   const Onnx__NodeProto *n = im->gp->node[k];
@@ -616,6 +667,7 @@ static pt_status convert_node(imp *im, int k) {
   if (!strcmp(t, "Reshape")) return op_reshape(im, k);
   if (!strcmp(t, "Softmax")) return op_softmax(im, k);
   if (!strcmp(t, "Dropout")) return op_dropout(im, k);
+  if (!strcmp(t, "Pad")) return op_pad(im, k);
   if (!strcmp(t, "Identity")) {
     val *x;
     PT__TRY(act_in(im, k, 0, &x));
@@ -758,6 +810,7 @@ static pt_status import(imp *im, const Onnx__ModelProto *mp, const pt_onnx_bindi
   val *o = find(im, gp->output[0]->name);
   if (!o) return pt__error(PT_EFORMAT, "%s: output '%s' is not computed by any node", im->what, gp->output[0]->name);
   if (o->is_const) return pt__error(PT_EUNSUPPORTED, "%s: output '%s' is a constant (the graph computes nothing)", im->what, o->name);
+  if (o->pad_h || o->pad_w) return pt__error(PT_EUNSUPPORTED, "%s: output '%s' is a Pad (only folded into a Conv or AveragePool)", im->what, o->name);
   int onode = o->node;
   if (onode < 0) { /* Identity or Dropout of the input: the executor still copies it through a view */
     onode = pt__g_flatten(im->g, -1);

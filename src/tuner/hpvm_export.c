@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "graph/graph_internal.h"
 #include "io/fileutil.h"
+#include "predtuner/frontend.h"
 #include "predtuner/hpvm.h"
 #include "predtuner/io.h"
 #include "predtuner/knobs.h"
@@ -237,7 +238,7 @@ pt_status pt_hpvm_export(const char *configs_json, const char *model, double bas
     }
   }
   if (s == PT_OK && model) {
-    s = pt_zoo_build(model, &g);
+    s = pt_model_is_onnx(model) ? pt_onnx_load(model, &g) : pt_zoo_build(model, &g);
     if (s != PT_OK) pt__error_prefix("%s: the op types come from model '%s'", configs_json, model);
     if (s == PT_OK) s = ops_from_graph(g, &h, &nh);
     n_ops = g ? g->n_ops : 0;
