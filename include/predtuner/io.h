@@ -3,6 +3,7 @@
 #ifndef PREDTUNER_IO_H
 #define PREDTUNER_IO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "predtuner/graph.h"
@@ -39,7 +40,29 @@ pt_status pt_st_writer_metadata(pt_st_writer *w, const char *key, const char *va
 pt_status pt_st_writer_save(pt_st_writer *w, const char *path);
 void pt_st_writer_free(pt_st_writer *w);
 
-/* Loads a network's weights from a safetensors file whose keys are the PyTorch state_dict keys.
+/* ---- PyTorch checkpoints (torch.save; memory-mapped) ---- */
+typedef struct pt_pth pt_pth;
+
+/* Opens a torch.save file: the zip format (torch >= 1.6) or the legacy one. The state_dict is the
+ * top-level dict of tensors, or the one under "state_dict", "model_state_dict", "model_state",
+ * "model", "net" or "state" of a checkpoint dict; a "module." prefix on every key is dropped. Every
+ * tensor is checked: float or integer dtype, contiguous, inside its storage (docs/pth.md). */
+pt_status pt_pth_open(const char *path, pt_pth **out);
+/* The same over bytes in memory (kept by the caller until pt_pth_close); what names them in errors. */
+pt_status pt_pth_open_buffer(const void *data, size_t len, const char *what, pt_pth **out);
+void pt_pth_close(pt_pth *p);
+int pt_pth_count(const pt_pth *p);
+const char *pt_pth_name(const pt_pth *p, int i);
+/* "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL". */
+const char *pt_pth_dtype(const pt_pth *p, int i);
+int pt_pth_is_float(const pt_pth *p, int i);
+int pt_pth_shape(const pt_pth *p, int i, int64_t shape[PT_MAX_DIMS]);
+int pt_pth_find(const pt_pth *p, const char *name);
+/* Converts float tensor i to float32 into dst (its element count). */
+pt_status pt_pth_read_f32(const pt_pth *p, int i, float *dst);
+
+/* Loads a network's weights from a safetensors file or a PyTorch checkpoint (told apart by their
+ * first bytes, whatever the file name) whose keys are the PyTorch state_dict keys.
  * Missing key, unexpected key, wrong shape or non-float dtype is an error naming the key (and both
  * shapes); integer bookkeeping tensors named *num_batches_tracked are ignored. */
 pt_status pt_weights_load(pt_graph *g, const char *path);

@@ -15,7 +15,7 @@ static void help(void) {
          "With no --model/--weights/--data it measures the bundled demo (LeNet on synthetic digits).\n"
          "\n"
          "  --model NAME|F.onnx a zoo network (see 'predtuner-gpu zoo') or an ONNX file (weights inside)\n"
-         "  --weights FILE      for a zoo network: safetensors file with the PyTorch state_dict keys\n"
+         "  --weights FILE      for a zoo network: safetensors or a PyTorch checkpoint (.pth, .pth.tar)\n"
          "  --data DIR          folder with tune_input.bin, tune_labels.bin, test_input.bin, test_labels.bin\n"
          "  --test              use the test set instead of the tune set\n"
          "  --batch-size N      images per run (default 500)\n"

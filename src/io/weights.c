@@ -1,4 +1,5 @@
-/* Binding a safetensors file to a graph's state_dict keys. */
+/* Binding a safetensors file or a PyTorch checkpoint to a graph's state_dict keys. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,34 +13,66 @@ static int is_bookkeeping(const char *name) {
   return n >= k && !strcmp(name + n - k, suffix);
 }
 
-pt_status pt_weights_load(pt_graph *g, const char *path) {
+/* The two weight formats behind one set of calls. */
+typedef struct wsrc {
   pt_safetensors *st;
-  PT__TRY(pt_st_open(path, &st));
+  pt_pth *pth;
+} wsrc;
+
+static int w_count(const wsrc *w) { return w->st ? pt_st_count(w->st) : pt_pth_count(w->pth); }
+static const char *w_name(const wsrc *w, int i) { return w->st ? pt_st_name(w->st, i) : pt_pth_name(w->pth, i); }
+static const char *w_dtype(const wsrc *w, int i) { return w->st ? pt_st_dtype(w->st, i) : pt_pth_dtype(w->pth, i); }
+static int w_is_float(const wsrc *w, int i) { return w->st ? pt_st_is_float(w->st, i) : pt_pth_is_float(w->pth, i); }
+static int w_find(const wsrc *w, const char *n) { return w->st ? pt_st_find(w->st, n) : pt_pth_find(w->pth, n); }
+static int w_shape(const wsrc *w, int i, int64_t *sh) { return w->st ? pt_st_shape(w->st, i, sh) : pt_pth_shape(w->pth, i, sh); }
+static pt_status w_read(const wsrc *w, int i, float *d) { return w->st ? pt_st_read_f32(w->st, i, d) : pt_pth_read_f32(w->pth, i, d); }
+
+/* A torch.save file starts with a zip signature or a pickle PROTO opcode; safetensors with its
+ * header length. */
+static pt_status w_open(const char *path, wsrc *w) {
+  memset(w, 0, sizeof *w);
+  unsigned char head[4] = {0};
+  FILE *f = fopen(path, "rb");
+  size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+  if (f) fclose(f);
+  if ((got >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (got >= 2 && head[0] == 0x80 && head[1] <= 5))
+    return pt_pth_open(path, &w->pth);
+  return pt_st_open(path, &w->st);
+}
+
+static void w_close(wsrc *w) {
+  pt_st_close(w->st);
+  pt_pth_close(w->pth);
+}
+
+pt_status pt_weights_load(pt_graph *g, const char *path) {
+  wsrc src, *st = &src;
+  PT__TRY(w_open(path, st));
   pt_status s = PT_OK;
   char a[96], b[96];
   for (int i = 0; i < g->n_params && s == PT_OK; i++) {
     pt_param *p = &g->params[i];
-    int k = pt_st_find(st, p->name);
+    int k = w_find(st, p->name);
     if (k < 0) {
       s = pt__error(PT_ENOTFOUND, "%s: missing tensor '%s' (model %s expects shape %s)", path, p->name, g->name,
                     pt_shape_str(a, sizeof a, p->ndim, p->shape));
       break;
     }
     int64_t shape[PT_MAX_DIMS];
-    int nd = pt_st_shape(st, k, shape);
+    int nd = w_shape(st, k, shape);
     if (nd != p->ndim || memcmp(shape, p->shape, (size_t)nd * sizeof *shape)) {
       s = pt__error(PT_ESHAPE, "%s: tensor '%s': expected shape %s, found %s", path, p->name,
                     pt_shape_str(a, sizeof a, p->ndim, p->shape), pt_shape_str(b, sizeof b, nd, shape));
       break;
     }
-    if (!pt_st_is_float(st, k)) {
-      s = pt__error(PT_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", path, p->name,
-                    pt_st_dtype(st, k));
+    if (!w_is_float(st, k)) {
+      s = pt__error(PT_EFORMAT, "%s: tensor '%s' has dtype %s, expected a float type (F32, F16, BF16%s)", path, p->name,
+                    w_dtype(st, k), st->pth ? ", F64" : "");
       break;
     }
   }
-  for (int k = 0; k < pt_st_count(st) && s == PT_OK; k++) {
-    const char *name = pt_st_name(st, k);
+  for (int k = 0; k < w_count(st) && s == PT_OK; k++) {
+    const char *name = w_name(st, k);
     if (is_bookkeeping(name)) continue;
     int known = 0;
     for (int i = 0; i < g->n_params && !known; i++) known = !strcmp(g->params[i].name, name);
@@ -53,7 +86,7 @@ pt_status pt_weights_load(pt_graph *g, const char *path) {
       s = pt__error(PT_ENOMEM, "%s: out of memory for '%s'", path, p->name);
       break;
     }
-    s = pt_st_read_f32(st, pt_st_find(st, p->name), d);
+    s = w_read(st, w_find(st, p->name), d);
     if (s != PT_OK) {
       free(d);
       break;
@@ -61,7 +94,7 @@ pt_status pt_weights_load(pt_graph *g, const char *path) {
     free(p->data);
     p->data = d;
   }
-  pt_st_close(st);
+  w_close(st);
   return s;
 }
 
