@@ -36,6 +36,19 @@ typedef struct pt_dnn_app_opts {
 
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *opts, pt_app **out);
 
+/* ---- the piped-binary app (an HPVM program driven through FIFOs; DESIGN.md 9, docs/tune-binary.md) ---- */
+typedef struct pt_piped_app_opts {
+  const char *binary;        /* the program; started once in its own folder, stdout discarded */
+  const char *metadata;      /* M.json: op_cost, op_knobs, knobs, tune_labels_path, conf_path, fifo_path_r/_w */
+  const char *name;          /* app name, NULL = the binary's file name */
+  const char *target_device; /* drop knobs whose "devices" lack it; NULL = keep all */
+  double timeout_s;          /* longest wait for one answer, 0 = 600 s */
+} pt_piped_app_opts;
+
+/* Starts the binary and runs the baseline once (checking the protocol and the output shape against
+ * the tune labels). The child never outlives the app or this process. */
+pt_status pt_app_piped_create(const pt_piped_app_opts *opts, pt_app **out);
+
 /* ---- the generic app ---- */
 typedef struct pt_generic_knob {
   const char *name;

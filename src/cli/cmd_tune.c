@@ -50,9 +50,39 @@ static void help(void) {
          "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
+static void help_binary(void) {
+  printf("usage: predtuner-gpu tune-binary --binary B --metadata M.json [options]\n"
+         "\n"
+         "Tunes an HPVM-compiled program through PredTuner's piped-binary protocol (DESIGN.md 9,\n"
+         "docs/tune-binary.md): B is started once in its own folder (stdout discarded) and kept running;\n"
+         "each config is written to M's conf_path as HPVM config text, \"tune\" or \"test\" to its read FIFO,\n"
+         "its output tensors read from its write FIFO and the QoS from final_accuracy. M.json lists op_cost,\n"
+         "op_knobs, knobs {name: {speedup, devices, baseline_priority}}, tune_labels_path, conf_path,\n"
+         "fifo_path_r and fifo_path_w (relative paths: relative to M.json's folder). The binary is stopped\n"
+         "when tuning ends and never outlives predtuner-gpu.\n"
+         "\n"
+         "  --binary B               the program\n"
+         "  --metadata M.json        its metadata\n"
+         "  --timeout S              longest wait for one answer of the binary (default 600)\n"
+         "  --target-device D        drop knobs whose \"devices\" lack D (cpu, gpu; default: keep all)\n"
+         "  --qos-model, --cost-model  as in tune; defaults qos_p1 and cost_linear (op_cost x speedups)\n"
+         "  --max-iter, --qos-tuner-threshold, --qos-keep-threshold, --relative/--absolute, --take-best-n,\n"
+         "  --validate/--no-validate, --no-test, --seed, --search-batch, --output, --model-storage,\n"
+         "  --resume, --dump-all, --show-qos-loss, --name, --quiet   as in tune\n"
+         "\n"
+         "configs.json's ops are the binary's op names; 'predtuner-gpu export-hpvm configs.json -o confs.txt'\n"
+         "turns the result into HPVM's config file.\n"
+         "\n"
+         "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
 typedef struct tune_args {
   const char *model, *weights, *data, *backend, *knobs, *target, *ranges, *output, *storage, *name;
   const char *qos_model, *cost_model;
+  const char *binary, *metadata; /* tune-binary */
+  double timeout;
+  int piped;
+  const char *cmd;               /* "tune" or "tune-binary", for messages */
   long batch, threads, tune_count, tune_offset, test_count, test_offset, max_iter, take_best_n, seed, search_batch;
   double tuner_th, keep_th;
   int absolute, validate, no_test, resume, dump_all, show_loss, quiet;
@@ -78,25 +108,26 @@ static int parse(int argc, char **argv, tune_args *a) {
   }
 #define STR_OPT(flag, field)                                                  \
   if ((r = pt_cli_opt(argc, argv, &i, flag, &v))) {                          \
-    if (r < 0) return pt_cli_usage_error("tune", "%s needs a value", flag);  \
+    if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);  \
     a->field = v;                                                            \
     continue;                                                                \
   }
 #define INT_OPT(flag, field, lo, hi)                                               \
   if ((r = pt_cli_opt(argc, argv, &i, flag, &v))) {                               \
-    if (r < 0) return pt_cli_usage_error("tune", "%s needs a value", flag);       \
-    if (!pt_cli_int("tune", flag, v, lo, hi, &a->field)) return PT_EXIT_USAGE;    \
+    if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);       \
+    if (!pt_cli_int(a->cmd, flag, v, lo, hi, &a->field)) return PT_EXIT_USAGE;    \
     continue;                                                                     \
   }
 #define DBL_OPT(flag, field, setter)                                              \
   if ((r = pt_cli_opt(argc, argv, &i, flag, &v))) {                               \
-    if (r < 0) return pt_cli_usage_error("tune", "%s needs a value", flag);       \
+    if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);       \
     if (!parse_double(flag, v, &a->field)) return PT_EXIT_USAGE;                  \
     setter;                                                                       \
     continue;                                                                     \
   }
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      help();
+      if (a->piped) help_binary();
+      else help();
       return -1;
     }
     FLAG("--relative", absolute, 0)
@@ -108,38 +139,44 @@ static int parse(int argc, char **argv, tune_args *a) {
     FLAG("--dump-all", dump_all, 1)
     FLAG("--show-qos-loss", show_loss, 1)
     FLAG("--quiet", quiet, 1)
-    STR_OPT("--model", model)
-    STR_OPT("--weights", weights)
-    STR_OPT("--data", data)
-    STR_OPT("--backend", backend)
-    STR_OPT("--knobs", knobs)
+    if (a->piped) {
+      STR_OPT("--binary", binary)
+      STR_OPT("--metadata", metadata)
+      DBL_OPT("--timeout", timeout, (void)0)
+    } else {
+      STR_OPT("--model", model)
+      STR_OPT("--weights", weights)
+      STR_OPT("--data", data)
+      STR_OPT("--backend", backend)
+      STR_OPT("--knobs", knobs)
+      STR_OPT("--promise-ranges", ranges)
+      INT_OPT("--batch-size", batch, 1, 1 << 20)
+      INT_OPT("--threads", threads, 1, 1024)
+      INT_OPT("--tune-count", tune_count, 1, 1L << 40)
+      INT_OPT("--tune-offset", tune_offset, 0, 1L << 40)
+      INT_OPT("--test-count", test_count, 1, 1L << 40)
+      INT_OPT("--test-offset", test_offset, 0, 1L << 40)
+    }
     STR_OPT("--target-device", target)
-    STR_OPT("--promise-ranges", ranges)
     STR_OPT("--output", output)
     STR_OPT("--model-storage", storage)
     STR_OPT("--name", name)
     if ((r = pt_cli_opt(argc, argv, &i, "--qos-model", &v))) {
-      if (r < 0) return pt_cli_usage_error("tune", "--qos-model needs a value");
+      if (r < 0) return pt_cli_usage_error(a->cmd, "--qos-model needs a value");
       if (strcmp(v, "qos_p1") && strcmp(v, "qos_p2") && strcmp(v, "empirical"))
-        return pt_cli_usage_error("tune", "--qos-model takes qos_p1, qos_p2 or empirical, got '%s'", v);
+        return pt_cli_usage_error(a->cmd, "--qos-model takes qos_p1, qos_p2 or empirical, got '%s'", v);
       a->qos_model = strcmp(v, "empirical") ? v : NULL;
       a->set_qos = 1;
       continue;
     }
     if ((r = pt_cli_opt(argc, argv, &i, "--cost-model", &v))) {
-      if (r < 0) return pt_cli_usage_error("tune", "--cost-model needs a value");
+      if (r < 0) return pt_cli_usage_error(a->cmd, "--cost-model needs a value");
       if (strcmp(v, "cost_linear") && strcmp(v, "cost_profiled") && strcmp(v, "empirical"))
-        return pt_cli_usage_error("tune", "--cost-model takes cost_linear, cost_profiled or empirical, got '%s'", v);
+        return pt_cli_usage_error(a->cmd, "--cost-model takes cost_linear, cost_profiled or empirical, got '%s'", v);
       a->cost_model = strcmp(v, "empirical") ? v : NULL;
       a->set_cost = 1;
       continue;
     }
-    INT_OPT("--batch-size", batch, 1, 1 << 20)
-    INT_OPT("--threads", threads, 1, 1024)
-    INT_OPT("--tune-count", tune_count, 1, 1L << 40)
-    INT_OPT("--tune-offset", tune_offset, 0, 1L << 40)
-    INT_OPT("--test-count", test_count, 1, 1L << 40)
-    INT_OPT("--test-offset", test_offset, 0, 1L << 40)
     INT_OPT("--max-iter", max_iter, 1, 1L << 30)
     INT_OPT("--take-best-n", take_best_n, 0, 1L << 30)
     INT_OPT("--seed", seed, 0, 2147483647L)
@@ -150,7 +187,7 @@ static int parse(int argc, char **argv, tune_args *a) {
 #undef STR_OPT
 #undef INT_OPT
 #undef DBL_OPT
-    return pt_cli_usage_error("tune", "unknown argument '%s'", arg);
+    return pt_cli_usage_error(a->cmd, "unknown argument '%s'", arg);
   }
   return PT_EXIT_OK;
 }
@@ -184,8 +221,10 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
          out_dir, dump_all ? "every kept config" : "best configs");
 }
 
-int pt_cmd_tune(int argc, char **argv) {
+static int tune_main(int argc, char **argv, int piped) {
   tune_args a = {0};
+  a.piped = piped;
+  a.cmd = piped ? "tune-binary" : "tune";
   a.max_iter = 1000;
   a.take_best_n = 20;
   a.tuner_th = 2.0;
@@ -195,8 +234,12 @@ int pt_cmd_tune(int argc, char **argv) {
   if (rc < 0) return PT_EXIT_OK;
   if (rc != PT_EXIT_OK) return rc;
   char demo_w[4096];
-  int demo = !a.model && !a.weights && !a.data;
-  if (demo) {
+  int demo = !piped && !a.model && !a.weights && !a.data;
+  if (piped) {
+    if (!a.binary || !a.metadata) return pt_cli_usage_error("tune-binary", "--binary and --metadata are required");
+    if (!a.set_qos) a.qos_model = "qos_p1";
+    if (!a.set_cost) a.cost_model = "cost_linear";
+  } else if (demo) {
     if (!pt_cli_demo_inputs(demo_w, sizeof demo_w, &a.model, &a.weights, &a.data)) return PT_EXIT_FAIL;
     if (!a.set_qos) a.qos_model = "qos_p1";
     if (!a.set_cost) a.cost_model = "cost_linear";
@@ -205,11 +248,11 @@ int pt_cmd_tune(int argc, char **argv) {
     return pt_cli_usage_error("tune", "--model, --weights and --data go together (--weights not with an .onnx model; or give none for the demo)");
   }
   if (a.target && pt_device_parse(a.target) < 0)
-    return pt_cli_usage_error("tune", "--target-device takes cpu, gpu or any, got '%s'", a.target);
+    return pt_cli_usage_error(a.cmd, "--target-device takes cpu, gpu or any, got '%s'", a.target);
   char out_dir[4096];
   snprintf(out_dir, sizeof out_dir, "%s", a.output ? a.output : "");
-  if (!a.output) { /* an .onnx path names its folder by its file name */
-    const char *label = a.name ? a.name : a.model, *slash = strrchr(label, '/');
+  if (!a.output) { /* an .onnx path or a binary names its folder by its file name */
+    const char *label = a.name ? a.name : piped ? a.binary : a.model, *slash = strrchr(label, '/');
     if (!a.name && slash) label = slash + 1;
     int n = (int)strlen(label);
     if (!a.name && pt_model_is_onnx(label)) n -= 5;
@@ -226,7 +269,8 @@ int pt_cmd_tune(int argc, char **argv) {
                         a.tune_count, a.test_offset, a.test_count, a.knobs, a.target, a.ranges, (uint64_t)a.seed, a.name};
   pt_app *app = NULL;
   pt_tuner *t = NULL;
-  s = pt_app_dnn_create(&ao, &app);
+  pt_piped_app_opts po = {a.binary, a.metadata, a.name, a.target, a.timeout};
+  s = piped ? pt_app_piped_create(&po, &app) : pt_app_dnn_create(&ao, &app);
   if (s == PT_OK) {
     pt_log(PT_LOG_INFO, "tune %s%s", pt_app_describe(app), demo ? " [bundled demo]" : "");
     pt_log(PT_LOG_INFO, "qos model %s, cost model %s, max_iter %ld, thresholds %g / %g (%s), take_best_n %ld, seed %ld",
@@ -322,3 +366,6 @@ int pt_cmd_plot(int argc, char **argv) {
   }
   return s == PT_OK ? PT_EXIT_OK : pt_cli_fail(s);
 }
+
+int pt_cmd_tune(int argc, char **argv) { return tune_main(argc, argv, 0); }
+int pt_cmd_tune_binary(int argc, char **argv) { return tune_main(argc, argv, 1); }

@@ -13,6 +13,7 @@ static void usage(void) {
           "commands:\n"
           "  tune      search approximation configs within a QoS budget; writes configs.json, plots,\n"
           "            a journal (no options: tunes the bundled demo)\n"
+          "  tune-binary  tune an HPVM-compiled program through its FIFOs (PredTuner's piped binary)\n"
           "  plot      redraw the plot of a tuning run from its configs.json\n"
           "  export-hpvm  write a tuning run's configs as HPVM's config text\n"
           "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
   if (!strcmp(cmd, "measure")) return pt_cmd_measure(argc - 1, argv + 1);
   if (!strcmp(cmd, "tune")) return pt_cmd_tune(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tune-binary")) return pt_cmd_tune_binary(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return pt_cmd_plot(argc - 1, argv + 1);
   if (!strcmp(cmd, "export-hpvm")) return pt_cmd_export_hpvm(argc - 1, argv + 1);
   if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);

@@ -19,6 +19,7 @@
 #include "predtuner/io.h"
 #include "predtuner/knobs.h"
 #include "predtuner/zoo.h"
+#include "tuner/hpvm_internal.h"
 
 /* One tensor op of an HPVM line: its HPVM type and where its knob comes from. */
 typedef struct hop {
@@ -157,6 +158,70 @@ static pt_status put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
   }
 }
 
+/* One config block: "+++++", the header, a line per fused group of ops, "-----". knob[op] is the
+ * knob of config op `op` (hop.op); an add without an op takes the precision of the op before it. */
+static pt_status put_block(char **buf, size_t *len, size_t *cap, int conf_no, double speedup, double test_qos,
+                           double loss, const hop *h, int nh, const char *const *knob) {
+  char sp[40], tq[40], lo[40];
+  fmt_num(sp, sizeof sp, speedup);
+  fmt_num(tq, sizeof tq, test_qos);
+  fmt_num(lo, sizeof lo, loss);
+  pt_status s = put(buf, len, cap, "+++++\nconf%d %s 1.0 %s %s\n", conf_no, sp, tq, lo);
+  int line = 1, role = -1;
+  const char *prec_t = "fp32", *prec_k = "11";
+  for (int i = 0; s == PT_OK && i < nh; i++) {
+    int r = chain_role(h[i].type);
+    int start = i == 0 || r < 0 || r <= role;
+    if (start) s = put(buf, len, cap, "%s%d gpu", i ? "\n" : "", line++);
+    role = r < 0 ? 4 : r; /* a lone op closes its line */
+    const char *kt, *kn;
+    if (h[i].op >= 0) {
+      kn = knob[h[i].op];
+      kt = knob_type(kn);
+      prec_t = is_fp16_type(kt) ? "fp16" : "fp32";
+      prec_k = is_fp16_type(kt) ? "12" : "11";
+    } else {
+      kt = prec_t;
+      kn = prec_k;
+    }
+    if (s == PT_OK) s = put(buf, len, cap, " %s %s %s", h[i].type, kt, kn);
+  }
+  if (s == PT_OK) s = put(buf, len, cap, "\n-----\n");
+  return s;
+}
+
+pt_status pt__hpvm_config_text(int n_ops, char *const *names, const char *const *knobs, char **text, size_t *text_len) {
+  *text = NULL;
+  *text_len = 0;
+  hop *h = NULL;
+  int *order = calloc((size_t)n_ops + 1, sizeof *order);
+  const char **by_idx = calloc((size_t)n_ops + 1, sizeof *by_idx);
+  pt_status s = PT_OK;
+  if (!order || !by_idx) s = pt__error(PT_ENOMEM, "HPVM config: out of memory");
+  else if (!ops_from_names(n_ops, names, &h, order))
+    s = pt__error(PT_EINVAL, "HPVM config: op names are not <type>_<index> with indices 0..%d", n_ops - 1);
+  for (int i = 0; s == PT_OK && i < n_ops; i++) {
+    by_idx[i] = knobs[order[i]];
+    if (!knob_type(by_idx[i]))
+      s = pt__error(PT_EINVAL, "HPVM config: knob '%s' of op '%s' has no HPVM knob type (HPVM knows 11, 12, 121-138, "
+                    "151-168, 231-239, 261-269)", by_idx[i], names[order[i]]);
+  }
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  if (s == PT_OK) s = put(&buf, &len, &cap, "0.0\n");
+  if (s == PT_OK) s = put_block(&buf, &len, &cap, 1, 1.0, 1.0, 0.0, h, n_ops, by_idx);
+  if (s == PT_OK) {
+    *text = buf;
+    *text_len = len;
+  } else {
+    free(buf);
+  }
+  free(h);
+  free(order);
+  free(by_idx);
+  return s;
+}
+
 typedef struct meta {
   char app[128], target[16], knobs_file[512];
   double base_test;
@@ -292,33 +357,8 @@ pt_status pt_hpvm_export(const char *configs_json, const char *model, double bas
     cf[at] = b0;
   }
   if (s == PT_OK) s = put(&buf, &len, &cap, "0.0\n");
-  for (int c = 0; s == PT_OK && c < nc; c++) {
-    char sp[40], tq[40], loss[40];
-    fmt_num(sp, sizeof sp, cf[c].speedup);
-    fmt_num(tq, sizeof tq, cf[c].test_qos);
-    fmt_num(loss, sizeof loss, m.base_test - cf[c].test_qos);
-    s = put(&buf, &len, &cap, "+++++\nconf%d %s 1.0 %s %s\n", c + 1, sp, tq, loss);
-    int line = 1, role = -1;
-    const char *prec_t = "fp32", *prec_k = "11"; /* an add takes the precision of the op before it */
-    for (int i = 0; s == PT_OK && i < nh; i++) {
-      int r = chain_role(h[i].type);
-      int start = i == 0 || r < 0 || r <= role;
-      if (start) s = put(&buf, &len, &cap, "%s%d gpu", i ? "\n" : "", line++);
-      role = r < 0 ? 4 : r; /* a lone op closes its line */
-      const char *kt, *kn;
-      if (h[i].op >= 0) {
-        kn = cf[c].knob[h[i].op];
-        kt = knob_type(kn);
-        prec_t = is_fp16_type(kt) ? "fp16" : "fp32";
-        prec_k = is_fp16_type(kt) ? "12" : "11";
-      } else {
-        kt = prec_t;
-        kn = prec_k;
-      }
-      if (s == PT_OK) s = put(&buf, &len, &cap, " %s %s %s", h[i].type, kt, kn);
-    }
-    if (s == PT_OK) s = put(&buf, &len, &cap, "\n-----\n");
-  }
+  for (int c = 0; s == PT_OK && c < nc; c++)
+    s = put_block(&buf, &len, &cap, c + 1, cf[c].speedup, cf[c].test_qos, m.base_test - cf[c].test_qos, h, nh, cf[c].knob);
   if (s == PT_OK) s = pt_write_file_atomic(out_path, buf, len);
   free(buf);
   for (int c = 0; cf && c < nc; c++) free(cf[c].knob);
