@@ -2,7 +2,8 @@
 # predtuner-gpu developer entry point.
 #
 #   scripts/dev.sh demo    build, then run the main job on the bundled demo
-#   scripts/dev.sh test    build, run the whole test suite, then again under ASan+UBSan
+#   scripts/dev.sh test    build, run the whole test suite, then again under ASan+UBSan, then smoke-fuzz
+#                          every parser (PT_FUZZ_SECONDS per target, default 10)
 #   scripts/dev.sh bench   build, run the benchmarks (and PyTorch's side of the comparison)
 #   scripts/dev.sh build   configure and build only
 #
@@ -18,6 +19,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-dev libplplot-dev
             libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
+FUZZ_PKGS=(clang libclang-rt-dev libomp-dev) # libFuzzer and clang's OpenMP, for the smoke fuzzing
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -68,6 +70,12 @@ case "$cmd" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LSAN_OPTIONS=suppressions="$ROOT/tests/lsan.supp" \
       ctest --test-dir "$ROOT/build-asan" --output-on-failure
+    secs="${PT_FUZZ_SECONDS:-10}"
+    log "smoke fuzzing: each parser's libFuzzer target for $secs s (tests/fuzz)"
+    install_missing "${FUZZ_PKGS[@]}"
+    CC=clang configure_build "$ROOT/build-fuzz" -DPT_FUZZ=ON -DPT_CUDA=OFF -DPT_BUILD_TESTS=OFF -DPT_BUILD_BENCH=OFF \
+      -DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    "$ROOT/tests/fuzz/run.sh" "$ROOT/build-fuzz" "$secs"
     ;;
   bench)
     install_missing "${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}"

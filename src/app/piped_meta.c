@@ -1,5 +1,6 @@
 /* Metadata of a piped binary and the tensors it answers with (see piped_internal.h). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ static pt_status parse(const cJSON *root, const char *src, const char *dir, pt__
       return pt__error(PT_EFORMAT, "%s: knob '%s' needs a \"speedup\" > 0", src, k->string);
     kn->speedup = sp->valuedouble;
     if (pr && !cJSON_IsNull(pr)) {
-      if (!cJSON_IsNumber(pr) || pr->valuedouble != (double)(long)pr->valuedouble)
+      if (!cJSON_IsNumber(pr) || !(fabs(pr->valuedouble) <= 1e9) || pr->valuedouble != (double)(long)pr->valuedouble)
         return pt__error(PT_EFORMAT, "%s: knob '%s': \"baseline_priority\" must be an integer", src, k->string);
       kn->has_priority = 1;
       kn->priority = (long)pr->valuedouble;

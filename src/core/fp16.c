@@ -62,7 +62,7 @@ float pt_round_f16(float x) {
   return pt_f16_to_f32(pt_f32_to_f16(x));
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) /* clang 14 lacks __builtin_cpu_supports("f16c") */
 #include <immintrin.h>
 /* F16C converts 8 values per instruction with the same round-to-nearest-even; picked at run time. */
 __attribute__((target("avx,f16c"))) static void pt__round_f16_f16c(float *x, size_t n) {

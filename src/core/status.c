@@ -32,11 +32,19 @@ const char *pt_last_error(void) { return pt__errbuf; }
 
 void pt_clear_error(void) { pt__errbuf[0] = '\0'; }
 
+/* Messages stay one line whatever the input: a name read from a file may hold a newline or other
+ * control characters, shown as '?'. */
+static void pt__one_line(char *m) {
+  for (; *m; m++)
+    if ((unsigned char)*m < 0x20 || *m == 0x7f) *m = '?';
+}
+
 pt_status pt__error(pt_status s, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(pt__errbuf, sizeof pt__errbuf, fmt, ap);
   va_end(ap);
+  pt__one_line(pt__errbuf);
   return s;
 }
 
@@ -48,5 +56,6 @@ pt_status pt__error_prefix(const char *fmt, ...) {
   va_end(ap);
   memcpy(old, pt__errbuf, sizeof old);
   snprintf(pt__errbuf, sizeof pt__errbuf, "%s: %s", prefix, old);
+  pt__one_line(pt__errbuf);
   return PT_OK;
 }

@@ -53,6 +53,9 @@ static pt_status fail(imp *im, int k, pt_status s, const char *fmt, ...) {
   return pt__error(s, "%s: node '%s' (%s): %s", im->what, im->names[k], n->op_type ? n->op_type : "?", msg);
 }
 
+/* protobuf-c leaves unset optional strings NULL */
+static const char *S(const char *s) { return s ? s : ""; }
+
 static val *find(imp *im, const char *name) {
   if (!name || !*name) return NULL;
   for (int i = im->nv - 1; i >= 0; i--)
@@ -158,7 +161,7 @@ static pt_status act_in(imp *im, int k, int i, val **out) {
   if (!x) return fail(im, k, PT_EFORMAT, "input '%s' is not defined before the node", nm);
   if (x->is_const)
     return fail(im, k, PT_EUNSUPPORTED, "input '%s' is a constant (only values computed from the data input)", nm);
-  const char *t = im->gp->node[k]->op_type;
+  const char *t = S(im->gp->node[k]->op_type);
   if ((x->pad_h || x->pad_w) && strcmp(t, "Conv") && strcmp(t, "AveragePool"))
     return fail(im, k, PT_EUNSUPPORTED, "reads a padded tensor (a Pad is supported only before Conv or AveragePool)");
   *out = x;
@@ -218,12 +221,12 @@ static int bias_add(imp *im, int k, int64_t m, int conv, val **cst) {
   const Onnx__GraphProto *gp = im->gp;
   const char *out = gp->node[k]->output[0];
   for (size_t i = 0; i < gp->n_output; i++)
-    if (!strcmp(gp->output[i]->name, out)) return -1;
+    if (!strcmp(S(gp->output[i]->name), out)) return -1;
   int readers = 0, add = -1;
   for (size_t j = (size_t)k + 1; j < gp->n_node; j++)
     for (size_t i = 0; i < gp->node[j]->n_input; i++)
       if (gp->node[j]->input[i] && !strcmp(gp->node[j]->input[i], out)) readers++, add = (int)j;
-  if (readers != 1 || strcmp(gp->node[add]->op_type, "Add") || gp->node[add]->n_input != 2) return -1;
+  if (readers != 1 || strcmp(S(gp->node[add]->op_type), "Add") || gp->node[add]->n_input != 2) return -1;
   const Onnx__NodeProto *a = gp->node[add];
   const char *other = !strcmp(a->input[0], out) ? a->input[1] : a->input[0];
   val *c = find(im, other);
@@ -798,7 +801,7 @@ static pt_status import(imp *im, const Onnx__ModelProto *mp, const pt_onnx_bindi
   im->g = pt__graph_new(name, (int)c, (int)h, (int)w, 0);
   if (!im->g) return pt__error(PT_ENOMEM, "%s: out of memory", im->what);
   {
-    val *x = push(im, in->name);
+    val *x = push(im, S(in->name));
     if (!x) return pt__error(PT_ENOMEM, "%s: out of memory", im->what);
     x->node = -1;
     x->rank = rank;
@@ -807,8 +810,8 @@ static pt_status import(imp *im, const Onnx__ModelProto *mp, const pt_onnx_bindi
   for (size_t k = 0; k < gp->n_node; k++)
     if (!im->fused[k]) PT__TRY(convert_node(im, (int)k));
   if (gp->n_output != 1) return pt__error(PT_EUNSUPPORTED, "%s: the graph has %zu outputs (exactly one is supported)", im->what, gp->n_output);
-  val *o = find(im, gp->output[0]->name);
-  if (!o) return pt__error(PT_EFORMAT, "%s: output '%s' is not computed by any node", im->what, gp->output[0]->name);
+  val *o = find(im, S(gp->output[0]->name));
+  if (!o) return pt__error(PT_EFORMAT, "%s: output '%s' is not computed by any node", im->what, S(gp->output[0]->name));
   if (o->is_const) return pt__error(PT_EUNSUPPORTED, "%s: output '%s' is a constant (the graph computes nothing)", im->what, o->name);
   if (o->pad_h || o->pad_w) return pt__error(PT_EUNSUPPORTED, "%s: output '%s' is a Pad (only folded into a Conv or AveragePool)", im->what, o->name);
   int onode = o->node;

@@ -431,7 +431,11 @@ pt_status pt__pickle_load(const void *data, size_t len, const char *what, pt__pi
   m.b = data;
   m.len = len;
   m.what = what;
-  if (!(m.p = calloc(1, sizeof *m.p))) return pt__error(PT_ENOMEM, "%s: pickle: out of memory", what);
+  m.cap_stack = 64; /* never NULL: MARK-delimited ranges index it even when empty */
+  if (!(m.p = calloc(1, sizeof *m.p)) || !(m.stack = malloc((size_t)m.cap_stack * sizeof *m.stack))) {
+    free(m.p);
+    return pt__error(PT_ENOMEM, "%s: pickle: out of memory", what);
+  }
   pt_status s = PT_OK;
   int done = 0;
   while (s == PT_OK && !done) {

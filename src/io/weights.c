@@ -27,15 +27,17 @@ static int w_find(const wsrc *w, const char *n) { return w->st ? pt_st_find(w->s
 static int w_shape(const wsrc *w, int i, int64_t *sh) { return w->st ? pt_st_shape(w->st, i, sh) : pt_pth_shape(w->pth, i, sh); }
 static pt_status w_read(const wsrc *w, int i, float *d) { return w->st ? pt_st_read_f32(w->st, i, d) : pt_pth_read_f32(w->pth, i, d); }
 
-/* A torch.save file starts with a zip signature or a pickle PROTO opcode; safetensors with its
- * header length. */
+/* A torch.save file starts with a zip signature or the legacy format's pickled magic number;
+ * safetensors with its header length. */
 static pt_status w_open(const char *path, wsrc *w) {
   memset(w, 0, sizeof *w);
   unsigned char head[4] = {0};
   FILE *f = fopen(path, "rb");
   size_t got = f ? fread(head, 1, sizeof head, f) : 0;
   if (f) fclose(f);
-  if ((got >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (got >= 2 && head[0] == 0x80 && head[1] <= 5))
+  /* legacy torch.save: PROTO 2, then LONG1 of 10 bytes (the magic number); as a safetensors header
+   * length these bytes would mean a 176 MB header */
+  if ((got >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (got >= 4 && !memcmp(head, "\x80\x02\x8a\x0a", 4)))
     return pt_pth_open(path, &w->pth);
   return pt_st_open(path, &w->st);
 }

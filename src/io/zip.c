@@ -110,13 +110,15 @@ pt_status pt__zip_open(const void *data, size_t len, const char *what, pt__zip *
     e->size = usize;
     /* the data follows the local header, whose name and extra lengths may differ from the central copy */
     if (loff > len - 30 || u32(b + loff) != 0x04034b50u) {
+      pt__error(PT_EFORMAT, "%s: zip entry '%s' has no local header (truncated file?)", what, e->name);
       pt__zip_close(z);
-      return pt__error(PT_EFORMAT, "%s: zip entry '%s' has no local header (truncated file?)", what, e->name);
+      return PT_EFORMAT;
     }
     uint64_t start = loff + 30 + u16(b + loff + 26) + u16(b + loff + 28);
     if (start > len || csize > len - start) {
+      pt__error(PT_EFORMAT, "%s: zip entry '%s' runs past the end of the file (truncated?)", what, e->name);
       pt__zip_close(z);
-      return pt__error(PT_EFORMAT, "%s: zip entry '%s' runs past the end of the file (truncated?)", what, e->name);
+      return PT_EFORMAT;
     }
     e->offset = start;
     e->csize = csize;
