@@ -260,6 +260,28 @@ static float *read_floats(const char *path, int64_t n) {
   return d;
 }
 
+/* x.view(x.size(0), -1) with a dynamic batch: Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
+ * folded at import; any batch size runs */
+Test(onnx, pytorch_view_with_dynamic_batch_matches_pytorch) {
+  pt_graph *g;
+  cr_assert_eq(pt_onnx_load(FIX "/tiny_cnn_view.onnx", &g), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt_graph_num_ops(g), 15);
+  float *x = read_floats(FIX "/tiny_cnn_input.bin", 4 * 3 * 16 * 16);
+  float *want = read_floats(FIX "/tiny_cnn_output.bin", 40), y[40];
+  pt_backend *be;
+  cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK);
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt_exec_run(ex, x, 4, NULL, y), PT_OK, "%s", pt_last_error());
+  cr_assert(norm_err(y, want, 40) <= 1e-5, "error vs PyTorch %g", norm_err(y, want, 40));
+  cr_assert_eq(pt_exec_run(ex, x + 3 * 16 * 16, 3, NULL, y), PT_OK); /* images 1..3 alone */
+  cr_assert(norm_err(y, want + 10, 30) <= 1e-5);
+  pt_exec_free(ex);
+  pt_backend_free(be);
+  free(x), free(want);
+  pt_graph_free(g);
+}
+
 Test(onnx, pytorch_export_matches_pytorch) {
   pt_graph *g;
   cr_assert_eq(pt_onnx_load(FIX "/tiny_cnn.onnx", &g), PT_OK, "%s", pt_last_error());

@@ -12,6 +12,9 @@
 #include "graph/graph_internal.h"
 #include "io/fileutil.h"
 
+/* The batch size in folded shape constants (see "shape arithmetic" below). */
+#define BATCH INT64_MIN
+
 typedef struct val {
   const char *name;
   int is_const;
@@ -39,7 +42,8 @@ typedef struct imp {
 
 static const char SUPPORTED[] =
     "Conv, Gemm, MatMul, Add, Relu, Tanh, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, Flatten, "
-    "Reshape, Softmax, Identity, Dropout, Constant, Pad (zeros, before Conv or AveragePool)";
+    "Reshape, Softmax, Identity, Dropout, Constant, Pad (zeros, before Conv or AveragePool), and Shape, Gather, "
+    "Unsqueeze, Concat on shapes";
 
 /* "<file>: node '<name>' (<op>): <msg>" */
 static pt_status fail(imp *im, int k, pt_status s, const char *fmt, ...) PT__PRINTF(4, 5);
@@ -527,7 +531,8 @@ static pt_status op_reshape(imp *im, int k) {
   const int64_t f = pt_shape_numel(x->rank, x->dims), *t = sh->c.i;
   int ok = sh->c.numel == 2;
   if (ok) {
-    int t0_batch = (t[0] == 0 && !allowzero) || (im->batch > 0 && t[0] == im->batch) || (t[0] == -1 && t[1] == f);
+    int t0_batch = (t[0] == 0 && !allowzero) || t[0] == BATCH || (im->batch > 0 && t[0] == im->batch) ||
+                   (t[0] == -1 && t[1] == f);
     int t1_feat = t[1] == f || (t[1] == -1 && t[0] != -1) || (t[1] == 0 && !allowzero && x->rank == 1);
     ok = t0_batch && t1_feat;
   }
@@ -535,7 +540,9 @@ static pt_status op_reshape(imp *im, int k) {
     char s[96];
     int n = 0;
     s[0] = 0;
-    for (int64_t i = 0; i < sh->c.numel && n < 80; i++) n += snprintf(s + n, sizeof s - (size_t)n, "%s%lld", i ? "," : "", (long long)t[i]);
+    for (int64_t i = 0; i < sh->c.numel && n < 80; i++)
+      n += t[i] == BATCH ? snprintf(s + n, sizeof s - (size_t)n, "%sbatch", i ? "," : "")
+                         : snprintf(s + n, sizeof s - (size_t)n, "%s%lld", i ? "," : "", (long long)t[i]);
     return fail(im, k, PT_EUNSUPPORTED, "reshape to [%s] (only to (batch, %lld))", s, (long long)f);
   }
   return to_features(im, k, x);
@@ -611,6 +618,108 @@ static pt_status op_pad(imp *im, int k) {
   return PT_OK;
 }
 
+/* ---- shape arithmetic (what PyTorch exports for x.view(x.size(0), -1) with a dynamic batch:
+ * Shape -> Gather -> Unsqueeze -> Concat -> Reshape), folded on integer constants. The batch size
+ * is unknown at import, so Shape writes BATCH for it and only Reshape's first entry may hold it. */
+static pt_status add_const_i(imp *im, int k, int rank, const int64_t *dims, const int64_t *v, int64_t n) {
+  val *x = push(im, im->gp->node[k]->output[0]);
+  if (!x || !(x->c.i = malloc((size_t)(n ? n : 1) * sizeof *x->c.i))) return fail(im, k, PT_ENOMEM, "out of memory");
+  x->is_const = 1;
+  x->c.rank = rank;
+  memcpy(x->c.dims, dims, (size_t)rank * sizeof *dims);
+  x->c.numel = n;
+  if (n) memcpy(x->c.i, v, (size_t)n * sizeof *v);
+  return PT_OK;
+}
+
+static pt_status int_const_in(imp *im, int k, int i, val **out) {
+  *out = NULL;
+  const char *nm = in_name(im->gp->node[k], i);
+  val *x = find(im, nm);
+  if (!x || !x->is_const || !x->c.i)
+    return fail(im, k, PT_EUNSUPPORTED, "input %d must be a constant of integers (shape arithmetic only)", i);
+  *out = x;
+  return PT_OK;
+}
+
+static pt_status op_shape(imp *im, int k) {
+  val *x;
+  PT__TRY(act_in(im, k, 0, &x));
+  int64_t v[PT_MAX_DIMS + 1], start, end, r = x->rank + 1;
+  v[0] = BATCH;
+  memcpy(v + 1, x->dims, (size_t)x->rank * sizeof *v);
+  PT__TRY(attr_int(im, k, "start", 0, &start));
+  PT__TRY(attr_int(im, k, "end", r, &end));
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = start < 0 ? 0 : start > r ? r : start;
+  end = end < start ? start : end > r ? r : end;
+  int64_t n = end - start;
+  return add_const_i(im, k, 1, &n, v + start, n);
+}
+
+static pt_status op_gather(imp *im, int k) {
+  val *d, *ix;
+  PT__TRY(int_const_in(im, k, 0, &d));
+  PT__TRY(int_const_in(im, k, 1, &ix));
+  int64_t axis;
+  PT__TRY(attr_int(im, k, "axis", 0, &axis));
+  if (d->c.rank != 1 || (axis != 0 && axis != -1) || ix->c.rank > 1)
+    return fail(im, k, PT_EUNSUPPORTED, "only gathering from a 1-D constant along axis 0");
+  int64_t out[PT_MAX_DIMS];
+  if (ix->c.numel > PT_MAX_DIMS) return fail(im, k, PT_EUNSUPPORTED, "more than %d indices", PT_MAX_DIMS);
+  for (int64_t i = 0; i < ix->c.numel; i++) {
+    int64_t j = ix->c.i[i] < 0 ? ix->c.i[i] + d->c.numel : ix->c.i[i];
+    if (j < 0 || j >= d->c.numel) return fail(im, k, PT_EFORMAT, "index %lld out of range", (long long)ix->c.i[i]);
+    out[i] = d->c.i[j];
+  }
+  return add_const_i(im, k, ix->c.rank, ix->c.dims, out, ix->c.numel);
+}
+
+static pt_status op_unsqueeze(imp *im, int k) {
+  val *d, *ax = NULL;
+  PT__TRY(int_const_in(im, k, 0, &d));
+  int64_t axes[PT_MAX_DIMS];
+  int n_axes = 0;
+  const Onnx__AttributeProto *a = attr(im->gp->node[k], "axes");
+  if (a) {
+    if (a->n_ints > PT_MAX_DIMS) return fail(im, k, PT_EFORMAT, "too many axes");
+    n_axes = (int)a->n_ints;
+    memcpy(axes, a->ints, (size_t)n_axes * sizeof *axes);
+  } else {
+    PT__TRY(int_const_in(im, k, 1, &ax));
+    if (ax->c.numel > PT_MAX_DIMS) return fail(im, k, PT_EFORMAT, "too many axes");
+    n_axes = (int)ax->c.numel;
+    memcpy(axes, ax->c.i, (size_t)n_axes * sizeof *axes);
+  }
+  const int r = d->c.rank + n_axes;
+  if (r > PT_MAX_DIMS) return fail(im, k, PT_EUNSUPPORTED, "result of rank %d", r);
+  int64_t dims[PT_MAX_DIMS];
+  int is_new[PT_MAX_DIMS] = {0};
+  for (int i = 0; i < n_axes; i++) {
+    int64_t x = axes[i] < 0 ? axes[i] + r : axes[i];
+    if (x < 0 || x >= r || is_new[x]) return fail(im, k, PT_EFORMAT, "bad axis %lld", (long long)axes[i]);
+    is_new[x] = 1;
+  }
+  for (int i = 0, j = 0; i < r; i++) dims[i] = is_new[i] ? 1 : d->c.dims[j++];
+  return add_const_i(im, k, r, dims, d->c.i, d->c.numel);
+}
+
+static pt_status op_concat(imp *im, int k) {
+  const Onnx__NodeProto *n = im->gp->node[k];
+  int64_t axis, v[64], len = 0;
+  PT__TRY(attr_int(im, k, "axis", 0, &axis));
+  for (size_t i = 0; i < n->n_input; i++) {
+    val *x;
+    PT__TRY(int_const_in(im, k, (int)i, &x));
+    if (x->c.rank != 1 || (axis != 0 && axis != -1)) return fail(im, k, PT_EUNSUPPORTED, "only 1-D constants along axis 0");
+    if (len + x->c.numel > 64) return fail(im, k, PT_EUNSUPPORTED, "more than 64 values");
+    memcpy(v + len, x->c.i, (size_t)x->c.numel * sizeof *v);
+    len += x->c.numel;
+  }
+  return add_const_i(im, k, 1, &len, v, len);
+}
+
 /* Constant nodes hold no data input, so all of them are evaluated before the graph is walked. */
 static pt_status op_constant(imp *im, int k) {
   const Onnx__NodeProto *n = im->gp->node[k];
@@ -671,6 +780,10 @@ static pt_status convert_node(imp *im, int k) {
   if (!strcmp(t, "Softmax")) return op_softmax(im, k);
   if (!strcmp(t, "Dropout")) return op_dropout(im, k);
   if (!strcmp(t, "Pad")) return op_pad(im, k);
+  if (!strcmp(t, "Shape")) return op_shape(im, k);
+  if (!strcmp(t, "Gather")) return op_gather(im, k);
+  if (!strcmp(t, "Unsqueeze")) return op_unsqueeze(im, k);
+  if (!strcmp(t, "Concat")) return op_concat(im, k);
   if (!strcmp(t, "Identity")) {
     val *x;
     PT__TRY(act_in(im, k, 0, &x));
