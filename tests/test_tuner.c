@@ -571,3 +571,79 @@ Test(cli, tune_rejects_bad_input) {
   system(cmd);
   free(d);
 }
+
+/* ---- P1 on the CPU against a plain evaluation of its definition ---- */
+
+static uint64_t p1_rng = 12345;
+static float p1_rand(void) {
+  p1_rng = p1_rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((p1_rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* 5 ops with 2..6 knobs (some deltas all zero, so they get no slot), rows not a multiple of the
+ * block, NaNs in the baseline; every config's prediction equals top-1 accuracy of base + its deltas
+ * summed in op order (first maximum wins, a NaN loses to any number). */
+static void p1_matches_naive(int cols) {
+  pt_app app;
+  memset(&app, 0, sizeof app);
+  const int nops = 5, nk[5] = {2, 6, 3, 5, 4}, rows = 1003;
+  int total = 0;
+  for (int i = 0; i < nops; i++) total += nk[i];
+  cr_assert_eq(pt__app_alloc(&app, nops, total), PT_OK);
+  for (int i = 0, off = 0; i < nops; i++) app.n_knobs[i] = nk[i], app.entry_off[i] = off, off += nk[i];
+  app.entry_off[nops] = total;
+  float *base = malloc((size_t)rows * cols * sizeof *base);
+  int32_t *labels = malloc(rows * sizeof *labels);
+  for (int i = 0; i < rows * cols; i++) base[i] = p1_rand();
+  for (int r = 0; r < rows; r += 97) base[r * cols + (r % cols)] = NAN;
+  for (int r = 0; r < rows; r++) labels[r] = (int32_t)((uint32_t)(p1_rand() * 1000 + 1000) % (uint32_t)cols);
+  float **d = calloc((size_t)total, sizeof *d);
+  for (int op = 0; op < nops; op++)
+    for (int p = 1; p < nk[op]; p++) {
+      float *x = calloc((size_t)rows * cols, sizeof *x); /* knob 2 of op 1 changes nothing: no slot */
+      if (!(op == 1 && p == 2))
+        for (int i = 0; i < rows * cols; i++) x[i] = 0.5f * p1_rand();
+      d[app.entry_off[op] + p] = x;
+    }
+  pt__p1 m;
+  cr_assert_eq(pt__p1_from_tensors(&app, rows, cols, base, (const float *const *)d, labels, &m), PT_OK);
+  cr_assert_eq(m.slot[app.entry_off[1] + 2], -1);
+  const int n = 300;
+  uint16_t *cfg = malloc((size_t)n * nops * sizeof *cfg);
+  for (int k = 0; k < n; k++)
+    for (int op = 0; op < nops; op++)
+      cfg[k * nops + op] = (uint16_t)(k == 0 ? 0 : (uint32_t)(p1_rand() * 1000 + 1000) % (uint32_t)nk[op]);
+  double *q = malloc(n * sizeof *q);
+  pt__p1_predict(&app, &m, n, cfg, q);
+  float *v = malloc((size_t)cols * sizeof *v);
+  int distinct = 0;
+  for (int k = 0; k < n; k++) {
+    int correct = 0;
+    for (int r = 0; r < rows; r++) {
+      for (int j = 0; j < cols; j++) v[j] = base[r * cols + j];
+      for (int op = 0; op < nops; op++) {
+        const float *x = d[app.entry_off[op] + cfg[k * nops + op]];
+        if (x && m.slot[app.entry_off[op] + cfg[k * nops + op]] >= 0)
+          for (int j = 0; j < cols; j++) v[j] += x[r * cols + j];
+      }
+      int best = 0;
+      for (int j = 1; j < cols; j++)
+        if (v[j] > v[best] || (isnan(v[best]) && !isnan(v[j]))) best = j;
+      correct += best == labels[r];
+    }
+    cr_assert_eq(q[k], 100.0 * correct / rows, "%d classes, config %d: P1 %.6f, plain %.6f", cols, k, q[k],
+                 100.0 * correct / rows);
+    distinct += q[k] != q[0];
+  }
+  cr_assert_gt(distinct, n / 2);
+  pt__p1_free(&m);
+  for (int e = 0; e < total; e++) free(d[e]);
+  free(d), free(base), free(labels), free(cfg), free(q), free(v);
+  pt__app_free_tables(&app);
+}
+
+Test(p1, cpu_prediction_matches_its_definition) {
+  p1_matches_naive(10);
+  p1_matches_naive(3);
+  p1_matches_naive(37);
+}

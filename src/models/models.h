@@ -26,13 +26,16 @@ void pt__p2_free(pt__p2 *m);
 
 /* qos_p1: accuracy of T0 + sum over ops of D[op][knob]; <dir>/p1.safetensors. Deltas are stored in
  * blocks of PT__P1_ROWS rows, every entry's block side by side, so a batch of configs walks each
- * block of every delta while it is in cache. All-zero deltas (exact knobs) are not stored. */
+ * block of every delta while it is in cache; inside a block, column-major (cols, PT__P1_ROWS), so the
+ * argmax runs over the block's rows at once in vector lanes. All-zero deltas (exact knobs) are not
+ * stored. */
 #define PT__P1_ROWS 16
 typedef struct pt__p1 {
   int rows, cols, n_blocks, n_slots;
   float *base;  /* (rows, cols) */
+  float *base_t;/* (n_blocks, cols, PT__P1_ROWS): base blocked like the deltas, rows past the end zero */
   int *slot;    /* (n_entries) slot of the entry's delta, -1 when it is all zeros */
-  float *delta; /* (n_blocks, n_slots, PT__P1_ROWS, cols), rows past the end zero */
+  float *delta; /* (n_blocks, n_slots, cols, PT__P1_ROWS), rows past the end zero */
   const int32_t *labels;
   struct pt_backend *be; /* where dev lives, when the backend predicts P1 (pt__p1_attach) */
   void *dev;

@@ -16,7 +16,7 @@ seed() { # target, files...
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$work/$t/" || true; done
 }
 nodes=/usr/share/libonnx-testdata/data/node
-seed onnx "$root/tests/fixtures/onnx/tiny_cnn.onnx" "$nodes/test_conv_with_strides_padding/model.onnx" \
+seed onnx "$root/tests/fixtures/onnx/tiny_cnn.onnx" "$root/tests/fixtures/onnx/tiny_cnn_view.onnx" "$nodes/test_conv_with_strides_padding/model.onnx" \
   "$nodes/test_gemm_default_vector_bias/model.onnx" "$nodes/test_maxpool_2d_pads/model.onnx" \
   "$nodes/test_batchnorm_example/model.onnx"
 seed pth "$root"/tests/fixtures/pth/*.pth "$root"/tests/fixtures/pth/*.pth.tar
