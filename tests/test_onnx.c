@@ -260,25 +260,41 @@ static float *read_floats(const char *path, int64_t n) {
   return d;
 }
 
+/* The tiny CNN's fixture input and PyTorch's output, and a CPU executor for g. */
+typedef struct tiny_run {
+  float *x, *want;
+  pt_backend *be;
+  pt_exec *ex;
+} tiny_run;
+
+static tiny_run tiny_start(const pt_graph *g) {
+  tiny_run t;
+  t.x = read_floats(FIX "/tiny_cnn_input.bin", 4 * 3 * 16 * 16);
+  t.want = read_floats(FIX "/tiny_cnn_output.bin", 40);
+  cr_assert_eq(pt_backend_create("cpu", 2, &t.be), PT_OK);
+  cr_assert_eq(pt_exec_create(g, t.be, &t.ex), PT_OK, "%s", pt_last_error());
+  return t;
+}
+
+static void tiny_end(tiny_run *t) {
+  pt_exec_free(t->ex);
+  pt_backend_free(t->be);
+  free(t->x), free(t->want);
+}
+
 /* x.view(x.size(0), -1) with a dynamic batch: Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
  * folded at import; any batch size runs */
 Test(onnx, pytorch_view_with_dynamic_batch_matches_pytorch) {
   pt_graph *g;
   cr_assert_eq(pt_onnx_load(FIX "/tiny_cnn_view.onnx", &g), PT_OK, "%s", pt_last_error());
   cr_assert_eq(pt_graph_num_ops(g), 15);
-  float *x = read_floats(FIX "/tiny_cnn_input.bin", 4 * 3 * 16 * 16);
-  float *want = read_floats(FIX "/tiny_cnn_output.bin", 40), y[40];
-  pt_backend *be;
-  cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK);
-  pt_exec *ex;
-  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK, "%s", pt_last_error());
-  cr_assert_eq(pt_exec_run(ex, x, 4, NULL, y), PT_OK, "%s", pt_last_error());
-  cr_assert(norm_err(y, want, 40) <= 1e-5, "error vs PyTorch %g", norm_err(y, want, 40));
-  cr_assert_eq(pt_exec_run(ex, x + 3 * 16 * 16, 3, NULL, y), PT_OK); /* images 1..3 alone */
-  cr_assert(norm_err(y, want + 10, 30) <= 1e-5);
-  pt_exec_free(ex);
-  pt_backend_free(be);
-  free(x), free(want);
+  tiny_run t = tiny_start(g);
+  float y[40];
+  cr_assert_eq(pt_exec_run(t.ex, t.x, 4, NULL, y), PT_OK, "%s", pt_last_error());
+  cr_assert(norm_err(y, t.want, 40) <= 1e-5, "error vs PyTorch %g", norm_err(y, t.want, 40));
+  cr_assert_eq(pt_exec_run(t.ex, t.x + 3 * 16 * 16, 3, NULL, y), PT_OK); /* images 1..3 alone */
+  cr_assert(norm_err(y, t.want + 10, 30) <= 1e-5);
+  tiny_end(&t);
   pt_graph_free(g);
 }
 
@@ -305,26 +321,19 @@ Test(onnx, pytorch_export_matches_pytorch) {
   cr_assert(sh[0] == 8 && sh[1] == 16 && sh[2] == 8);
   cr_assert_eq(pt_graph_op_out_shape(g, 9, sh), 3); /* AvgPool2d(2) after a zero Pad */
   cr_assert(sh[1] == 4 && sh[2] == 2, "%lld x %lld", (long long)sh[1], (long long)sh[2]);
-  float *x = read_floats(FIX "/tiny_cnn_input.bin", 4 * 3 * 16 * 16);
-  float *want = read_floats(FIX "/tiny_cnn_output.bin", 40), y[40];
-  pt_backend *be;
-  cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK);
-  pt_exec *ex;
-  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK, "%s", pt_last_error());
-  cr_assert_eq(pt_exec_run(ex, x, 4, NULL, y), PT_OK, "%s", pt_last_error());
-  double err = norm_err(y, want, 40);
+  tiny_run t = tiny_start(g);
+  float y[40];
+  cr_assert_eq(pt_exec_run(t.ex, t.x, 4, NULL, y), PT_OK, "%s", pt_last_error());
+  double err = norm_err(y, t.want, 40);
   cr_assert(err <= 1e-5, "error vs PyTorch %g", err);
   /* knobs apply to ONNX convolutions as to the zoo's: perforating the stem changes the output */
   pt_op_exec cfg[15] = {{0}};
   cfg[0] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_row = 1, .perf_stride = 2, .perf_offset = 0};
   cfg[2].fp16 = 1;
-  float y2[40];
-  cr_assert_eq(pt_exec_run(ex, x, 4, cfg, y2), PT_OK, "%s", pt_last_error());
-  double d = norm_err(y2, want, 40);
+  cr_assert_eq(pt_exec_run(t.ex, t.x, 4, cfg, y), PT_OK, "%s", pt_last_error());
+  double d = norm_err(y, t.want, 40);
   cr_assert(d > 1e-4 && d < 0.5, "approximate run differs by %g", d);
-  pt_exec_free(ex);
-  pt_backend_free(be);
-  free(x), free(want);
+  tiny_end(&t);
   pt_graph_free(g);
 }
 
