@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs on a lent GPU machine, in the repository root, after scripts/gpu_pack.sh made .gpu/pack.tar.xz
+# here: the GPU tests (CUDA ops against the CPU backend, fp16, the ONNX conformance suites on CUDA,
+# the executor) and the GPU benchmarks, each log written to $OUT (default ./gpu-out).
+#   bash scripts/gpu_device_run.sh [tests|bench|all]   (default all)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$ROOT/gpu-out}"
+what="${1:-all}"
+mkdir -p "$OUT" /tmp/ptgpu
+tar -C /tmp/ptgpu -xJf "$ROOT/.gpu/pack.tar.xz"
+commit="$(cat /tmp/ptgpu/commit)"
+# the binaries carry this checkout's source path for fixtures and the demo: point it here
+src="$(strings /tmp/ptgpu/bin/test_exec | grep -m1 -Eo '^/[^ ]*/zoo/demo' | sed 's|/zoo/demo$||')"
+if [ -n "$src" ] && [ "$src" != "$ROOT" ]; then mkdir -p "$(dirname "$src")" && ln -sfn "$ROOT" "$src"; fi
+cudalibs="$(for n in libcudnn.so.9 libcublas.so.13 libcudart.so.13; do
+  f="$(find /usr /opt /usr/local -name "$n" 2>/dev/null | head -1)"; [ -n "$f" ] && dirname "$f"; done | sort -u | tr '\n' ':')"
+export LD_LIBRARY_PATH="/tmp/ptgpu/lib:${cudalibs}${LD_LIBRARY_PATH:-}"
+export PT_ONNX_TESTDATA=/tmp/ptgpu/onnx
+cd /tmp/ptgpu/bin
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  ./predtuner-gpu version
+} > "$OUT/gpu_info_$commit.log" 2>&1
+rc=0
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  for t in test_cuda_ops test_cuda_fp16 test_onnx test_exec; do
+    ./"$t" --jobs 4 --verbose > "$OUT/gpu_${t}_$commit.log" 2>&1 || rc=1
+    echo "$t: $(tail -1 "$OUT/gpu_${t}_$commit.log")"
+  done
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  ./bench_cuda_conv --net all > "$OUT/gpu_bench_cuda_conv_$commit.log" 2>&1 || rc=1
+  ./bench_tune --backend cuda --threads 16 --p1-configs 20000 --empirical-configs 32 --empirical-batch 128 \
+    > "$OUT/gpu_bench_tune_$commit.log" 2>&1 || rc=1
+  echo "benchmarks: logs in $OUT"
+fi
+exit $rc
