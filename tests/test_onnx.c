@@ -460,6 +460,14 @@ static void edit_second_input(Onnx__ModelProto *mp) {
   g->input[g->n_input++] = v;
 }
 
+/* The fixture after edit() must be refused with want and a message containing needle. */
+static void expect_edit_error(void (*edit)(Onnx__ModelProto *), pt_status want, const char *needle) {
+  size_t len;
+  void *d = edited(edit, &len);
+  expect_error(d, len, want, needle);
+  free(d);
+}
+
 Test(onnx, bad_input_is_a_clear_error) {
   size_t n;
   char *good = slurp(FIX "/tiny_cnn.onnx", &n);
@@ -469,23 +477,11 @@ Test(onnx, bad_input_is_a_clear_error) {
   char garbage[4096];
   for (size_t i = 0; i < sizeof garbage; i++) garbage[i] = (char)(i * 131 + 7);
   expect_error(garbage, sizeof garbage, PT_EFORMAT, "not an ONNX model");
-  void *d;
-  size_t len;
-  d = edited(edit_optype, &len);
-  expect_error(d, len, PT_EUNSUPPORTED, "node '/relu/Relu' (LeakyRelu): op type 'LeakyRelu' is not supported");
-  free(d);
-  d = edited(edit_dilation, &len);
-  expect_error(d, len, PT_EUNSUPPORTED, "node '/stem/Conv' (Conv): dilations [2,1]");
-  free(d);
-  d = edited(edit_weight_shape, &len);
-  expect_error(d, len, PT_EFORMAT, "tensor 'stem.weight' has");
-  free(d);
-  d = edited(edit_truncate_raw, &len);
-  expect_error(d, len, PT_EFORMAT, "tensor 'stem.weight' has 359 FLOAT values for 360 elements");
-  free(d);
-  d = edited(edit_second_input, &len);
-  expect_error(d, len, PT_EUNSUPPORTED, "2 data inputs");
-  free(d);
+  expect_edit_error(edit_optype, PT_EUNSUPPORTED, "node '/relu/Relu' (LeakyRelu): op type 'LeakyRelu' is not supported");
+  expect_edit_error(edit_dilation, PT_EUNSUPPORTED, "node '/stem/Conv' (Conv): dilations [2,1]");
+  expect_edit_error(edit_weight_shape, PT_EFORMAT, "tensor 'stem.weight' has");
+  expect_edit_error(edit_truncate_raw, PT_EFORMAT, "tensor 'stem.weight' has 359 FLOAT values for 360 elements");
+  expect_edit_error(edit_second_input, PT_EUNSUPPORTED, "2 data inputs");
   free(good);
   /* the CLI: exit status 1 and the message on stderr */
   char *path = tmp_write("trunc.onnx", garbage, 100);
