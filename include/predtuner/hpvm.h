@@ -10,7 +10,7 @@ extern "C" {
 
 /* Writes HPVM's config text for the configs of configs_json (our configs.json, or PredTuner's
  * jsonpickle list) to out_path (atomically): "0.0", then a baseline config and every config sorted
- * by speedup, one line per fused group of ops. The op types come from `model` (a zoo network;
+ * by speedup, one line per fused group of ops. The op types come from `model` (a zoo network or an .onnx file;
  * NULL: the configs' "app" when it names one) or, when the op names are HPVM's (<type>_<index>),
  * from the names. base_test_qos: the baseline's test QoS, NAN to take configs.json's
  * baseline.test_qos. */

@@ -13,15 +13,15 @@ int pt_cmd_export_hpvm(int argc, char **argv) {
     const char *v = NULL;
     int r;
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: predtuner-gpu export-hpvm CONFIGS.json -o OUT.txt [--model NAME] [--baseline-test-qos Q]\n\n"
+      printf("usage: predtuner-gpu export-hpvm CONFIGS.json -o OUT.txt [--model NAME|F.onnx] [--baseline-test-qos Q]\n\n"
              "Writes the configs of a tuning run (our configs.json or PredTuner's configs list) as HPVM's\n"
              "config text: \"0.0\", then a baseline config and every config sorted by speedup, one line\n"
              "per fused HPVM node ([conv|mul] [add] [relu|tanh] [pool_max]). Op types come from the\n"
-             "zoo network (--model, default: the configs' app), or from HPVM-style op names\n"
-             "(convolution_0, add_1, ...). Knobs must be HPVM's (11, 12, 121-138, 151-168, 231-239,\n"
-             "261-269).\n\n"
+             "network (--model: a zoo name or an .onnx file; default: the configs' app), or from\n"
+             "HPVM-style op names (convolution_0, add_1, ...). Knobs must be HPVM's (11, 12, 121-138,\n"
+             "151-168, 231-239, 261-269).\n\n"
              "  -o, --output FILE         the config text (written atomically)\n"
-             "  --model NAME              the zoo network the configs are for\n"
+             "  --model NAME|F.onnx       the zoo network or ONNX file the configs are for\n"
              "  --baseline-test-qos Q     the baseline's test QoS (default: configs.json's baseline.test_qos)\n");
       return PT_EXIT_OK;
     }
