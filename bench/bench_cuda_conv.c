@@ -197,9 +197,9 @@ static void bench_net(const char *net, int batch, int reps) {
       float t[64];
       int n = reps * NSETS < 64 ? reps * NSETS : 64;
       for (int q = 0; q < n; q++) {
-        cudaEventRecord(e0, c->stream);
+        cudaEventRecord(e0, c->ln->stream);
         if (run(v, &dv, dx[q % NSETS], dw, db, dy) != PT_OK) die(v->name);
-        cudaEventRecord(e1, c->stream);
+        cudaEventRecord(e1, c->ln->stream);
         cudaEventSynchronize(e1);
         cudaEventElapsedTime(&t[q], e0, e1);
       }

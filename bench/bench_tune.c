@@ -220,7 +220,8 @@ int main(int argc, char **argv) {
   omp_set_num_threads(threads);
   char host[256] = "?";
   gethostname(host, sizeof host);
-  printf("bench_tune: %d threads, host %s\n", threads, host);
+  const char *lanes = getenv("PT_CUDA_LANES");
+  printf("bench_tune: %d threads, host %s, PT_CUDA_LANES=%s\n", threads, host, lanes ? lanes : "(default)");
 
   pt_app *app = NULL;
   pt_dnn_app_opts o = {0};

@@ -33,6 +33,9 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   ./bench_cuda_conv --net all > "$OUT/gpu_bench_cuda_conv_$commit.log" 2>&1 || rc=1
   ./bench_tune --backend cuda --threads 16 --p1-configs 20000 --empirical-configs 32 --empirical-batch 128 \
     > "$OUT/gpu_bench_tune_$commit.log" 2>&1 || rc=1
+  # batched empirical evaluation on one stream, for the ratio against the default lanes
+  PT_CUDA_LANES=1 ./bench_tune --backend cuda --threads 16 --p1-configs 1 --empirical-configs 32 \
+    --empirical-batch 128 > "$OUT/gpu_bench_tune_1lane_$commit.log" 2>&1 || rc=1
   echo "benchmarks: logs in $OUT"
 fi
 exit $rc

@@ -6,6 +6,7 @@
 
 #include "backend/backend_iface.h"
 #include "core/rng.h"
+#include "predtuner/exec.h"
 
 void naive_conv2d(const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
 void naive_linear(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
@@ -27,5 +28,9 @@ int guard_intact(const float *x, int64_t n, int guard);
 void *read_all(const char *path, size_t *len);
 /* Writes len bytes to path; returns 0 on success. */
 int write_all(const char *path, const void *data, size_t len);
+/* One of a few knob settings for op `op` of g, picked by v: convolutions get every kind (exact,
+ * fp16, PromiseSim, row and column perforation, sampling); linear layers exact, fp16 or
+ * PromiseSim; other ops exact or fp16. */
+pt_op_exec knob_setting_of(const pt_graph *g, int op, int v);
 
 #endif

@@ -17,6 +17,7 @@
 #include "kernels/knob_math.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
+#include "naive.h"
 
 #define GUARD 64
 #define GUARD_VAL 12345.678f
@@ -384,5 +385,48 @@ Test(cuda_ops, demo_network_matches_cpu, .init = need_gpu, .fini = done) {
   pt_exec_free(ec);
   pt_exec_free(eg);
   pt_dataset_close(ds);
+  pt_graph_free(g);
+}
+
+/* ---- run_many on several streams (lanes) ---- */
+
+/* pt_exec_run_many over 1, 2 and 4 CUDA streams equals each config run alone on CUDA: configs form
+ * a tree (each a copy of an earlier one with one op changed), so streams run paths that branch off
+ * each other's activations; a missing stream wait shows as garbage in some output. */
+Test(cuda_ops, run_many_on_streams_equals_each_config_alone, .init = need_gpu, .fini = done) {
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build("resnet18_cifar10", &g), PT_OK);
+  pt_graph_init_random(g, 5);
+  const int n = 16, n_cfg = 24, no = pt_graph_num_ops(g);
+  const int64_t nin = (int64_t)n * 3 * 32 * 32, nout = (int64_t)n * pt_graph_num_classes(g);
+  float *x = rnd(nin, -1, 1), *many = malloc((size_t)n_cfg * nout * 4), *alone = malloc((size_t)nout * 4);
+  pt_op_exec *ops = calloc((size_t)n_cfg * no, sizeof *ops);
+  for (int k = 1; k < n_cfg; k++) {
+    memcpy(ops + (int64_t)k * no, ops + (int64_t)(k / 2) * no, (size_t)no * sizeof *ops);
+    int op = (int)pt_rng_below(&rng, (uint64_t)no);
+    ops[(int64_t)k * no + op] = knob_setting_of(g, op, 1 + (int)pt_rng_below(&rng, 5));
+  }
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, gpu, &ex), PT_OK, "%s", pt_last_error());
+  pt_promise_ranges *rg = calloc((size_t)no, sizeof *rg);
+  cr_assert_eq(pt_exec_calibrate(ex, x, n, rg), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt_exec_set_promise(ex, rg, 9), PT_OK);
+  pt_cuda_ctx *c = gpu->ctx;
+  const int lanes[] = {1, 2, 4};
+  for (int li = 0; li < 3; li++) {
+    c->n_lanes = lanes[li];
+    for (int64_t i = 0; i < (int64_t)n_cfg * nout; i++) many[i] = NAN;
+    cr_assert_eq(pt_exec_run_many(ex, x, n, 0, n_cfg, ops, many, NULL), PT_OK, "%s", pt_last_error());
+    cr_assert_eq(c->cur, 0, "run_many left lane %d current", c->cur);
+    for (int k = 0; k < n_cfg; k++) {
+      cr_assert_eq(pt_exec_run_at(ex, x, n, 0, ops + (int64_t)k * no, alone), PT_OK, "%s", pt_last_error());
+      double err = norm_err(many + k * nout, alone, nout); /* NaN gives +inf */
+      cr_assert(err <= TOL32, "%d streams, config %d: run with the others differs from alone by %.3g", lanes[li], k,
+                err);
+    }
+  }
+  for (int l = 0; l < 4; l++) cr_assert_not_null(c->lane[l].stream, "lane %d was never used", l);
+  free(x), free(many), free(alone), free(ops), free(rg);
+  pt_exec_free(ex);
   pt_graph_free(g);
 }

@@ -55,7 +55,10 @@ typedef struct pt_backend_iface {
   void (*release)(void *ctx, void *ptr);
   pt_status (*upload)(void *ctx, void *dst, const void *host_src, size_t bytes);
   pt_status (*download)(void *ctx, void *host_dst, const void *src, size_t bytes);
+  /* Waits for all queued work on every lane. */
   pt_status (*synchronize)(void *ctx);
+  /* dst = src, both backend memory, queued on the current lane. */
+  pt_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
 
   /* y (n, cout, oh, ow) = conv(x (n, cin, h, w), w (cout, cin/groups, kh, kw)) + b (cout) or no bias */
   pt_status (*conv2d)(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
@@ -90,6 +93,18 @@ typedef struct pt_backend_iface {
                          const int32_t *labels, void **model);
   pt_status (*p1_predict)(void *ctx, void *model, int n, int max_k, const int *slots, const int *ns, int64_t *correct);
   void (*p1_free)(void *ctx, void *model);
+
+  /* Optional (NULL: everything runs in one queue, in call order). Lanes are independent in-order
+   * queues (CUDA streams): work queued on different lanes may run concurrently and in any relative
+   * order unless ordered by marks. Ops, upload and copy are queued on the current lane (lane 0
+   * until use_lane); download, minmax, synchronize and release wait for every lane first.
+   * lanes: how many there are (>= 1). lane_mark: a point on the current lane after everything
+   * queued on it so far; marks of a lane increase. lane_wait: work queued on the current lane from
+   * now on starts only after `lane` has reached `mark` (a mark it returned). */
+  int (*lanes)(void *ctx);
+  pt_status (*use_lane)(void *ctx, int lane);
+  pt_status (*lane_mark)(void *ctx, int64_t *mark);
+  pt_status (*lane_wait)(void *ctx, int lane, int64_t mark);
 } pt_backend_iface;
 
 struct pt_backend {

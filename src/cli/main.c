@@ -22,7 +22,12 @@ static void usage(void) {
           "  knobs     list the approximation knobs, and how many apply to each op of a model\n"
           "  version   print the version and the backends built in\n"
           "\n"
-          "'predtuner-gpu <command> --help' describes each command.\n");
+          "'predtuner-gpu <command> --help' describes each command.\n"
+          "\n"
+          "environment (CUDA backend):\n"
+          "  PT_CUDA_LANES=N             streams a batch of configs is spread over (1-8, default 2)\n"
+          "  PT_CUDA_PERF_VARIANT=V      perforation through cudnn or gemm (default: timed choice)\n"
+          "  PT_CUDA_SAMP_VARIANT=V      sampling through cudnn or gemm (default: timed choice)\n");
 }
 
 static int cmd_version(void) {

@@ -10,12 +10,21 @@
 #include "predtuner/exec.h"
 #include "predtuner/log.h"
 
+#define PT__LANES_MAX 8
+/* Cap on the device memory that holds run_many's outputs until they are downloaded together. */
+#define PT__RESULTS_MAX ((size_t)64 << 20)
+
 typedef struct pt__buf {
   void *ptr;
   size_t bytes;
   int uses;  /* readers still to come; 0 and not free = being written */
   int holds; /* checkpoints of pt_exec_run_many that keep it (it is not reused while held) */
   int free;
+  /* Lanes (run_many on a backend with several): the lane and mark of the last write, and per lane
+   * the mark after its last read or write (-1: none since the last full synchronisation). */
+  int wlane;
+  int64_t wmark;
+  int64_t use[PT__LANES_MAX];
 } pt__buf;
 
 struct pt_exec {
@@ -36,6 +45,12 @@ struct pt_exec {
   pt_promise_ranges *calib;   /* set during pt_exec_calibrate */
   void **h_w, **h_b;          /* per op: binary16-rounded weight and bias, made on first fp16 use */
   double *op_seconds;         /* per op: wall time accumulated by runs (pt_exec_time_ops), or NULL */
+  /* Lanes in use by the current run_many (1 otherwise), the lane work is queued on, and per pair
+   * (x, y) the highest mark of lane y that lane x already waits for. */
+  int n_lanes, lane;
+  int64_t seen[PT__LANES_MAX][PT__LANES_MAX];
+  void *res; /* run_many's device copies of outputs before their download, res_bytes */
+  size_t res_bytes;
 };
 
 static const pt_backend_iface *IF(pt_exec *ex) { return ex->be->iface; }
@@ -45,6 +60,7 @@ void pt_exec_free(pt_exec *ex) {
   for (int i = 0; ex->param_dev && i < ex->g->n_params; i++)
     if (ex->param_dev[i]) IF(ex)->release(ex->be->ctx, ex->param_dev[i]);
   for (int i = 0; i < ex->n_pool; i++) IF(ex)->release(ex->be->ctx, ex->pool[i].ptr);
+  if (ex->res) IF(ex)->release(ex->be->ctx, ex->res);
   for (int o = 0; ex->pq_w && o < ex->g->n_ops; o++) {
     if (ex->pq_w[o]) IF(ex)->release(ex->be->ctx, ex->pq_w[o]);
     if (ex->pq_b[o]) IF(ex)->release(ex->be->ctx, ex->pq_b[o]);
@@ -72,6 +88,7 @@ pt_status pt_exec_create(const pt_graph *g, pt_backend *be, pt_exec **out) {
   if (!ex) return pt__error(PT_ENOMEM, "executor: out of memory");
   ex->g = g;
   ex->be = be;
+  ex->n_lanes = 1;
   ex->param_dev = calloc((size_t)(g->n_params ? g->n_params : 1), sizeof *ex->param_dev);
   ex->readers = calloc((size_t)g->n_nodes, sizeof *ex->readers);
   ex->op_of_node = malloc((size_t)g->n_nodes * sizeof *ex->op_of_node);
@@ -133,6 +150,8 @@ static int pool_get(pt_exec *ex, size_t bytes, int uses) {
     best = ex->n_pool++;
     ex->pool[best].ptr = ptr;
     ex->pool[best].bytes = bytes;
+    ex->pool[best].wlane = -1;
+    for (int l = 0; l < PT__LANES_MAX; l++) ex->pool[best].use[l] = -1;
   }
   ex->pool[best].free = 0;
   ex->pool[best].uses = uses;
@@ -149,6 +168,54 @@ static void pool_reset(pt_exec *ex) {
     ex->pool[i].free = 1;
     ex->pool[i].uses = ex->pool[i].holds = 0;
   }
+}
+
+/* ---- lanes: ordering work on different backend queues through the buffers it touches ---- */
+
+/* Before work on the current lane reads pool slot s (write == 0) or writes it: waits for the lanes
+ * whose work on s must come first (the last writer for a read; every earlier reader and writer for a
+ * write). */
+static pt_status lane_order(pt_exec *ex, int s, int write) {
+  if (ex->n_lanes < 2 || s < 0) return PT_OK;
+  const pt__buf *b = &ex->pool[s];
+  const int x = ex->lane;
+  for (int y = 0; y < ex->n_lanes; y++) {
+    int64_t need = y == x ? -1 : write ? b->use[y] : b->wlane == y ? b->wmark : -1;
+    if (need < 0 || ex->seen[x][y] >= need) continue;
+    PT__TRY(IF(ex)->lane_wait(ex->be->ctx, y, need));
+    ex->seen[x][y] = need;
+  }
+  return PT_OK;
+}
+
+/* After work on the current lane that read or wrote slot s was queued, ending at mark m. */
+static void lane_touch(pt_exec *ex, int s, int write, int64_t m) {
+  if (ex->n_lanes < 2 || s < 0) return;
+  pt__buf *b = &ex->pool[s];
+  b->use[ex->lane] = m;
+  if (write) b->wlane = ex->lane, b->wmark = m;
+}
+
+static pt_status lane_use(pt_exec *ex, int lane) {
+  if (ex->n_lanes < 2 || lane == ex->lane) return PT_OK;
+  PT__TRY(IF(ex)->use_lane(ex->be->ctx, lane));
+  ex->lane = lane;
+  return PT_OK;
+}
+
+static pt_status lane_mark(pt_exec *ex, int64_t *m) {
+  *m = -1;
+  return ex->n_lanes < 2 ? PT_OK : IF(ex)->lane_mark(ex->be->ctx, m);
+}
+
+/* After a full synchronisation: no lane has to wait for anything queued before it. */
+static void lanes_forget(pt_exec *ex) {
+  for (int i = 0; i < ex->n_pool; i++) {
+    ex->pool[i].wlane = -1;
+    for (int l = 0; l < PT__LANES_MAX; l++) ex->pool[i].use[l] = -1;
+  }
+  for (int x = 0; x < PT__LANES_MAX; x++)
+    for (int y = 0; y < PT__LANES_MAX; y++) ex->seen[x][y] = -1;
 }
 
 static const float *P(pt_exec *ex, const pt_node *n, int k) {
@@ -339,6 +406,9 @@ static pt_status exec_node(pt_exec *ex, int i, int n, int64_t first_image, const
   int so = pool_get(ex, (size_t)out_count * sizeof(float), ex->readers[i]);
   if (so < 0) return PT_ENOMEM;
   ex->buf_of[i] = so;
+  PT__TRY(lane_order(ex, s0, 0));
+  PT__TRY(lane_order(ex, s1, 0));
+  PT__TRY(lane_order(ex, so, 1));
   const float *x = ex->pool[s0].ptr, *w = P(ex, nd, 0), *bias = P(ex, nd, 1);
   float *y = ex->pool[so].ptr;
   int tmp = -1;
@@ -349,6 +419,7 @@ static pt_status exec_node(pt_exec *ex, int i, int n, int64_t first_image, const
     int64_t in_count = (int64_t)n * pt__node_out_numel(g, nd->in[0]);
     tmp = pool_get(ex, (size_t)in_count * sizeof(float), 1);
     if (tmp < 0) return PT_ENOMEM;
+    PT__TRY(lane_order(ex, tmp, 1));
     float *q = ex->pool[tmp].ptr;
     uint64_t key = pt_km_hash64(ex->promise_seed ^ pt_km_hash64((uint64_t)op + 1));
     s = IF(ex)->quantize(ex->be->ctx, in_count, r->in[0], r->in[1], x, q);
@@ -374,6 +445,14 @@ static pt_status exec_node(pt_exec *ex, int i, int n, int64_t first_image, const
     s = IF(ex)->quantize(ex->be->ctx, out_count, ex->promise[op].out[0], ex->promise[op].out[1], y, y);
   if (s == PT_OK && ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
     s = calibrate_node(ex, op, nd, n, ex->pool[s0].ptr, y);
+  int64_t m;
+  if (s == PT_OK) s = lane_mark(ex, &m);
+  if (s == PT_OK) {
+    lane_touch(ex, s0, 0, m);
+    lane_touch(ex, s1, 0, m);
+    lane_touch(ex, so, 1, m);
+    lane_touch(ex, tmp, 1, m);
+  }
   if (tmp >= 0) pool_read_done(ex, tmp);
   if (s != PT_OK) {
     pt__error_prefix("op '%s'", nd->name);
@@ -490,6 +569,73 @@ static void ckpt_restore(pt_exec *ex, const pt__ckpt *c) {
   memcpy(ex->buf_of, c->buf_of, (size_t)c->depth * sizeof *c->buf_of);
 }
 
+/* Makes the derived weights (binary16 copies, PromiseSim's quantised ones) that any of the configs
+ * needs before the lanes start, so that lanes only ever read them. */
+static pt_status prepare_params(pt_exec *ex, int n_cfg, const pt_op_exec *ops) {
+  const pt_graph *g = ex->g;
+  for (int k = 0; k < n_cfg; k++)
+    for (int op = 0; op < g->n_ops; op++) {
+      const pt_op_exec *oe = &ops[(int64_t)k * g->n_ops + op];
+      const pt_node *nd = &g->nodes[g->ops[op]];
+      const float *w, *b;
+      if (oe->kind == PT_APPROX_PROMISE) PT__TRY(promise_params(ex, op, nd, &w, &b));
+      if (oe->fp16 && oe->kind != PT_APPROX_SAMPLING && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
+        PT__TRY(f16_params(ex, op, nd, &w, &b));
+    }
+  return PT_OK;
+}
+
+/* Untimed run_many keeps each config's output on the device (ex->res, one slot per distinct config)
+ * and downloads them together, so the host never waits for a config to finish before queueing the
+ * next. pt__res describes the slots in use. */
+typedef struct pt__res {
+  size_t out_bytes;
+  int cap, used; /* slots that fit in ex->res, slots filled */
+  int from;      /* first sorted config whose output is not downloaded yet */
+  int *slot_of;  /* (n_cfg) per sorted config: its slot */
+  float *stage;  /* (cap, out) host copy */
+} pt__res;
+
+static pt_status res_flush(pt_exec *ex, pt__res *r, const int *ord, int to, float *output) {
+  if (r->from >= to) return PT_OK;
+  PT__TRY(IF(ex)->synchronize(ex->be->ctx));
+  lanes_forget(ex);
+  PT__TRY(IF(ex)->download(ex->be->ctx, r->stage, ex->res, (size_t)r->used * r->out_bytes));
+  const size_t out_n = r->out_bytes / sizeof(float);
+  for (int k = r->from; k < to; k++)
+    memcpy(output + (size_t)ord[k] * out_n, r->stage + (size_t)r->slot_of[k] * out_n, r->out_bytes);
+  r->from = to;
+  r->used = 0;
+  return PT_OK;
+}
+
+/* Copies the output of the path just run into the next result slot (on the current lane). */
+static pt_status res_keep(pt_exec *ex, pt__res *r, int k) {
+  int last = ex->buf_of[ex->g->n_nodes - 1];
+  PT__TRY(lane_order(ex, last, 0));
+  PT__TRY(IF(ex)->copy(ex->be->ctx, (char *)ex->res + (size_t)r->used * r->out_bytes, ex->pool[last].ptr, r->out_bytes));
+  int64_t m;
+  PT__TRY(lane_mark(ex, &m));
+  lane_touch(ex, last, 0, m);
+  r->slot_of[k] = r->used++;
+  return PT_OK;
+}
+
+/* Lanes for an untimed run_many: every lane first waits for lane 0's input upload and derived
+ * weights; configs' paths then go to the lanes in turn. */
+static pt_status lanes_begin(pt_exec *ex, int n_cfg, const pt_op_exec *ops) {
+  PT__TRY(prepare_params(ex, n_cfg, ops));
+  int64_t m0;
+  PT__TRY(lane_mark(ex, &m0));
+  lane_touch(ex, ex->in_slot, 1, m0);
+  for (int l = 1; l < ex->n_lanes; l++) {
+    PT__TRY(lane_use(ex, l));
+    PT__TRY(IF(ex)->lane_wait(ex->be->ctx, 0, m0));
+    ex->seen[l][0] = m0;
+  }
+  return lane_use(ex, 0);
+}
+
 pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first_image, int n_cfg,
                            const pt_op_exec *ops, float *output, double *seconds) {
   const pt_graph *g = ex->g;
@@ -498,13 +644,23 @@ pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first
   if (!ops) return pt__error(PT_EINVAL, "executor: run_many needs the settings of %d configs", n_cfg);
   for (int k = 0; k < n_cfg; k++) PT__TRY(check_ops(ex, ops + (int64_t)k * g->n_ops));
   const int n_ck = g->n_ops + 1, live_max = g->n_nodes + 2;
+  const size_t out_n = (size_t)n * (size_t)pt_graph_output_numel(g);
+  const int timed = seconds != NULL;
+  pt__res res = {out_n * sizeof(float), 0, 0, 0, NULL, NULL};
+  if (!timed) {
+    size_t cap = PT__RESULTS_MAX / res.out_bytes;
+    res.cap = cap < 1 ? 1 : cap > (size_t)n_cfg ? n_cfg : (int)cap;
+  }
   int *ord = malloc((size_t)n_cfg * sizeof *ord), *tmp = malloc((size_t)n_cfg * sizeof *tmp);
   int *lcp = malloc((size_t)n_cfg * sizeof *lcp), *op_seq = malloc((size_t)(g->n_ops + 1) * sizeof *op_seq);
   int *mark = calloc((size_t)g->n_nodes + 1, sizeof *mark); /* mark[depth] == k + 1: config k saves one there */
   pt__ckpt *ck = calloc((size_t)n_ck, sizeof *ck);
   int *ck_mem = malloc((size_t)n_ck * (size_t)(2 * live_max + g->n_nodes) * sizeof *ck_mem);
-  if (!ord || !tmp || !lcp || !op_seq || !mark || !ck || !ck_mem) {
-    free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem);
+  res.slot_of = malloc((size_t)n_cfg * sizeof *res.slot_of);
+  res.stage = timed ? NULL : malloc((size_t)res.cap * res.out_bytes);
+  if (!ord || !tmp || !lcp || !op_seq || !mark || !ck || !ck_mem || !res.slot_of || (!timed && !res.stage)) {
+    free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem), free(res.slot_of);
+    free(res.stage);
     return pt__error(PT_ENOMEM, "executor: out of memory");
   }
   for (int c = 0; c < n_ck; c++) {
@@ -519,21 +675,47 @@ pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first
   sort_cfgs(&m, ord, tmp, n_cfg);
   lcp[0] = 0;
   for (int k = 1; k < n_cfg; k++) lcp[k] = agree_depth(&m, ord[k - 1], ord[k]);
-  const size_t out_n = (size_t)n * (size_t)pt_graph_output_numel(g);
-  const int timed = seconds != NULL;
+
+  pt_status s = PT_OK;
+  if (!timed && (size_t)res.cap * res.out_bytes > ex->res_bytes) {
+    if (ex->res) IF(ex)->release(ex->be->ctx, ex->res);
+    ex->res = NULL;
+    ex->res_bytes = 0;
+    s = IF(ex)->alloc(ex->be->ctx, (size_t)res.cap * res.out_bytes, &ex->res);
+    if (s == PT_OK) ex->res_bytes = (size_t)res.cap * res.out_bytes;
+  }
+  /* several lanes only for untimed runs: timing wants each path alone on the device */
+  int lanes = !timed && !ex->op_seconds && IF(ex)->lanes ? IF(ex)->lanes(ex->be->ctx) : 1;
+  lanes = lanes < 1 ? 1 : lanes > PT__LANES_MAX ? PT__LANES_MAX : lanes;
+  if (s == PT_OK && lanes > 1) {
+    s = IF(ex)->synchronize(ex->be->ctx);
+    if (s == PT_OK) s = IF(ex)->use_lane(ex->be->ctx, 0);
+    if (s == PT_OK) {
+      ex->n_lanes = lanes;
+      ex->lane = 0;
+      lanes_forget(ex);
+    }
+  }
 
   double t0 = pt_now();
-  pt_status s = begin_run(ex, input, n);
+  if (s == PT_OK) s = begin_run(ex, input, n);
+  if (s == PT_OK && ex->n_lanes > 1) s = lanes_begin(ex, n_cfg, ops);
   int top = 0; /* checkpoints in use: ck[0 .. top-1] */
   if (s == PT_OK && timed) s = IF(ex)->synchronize(ex->be->ctx);
   if (s == PT_OK) ckpt_save(ex, &ck[top++], 0, pt_now() - t0);
-  for (int k = 0; s == PT_OK && k < n_cfg; k++) {
+  for (int k = 0, path = 0; s == PT_OK && k < n_cfg; k++) {
     const pt_op_exec *cops = ops + (int64_t)ord[k] * g->n_ops;
     if (k > 0 && lcp[k] == g->n_nodes) { /* the same settings as the previous config */
-      memcpy(output + (size_t)ord[k] * out_n, output + (size_t)ord[k - 1] * out_n, out_n * sizeof *output);
-      if (timed) seconds[ord[k]] = seconds[ord[k - 1]];
+      if (timed) {
+        memcpy(output + (size_t)ord[k] * out_n, output + (size_t)ord[k - 1] * out_n, out_n * sizeof *output);
+        seconds[ord[k]] = seconds[ord[k - 1]];
+      } else {
+        res.slot_of[k] = res.slot_of[k - 1];
+      }
       continue;
     }
+    if (!timed && res.used == res.cap && (s = res_flush(ex, &res, ord, k, output)) != PT_OK) break;
+    if ((s = lane_use(ex, path++ % ex->n_lanes)) != PT_OK) break;
     while (top > 1 && ck[top - 1].depth > lcp[k]) ckpt_drop(ex, &ck[--top]);
     ckpt_restore(ex, &ck[top - 1]);
     int start = ck[top - 1].depth;
@@ -553,15 +735,26 @@ pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first
       }
       s = exec_node(ex, i, n, first_image, setting(ex, cops, i));
     }
-    if (s == PT_OK) s = download_output(ex, n, output + (size_t)ord[k] * out_n);
+    if (s == PT_OK && !timed) s = res_keep(ex, &res, k);
+    if (s == PT_OK && timed) s = download_output(ex, n, output + (size_t)ord[k] * out_n);
     if (s == PT_OK && timed) {
       s = IF(ex)->synchronize(ex->be->ctx);
       seconds[ord[k]] = base + pt_now() - seg0;
     }
   }
-  if (s == PT_OK) s = IF(ex)->synchronize(ex->be->ctx);
+  if (s == PT_OK && !timed) s = res_flush(ex, &res, ord, n_cfg, output);
+  /* whatever happened, nothing stays queued and later runs start on lane 0 */
+  pt_status s2 = IF(ex)->synchronize(ex->be->ctx);
+  if (ex->n_lanes > 1) {
+    pt_status s3 = IF(ex)->use_lane(ex->be->ctx, 0);
+    if (s2 == PT_OK) s2 = s3;
+    ex->n_lanes = 1;
+    ex->lane = 0;
+  }
+  if (s == PT_OK) s = s2;
   while (top > 0) ckpt_drop(ex, &ck[--top]);
-  free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem);
+  free(ord), free(tmp), free(lcp), free(op_seq), free(mark), free(ck), free(ck_mem), free(res.slot_of);
+  free(res.stage);
   return s;
 }
 

@@ -43,6 +43,7 @@ static const pt_backend_iface pt__cpu_iface = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .synchronize = cpu_sync,
+    .copy = cpu_copy,
     .conv2d = pt__cpu_conv2d,
     .linear = pt__cpu_linear,
     .activation = pt__cpu_activation,

@@ -1,4 +1,4 @@
-/* The CUDA backend: device memory through plain cudaMalloc, one stream, cuDNN for exact
+/* The CUDA backend: device memory through plain cudaMalloc, lanes of streams, cuDNN for exact
  * convolutions, cuBLAS for GEMMs, and the kernels in kernels/ (*.cu) for everything else. It registers
  * itself as "cuda" (CMake lists it before "cpu", so "auto" picks it where a GPU is present). */
 #include <stdio.h>
@@ -8,6 +8,9 @@
 #include "backend/cuda/cuda_internal.h"
 #include "core/error.h"
 #include "predtuner/log.h"
+
+/* Streams run_many uses unless PT_CUDA_LANES says otherwise. */
+#define PT_CUDA_LANES_DEFAULT 2
 
 pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what) {
   *ptr = NULL;
@@ -25,30 +28,111 @@ pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *
 }
 
 pt_status pt__cuda_scratch(pt_cuda_ctx *c, int slot, size_t bytes, void **ptr) {
-  if (bytes > c->scr_bytes[slot] || !c->scr[slot]) {
+  if (bytes > c->ln->scr_bytes[slot] || !c->ln->scr[slot]) {
     /* the old buffer may still be read by queued work: finish it before freeing */
-    PT_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    cudaFree(c->scr[slot]);
-    c->scr[slot] = NULL;
-    c->scr_bytes[slot] = 0;
+    PT_CUDA_CHECK(cudaStreamSynchronize(c->ln->stream));
+    cudaFree(c->ln->scr[slot]);
+    c->ln->scr[slot] = NULL;
+    c->ln->scr_bytes[slot] = 0;
     size_t grown = bytes + bytes / 8; /* a little headroom: shapes grow a bit between layers */
-    PT__TRY(pt__cuda_malloc(c, grown, &c->scr[slot], "scratch"));
-    c->scr_bytes[slot] = grown;
+    PT__TRY(pt__cuda_malloc(c, grown, &c->ln->scr[slot], "scratch"));
+    c->ln->scr_bytes[slot] = grown;
   }
-  *ptr = c->scr[slot];
+  *ptr = c->ln->scr[slot];
+  return PT_OK;
+}
+
+/* ---- lanes ---- */
+
+static void lane_free(pt_cu_lane *l) {
+  if (l->stream) cudaStreamSynchronize(l->stream);
+  for (int i = 0; i < PT_CU_NSCR; i++) cudaFree(l->scr[i]);
+  cudaFree(l->ws);
+  for (int i = 0; l->ev && i < PT_CU_EVENTS; i++)
+    if (l->ev[i]) cudaEventDestroy(l->ev[i]);
+  free(l->ev);
+  if (l->blas) cublasDestroy(l->blas);
+  if (l->dnn) cudnnDestroy(l->dnn);
+  if (l->stream) cudaStreamDestroy(l->stream);
+  memset(l, 0, sizeof *l);
+}
+
+/* A lane's stream and the cuDNN and cuBLAS handles bound to it (a handle is not shared between
+ * streams: cuBLAS keeps its workspace per handle). */
+static pt_status lane_make(pt_cu_lane *l) {
+  cudaError_t e = cudaStreamCreateWithFlags(&l->stream, cudaStreamNonBlocking);
+  if (e != cudaSuccess) {
+    l->stream = NULL;
+    return pt__error(PT_EBACKEND, "cuda backend: cudaStreamCreate: %s", cudaGetErrorString(e));
+  }
+  pt_status s = PT_OK;
+  cudnnStatus_t ds = cudnnCreate(&l->dnn);
+  if (ds != CUDNN_STATUS_SUCCESS) {
+    l->dnn = NULL;
+    s = pt__error(PT_EBACKEND, "cuda backend: cudnnCreate: %s", cudnnGetErrorString(ds));
+  }
+  if (s == PT_OK) cudnnSetStream(l->dnn, l->stream);
+  cublasStatus_t bs = s == PT_OK ? cublasCreate(&l->blas) : CUBLAS_STATUS_SUCCESS;
+  if (bs != CUBLAS_STATUS_SUCCESS) {
+    l->blas = NULL;
+    s = pt__error(PT_EBACKEND, "cuda backend: cublasCreate: %s", cublasGetStatusString(bs));
+  }
+  if (s == PT_OK) {
+    cublasSetStream(l->blas, l->stream);
+    /* fp32 GEMMs stay fp32 (no TF32): the CPU backend is the reference at 1e-5 */
+    cublasSetMathMode(l->blas, CUBLAS_DEFAULT_MATH);
+  }
+  if (s != PT_OK) lane_free(l);
+  return s;
+}
+
+pt_status pt__cuda_sync_all(pt_cuda_ctx *c) {
+  for (int i = 0; i < PT_CU_LANES_MAX; i++)
+    if (c->lane[i].stream) PT_CUDA_CHECK(cudaStreamSynchronize(c->lane[i].stream));
+  return PT_OK;
+}
+
+static int cu_lanes(void *ctx) { return ((pt_cuda_ctx *)ctx)->n_lanes; }
+
+static pt_status cu_use_lane(void *ctx, int lane) {
+  pt_cuda_ctx *c = ctx;
+  if (lane < 0 || lane >= c->n_lanes) return pt__error(PT_EINVAL, "cuda backend: lane %d of %d", lane, c->n_lanes);
+  if (!c->lane[lane].stream) PT__TRY(lane_make(&c->lane[lane]));
+  c->cur = lane;
+  c->ln = &c->lane[lane];
+  return PT_OK;
+}
+
+static pt_status cu_lane_mark(void *ctx, int64_t *mark) {
+  pt_cuda_ctx *c = ctx;
+  pt_cu_lane *l = c->ln;
+  if (!l->ev) {
+    if (!(l->ev = calloc(PT_CU_EVENTS, sizeof *l->ev))) return pt__error(PT_ENOMEM, "cuda backend: out of memory");
+    for (int i = 0; i < PT_CU_EVENTS; i++) PT_CUDA_CHECK(cudaEventCreateWithFlags(&l->ev[i], cudaEventDisableTiming));
+  }
+  *mark = ++l->marks;
+  PT_CUDA_CHECK(cudaEventRecord(l->ev[*mark % PT_CU_EVENTS], l->stream));
+  return PT_OK;
+}
+
+/* A mark older than the event ring has been recorded over by a later mark of the same lane: waiting
+ * for that one is waiting a little longer, never too little. */
+static pt_status cu_lane_wait(void *ctx, int lane, int64_t mark) {
+  pt_cuda_ctx *c = ctx;
+  if (lane < 0 || lane >= c->n_lanes || !c->lane[lane].ev || mark < 1 || mark > c->lane[lane].marks)
+    return pt__error(PT_EINVAL, "cuda backend: lane %d waits for mark %lld of lane %d, which was not given", c->cur,
+                     (long long)mark, lane);
+  if (lane == c->cur) return PT_OK; /* a stream is in order */
+  PT_CUDA_CHECK(cudaStreamWaitEvent(c->ln->stream, c->lane[lane].ev[mark % PT_CU_EVENTS], 0));
   return PT_OK;
 }
 
 static void cu_destroy(void *ctx) {
   pt_cuda_ctx *c = ctx;
   if (!c) return;
-  if (c->stream) cudaStreamSynchronize(c->stream);
+  pt__cuda_sync_all(c);
   pt__cuda_conv_cache_free(c);
-  for (int i = 0; i < PT_CU_NSCR; i++) cudaFree(c->scr[i]);
-  cudaFree(c->ws);
-  if (c->blas) cublasDestroy(c->blas);
-  if (c->dnn) cudnnDestroy(c->dnn);
-  if (c->stream) cudaStreamDestroy(c->stream);
+  for (int i = 0; i < PT_CU_LANES_MAX; i++) lane_free(&c->lane[i]);
   free(c);
 }
 
@@ -58,60 +142,62 @@ static pt_status cu_alloc(void *ctx, size_t bytes, void **ptr) {
   return pt__cuda_malloc(ctx, (bytes + 255) & ~(size_t)255, ptr, "a tensor");
 }
 static void cu_release(void *ctx, void *ptr) {
-  pt_cuda_ctx *c = ctx;
-  cudaStreamSynchronize(c->stream); /* queued kernels may still read it */
+  pt__cuda_sync_all(ctx); /* queued kernels, on any lane, may still read it */
   cudaFree(ptr);
 }
 static pt_status cu_upload(void *ctx, void *dst, const void *src, size_t bytes) {
   pt_cuda_ctx *c = ctx;
   /* pageable host memory: the copy has taken the bytes when it returns, so src may be reused */
-  PT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+  PT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->ln->stream));
   return PT_OK;
 }
 static pt_status cu_download(void *ctx, void *dst, const void *src, size_t bytes) {
   pt_cuda_ctx *c = ctx;
-  PT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
-  PT_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  PT__TRY(pt__cuda_sync_all(c)); /* src may have been written on another lane */
+  PT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->ln->stream));
+  PT_CUDA_CHECK(cudaStreamSynchronize(c->ln->stream));
   return PT_OK;
 }
-static pt_status cu_sync(void *ctx) {
-  PT_CUDA_CHECK(cudaStreamSynchronize(((pt_cuda_ctx *)ctx)->stream));
+static pt_status cu_sync(void *ctx) { return pt__cuda_sync_all(ctx); }
+static pt_status cu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+  PT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ((pt_cuda_ctx *)ctx)->ln->stream));
   return PT_OK;
 }
 
 static pt_status cu_activation(void *ctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y) {
   if (type != PT_OP_RELU && type != PT_OP_TANH)
     return pt__error(PT_EUNSUPPORTED, "cuda activation: %s is not an activation", pt_op_type_name(type));
-  return pt__cu_activation(((pt_cuda_ctx *)ctx)->stream, type == PT_OP_RELU, count, fp16, x, y);
+  return pt__cu_activation(((pt_cuda_ctx *)ctx)->ln->stream, type == PT_OP_RELU, count, fp16, x, y);
 }
 static pt_status cu_pool2d(void *ctx, const pt_pool_desc *d, const float *x, float *y) {
-  return pt__cu_pool2d(((pt_cuda_ctx *)ctx)->stream, d, x, y);
+  return pt__cu_pool2d(((pt_cuda_ctx *)ctx)->ln->stream, d, x, y);
 }
 static pt_status cu_batchnorm(void *ctx, int n, int c, int64_t hw, float eps, int fp16, const float *x, const float *w,
                               const float *b, const float *mean, const float *var, float *y) {
-  return pt__cu_batchnorm(((pt_cuda_ctx *)ctx)->stream, n, c, hw, eps, fp16, x, w, b, mean, var, y);
+  return pt__cu_batchnorm(((pt_cuda_ctx *)ctx)->ln->stream, n, c, hw, eps, fp16, x, w, b, mean, var, y);
 }
 static pt_status cu_add(void *ctx, int64_t count, int fp16, const float *a, const float *b, float *y) {
-  return pt__cu_add(((pt_cuda_ctx *)ctx)->stream, count, fp16, a, b, y);
+  return pt__cu_add(((pt_cuda_ctx *)ctx)->ln->stream, count, fp16, a, b, y);
 }
 static pt_status cu_softmax(void *ctx, int n, int c, int fp16, const float *x, float *y) {
-  return pt__cu_softmax(((pt_cuda_ctx *)ctx)->stream, n, c, fp16, x, y);
+  return pt__cu_softmax(((pt_cuda_ctx *)ctx)->ln->stream, n, c, fp16, x, y);
 }
 static pt_status cu_quantize(void *ctx, int64_t count, float lo, float hi, const float *x, float *y) {
-  return pt__cu_quantize(((pt_cuda_ctx *)ctx)->stream, count, lo, hi, x, y);
+  return pt__cu_quantize(((pt_cuda_ctx *)ctx)->ln->stream, count, lo, hi, x, y);
 }
 static pt_status cu_noise(void *ctx, int64_t count, float scale, uint64_t key, uint64_t first, const float *x,
                           float *y) {
-  return pt__cu_promise_noise(((pt_cuda_ctx *)ctx)->stream, count, scale, key, first, x, y);
+  return pt__cu_promise_noise(((pt_cuda_ctx *)ctx)->ln->stream, count, scale, key, first, x, y);
 }
 static pt_status cu_round_f16(void *ctx, int64_t count, const float *x, float *y) {
-  return pt__cu_round_f16(((pt_cuda_ctx *)ctx)->stream, count, x, y);
+  return pt__cu_round_f16(((pt_cuda_ctx *)ctx)->ln->stream, count, x, y);
 }
 static pt_status cu_minmax(void *ctx, int64_t count, const float *x, float range[2]) {
   pt_cuda_ctx *c = ctx;
   void *scr;
+  PT__TRY(pt__cuda_sync_all(c)); /* x may have been written on another lane */
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_RED, 2 * PT_CU_MINMAX_BLOCKS * sizeof(float), &scr));
-  return pt__cu_minmax(c->stream, count, x, scr, range);
+  return pt__cu_minmax(c->ln->stream, count, x, scr, range);
 }
 
 /* ---- P1 on the device ---- */
@@ -128,7 +214,7 @@ typedef struct pt_cu_p1 {
 static void cu_p1_free(void *ctx, void *model) {
   pt_cu_p1 *m = model;
   if (!m) return;
-  cudaStreamSynchronize(((pt_cuda_ctx *)ctx)->stream);
+  cudaStreamSynchronize(((pt_cuda_ctx *)ctx)->ln->stream);
   cudaFree(m->base), cudaFree(m->delta), cudaFree(m->labels);
   cudaFree(m->slots), cudaFree(m->ns), cudaFree(m->partial), cudaFree(m->correct);
   free(m->h_correct);
@@ -165,7 +251,7 @@ static pt_status cu_p1_predict(void *ctx, void *model, int n, int max_k, const i
   if (n <= 0) return PT_OK;
   int k = max_k > 0 ? max_k : 1;
   if (n > m->cap_n || k > m->cap_k) {
-    cudaStreamSynchronize(c->stream);
+    cudaStreamSynchronize(c->ln->stream);
     cudaFree(m->slots), cudaFree(m->ns), cudaFree(m->correct), free(m->h_correct);
     m->slots = m->ns = m->correct = m->h_correct = NULL;
     m->cap_n = m->cap_k = 0;
@@ -177,19 +263,19 @@ static pt_status cu_p1_predict(void *ctx, void *model, int n, int max_k, const i
   }
   int64_t np = pt__cu_p1_partial_size(m->rows, m->cols, m->n_slots, n);
   if (np > m->cap_partial) {
-    cudaStreamSynchronize(c->stream);
+    cudaStreamSynchronize(c->ln->stream);
     cudaFree(m->partial);
     m->partial = NULL;
     m->cap_partial = 0;
     PT__TRY(pt__cuda_malloc(c, (size_t)np * sizeof(int), (void **)&m->partial, "P1 partial counts"));
     m->cap_partial = np;
   }
-  PT_CUDA_CHECK(cudaMemcpyAsync(m->slots, slots, (size_t)n * k * sizeof(int), cudaMemcpyHostToDevice, c->stream));
-  PT_CUDA_CHECK(cudaMemcpyAsync(m->ns, ns, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, c->stream));
-  PT__TRY(pt__cu_p1_predict(c->stream, m->rows, m->cols, m->n_slots, m->base, m->delta, m->labels, n, k, m->slots,
+  PT_CUDA_CHECK(cudaMemcpyAsync(m->slots, slots, (size_t)n * k * sizeof(int), cudaMemcpyHostToDevice, c->ln->stream));
+  PT_CUDA_CHECK(cudaMemcpyAsync(m->ns, ns, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, c->ln->stream));
+  PT__TRY(pt__cu_p1_predict(c->ln->stream, m->rows, m->cols, m->n_slots, m->base, m->delta, m->labels, n, k, m->slots,
                             m->ns, m->partial, m->correct));
-  PT_CUDA_CHECK(cudaMemcpyAsync(m->h_correct, m->correct, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost, c->stream));
-  PT_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  PT_CUDA_CHECK(cudaMemcpyAsync(m->h_correct, m->correct, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost, c->ln->stream));
+  PT_CUDA_CHECK(cudaStreamSynchronize(c->ln->stream));
   for (int i = 0; i < n; i++) correct[i] = m->h_correct[i];
   return PT_OK;
 }
@@ -203,6 +289,7 @@ static const pt_backend_iface pt__cuda_iface = {
     .upload = cu_upload,
     .download = cu_download,
     .synchronize = cu_sync,
+    .copy = cu_copy,
     .conv2d = pt__cuda_conv2d,
     .linear = pt__cuda_linear,
     .activation = cu_activation,
@@ -217,6 +304,10 @@ static const pt_backend_iface pt__cuda_iface = {
     .p1_upload = cu_p1_upload,
     .p1_predict = cu_p1_predict,
     .p1_free = cu_p1_free,
+    .lanes = cu_lanes,
+    .use_lane = cu_use_lane,
+    .lane_mark = cu_lane_mark,
+    .lane_wait = cu_lane_wait,
 };
 
 static int cu_available(const char **why) { return pt__cuda_device_count(why) > 0; }
@@ -229,6 +320,20 @@ static pt_cu_variant variant_from_env(const char *name) {
   if (!strcmp(v, "gemm")) return PT_CU_VAR_GEMM;
   pt_log(PT_LOG_WARN, "%s=%s is not cudnn, gemm or auto; choosing automatically", name, v);
   return PT_CU_VAR_AUTO;
+}
+
+/* PT_CUDA_LANES: how many streams pt_exec_run_many spreads a batch of configs over (1..8). */
+static int lanes_from_env(void) {
+  const char *v = getenv("PT_CUDA_LANES");
+  if (!v || !*v) return PT_CUDA_LANES_DEFAULT;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 1 || n > PT_CU_LANES_MAX) {
+    pt_log(PT_LOG_WARN, "PT_CUDA_LANES=%s is not a number from 1 to %d; using %d", v, PT_CU_LANES_MAX,
+           PT_CUDA_LANES_DEFAULT);
+    return PT_CUDA_LANES_DEFAULT;
+  }
+  return (int)n;
 }
 
 static pt_status cu_create(int threads, pt_backend **out) {
@@ -247,24 +352,15 @@ static pt_status cu_create(int threads, pt_backend **out) {
   struct cudaDeviceProp prop;
   cudaError_t e = cudaGetDevice(&c->device);
   if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, c->device);
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (e != cudaSuccess) s = pt__error(PT_EBACKEND, "cuda backend: %s", cudaGetErrorString(e));
-  cudnnStatus_t ds = CUDNN_STATUS_SUCCESS;
-  if (s == PT_OK && (ds = cudnnCreate(&c->dnn)) != CUDNN_STATUS_SUCCESS)
-    s = pt__error(PT_EBACKEND, "cuda backend: cudnnCreate: %s", cudnnGetErrorString(ds));
-  if (s == PT_OK) cudnnSetStream(c->dnn, c->stream);
-  cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
-  if (s == PT_OK && (bs = cublasCreate(&c->blas)) != CUBLAS_STATUS_SUCCESS)
-    s = pt__error(PT_EBACKEND, "cuda backend: cublasCreate: %s", cublasGetStatusString(bs));
-  if (s == PT_OK) {
-    cublasSetStream(c->blas, c->stream);
-    /* fp32 GEMMs stay fp32 (no TF32): the CPU backend is the reference at 1e-5 */
-    cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
-  }
+  c->ln = &c->lane[0];
+  c->n_lanes = 1;
+  if (s == PT_OK) s = lane_make(&c->lane[0]);
   if (s != PT_OK) {
     pt_backend_free(be);
     return s;
   }
+  c->n_lanes = lanes_from_env();
   c->perf_variant = variant_from_env("PT_CUDA_PERF_VARIANT");
   c->samp_variant = variant_from_env("PT_CUDA_SAMP_VARIANT");
   const char *nh = getenv("PT_CUDA_PERF_NHWC");

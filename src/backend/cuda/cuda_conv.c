@@ -38,13 +38,13 @@ void pt__cuda_conv_cache_free(pt_cuda_ctx *c) {
 }
 
 static pt_status ensure_ws(pt_cuda_ctx *c, size_t bytes) {
-  if (bytes <= c->ws_bytes && c->ws) return PT_OK;
-  PT_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-  cudaFree(c->ws);
-  c->ws = NULL;
-  c->ws_bytes = 0;
-  PT__TRY(pt__cuda_malloc(c, bytes, &c->ws, "the cuDNN workspace"));
-  c->ws_bytes = bytes;
+  if (bytes <= c->ln->ws_bytes && c->ln->ws) return PT_OK;
+  PT_CUDA_CHECK(cudaStreamSynchronize(c->ln->stream));
+  cudaFree(c->ln->ws);
+  c->ln->ws = NULL;
+  c->ln->ws_bytes = 0;
+  PT__TRY(pt__cuda_malloc(c, bytes, &c->ln->ws, "the cuDNN workspace"));
+  c->ln->ws_bytes = bytes;
   return PT_OK;
 }
 
@@ -109,9 +109,9 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
   PT__TRY(ensure_ws(c, (size_t)256 << 20));
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int got = 0;
-  PT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c->dnn, a->xd, x, a->wd, w, a->cd, a->yd, y,
-                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->ws,
-                                                        c->ws_bytes));
+  PT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(c->ln->dnn, a->xd, x, a->wd, w, a->cd, a->yd, y,
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->ln->ws,
+                                                        c->ln->ws_bytes));
   int pick = -1;
   for (int i = 0; i < got && pick < 0; i++) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
@@ -134,9 +134,9 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
 static pt_status run_cudnn(pt_cuda_ctx *c, const cu_conv *v, const void *x, const void *w, void *y) {
   pt_cu_algo *a;
   PT__TRY(find_algo(c, v, x, w, y, &a));
-  if (a->ws > c->ws_bytes) PT__TRY(ensure_ws(c, a->ws));
+  if (a->ws > c->ln->ws_bytes) PT__TRY(ensure_ws(c, a->ws));
   const float one = 1.0f, zero = 0.0f;
-  PT_CUDNN_CHECK(cudnnConvolutionForward(c->dnn, &one, a->xd, x, a->wd, w, a->cd, a->algo, c->ws, a->ws, &zero, a->yd,
+  PT_CUDNN_CHECK(cudnnConvolutionForward(c->ln->dnn, &one, a->xd, x, a->wd, w, a->cd, a->algo, c->ln->ws, a->ws, &zero, a->yd,
                                          y));
   return PT_OK;
 }
@@ -146,7 +146,7 @@ static int64_t wcount(const pt_conv_desc *d) { return (int64_t)d->cout * (d->cin
 /* binary16 copy of the weights in scratch (they are rounded by the conversion). */
 static pt_status half_weights(pt_cuda_ctx *c, const pt_conv_desc *d, const float *w, void **wh) {
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)wcount(d) * 2, wh));
-  return pt__cu_f32_to_f16(c->stream, wcount(d), w, *wh);
+  return pt__cu_f32_to_f16(c->ln->stream, wcount(d), w, *wh);
 }
 
 pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
@@ -157,15 +157,15 @@ pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float
   const int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, ny = (int64_t)d->n * d->cout * d->oh * d->ow;
   if (!half) {
     PT__TRY(run_cudnn(c, &v, x, w, y));
-    return b ? pt__cu_conv_epilogue(c->stream, d->n, d->cout, (int64_t)d->oh * d->ow, y, 0, b, 0, y) : PT_OK;
+    return b ? pt__cu_conv_epilogue(c->ln->stream, d->n, d->cout, (int64_t)d->oh * d->ow, y, 0, b, 0, y) : PT_OK;
   }
   void *xh, *wh, *yh;
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)nx * 2, &xh));
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_OUT, (size_t)ny * 2, &yh));
-  PT__TRY(pt__cu_f32_to_f16(c->stream, nx, x, xh));
+  PT__TRY(pt__cu_f32_to_f16(c->ln->stream, nx, x, xh));
   PT__TRY(half_weights(c, d, w, &wh));
   PT__TRY(run_cudnn(c, &v, xh, wh, yh));
-  return pt__cu_conv_epilogue(c->stream, d->n, d->cout, (int64_t)d->oh * d->ow, yh, 1, b, 1, y);
+  return pt__cu_conv_epilogue(c->ln->stream, d->n, d->cout, (int64_t)d->oh * d->ow, yh, 1, b, 1, y);
 }
 
 pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, int nhwc, const float *x,
@@ -177,7 +177,7 @@ pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, in
   if (nhwc) { /* cuDNN's NHWC filter order, binary16 or float32 */
     void *wt;
     PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)wcount(d) * esz, &wt));
-    if (half) PT__TRY(pt__cu_weights_khwc(c->stream, d->cout, d->cin / d->groups, d->kh, d->kw, w, wt));
+    if (half) PT__TRY(pt__cu_weights_khwc(c->ln->stream, d->cout, d->cin / d->groups, d->kh, d->kw, w, wt));
     else return pt__error(PT_EUNSUPPORTED, "cuda conv: the NHWC perforation variant is fp16 only");
     wk = wt;
   } else if (half) {
@@ -205,13 +205,13 @@ pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, in
      * so the convolution needs no padding and a stride multiplied by the perforation stride */
     const int cnt = cp.cls_cnt[r], st = rows ? d->sh : d->sw, k = rows ? d->kh : d->kw;
     const int len = (cnt - 1) * s * st + k, hx = rows ? len : hp, wx = rows ? wp : len;
-    PT__TRY(pt__cu_pad_window(c->stream, d, rows, r * st, len, nhwc, x, xw, half));
+    PT__TRY(pt__cu_pad_window(c->ln->stream, d, rows, r * st, len, nhwc, x, xw, half));
     cu_conv v = {half, d->n, d->cin, hx, wx, {d->cin * hx * wx, hx * wx, wx}, d->cout, d->kh, d->kw, d->groups, 0, 0,
                  rows ? s * d->sh : d->sh, rows ? d->sw : s * d->sw, rows ? cnt : d->oh, rows ? d->ow : cnt, nhwc};
     PT__TRY(run_cudnn(c, &v, xw, wk, (char *)out + (size_t)cp.cls_off[r] * esz));
   }
   cp.src = out;
-  return pt__cu_conv_scatter(c->stream, d, &cp, b, y);
+  return pt__cu_conv_scatter(c->ln->stream, d, &cp, b, y);
 }
 
 pt_status pt__cuda_conv_perf_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
@@ -235,7 +235,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
       if (!pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset)) kept[nkg++] = f;
     void *tab;
     pt_status st = pt__cuda_scratch(c, PT_CU_SCR_TAB, (size_t)(nkg ? nkg : 1) * sizeof(int), &tab);
-    if (st == PT_OK && nkg && cudaMemcpyAsync(tab, kept, (size_t)nkg * sizeof(int), cudaMemcpyHostToDevice, c->stream) !=
+    if (st == PT_OK && nkg && cudaMemcpyAsync(tab, kept, (size_t)nkg * sizeof(int), cudaMemcpyHostToDevice, c->ln->stream) !=
                                   cudaSuccess)
       st = pt__error(PT_EBACKEND, "cuda conv: table upload: %s", cudaGetErrorString(cudaGetLastError()));
     free(kept);
@@ -246,7 +246,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
   const int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
   void *wk;
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)d->cout * (nkg ? nkg : 1) * esz, &wk));
-  PT__TRY(pt__cu_gather_weights(c->stream, d->cout, kg, kept_dev, nkg, d->samp_every ? d->samp_scale : 1.0f, w, wk,
+  PT__TRY(pt__cu_gather_weights(c->ln->stream, d->cout, kg, kept_dev, nkg, d->samp_every ? d->samp_scale : 1.0f, w, wk,
                                 half));
   /* images per chunk, so that the im2col matrix stays bounded */
   const int64_t per_img = (int64_t)G * nkg * nr * nc * esz;
@@ -264,19 +264,19 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
     float *ys = y + (int64_t)i0 * out_img;
     const int64_t M = (int64_t)sub.n * nr * nc;
     if (M > 0 && nkg > 0) {
-      PT__TRY(pt__cu_im2col(c->stream, &sub, kept_dev, nkg, xs, col, half));
+      PT__TRY(pt__cu_im2col(c->ln->stream, &sub, kept_dev, nkg, xs, col, half));
       const float one = 1.0f, zero = 0.0f;
       cudaDataType_t t = half ? CUDA_R_16F : CUDA_R_32F;
       /* row-major out_g (cog, M) = wk_g (cog, nkg) . col_g (nkg, M), as column-major out^T = col^T wk^T */
-      PT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)M, cog, nkg, &one, col, t,
+      PT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(c->ln->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)M, cog, nkg, &one, col, t,
                                                  (int)M, (long long)nkg * M, wk, t, nkg, (long long)cog * nkg, &zero,
                                                  out, CUDA_R_32F, (int)M, (long long)cog * M, G, CUBLAS_COMPUTE_32F,
                                                  CUBLAS_GEMM_DEFAULT));
     } else if (M > 0) { /* every filter element dropped: the product is zero */
-      PT_CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)d->cout * M * 4, c->stream));
+      PT_CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)d->cout * M * 4, c->ln->stream));
     }
     pt_cu_compact cp = {out, 0, 0, 0, nr, nc, {0}, {0}};
-    PT__TRY(pt__cu_conv_scatter(c->stream, &sub, &cp, b, ys));
+    PT__TRY(pt__cu_conv_scatter(c->ln->stream, &sub, &cp, b, ys));
   }
   return PT_OK;
 }
@@ -286,7 +286,7 @@ pt_status pt__cuda_conv_samp_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const 
   if (!d->samp_every || d->perf) return pt__error(PT_EINVAL, "cuda conv: the masked-weights variant is for sampling only");
   void *wm;
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_COL, (size_t)wcount(d) * sizeof(float), &wm));
-  PT__TRY(pt__cu_mask_weights(c->stream, d, w, wm));
+  PT__TRY(pt__cu_mask_weights(c->ln->stream, d, w, wm));
   pt_conv_desc e = *d;
   e.samp_every = e.samp_offset = 0;
   e.samp_scale = 0.0f;
@@ -335,14 +335,15 @@ static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d
     return pt__error(PT_EBACKEND, "cuda conv: cudaEventCreate failed");
   }
   float ms[2] = {INFINITY, INFINITY};
-  pt_status s = PT_OK;
+  /* other lanes' work would share the GPU with the timed runs and skew the choice */
+  pt_status s = pt__cuda_sync_all(c);
   for (int v = 1; v >= 0 && s == PT_OK; v--) { /* GEMM first, so that y ends with cuDNN's result when it wins */
     conv_fn fn = v ? pt__cuda_conv_gemm : cud;
     pt_status r = try_variant(c, fn, d, x, w, b, y);
     if (r == PT_OK) {
-      cudaEventRecord(e0, c->stream);
+      cudaEventRecord(e0, c->ln->stream);
       r = try_variant(c, fn, d, x, w, b, y);
-      cudaEventRecord(e1, c->stream);
+      cudaEventRecord(e1, c->ln->stream);
       if (r == PT_OK && cudaEventSynchronize(e1) == cudaSuccess) cudaEventElapsedTime(&ms[v], e0, e1);
     }
     if (r != PT_OK && r != PT_EUNSUPPORTED && r != PT_EBACKEND) s = r;

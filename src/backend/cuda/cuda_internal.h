@@ -1,7 +1,8 @@
-/* The CUDA backend's context and the pieces its files share. One stream per backend; cuDNN and
- * cuBLAS handles bound to it; scratch buffers that grow on demand and are reused across calls (the
- * executor keeps activations in its own pool, so scratch only holds half-precision copies, im2col
- * matrices and compact outputs). */
+/* The CUDA backend's context and the pieces its files share. Work goes to lanes (the backend
+ * interface's name for streams): each lane has its stream, cuDNN and cuBLAS handles bound to it, and
+ * scratch buffers that grow on demand and are reused across calls (the executor keeps activations in
+ * its own pool, so scratch only holds half-precision copies, im2col matrices and compact outputs).
+ * Lane 0 always exists; pt_exec_run_many spreads configs over more (PT_CUDA_LANES). */
 #ifndef PT_CUDA_INTERNAL_H
 #define PT_CUDA_INTERNAL_H
 
@@ -46,15 +47,26 @@ typedef struct pt_cu_algo {
   size_t ws;
 } pt_cu_algo;
 
-typedef struct pt_cuda_ctx {
-  int device;
-  cudaStream_t stream;
+#define PT_CU_LANES_MAX 8
+#define PT_CU_EVENTS 256 /* events per lane: mark m is recorded in ev[m % PT_CU_EVENTS] */
+
+typedef struct pt_cu_lane {
+  cudaStream_t stream; /* NULL: lane not made yet */
   cudnnHandle_t dnn;
   cublasHandle_t blas;
   void *scr[PT_CU_NSCR];
   size_t scr_bytes[PT_CU_NSCR];
   void *ws; /* cuDNN workspace */
   size_t ws_bytes;
+  cudaEvent_t *ev; /* (PT_CU_EVENTS), made on the first mark */
+  int64_t marks;   /* marks given so far */
+} pt_cu_lane;
+
+typedef struct pt_cuda_ctx {
+  int device;
+  pt_cu_lane lane[PT_CU_LANES_MAX];
+  pt_cu_lane *ln; /* the current lane: every call queues its work on ln->stream */
+  int cur, n_lanes; /* current lane's index; lanes offered to the executor (PT_CUDA_LANES) */
   pt_cu_algo *algos;
   int n_algos, cap_algos;
   pt_cu_variant perf_variant, samp_variant;
@@ -67,7 +79,9 @@ typedef struct pt_cuda_ctx {
 
 /* Device memory with the out-of-memory message users need (how much, what is free, what to do). */
 pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what);
-/* Scratch slot `slot` with at least `bytes` (grown, never shrunk). */
+/* Waits for the work queued on every lane. */
+pt_status pt__cuda_sync_all(pt_cuda_ctx *c);
+/* Scratch slot `slot` of the current lane with at least `bytes` (grown, never shrunk). */
 pt_status pt__cuda_scratch(pt_cuda_ctx *c, int slot, size_t bytes, void **ptr);
 
 /* Convolution variants (cuda_conv.c). All compute what pt__cpu_conv2d computes. */

@@ -13,14 +13,14 @@ pt_status pt__cuda_linear(void *ctx, int n, int in, int out, int fp16, const flo
     void *xh, *wh;
     PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_X, (size_t)n * in * 2, &xh));
     PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)out * in * 2, &wh));
-    PT__TRY(pt__cu_f32_to_f16(c->stream, (int64_t)n * in, x, xh));
-    PT__TRY(pt__cu_f32_to_f16(c->stream, (int64_t)out * in, w, wh));
+    PT__TRY(pt__cu_f32_to_f16(c->ln->stream, (int64_t)n * in, x, xh));
+    PT__TRY(pt__cu_f32_to_f16(c->ln->stream, (int64_t)out * in, w, wh));
     A = wh, B = xh, t = CUDA_R_16F;
   }
   /* row-major y (n, out) = x (n, in) . w (out, in)^T, i.e. column-major y^T = w^T' x^T */
   if (n > 0 && out > 0)
-    PT_CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, A, t, in, B, t, in, &zero, y,
+    PT_CUBLAS_CHECK(cublasGemmEx(c->ln->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, A, t, in, B, t, in, &zero, y,
                                  CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (!b && !fp16) return PT_OK;
-  return pt__cu_linear_bias(c->stream, n, out, fp16, b, y);
+  return pt__cu_linear_bias(c->ln->stream, n, out, fp16, b, y);
 }
