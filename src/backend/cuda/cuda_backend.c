@@ -108,7 +108,14 @@ static pt_status cu_lane_mark(void *ctx, int64_t *mark) {
   pt_cu_lane *l = c->ln;
   if (!l->ev) {
     if (!(l->ev = calloc(PT_CU_EVENTS, sizeof *l->ev))) return pt__error(PT_ENOMEM, "cuda backend: out of memory");
-    for (int i = 0; i < PT_CU_EVENTS; i++) PT_CUDA_CHECK(cudaEventCreateWithFlags(&l->ev[i], cudaEventDisableTiming));
+    for (int i = 0; i < PT_CU_EVENTS; i++) {
+      cudaError_t e = cudaEventCreateWithFlags(&l->ev[i], cudaEventDisableTiming);
+      if (e == cudaSuccess) continue;
+      while (i-- > 0) cudaEventDestroy(l->ev[i]); /* all or none, so that the next mark tries again */
+      free(l->ev);
+      l->ev = NULL;
+      return pt__error(PT_EBACKEND, "cuda backend: cudaEventCreate: %s", cudaGetErrorString(e));
+    }
   }
   *mark = ++l->marks;
   PT_CUDA_CHECK(cudaEventRecord(l->ev[*mark % PT_CU_EVENTS], l->stream));
@@ -370,9 +377,10 @@ static pt_status cu_create(int threads, pt_backend **out) {
   cudaDriverGetVersion(&drv);
   size_t cv = cudnnGetVersion();
   c->mem_total = prop.totalGlobalMem;
-  snprintf(c->desc, sizeof c->desc, "CUDA %s (sm_%d%d, %.0f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu",
+  snprintf(c->desc, sizeof c->desc,
+           "CUDA %s (sm_%d%d, %.0f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, %d stream%s for batches",
            prop.name, prop.major, prop.minor, (double)prop.totalGlobalMem / 1073741824.0, rt / 1000, rt % 1000 / 10,
-           drv / 1000, drv % 1000 / 10, cv / 10000, cv % 10000 / 100, cv % 100);
+           drv / 1000, drv % 1000 / 10, cv / 10000, cv % 10000 / 100, cv % 100, c->n_lanes, c->n_lanes > 1 ? "s" : "");
   *out = be;
   return PT_OK;
 }
