@@ -105,6 +105,14 @@ Test(cli, measure_without_arguments_measures_the_demo) {
   cr_assert(acc > 90.0 && acc <= 100.0, "demo accuracy %g", acc);
   cr_assert_not_null(strstr(R.out, "images/s"));
   cr_assert_not_null(strstr(R.out, "wall time"));
+  /* backend auto where CUDA is built in but cannot run: the CPU runs, and the output says why */
+  for (int i = 0; i < pt_backend_count(); i++) {
+    const char *why = "";
+    if (!strcmp(pt_backend_name_at(i), "cuda") && !pt_backend_available_at(i, &why)) {
+      cr_assert_not_null(strstr(R.out, "backend    CPU"), "%s", R.out);
+      cr_assert_not_null(strstr(R.out, "(auto: cuda cannot run here: "), "%s", R.out);
+    }
+  }
 
   /* --test, --count, --predictions and --log together */
   run("measure --test --count 200 --batch-size 64 --predictions /tmp/pt_cli_pred.bin --log /tmp/pt_cli.log");

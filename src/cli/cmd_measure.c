@@ -276,6 +276,11 @@ int pt_cmd_measure(int argc, char **argv) {
   printf("data       %s: %s set, %lld images of %dx%dx%d, batch %ld\n", a.data, a.test ? "test" : "tune",
          (long long)ds->n, c, h, w, a.batch);
   printf("backend    %s\n", pt_backend_describe(be));
+  if (!strcmp(a.backend, "auto")) /* say why auto did not pick the first backend built in (cuda) */
+    for (int i = 0; i < pt_backend_count() && strcmp(pt_backend_name_at(i), pt_backend_name(be)); i++) {
+      const char *why = "";
+      if (!pt_backend_available_at(i, &why)) printf("           (auto: %s cannot run here: %s)\n", pt_backend_name_at(i), why);
+    }
   printf("config     %s\n", a.fp16 ? "every op FP16Approx" : config_desc[0] ? config_desc : "exact fp32 network");
   fflush(stdout);
   pt_log(PT_LOG_INFO, "measure %s on %s (%s set, %lld images), backend %s", a.model, a.data, a.test ? "test" : "tune",
