@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app/app_internal.h"
+#include "backend/backend_iface.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
 
@@ -580,9 +581,67 @@ static float p1_rand(void) {
   return (float)((p1_rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
+/* A device P1 predictor played in plain C through the backend interface, as the interface defines
+ * it: deltas sample-major (rows, n_slots, cols), each row's base plus its config's deltas in the
+ * order listed. pt__p1_attach converts the CPU's blocked layout for it exactly as for the GPU, so
+ * this checks that conversion and the device path of pt__p1_predict without a GPU. */
+typedef struct ref_p1 {
+  int rows, cols, n_slots;
+  float *base, *delta;
+  int32_t *labels;
+} ref_p1;
+static int ref_p1_calls;
+
+static pt_status ref_p1_upload(void *ctx, int rows, int cols, int n_slots, const float *base, const float *delta,
+                               const int32_t *labels, void **model) {
+  (void)ctx;
+  ref_p1 *m = calloc(1, sizeof *m);
+  size_t nb = (size_t)rows * cols, nd = nb * (size_t)n_slots;
+  m->rows = rows, m->cols = cols, m->n_slots = n_slots;
+  m->base = malloc(nb * sizeof *m->base);
+  m->delta = malloc((nd ? nd : 1) * sizeof *m->delta);
+  m->labels = malloc((size_t)rows * sizeof *m->labels);
+  memcpy(m->base, base, nb * sizeof *m->base);
+  memcpy(m->delta, delta, nd * sizeof *m->delta);
+  memcpy(m->labels, labels, (size_t)rows * sizeof *m->labels);
+  *model = m;
+  return PT_OK;
+}
+static pt_status ref_p1_predict(void *ctx, void *model, int n, int max_k, const int *slots, const int *ns,
+                                int64_t *correct) {
+  (void)ctx;
+  const ref_p1 *m = model;
+  float *v = malloc((size_t)m->cols * sizeof *v);
+  for (int k = 0; k < n; k++) {
+    correct[k] = 0;
+    for (int r = 0; r < m->rows; r++) {
+      for (int j = 0; j < m->cols; j++) v[j] = m->base[(size_t)r * m->cols + j];
+      for (int i = 0; i < ns[k]; i++) {
+        const float *dl = m->delta + ((size_t)r * m->n_slots + (size_t)slots[(size_t)k * max_k + i]) * m->cols;
+        for (int j = 0; j < m->cols; j++) v[j] += dl[j];
+      }
+      int best = 0;
+      for (int j = 1; j < m->cols; j++)
+        if (v[j] > v[best] || (isnan(v[best]) && !isnan(v[j]))) best = j;
+      correct[k] += best == m->labels[r];
+    }
+  }
+  free(v);
+  ref_p1_calls++;
+  return PT_OK;
+}
+static void ref_p1_free(void *ctx, void *model) {
+  (void)ctx;
+  ref_p1 *m = model;
+  free(m->base), free(m->delta), free(m->labels), free(m);
+}
+static const pt_backend_iface ref_p1_iface = {
+    .name = "ref-p1", .p1_upload = ref_p1_upload, .p1_predict = ref_p1_predict, .p1_free = ref_p1_free};
+
 /* 5 ops with 2..6 knobs (some deltas all zero, so they get no slot), rows not a multiple of the
  * block, NaNs in the baseline; every config's prediction equals top-1 accuracy of base + its deltas
- * summed in op order (first maximum wins, a NaN loses to any number). */
+ * summed in op order (first maximum wins, a NaN loses to any number), on the CPU and through the
+ * device interface (ref_p1 above). */
 static void p1_matches_naive(int cols) {
   pt_app app;
   memset(&app, 0, sizeof app);
@@ -615,6 +674,19 @@ static void p1_matches_naive(int cols) {
       cfg[k * nops + op] = (uint16_t)(k == 0 ? 0 : (uint32_t)(p1_rand() * 1000 + 1000) % (uint32_t)nk[op]);
   double *q = malloc(n * sizeof *q);
   pt__p1_predict(&app, &m, n, cfg, q);
+  /* the same model attached to the plain-C device: the same predictions, computed there */
+  pt__p1 md;
+  cr_assert_eq(pt__p1_from_tensors(&app, rows, cols, base, (const float *const *)d, labels, &md), PT_OK);
+  pt_backend ref = {&ref_p1_iface, NULL};
+  cr_assert_eq(pt__p1_attach(&md, &ref), PT_OK, "%s", pt_last_error());
+  double *qd = malloc(n * sizeof *qd);
+  int calls = ref_p1_calls;
+  pt__p1_predict(&app, &md, n, cfg, qd);
+  cr_assert_eq(ref_p1_calls, calls + 1, "the prediction did not run on the device");
+  for (int k = 0; k < n; k++)
+    cr_assert_eq(qd[k], q[k], "%d classes, config %d: CPU %.6f, through the device layout %.6f", cols, k, q[k], qd[k]);
+  free(qd);
+  pt__p1_free(&md);
   float *v = malloc((size_t)cols * sizeof *v);
   int distinct = 0;
   for (int k = 0; k < n; k++) {
@@ -642,7 +714,7 @@ static void p1_matches_naive(int cols) {
   pt__app_free_tables(&app);
 }
 
-Test(p1, cpu_prediction_matches_its_definition) {
+Test(p1, cpu_and_device_layout_predictions_match_the_definition) {
   p1_matches_naive(10);
   p1_matches_naive(3);
   p1_matches_naive(37);
