@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "graph/graph_internal.h"
 
@@ -184,6 +185,12 @@ int write_all(const char *path, const void *data, size_t len) {
   size_t w = fwrite(data, 1, len, f);
   fclose(f);
   return w == len ? 0 : -1;
+}
+
+const char *write_tmp_file(const char *tag, const char *name, const void *data, size_t len) {
+  static char path[256];
+  snprintf(path, sizeof path, "/tmp/pt_%s_%d_%s", tag, (int)getpid(), name);
+  return write_all(path, data, len) == 0 ? path : NULL;
 }
 
 pt_op_exec knob_setting_of(const pt_graph *g, int op, int v) {

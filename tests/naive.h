@@ -28,6 +28,9 @@ int guard_intact(const float *x, int64_t n, int guard);
 void *read_all(const char *path, size_t *len);
 /* Writes len bytes to path; returns 0 on success. */
 int write_all(const char *path, const void *data, size_t len);
+/* Writes len bytes to /tmp/pt_<tag>_<pid>_<name> and returns that path (a static buffer, valid until
+ * the next call), or NULL when the file cannot be written. */
+const char *write_tmp_file(const char *tag, const char *name, const void *data, size_t len);
 /* One of a few knob settings for op `op` of g, picked by v: convolutions get every kind (exact,
  * fp16, PromiseSim, row and column perforation, sampling); linear layers exact, fp16 or
  * PromiseSim; other ops exact or fp16. */

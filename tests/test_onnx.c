@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "onnx.pb-c.h"
+#include "naive.h"
 #include "predtuner/predtuner.h"
 
 #define TESTDATA_DEFAULT "/usr/share/libonnx-testdata/data"
@@ -34,7 +35,7 @@ static void *slurp(const char *path, size_t *len) {
 }
 
 /* max |a - b| / max |b| (ggml's normalised error); NaN anywhere gives INFINITY */
-static double norm_err(const float *a, const float *b, int64_t n) {
+static double max_norm_err(const float *a, const float *b, int64_t n) {
   double num = 0, den = 0;
   for (int64_t i = 0; i < n; i++) {
     if (isnan(a[i]) != isnan(b[i])) return INFINITY;
@@ -152,7 +153,7 @@ static int run_case(const char *dir, pt_backend *be, int *op, char *why, size_t 
           y = malloc((size_t)(out_n ? out_n : 1) * sizeof *y);
           s = pt_exec_create(g, be, &ex);
           if (s == PT_OK) s = pt_exec_run(ex, x.data, n, NULL, y);
-          double err = s == PT_OK ? norm_err(y, want.data, out_n) : INFINITY;
+          double err = s == PT_OK ? max_norm_err(y, want.data, out_n) : INFINITY;
           if (s != PT_OK) snprintf(why, whylen, "run: %s", pt_last_error()), result = R_FAIL;
           else if (!(err <= 1e-4)) snprintf(why, whylen, "error %.3g > 1e-4", err), result = R_FAIL;
         }
@@ -291,9 +292,9 @@ Test(onnx, pytorch_view_with_dynamic_batch_matches_pytorch) {
   tiny_run t = tiny_start(g);
   float y[40];
   cr_assert_eq(pt_exec_run(t.ex, t.x, 4, NULL, y), PT_OK, "%s", pt_last_error());
-  cr_assert(norm_err(y, t.want, 40) <= 1e-5, "error vs PyTorch %g", norm_err(y, t.want, 40));
+  cr_assert(max_norm_err(y, t.want, 40) <= 1e-5, "error vs PyTorch %g", max_norm_err(y, t.want, 40));
   cr_assert_eq(pt_exec_run(t.ex, t.x + 3 * 16 * 16, 3, NULL, y), PT_OK); /* images 1..3 alone */
-  cr_assert(norm_err(y, t.want + 10, 30) <= 1e-5);
+  cr_assert(max_norm_err(y, t.want + 10, 30) <= 1e-5);
   tiny_end(&t);
   pt_graph_free(g);
 }
@@ -324,14 +325,14 @@ Test(onnx, pytorch_export_matches_pytorch) {
   tiny_run t = tiny_start(g);
   float y[40];
   cr_assert_eq(pt_exec_run(t.ex, t.x, 4, NULL, y), PT_OK, "%s", pt_last_error());
-  double err = norm_err(y, t.want, 40);
+  double err = max_norm_err(y, t.want, 40);
   cr_assert(err <= 1e-5, "error vs PyTorch %g", err);
   /* knobs apply to ONNX convolutions as to the zoo's: perforating the stem changes the output */
   pt_op_exec cfg[15] = {{0}};
   cfg[0] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_row = 1, .perf_stride = 2, .perf_offset = 0};
   cfg[2].fp16 = 1;
   cr_assert_eq(pt_exec_run(t.ex, t.x, 4, cfg, y), PT_OK, "%s", pt_last_error());
-  double d = norm_err(y, t.want, 40);
+  double d = max_norm_err(y, t.want, 40);
   cr_assert(d > 1e-4 && d < 0.5, "approximate run differs by %g", d);
   tiny_end(&t);
   pt_graph_free(g);
@@ -396,18 +397,9 @@ Test(onnx, demo_lenet_onnx_tunes_like_the_zoo, .timeout = 300) {
 
 /* ---- bad input: one-line errors naming the file and the problem ---- */
 
-static char *tmp_write(const char *name, const void *data, size_t len) {
-  static char path[256];
-  snprintf(path, sizeof path, "/tmp/pt_onnx_%d_%s", (int)getpid(), name);
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  if (len) cr_assert_eq(fwrite(data, 1, len, f), len);
-  fclose(f);
-  return path;
-}
-
 static void expect_error(const void *data, size_t len, pt_status want, const char *needle) {
-  char *path = tmp_write("bad.onnx", data, len);
+  const char *path = write_tmp_file("onnx", "bad.onnx", data, len);
+  cr_assert_not_null(path);
   pt_graph *g = (pt_graph *)1;
   pt_status s = pt_onnx_load(path, &g);
   cr_expect_eq(s, want, "status %s, want %s: %s", pt_status_name(s), pt_status_name(want), pt_last_error());
@@ -484,7 +476,8 @@ Test(onnx, bad_input_is_a_clear_error) {
   expect_edit_error(edit_second_input, PT_EUNSUPPORTED, "2 data inputs");
   free(good);
   /* the CLI: exit status 1 and the message on stderr */
-  char *path = tmp_write("trunc.onnx", garbage, 100);
+  const char *path = write_tmp_file("onnx", "trunc.onnx", garbage, 100);
+  cr_assert_not_null(path);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "'%s' measure --model '%s' --data '%s' >/dev/null 2>'%s.err'", PT_CLI_PATH, path, DEMO, path);
   int st = system(cmd);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "io/zip.h"
+#include "naive.h"
 #include "predtuner/predtuner.h"
 
 #define FIX PT_SOURCE_DIR "/tests/fixtures/pth"
@@ -200,19 +201,10 @@ static buf lenet_zip(const char *skip) {
   return z;
 }
 
-static const char *write_tmp(const char *name, const void *d, size_t n) {
-  static char path[256];
-  snprintf(path, sizeof path, "/tmp/pt_pth_%d_%s", (int)getpid(), name);
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  if (n) cr_assert_eq(fwrite(d, 1, n, f), n);
-  fclose(f);
-  return path;
-}
-
 Test(pth, demo_lenet_from_a_checkpoint_measures_like_safetensors) {
   buf z = lenet_zip(NULL);
-  const char *path = write_tmp("lenet.pth", z.d, z.n);
+  const char *path = write_tmp_file("pth", "lenet.pth", z.d, z.n);
+  cr_assert_not_null(path);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "'%s' measure --model lenet_mnist --weights '%s' --data '%s' --backend cpu > '%s.out' 2>&1",
            PT_CLI_PATH, path, DEMO, path);
