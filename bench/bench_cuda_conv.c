@@ -16,18 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend_iface.h"
 #include "backend/cuda/cuda_internal.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
+#include "graph/node_desc.h"
 #include "kernels/knob_math.h"
 #include "predtuner/predtuner.h"
 
 typedef struct variant {
   const char *name;
-  int fp16, perf, stride, samp, impl; /* impl: 0 cuDNN exact, 1 strided cuDNN NCHW, 2 im2col + GEMM,
-                                         3 strided cuDNN NHWC (fp16), 4 cuDNN by masked weights
-                                         (sampling), 5 the backend's dispatch (timed choice) */
+  int fp16, perf_dir, stride, samp, impl; /* perf_dir: pt_perf_dir; impl: 0 cuDNN exact, 1 strided cuDNN NCHW,
+                                             2 im2col + GEMM, 3 strided cuDNN NHWC (fp16), 4 cuDNN by masked
+                                             weights (sampling), 5 the backend's dispatch (timed choice) */
 } variant;
 
 static const variant V[] = {
@@ -63,7 +63,7 @@ static pt_backend *cpu, *gpu;
 
 static pt_conv_desc with_variant(pt_conv_desc d, const variant *v) {
   d.fp16 = v->fp16;
-  d.perf = v->perf;
+  d.perf_dir = v->perf_dir;
   d.perf_stride = v->stride;
   d.perf_offset = 0;
   d.samp_every = v->samp;

@@ -8,16 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend_iface.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
+#include "graph/node_desc.h"
 #include "kernels/knob_math.h"
 #include "predtuner/predtuner.h"
 
 typedef struct variant {
   const char *knob, *what;
   double exp;
-  int fp16, perf, stride, samp, promise;
+  int fp16, perf_dir, stride, samp, promise; /* perf_dir: pt_perf_dir */
 } variant;
 
 static const variant V[] = {
@@ -53,8 +53,8 @@ static int cmp_d(const void *a, const void *b) {
 static pt_status run_variant(pt_backend *be, const variant *v, pt_conv_desc d, const float *x, const float *w,
                              const float *b, float *y, float *xq) {
   d.fp16 = v->fp16;
-  if (v->perf) {
-    d.perf = v->perf;
+  if (v->perf_dir) {
+    d.perf_dir = v->perf_dir;
     d.perf_stride = v->stride;
     d.perf_offset = 0;
   }

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "app/app_internal.h"
-#include "backend/backend_iface.h"
+#include "backend/backend_ext.h"
 #include "core/rng.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
@@ -122,7 +122,7 @@ static void bench_app(pt_app *app, const char *label) {
   double r1 = run_loop(app, QOS_P1, &p1, NULL, &n1, 256);
   printf("  qos_p1 + cost_linear   %12.0f configs/s  (%ld configs, search batch 256, %d threads)\n", r1, n1,
          omp_get_max_threads());
-  if (app->be && app->be->iface->p1_upload) {
+  if (pt__backend_has_p1(app->be)) {
     pt__p1 p1g;
     if (pt__p1_from_tensors(app, rows, cols, base, d, labels, &p1g) != PT_OK || pt__p1_attach(&p1g, app->be) != PT_OK) {
       fprintf(stderr, "bench_tune: P1 on %s: %s\n", pt_backend_name(app->be), pt_last_error());

@@ -24,10 +24,10 @@ __device__ __forceinline__ float pt__kept(const pt_conv_desc &d, const pt_cu_com
   int64_t idx;
   const int s = d.perf_stride;
   if (c.cls == 0) {
-    int r = d.perf == 1 ? pt_km_perf_compact_index(oy, s, d.perf_offset) : oy;
-    int q = d.perf == 2 ? pt_km_perf_compact_index(ox, s, d.perf_offset) : ox;
+    int r = d.perf_dir == PT_PERF_ROWS ? pt_km_perf_compact_index(oy, s, d.perf_offset) : oy;
+    int q = d.perf_dir == PT_PERF_COLS ? pt_km_perf_compact_index(ox, s, d.perf_offset) : ox;
     idx = (int64_t)co * ((int64_t)d.n * c.nr * c.nc) + ((int64_t)img * c.nr + r) * c.nc + q;
-  } else if (d.perf == 1) {
+  } else if (d.perf_dir == PT_PERF_ROWS) {
     int rr = oy % s;
     idx = c.cls_off[rr] + (c.nhwc ? (((int64_t)img * c.cls_cnt[rr] + oy / s) * d.ow + ox) * d.cout + co
                                   : (((int64_t)img * d.cout + co) * c.cls_cnt[rr] + oy / s) * d.ow + ox);
@@ -38,7 +38,7 @@ __device__ __forceinline__ float pt__kept(const pt_conv_desc &d, const pt_cu_com
   }
   float v = c.half ? __half2float(((const __half *)c.src)[idx]) : ((const float *)c.src)[idx];
   /* fp16 perforation rounds the convolution before the fill (a binary16 source already is) */
-  return d.fp16 && d.perf ? pt__rd16(v) : v;
+  return d.fp16 && d.perf_dir ? pt__rd16(v) : v;
 }
 
 /* IT: the index type of the decomposition. 64-bit division is emulated on the GPU and costs more than
@@ -51,19 +51,19 @@ __global__ void pt_k_conv_scatter(pt_conv_desc d, pt_cu_compact c, const float *
     const IT i = (IT)i64, ow = (IT)d.ow, oh = (IT)d.oh, cout = (IT)d.cout;
     int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
     int co = (int)((i / (oh * ow)) % cout), img = (int)(i / (cout * oh * ow));
-    const int pos = d.perf == 1 ? oy : ox, size = d.perf == 1 ? d.oh : d.ow;
+    const int pos = d.perf_dir == PT_PERF_ROWS ? oy : ox, size = d.perf_dir == PT_PERF_ROWS ? d.oh : d.ow;
     float v;
-    if (d.perf && pt_km_perf_skipped(pos, d.perf_stride, d.perf_offset)) {
+    if (d.perf_dir && pt_km_perf_skipped(pos, d.perf_stride, d.perf_offset)) {
       int a, bb;
       pt_km_perf_fill_src(pos, size, &a, &bb);
       if (a < 0) {
         v = 0.0f;
       } else {
-        float va = d.perf == 1 ? pt__kept(d, c, img, co, a, ox) : pt__kept(d, c, img, co, oy, a);
+        float va = d.perf_dir == PT_PERF_ROWS ? pt__kept(d, c, img, co, a, ox) : pt__kept(d, c, img, co, oy, a);
         if (a == bb) {
           v = va;
         } else {
-          float vb = d.perf == 1 ? pt__kept(d, c, img, co, bb, ox) : pt__kept(d, c, img, co, oy, bb);
+          float vb = d.perf_dir == PT_PERF_ROWS ? pt__kept(d, c, img, co, bb, ox) : pt__kept(d, c, img, co, oy, bb);
           v = fp16 ? pt__rd16(pt__rd16(va + vb) * 0.5f) : (va + vb) / 2.0f;
         }
       }
@@ -71,7 +71,7 @@ __global__ void pt_k_conv_scatter(pt_conv_desc d, pt_cu_compact c, const float *
       v = pt__kept(d, c, img, co, oy, ox);
     }
     if (b) v += pt__rd(b[co], fp16);
-    if (fp16 && (b || !d.perf)) v = pt__rd16(v);
+    if (fp16 && (b || !d.perf_dir)) v = pt__rd16(v);
     y[i64] = v;
   }
 }

@@ -65,8 +65,8 @@ __global__ void pt_k_im2col(pt_conv_desc d, const int *kept, int nkg, int nr, in
     int t = (int)(i / M);
     int g = t / nkg, flat = kept ? kept[t % nkg] : t % nkg;
     int q = (int)(m % (IT)nc), r = (int)((m / (IT)nc) % (IT)nr), img = (int)(m / ((IT)nc * nr));
-    int oy = d.perf == 1 ? pt_km_perf_kept_index(r, d.perf_stride, d.perf_offset) : r;
-    int ox = d.perf == 2 ? pt_km_perf_kept_index(q, d.perf_stride, d.perf_offset) : q;
+    int oy = d.perf_dir == PT_PERF_ROWS ? pt_km_perf_kept_index(r, d.perf_stride, d.perf_offset) : r;
+    int ox = d.perf_dir == PT_PERF_COLS ? pt_km_perf_kept_index(q, d.perf_stride, d.perf_offset) : q;
     int c = g * cig + flat / khw, ki = (flat / d.kw) % d.kh, kj = flat % d.kw;
     int iy = pt_km_in_coord(oy, ki, d.sh, d.ph), ix = pt_km_in_coord(ox, kj, d.sw, d.pw);
     float v = iy >= 0 && iy < d.h && ix >= 0 && ix < d.w ? x[(((int64_t)img * d.cin + c) * d.h + iy) * d.w + ix] : 0.0f;
@@ -114,8 +114,8 @@ extern "C" pt_status pt__cu_pad(cudaStream_t stream, const pt_conv_desc *d, cons
 
 extern "C" pt_status pt__cu_im2col(cudaStream_t stream, const pt_conv_desc *d, const int *kept, int nkg,
                                    const float *x, void *col, int half) {
-  int nr = d->perf == 1 ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
-  int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
+  int nr = d->perf_dir == PT_PERF_ROWS ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
+  int nc = d->perf_dir == PT_PERF_COLS ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
   int64_t total = (int64_t)d->groups * nkg * d->n * nr * nc;
   if (total <= 0) return PT_OK;
   const unsigned g = pt__grid(total, 256);

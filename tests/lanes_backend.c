@@ -24,7 +24,7 @@ typedef struct item {
   pt_conv_desc cd;
   pt_pool_desc pd;
   int n, a, b, fp16;
-  pt_op_type type;
+  pt_act type;
   int64_t count;
   float f0, f1;
   uint64_t u0, u1;
@@ -181,7 +181,7 @@ static pt_status l_linear(void *ctx, int n, int in, int out, int fp16, const flo
   return push(ctx, (item){.kind = IT_OP, .op = OP_LINEAR, .n = n, .a = in, .b = out, .fp16 = fp16, .x = x, .w = w,
                           .bias = b, .y = y});
 }
-static pt_status l_act(void *ctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y) {
+static pt_status l_act(void *ctx, pt_act type, int64_t count, int fp16, const float *x, float *y) {
   return push(ctx, (item){.kind = IT_OP, .op = OP_ACT, .type = type, .count = count, .fp16 = fp16, .x = x, .y = y});
 }
 static pt_status l_pool(void *ctx, const pt_pool_desc *d, const float *x, float *y) {

@@ -200,8 +200,8 @@ pt_op_exec knob_setting_of(const pt_graph *g, int op, int v) {
     case 0: break;
     case 1: e.fp16 = 1; break;
     case 2: e.kind = PT_APPROX_PROMISE, e.promise_level = 3; break;
-    case 3: e.kind = PT_APPROX_PERFORATE, e.perf_row = 1, e.perf_stride = 2, e.perf_offset = 1; break;
-    case 4: e.kind = PT_APPROX_PERFORATE, e.perf_stride = 3, e.perf_offset = 0, e.fp16 = 1; break;
+    case 3: e.kind = PT_APPROX_PERFORATE, e.perf_dir = PT_PERF_ROWS, e.perf_stride = 2, e.perf_offset = 1; break;
+    case 4: e.kind = PT_APPROX_PERFORATE, e.perf_dir = PT_PERF_COLS, e.perf_stride = 3, e.perf_offset = 0, e.fp16 = 1; break;
     case 5: e.kind = PT_APPROX_SAMPLING, e.samp_every = 2, e.samp_offset = 1, e.samp_interp = 1.0f; break;
   }
   return e;

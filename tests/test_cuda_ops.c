@@ -13,6 +13,7 @@
 #include "app/app_internal.h"
 #include "backend/backend_iface.h"
 #include "backend/cuda/cuda_internal.h"
+#include "graph/graph_internal.h"
 #include "core/rng.h"
 #include "kernels/knob_math.h"
 #include "models/models.h"
@@ -209,7 +210,7 @@ Test(cuda_ops, elementwise_and_pooling, .init = need_gpu, .fini = done) {
       float *a = rnd(n, -3, 3), *b = rnd(n, -3, 3), *ref = malloc((size_t)n * 4);
       float *da = dev_copy(a, n), *db = dev_copy(b, n), *dy;
       for (int k = 0; k < 2; k++) {
-        pt_op_type ty = k ? PT_OP_TANH : PT_OP_RELU;
+        pt_act ty = k ? PT_ACT_TANH : PT_ACT_RELU;
         cpu->iface->activation(cpu->ctx, ty, n, fp16, a, ref);
         dy = dev_out(n);
         cr_assert_eq(gpu->iface->activation(gpu->ctx, ty, n, fp16, da, dy), PT_OK);
@@ -355,8 +356,10 @@ Test(cuda_ops, demo_network_matches_cpu, .init = need_gpu, .fini = done) {
       int is_conv = pt__graph_op_node(g, o)->type == PT_OP_CONV2D;
       if (cfg == 1) ops[o].fp16 = 1;
       if (cfg == 2 && is_conv)
-        ops[o] = (pt_op_exec){PT_APPROX_PERFORATE, 0, (uint8_t)(o % 2), 2, (uint8_t)(o % 2), 0, 0, 0, 0.0f};
-      if (cfg == 3 && is_conv) ops[o] = (pt_op_exec){PT_APPROX_SAMPLING, 1, 0, 0, 0, 2, (uint8_t)(o % 2), 0, 1.0f};
+        ops[o] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_dir = (uint8_t)(o % 2 ? PT_PERF_ROWS : PT_PERF_COLS),
+                              .perf_stride = 2, .perf_offset = (uint8_t)(o % 2)};
+      if (cfg == 3 && is_conv) ops[o] = (pt_op_exec){.kind = PT_APPROX_SAMPLING, .fp16 = 1, .samp_every = 2,
+                                                        .samp_offset = (uint8_t)(o % 2), .samp_interp = 1.0f};
     }
     for (int o = 0; o < nops; o++)
       if (ops[o].kind == PT_APPROX_SAMPLING) ops[o].samp_interp = 1.0f;

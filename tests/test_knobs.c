@@ -43,7 +43,7 @@ Test(knobs, default_set_is_predtuners_56) {
       char name[8];
       snprintf(name, sizeof name, "%d", atoi(perf[i].n) - (fp16 ? 0 : 30));
       k = K(ks, name);
-      cr_assert(k->cls == PT_KNOB_PERFORATE && k->direction_is_row == perf[i].row && k->stride == perf[i].stride &&
+      cr_assert(k->cls == PT_KNOB_PERFORATE && k->perf_dir == (perf[i].row ? PT_PERF_ROWS : PT_PERF_COLS) && k->stride == perf[i].stride &&
                     k->offset == perf[i].off && k->exp_speedup == perf[i].sp && k->use_fp16 == fp16 &&
                     k->devices == (fp16 ? PT_DEVICE_GPU : PT_DEVICE_CPU),
                 "knob %s", name);
@@ -186,7 +186,7 @@ Test(knobs, configs_load_in_both_formats_and_resolve) {
   pt_config *c = &cl->configs[0];
   cr_assert_eq(pt_config_resolve(sp, ks, c->n, (const char *const *)c->ops, (const char *const *)c->knobs, ops, chosen),
                PT_OK, "%s", pt_last_error());
-  cr_assert(ops[0].kind == PT_APPROX_PERFORATE && ops[0].perf_row == 1 && ops[0].perf_stride == 2 && ops[0].perf_offset == 0);
+  cr_assert(ops[0].kind == PT_APPROX_PERFORATE && ops[0].perf_dir == PT_PERF_ROWS && ops[0].perf_stride == 2 && ops[0].perf_offset == 0);
   cr_assert(ops[3].kind == PT_APPROX_SAMPLING && ops[3].samp_every == 3 && ops[3].samp_offset == 0 && !ops[3].fp16);
   c = &cl->configs[1]; /* ops left out get the baseline */
   cr_assert_eq(pt_config_resolve(sp, ks, c->n, (const char *const *)c->ops, (const char *const *)c->knobs, ops, chosen), PT_OK);
@@ -366,15 +366,15 @@ static void simulate_perforation(const pt_conv_desc *d, const float *x, const fl
   for (int i = 0; i < d->n * d->cout; i++) {
     float *pl = y + (int64_t)i * P;
     if (d->fp16) pt_round_f16_array(pl, P);
-    int size = d->perf == 1 ? d->oh : d->ow;
+    int size = d->perf_dir == PT_PERF_ROWS ? d->oh : d->ow;
     for (int s = d->perf_offset; s < size; s += d->perf_stride)
-      for (int o = 0; o < (d->perf == 1 ? d->ow : d->oh); o++) {
+      for (int o = 0; o < (d->perf_dir == PT_PERF_ROWS ? d->ow : d->oh); o++) {
         int a = s == 0 ? 1 : s - 1, bb = s == 0 ? 1 : (s == size - 1 ? s - 1 : s + 1);
-        float *at = d->perf == 1 ? &pl[s * d->ow + o] : &pl[o * d->ow + s];
+        float *at = d->perf_dir == PT_PERF_ROWS ? &pl[s * d->ow + o] : &pl[o * d->ow + s];
         float va = 0, vb = 0;
         if (!(s == 0 && size == 1)) {
-          va = d->perf == 1 ? pl[a * d->ow + o] : pl[o * d->ow + a];
-          vb = d->perf == 1 ? pl[bb * d->ow + o] : pl[o * d->ow + bb];
+          va = d->perf_dir == PT_PERF_ROWS ? pl[a * d->ow + o] : pl[o * d->ow + a];
+          vb = d->perf_dir == PT_PERF_ROWS ? pl[bb * d->ow + o] : pl[o * d->ow + bb];
         }
         *at = d->fp16 ? pt_round_f16(pt_round_f16(va + vb) * 0.5f) : (va + vb) / 2.0f;
       }
@@ -427,7 +427,7 @@ static void compare_real_and_simulated(int sampling) {
               d.samp_offset = off;
               d.samp_scale = pt_km_samp_scale(stride, off == 1 ? 0.5 : 1.0);
             } else {
-              d.perf = dir;
+              d.perf_dir = dir;
               d.perf_stride = stride;
               d.perf_offset = off;
             }

@@ -329,7 +329,7 @@ Test(onnx, pytorch_export_matches_pytorch) {
   cr_assert(err <= 1e-5, "error vs PyTorch %g", err);
   /* knobs apply to ONNX convolutions as to the zoo's: perforating the stem changes the output */
   pt_op_exec cfg[15] = {{0}};
-  cfg[0] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_row = 1, .perf_stride = 2, .perf_offset = 0};
+  cfg[0] = (pt_op_exec){.kind = PT_APPROX_PERFORATE, .perf_dir = PT_PERF_ROWS, .perf_stride = 2, .perf_offset = 0};
   cfg[2].fp16 = 1;
   cr_assert_eq(pt_exec_run(t.ex, t.x, 4, cfg, y), PT_OK, "%s", pt_last_error());
   double d = max_norm_err(y, t.want, 40);

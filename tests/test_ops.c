@@ -135,13 +135,13 @@ Test(cpu_ops, batchnorm_activations_add_softmax_match_naive) {
   naive_batchnorm2d(n, c, hw, 1e-3f, x, w, b, m, v, ref);
   cr_assert(norm_err(y, ref, cnt) <= 1e-6 && guard_intact(y, cnt, GUARD));
 
-  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_RELU, cnt, 0, x, y), PT_OK);
+  cr_assert_eq(be->iface->activation(be->ctx, PT_ACT_RELU, cnt, 0, x, y), PT_OK);
   for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
-  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_TANH, cnt, 0, x, y), PT_OK);
+  cr_assert_eq(be->iface->activation(be->ctx, PT_ACT_TANH, cnt, 0, x, y), PT_OK);
   for (int64_t i = 0; i < cnt; i++) cr_assert_float_eq(y[i], tanh(x[i]), 1e-6);
-  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_TANH, cnt, 1, x, y), PT_OK);
+  cr_assert_eq(be->iface->activation(be->ctx, PT_ACT_TANH, cnt, 1, x, y), PT_OK);
   for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], pt_round_f16(tanhf(pt_round_f16(x[i]))));
-  cr_assert_eq(be->iface->activation(be->ctx, PT_OP_CONV2D, cnt, 0, x, y), PT_EUNSUPPORTED);
+  cr_assert_eq(be->iface->activation(be->ctx, (pt_act)7, cnt, 0, x, y), PT_EUNSUPPORTED);
 
   cr_assert_eq(be->iface->add(be->ctx, cnt, 0, x, x2, y), PT_OK);
   for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], x[i] + x2[i]);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "app/app_internal.h"
-#include "backend/backend_iface.h"
+#include "backend/backend_ext.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
 
@@ -635,8 +635,14 @@ static void ref_p1_free(void *ctx, void *model) {
   ref_p1 *m = model;
   free(m->base), free(m->delta), free(m->labels), free(m);
 }
-static const pt_backend_iface ref_p1_iface = {
-    .name = "ref-p1", .p1_upload = ref_p1_upload, .p1_predict = ref_p1_predict, .p1_free = ref_p1_free};
+static pt_backend_proc ref_p1_get_proc(void *ctx, const char *name) {
+  (void)ctx;
+  if (!strcmp(name, PT_BACKEND_PROC_P1_UPLOAD)) return (pt_backend_proc)ref_p1_upload;
+  if (!strcmp(name, PT_BACKEND_PROC_P1_PREDICT)) return (pt_backend_proc)ref_p1_predict;
+  if (!strcmp(name, PT_BACKEND_PROC_P1_FREE)) return (pt_backend_proc)ref_p1_free;
+  return NULL;
+}
+static const pt_backend_iface ref_p1_iface = {.name = "ref-p1", .get_proc = ref_p1_get_proc};
 
 /* 5 ops with 2..6 knobs (some deltas all zero, so they get no slot), rows not a multiple of the
  * block, NaNs in the baseline; every config's prediction equals top-1 accuracy of base + its deltas

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "predtuner/approx.h"
 #include "predtuner/backend.h"
 #include "predtuner/graph.h"
 
@@ -12,26 +13,6 @@ extern "C" {
 #endif
 
 typedef struct pt_exec pt_exec;
-
-typedef enum pt_approx_kind {
-  PT_APPROX_NONE = 0,  /* exact (or FP16Approx when fp16 is set) */
-  PT_APPROX_PERFORATE, /* PerforateConv2dStride (convolutions) */
-  PT_APPROX_SAMPLING,  /* Conv2dSampling (convolutions) */
-  PT_APPROX_PROMISE,   /* PromiseSim (convolutions and linear layers) */
-} pt_approx_kind;
-
-/* How one op is computed (DESIGN.md 4). Zero-initialised means exact fp32. */
-typedef struct pt_op_exec {
-  uint8_t kind;         /* pt_approx_kind */
-  uint8_t fp16;         /* half precision: FP16Approx, or the use_fp16 of perforation/sampling */
-  uint8_t perf_row;     /* perforation: 1 rows (H), 0 columns (W) */
-  uint8_t perf_stride;  /* perforation: >= 2 */
-  uint8_t perf_offset;  /* perforation: < stride */
-  uint8_t samp_every;   /* sampling: skip_every >= 2 */
-  uint8_t samp_offset;  /* sampling: skip_offset */
-  uint8_t promise_level;/* PromiseSim noise level 0..8 */
-  float samp_interp;    /* sampling: interp_rate */
-} pt_op_exec;
 
 /* PromiseSim's quantisation ranges of one op: [lo, hi] of its input, weight, bias and output. */
 typedef struct pt_promise_ranges {

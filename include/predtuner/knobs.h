@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "predtuner/exec.h"
+#include "predtuner/approx.h"
 #include "predtuner/graph.h"
 
 #ifdef __cplusplus
@@ -31,7 +31,7 @@ typedef struct pt_knob {
   int has_priority;      /* "baseline_priority" given */
   int baseline_priority;
   /* class parameters */
-  int direction_is_row, stride, offset;      /* PerforateConv2dStride */
+  pt_perf_dir perf_dir; int stride, offset;  /* PerforateConv2dStride ("direction_is_row" in files) */
   int skip_every, skip_offset;               /* Conv2dSampling */
   double interp_rate;                        /* Conv2dSampling */
   int use_fp16;                              /* PerforateConv2dStride, Conv2dSampling */

@@ -3,6 +3,7 @@
 #define PREDTUNER_H
 
 #include "predtuner/app.h"
+#include "predtuner/approx.h"
 #include "predtuner/backend.h"
 #include "predtuner/exec.h"
 #include "predtuner/frontend.h"

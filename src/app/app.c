@@ -5,17 +5,18 @@
 #include <string.h>
 
 #include "app/app_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 
 pt_status pt__app_alloc(pt_app *app, int n_ops, int n_entries) {
   app->n_ops = n_ops;
   app->n_entries = n_entries;
-  app->op_names = calloc((size_t)n_ops, sizeof *app->op_names);
-  app->op_cost = calloc((size_t)n_ops, sizeof *app->op_cost);
-  app->n_knobs = calloc((size_t)n_ops, sizeof *app->n_knobs);
-  app->entry_off = calloc((size_t)n_ops + 1, sizeof *app->entry_off);
-  app->entry_knob = calloc((size_t)n_entries, sizeof *app->entry_knob);
-  app->entry_speedup = calloc((size_t)n_entries, sizeof *app->entry_speedup);
+  app->op_names = pt__calloc((size_t)n_ops, sizeof *app->op_names);
+  app->op_cost = pt__calloc((size_t)n_ops, sizeof *app->op_cost);
+  app->n_knobs = pt__calloc((size_t)n_ops, sizeof *app->n_knobs);
+  app->entry_off = pt__calloc((size_t)n_ops + 1, sizeof *app->entry_off);
+  app->entry_knob = pt__calloc((size_t)n_entries, sizeof *app->entry_knob);
+  app->entry_speedup = pt__calloc((size_t)n_entries, sizeof *app->entry_speedup);
   if (!app->op_names || !app->op_cost || !app->n_knobs || !app->entry_off || !app->entry_knob || !app->entry_speedup)
     return pt__error(PT_ENOMEM, "app: out of memory");
   return PT_OK;
@@ -90,7 +91,7 @@ typedef struct generic_ctx {
 
 static pt_status generic_measure(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost) {
   generic_ctx *g = app->ctx;
-  double *scratch = cost ? NULL : malloc((size_t)n * sizeof *scratch); /* the callback always gets room for costs */
+  double *scratch = cost ? NULL : pt__malloc((size_t)n * sizeof *scratch); /* the callback always gets room for costs */
   if (!cost && !scratch) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   double *c = cost ? cost : scratch;
   for (int k = 0; k < n; k++) qos[k] = c[k] = NAN;
@@ -131,9 +132,9 @@ pt_status pt_app_generic_create(const char *name, int n_ops, const pt_generic_op
     }
     n_entries += ops[i].n_knobs;
   }
-  pt_app *app = calloc(1, sizeof *app);
-  generic_ctx *g = calloc(1, sizeof *g);
-  if (g) g->zeros = calloc((size_t)n_ops, sizeof *g->zeros);
+  pt_app *app = pt__calloc(1, sizeof *app);
+  generic_ctx *g = pt__calloc(1, sizeof *g);
+  if (g) g->zeros = pt__calloc((size_t)n_ops, sizeof *g->zeros);
   pt_status s = app && g && g->zeros ? pt__app_alloc(app, n_ops, n_entries) : PT_ENOMEM;
   if (app) {
     app->vt = &GENERIC_VT;
@@ -149,13 +150,13 @@ pt_status pt_app_generic_create(const char *name, int n_ops, const pt_generic_op
     g->user = user;
     int e = 0;
     for (int i = 0; i < n_ops && s == PT_OK; i++) {
-      app->op_names[i] = strdup(ops[i].name);
+      app->op_names[i] = pt__strdup(ops[i].name);
       app->op_cost[i] = ops[i].cost;
       app->n_knobs[i] = ops[i].n_knobs;
       app->entry_off[i] = e;
       if (!app->op_names[i]) s = PT_ENOMEM;
       for (int k = 0; k < ops[i].n_knobs && s == PT_OK; k++, e++) {
-        app->entry_knob[e] = strdup(ops[i].knobs[k].name);
+        app->entry_knob[e] = pt__strdup(ops[i].knobs[k].name);
         app->entry_speedup[e] = ops[i].knobs[k].speedup;
         if (!app->entry_knob[e]) s = PT_ENOMEM;
       }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app/app_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "predtuner/frontend.h"
 #include "predtuner/measure.h"
@@ -43,7 +44,7 @@ static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test,
     if (cost) cost[0] = r.seconds;
     return PT_OK;
   }
-  pt_op_exec *ops = malloc((size_t)n * (size_t)app->n_ops * sizeof *ops);
+  pt_op_exec *ops = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *ops);
   if (!ops) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   for (int k = 0; k < n; k++) config_ops(app, cfgs + (int64_t)k * app->n_ops, ops + (int64_t)k * app->n_ops);
   pt_status s = pt_measure_many(d->ex, d->g, ds, d->batch, n, ops, NULL, qos, cost);
@@ -92,9 +93,9 @@ static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *pr
   dnn_ctx *d = app->ctx;
   const pt_dataset *ds = d->tune;
   int n = (int)(ds->n < d->batch ? ds->n : d->batch);
-  float *out = malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
-  uint8_t *done = calloc((size_t)app->n_entries, 1);
-  double *best = malloc((size_t)app->n_ops * sizeof *best);
+  float *out = pt__malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
+  uint8_t *done = pt__calloc((size_t)app->n_entries, 1);
+  double *best = pt__malloc((size_t)app->n_ops * sizeof *best);
   pt_status s = out && done && best ? PT_OK : PT_ENOMEM;
   int n_done = 0;
   for (int e0 = 0; s == PT_OK && e0 < app->n_entries; e0++) {
@@ -153,7 +154,7 @@ static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
   int any = 0;
   for (int e = 0; e < app->n_entries; e++) any |= d->entry[e]->cls == PT_KNOB_PROMISE;
   if (!any) return PT_OK;
-  pt_promise_ranges *r = calloc((size_t)app->n_ops, sizeof *r);
+  pt_promise_ranges *r = pt__calloc((size_t)app->n_ops, sizeof *r);
   if (!r) return PT_ENOMEM;
   pt_status s = o->promise_ranges ? pt_promise_ranges_load(o->promise_ranges, d->g, r)
                                   : pt_promise_calibrate(d->ex, d->g, d->tune, d->batch, r);
@@ -165,8 +166,8 @@ static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   *out = NULL;
   if (!o || !o->model || !o->data) return pt__error(PT_EINVAL, "DNN app: needs a model and data");
-  pt_app *app = calloc(1, sizeof *app);
-  dnn_ctx *d = calloc(1, sizeof *d);
+  pt_app *app = pt__calloc(1, sizeof *app);
+  dnn_ctx *d = pt__calloc(1, sizeof *d);
   if (!app || !d) {
     free(app);
     free(d);
@@ -199,9 +200,9 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   for (int op = 0; s == PT_OK && op < no; op++) ne += pt_space_op_count(d->sp, op);
   if (s == PT_OK) s = pt__app_alloc(app, no, ne);
   if (s == PT_OK) {
-    d->entry = calloc((size_t)ne, sizeof *d->entry);
-    d->ops = calloc((size_t)no, sizeof *d->ops);
-    d->op_seconds = calloc((size_t)no, sizeof *d->op_seconds);
+    d->entry = pt__calloc((size_t)ne, sizeof *d->entry);
+    d->ops = pt__calloc((size_t)no, sizeof *d->ops);
+    d->op_seconds = pt__calloc((size_t)no, sizeof *d->op_seconds);
     if (!d->entry || !d->ops || !d->op_seconds) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
   }
   if (s == PT_OK) {
@@ -213,14 +214,14 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
     app->out_labels = d->tune->labels;
     int e = 0;
     for (int op = 0; op < no && s == PT_OK; op++) {
-      app->op_names[op] = strdup(pt_graph_op_name(d->g, op));
+      app->op_names[op] = pt__strdup(pt_graph_op_name(d->g, op));
       app->op_cost[op] = pt_graph_op_flops(d->g, op);
       app->n_knobs[op] = pt_space_op_count(d->sp, op);
       app->entry_off[op] = e;
       if (!app->op_names[op]) s = PT_ENOMEM;
       for (int p = 0; p < app->n_knobs[op] && s == PT_OK; p++, e++) {
         d->entry[e] = pt_space_op_knob(d->sp, op, p);
-        app->entry_knob[e] = strdup(d->entry[e]->name);
+        app->entry_knob[e] = pt__strdup(d->entry[e]->name);
         app->entry_speedup[e] = d->entry[e]->exp_speedup;
         if (!app->entry_knob[e]) s = PT_ENOMEM;
       }

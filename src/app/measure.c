@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "predtuner/measure.h"
 
@@ -49,7 +50,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
   int c, h, w;
   PT__TRY(check_images(g, ds, &c, &h, &w));
   if (bs > ds->n) bs = (int)ds->n;
-  float *out = malloc((size_t)bs * (size_t)classes * sizeof *out);
+  float *out = pt__malloc((size_t)bs * (size_t)classes * sizeof *out);
   if (!out) return pt__error(PT_ENOMEM, "measure: out of memory");
   double acc_sum = 0, top5_sum = 0, t = 0;
   pt_status s = PT_OK;
@@ -88,8 +89,8 @@ pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, 
   int group = (int)((64u << 20) / per_cfg);
   if (group < 1) group = 1;
   if (group > n_cfg) group = n_cfg;
-  float *out = malloc((size_t)group * per_cfg);
-  double *t = seconds ? malloc((size_t)group * sizeof *t) : NULL;
+  float *out = pt__malloc((size_t)group * per_cfg);
+  double *t = seconds ? pt__malloc((size_t)group * sizeof *t) : NULL;
   if (!out || (seconds && !t)) {
     free(out), free(t);
     return pt__error(PT_ENOMEM, "measure: out of memory");

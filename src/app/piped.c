@@ -23,6 +23,7 @@
 
 #include "app/app_internal.h"
 #include "app/piped_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
@@ -136,7 +137,7 @@ static pt_status read_all(pt_app *app, piped_ctx *c, const char *path, double de
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return pt__error(PT_EIO, "%s: cannot open the FIFO: %s (fifo_path_w)", path, strerror(errno));
   size_t cap = 1 << 16;
-  uint8_t *buf = malloc(cap);
+  uint8_t *buf = pt__malloc(cap);
   int seen_writer = 0;
   pt_status s = buf ? PT_OK : pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   while (s == PT_OK) {
@@ -148,7 +149,7 @@ static pt_status read_all(pt_app *app, piped_ctx *c, const char *path, double de
     }
     if (r > 0 && (p.revents & (POLLIN | POLLHUP))) {
       if (*len == cap) {
-        uint8_t *nb = realloc(buf, cap * 2);
+        uint8_t *nb = pt__realloc(buf, cap * 2);
         if (!nb) {
           s = pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
           break;
@@ -213,7 +214,7 @@ static pt_status run_once(pt_app *app, const uint16_t *cfg, int test, double *qo
                           int64_t *cols, double *seconds) {
   piped_ctx *c = app->ctx;
   if (child_gone(c)) return died(app, c, "between runs");
-  const char **knobs = malloc((size_t)app->n_ops * sizeof *knobs);
+  const char **knobs = pt__malloc((size_t)app->n_ops * sizeof *knobs);
   if (!knobs) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   for (int op = 0; op < app->n_ops; op++) knobs[op] = app->entry_knob[app->entry_off[op] + cfg[op]];
   char *text;
@@ -265,7 +266,7 @@ static pt_status piped_measure(pt_app *app, int n, const uint16_t *cfgs, int tes
 
 static pt_status piped_output(pt_app *app, int op, int pos, float *out) {
   piped_ctx *c = app->ctx;
-  uint16_t *cfg = malloc((size_t)app->n_ops * sizeof *cfg);
+  uint16_t *cfg = pt__malloc((size_t)app->n_ops * sizeof *cfg);
   if (!cfg) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   memcpy(cfg, c->zeros, (size_t)app->n_ops * sizeof *cfg);
   if (op >= 0) cfg[op] = (uint16_t)pos;
@@ -311,7 +312,7 @@ static pt_status load_labels(piped_ctx *c) {
   PT__TRY(pt__map_file(c->meta.tune_labels_path, &d, &len));
   pt_status s = PT_OK;
   if (len == 0 || len % 4) s = pt__error(PT_EFORMAT, "%s: %zu bytes is not a whole number of int32 labels", c->meta.tune_labels_path, len);
-  else if (!(c->labels = malloc(len))) s = pt__error(PT_ENOMEM, "%s: out of memory", c->meta.tune_labels_path);
+  else if (!(c->labels = pt__malloc(len))) s = pt__error(PT_ENOMEM, "%s: out of memory", c->meta.tune_labels_path);
   else memcpy(c->labels, d, len), c->n_labels = (int64_t)(len / 4);
   pt__unmap_file(d, len);
   return s;
@@ -336,11 +337,11 @@ static pt_status build_tables(pt_app *app, piped_ctx *c, unsigned target) {
   int n_entries = 0;
   for (int o = 0; o < m->n_ops; o++) n_entries += m->ops[o].n_knobs + 1;
   PT__TRY(pt__app_alloc(app, m->n_ops, n_entries));
-  if (!(c->knob_of = calloc((size_t)n_entries, sizeof *c->knob_of))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+  if (!(c->knob_of = pt__calloc((size_t)n_entries, sizeof *c->knob_of))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   int e = 0;
   for (int o = 0; o < m->n_ops; o++) {
     app->entry_off[o] = e;
-    if (!(app->op_names[o] = strdup(m->ops[o].name))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+    if (!(app->op_names[o] = pt__strdup(m->ops[o].name))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
     app->op_cost[o] = m->ops[o].cost;
     c->knob_of[e++] = base;
     for (int j = 0; j < m->ops[o].n_knobs; j++) {
@@ -350,7 +351,7 @@ static pt_status build_tables(pt_app *app, piped_ctx *c, unsigned target) {
     }
     app->n_knobs[o] = e - app->entry_off[o];
     for (int i = app->entry_off[o]; i < e; i++) {
-      if (!(app->entry_knob[i] = strdup(m->knobs[c->knob_of[i]].name))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+      if (!(app->entry_knob[i] = pt__strdup(m->knobs[c->knob_of[i]].name))) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
       app->entry_speedup[i] = m->knobs[c->knob_of[i]].speedup;
     }
   }
@@ -368,8 +369,8 @@ pt_status pt_app_piped_create(const pt_piped_app_opts *o, pt_app **out) {
     free(rb);
     return pt__error(PT_ENOTFOUND, "%s: not an executable file", o->binary);
   }
-  pt_app *app = calloc(1, sizeof *app);
-  piped_ctx *c = calloc(1, sizeof *c);
+  pt_app *app = pt__calloc(1, sizeof *app);
+  piped_ctx *c = pt__calloc(1, sizeof *c);
   if (!app || !c) {
     free(app), free(c), free(rb);
     return pt__error(PT_ENOMEM, "piped-binary app: out of memory");
@@ -378,20 +379,20 @@ pt_status pt_app_piped_create(const pt_piped_app_opts *o, pt_app **out) {
   app->ctx = c;
   c->binary = rb;
   c->timeout = o->timeout_s > 0 ? o->timeout_s : 600;
-  char *tmp = strdup(rb);
-  c->workdir = tmp ? strdup(dirname(tmp)) : NULL;
+  char *tmp = pt__strdup(rb);
+  c->workdir = tmp ? pt__strdup(dirname(tmp)) : NULL;
   free(tmp);
   const char *bn = strrchr(rb, '/') ? strrchr(rb, '/') + 1 : rb;
   snprintf(app->name, sizeof app->name, "%s", o->name && o->name[0] ? o->name : bn);
   pt_status s = c->workdir ? PT_OK : pt__error(PT_ENOMEM, "piped-binary app: out of memory");
   if (s == PT_OK) {
     size_t n = strlen(c->workdir) + 32;
-    if ((c->qos_file = malloc(n))) snprintf(c->qos_file, n, "%s/final_accuracy", c->workdir);
+    if ((c->qos_file = pt__malloc(n))) snprintf(c->qos_file, n, "%s/final_accuracy", c->workdir);
     else s = pt__error(PT_ENOMEM, "piped-binary app: out of memory");
   }
   /* the metadata's relative paths are relative to its own folder */
-  char *mdir = NULL, *mtmp = strdup(o->metadata);
-  if (mtmp) mdir = strdup(dirname(mtmp));
+  char *mdir = NULL, *mtmp = pt__strdup(o->metadata);
+  if (mtmp) mdir = pt__strdup(dirname(mtmp));
   free(mtmp);
   void *text = NULL;
   size_t len = 0;
@@ -407,7 +408,7 @@ pt_status pt_app_piped_create(const pt_piped_app_opts *o, pt_app **out) {
     char **names = app->op_names; /* op names must be HPVM's: check before starting anything */
     char *t;
     size_t tl;
-    const char **bk = calloc((size_t)app->n_ops, sizeof *bk);
+    const char **bk = pt__calloc((size_t)app->n_ops, sizeof *bk);
     if (!bk) s = pt__error(PT_ENOMEM, "piped-binary app: out of memory");
     for (int i = 0; s == PT_OK && i < app->n_ops; i++) bk[i] = app->entry_knob[app->entry_off[i]];
     if (s == PT_OK) s = pt__hpvm_config_text(app->n_ops, names, bk, &t, &tl);
@@ -416,7 +417,7 @@ pt_status pt_app_piped_create(const pt_piped_app_opts *o, pt_app **out) {
     free(bk);
   }
   if (s == PT_OK) s = load_labels(c);
-  if (s == PT_OK && !(c->zeros = calloc((size_t)app->n_ops, sizeof *c->zeros))) s = pt__error(PT_ENOMEM, "out of memory");
+  if (s == PT_OK && !(c->zeros = pt__calloc((size_t)app->n_ops, sizeof *c->zeros))) s = pt__error(PT_ENOMEM, "out of memory");
   if (s == PT_OK) s = start_child(app, c);
   /* a first run: checks the protocol end to end and gives P1 the output shape */
   float *data = NULL;

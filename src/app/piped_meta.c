@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app/piped_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "predtuner/knobs.h"
 #include "predtuner/tensor.h"
@@ -27,7 +28,7 @@ void pt__pmeta_free(pt__pmeta *m) {
 
 static char *resolve(const char *dir, const char *p) {
   size_t n = strlen(p) + (dir ? strlen(dir) : 0) + 2;
-  char *r = malloc(n);
+  char *r = pt__malloc(n);
   if (!r) return NULL;
   if (p[0] == '/' || !dir || !dir[0]) snprintf(r, n, "%s", p);
   else snprintf(r, n, "%s/%s", dir, p);
@@ -58,12 +59,12 @@ static pt_status parse(const cJSON *root, const char *src, const char *dir, pt__
   if (!cJSON_IsObject(knobs)) return pt__error(PT_EFORMAT, "%s: \"knobs\" must be an object {name: {\"speedup\": x}}", src);
   /* knobs */
   int nk = cJSON_GetArraySize(knobs);
-  if (!(m->knobs = calloc((size_t)nk + 1, sizeof *m->knobs))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
+  if (!(m->knobs = pt__calloc((size_t)nk + 1, sizeof *m->knobs))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
   for (const cJSON *k = knobs->child; k; k = k->next) {
     pt__pmeta_knob *kn = &m->knobs[m->n_knobs];
     if (!k->string || !k->string[0]) return pt__error(PT_EFORMAT, "%s: a knob without a name", src);
     if (find_knob(m, k->string) >= 0) return pt__error(PT_EFORMAT, "%s: knob '%s' defined twice", src, k->string);
-    if (!(kn->name = strdup(k->string))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
+    if (!(kn->name = pt__strdup(k->string))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
     m->n_knobs++;
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(k, "speedup"),
                 *pr = cJSON_GetObjectItemCaseSensitive(k, "baseline_priority"),
@@ -89,13 +90,13 @@ static pt_status parse(const cJSON *root, const char *src, const char *dir, pt__
   /* ops: op_knobs order; op_cost must name the same ops */
   int no = cJSON_GetArraySize(opk);
   if (no < 1) return pt__error(PT_EFORMAT, "%s: \"op_knobs\" has no ops", src);
-  if (!(m->ops = calloc((size_t)no, sizeof *m->ops))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
+  if (!(m->ops = pt__calloc((size_t)no, sizeof *m->ops))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
   for (const cJSON *o = opk->child; o; o = o->next) {
     pt__pmeta_op *op = &m->ops[m->n_ops];
     if (!o->string || !o->string[0]) return pt__error(PT_EFORMAT, "%s: an op without a name in \"op_knobs\"", src);
     for (int i = 0; i < m->n_ops; i++)
       if (!strcmp(m->ops[i].name, o->string)) return pt__error(PT_EFORMAT, "%s: op '%s' listed twice", src, o->string);
-    if (!(op->name = strdup(o->string))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
+    if (!(op->name = pt__strdup(o->string))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
     m->n_ops++;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cost, o->string);
     if (!c)
@@ -105,7 +106,7 @@ static pt_status parse(const cJSON *root, const char *src, const char *dir, pt__
     op->cost = c->valuedouble;
     if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) < 1)
       return pt__error(PT_EFORMAT, "%s: op '%s': knobs must be a non-empty list of names", src, o->string);
-    if (!(op->knobs = calloc((size_t)cJSON_GetArraySize(o), sizeof *op->knobs)))
+    if (!(op->knobs = pt__calloc((size_t)cJSON_GetArraySize(o), sizeof *op->knobs)))
       return pt__error(PT_ENOMEM, "%s: out of memory", src);
     for (const cJSON *k = o->child; k; k = k->next) {
       int idx = cJSON_IsString(k) ? find_knob(m, k->valuestring) : -2;
@@ -194,7 +195,7 @@ pt_status pt__parse_hpvm_tensors(const uint8_t *buf, size_t len, const char *src
     }
     if (!pass) {
       if (!n) return pt__error(PT_EFORMAT, "%s: the binary returned no tensor", src);
-      if (!(*data = malloc(total ? total * 4 : 4))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
+      if (!(*data = pt__malloc(total ? total * 4 : 4))) return pt__error(PT_ENOMEM, "%s: out of memory", src);
     }
   }
   *rows = r;

@@ -3,42 +3,33 @@
  * (N, F) float32; fp16 != 0 means the op is computed in half precision with FP16Approx semantics
  * (inputs, weights and bias rounded to binary16, output rounded to binary16; accumulation may be
  * fp32), the data staying float32 in memory. PT_FP16_PREROUNDED says the weights and bias passed
- * are binary16 values already (the executor keeps rounded copies), so the op need not round them. */
-#define PT_FP16_ROUND 1
-#define PT_FP16_PREROUNDED 2
+ * are binary16 values already (the executor keeps rounded copies), so the op need not round them.
+ * Backends know tensors and descriptors only, never the graph IR (docs/design.md, "Layers"). */
 #ifndef PT_BACKEND_IFACE_H
 #define PT_BACKEND_IFACE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "graph/graph_internal.h"
+#include "predtuner/approx.h"
 #include "predtuner/backend.h"
+
+#define PT_FP16_ROUND 1
+#define PT_FP16_PREROUNDED 2
 
 typedef struct pt_conv_desc {
   int n, cin, h, w;  /* input (n, cin, h, w) */
   int cout, oh, ow;  /* output (n, cout, oh, ow) */
   int kh, kw, sh, sw, ph, pw, groups;
   int fp16;
-  /* PerforateConv2dStride: perf 1 = rows (H), 2 = columns (W), 0 = none. Only the kept rows or
+  /* PerforateConv2dStride along perf_dir (pt_perf_dir; PT_PERF_NONE: none). Only the kept rows or
    * columns are computed; the skipped ones are filled (kernels/knob_math.h). */
-  int perf, perf_stride, perf_offset;
+  int perf_dir, perf_stride, perf_offset;
   /* Conv2dSampling: samp_every 0 = none. The reduction runs over the kept filter elements only,
    * with the kept weights multiplied by samp_scale. */
   int samp_every, samp_offset;
   float samp_scale;
 } pt_conv_desc;
-
-/* The exact convolution that node n (PT_OP_CONV2D) of g computes on a batch: shapes from the graph,
- * no knob set. The executor and the benchmarks build their descriptors here. */
-static inline pt_conv_desc pt__conv_desc_of_node(const pt_graph *g, const pt_node *n, int batch) {
-  const pt_conv_params *cp = &n->p.conv;
-  int ih = n->in[0] < 0 ? g->in_h : (int)g->nodes[n->in[0]].out_shape[1];
-  int iw = n->in[0] < 0 ? g->in_w : (int)g->nodes[n->in[0]].out_shape[2];
-  pt_conv_desc d = {batch, cp->cin, ih, iw, cp->cout, (int)n->out_shape[1], (int)n->out_shape[2], cp->kh, cp->kw,
-                    cp->sh, cp->sw, cp->ph, cp->pw, cp->groups, 0, 0, 0, 0, 0, 0, 0.0f};
-  return d;
-}
 
 typedef struct pt_pool_desc {
   int n, c, h, w, oh, ow;
@@ -46,6 +37,13 @@ typedef struct pt_pool_desc {
   int is_max; /* else average, padding counted (PyTorch's count_include_pad=True) */
   int fp16;
 } pt_pool_desc;
+
+/* Elementwise activations. */
+typedef enum pt_act { PT_ACT_RELU = 0, PT_ACT_TANH } pt_act;
+
+/* What get_proc returns: a function whose real type the caller knows from the name (cast back to it
+ * before calling), as ggml's get_proc_address. */
+typedef void (*pt_backend_proc)(void);
 
 typedef struct pt_backend_iface {
   const char *name;
@@ -66,7 +64,7 @@ typedef struct pt_backend_iface {
   pt_status (*linear)(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
                       float *y);
   /* Elementwise ReLU or Tanh over count values. */
-  pt_status (*activation)(void *ctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y);
+  pt_status (*activation)(void *ctx, pt_act act, int64_t count, int fp16, const float *x, float *y);
   pt_status (*pool2d)(void *ctx, const pt_pool_desc *d, const float *x, float *y);
   /* y = (x - mean) / sqrt(var + eps) * w + b per channel; x (n, c, hw) */
   pt_status (*batchnorm2d)(void *ctx, int n, int c, int64_t hw, float eps, int fp16, const float *x, const float *w,
@@ -85,14 +83,9 @@ typedef struct pt_backend_iface {
   /* range[0] = min, range[1] = max of x (count > 0), to host memory; NaN is ignored. */
   pt_status (*minmax)(void *ctx, int64_t count, const float *x, float range[2]);
 
-  /* Optional (NULL when the backend has none): the P1 predictor on the device. p1_upload copies a
-   * model once: base (rows, cols), delta (rows, n_slots, cols) sample-major, labels (rows), all host
-   * memory. p1_predict scores n configs, each listing ns[k] delta slots in slots (n, max_k), and
-   * writes to host correct (n) how many rows' argmax of base + sum of deltas equals the label. */
-  pt_status (*p1_upload)(void *ctx, int rows, int cols, int n_slots, const float *base, const float *delta,
-                         const int32_t *labels, void **model);
-  pt_status (*p1_predict)(void *ctx, void *model, int n, int max_k, const int *slots, const int *ns, int64_t *correct);
-  void (*p1_free)(void *ctx, void *model);
+  /* Optional (NULL: no extensions): a feature that only some backends have, found by name
+   * (backend/backend_ext.h lists the names and their function types); NULL when absent. */
+  pt_backend_proc (*get_proc)(void *ctx, const char *name);
 
   /* Optional (NULL: everything runs in one queue, in call order). Lanes are independent in-order
    * queues (CUDA streams): work queued on different lanes may run concurrently and in any relative

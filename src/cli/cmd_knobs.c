@@ -19,7 +19,7 @@ static void help(void) {
 void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n) {
   switch (k->cls) {
     case PT_KNOB_PERFORATE:
-      snprintf(buf, n, "%s stride %d offset %d%s", k->direction_is_row ? "rows" : "cols", k->stride, k->offset,
+      snprintf(buf, n, "%s stride %d offset %d%s", k->perf_dir == PT_PERF_ROWS ? "rows" : "cols", k->stride, k->offset,
                k->use_fp16 ? " fp16" : "");
       break;
     case PT_KNOB_SAMPLING:

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "predtuner/tensor.h"
 
@@ -28,7 +29,7 @@ pt_status pt_tensor_alloc(pt_tensor *t, pt_dtype dt, int ndim, const int64_t *sh
   }
   t->dtype = dt;
   t->ndim = ndim;
-  t->data = calloc(n > 0 ? (size_t)n : 1, pt_dtype_size(dt));
+  t->data = pt__calloc(n > 0 ? (size_t)n : 1, pt_dtype_size(dt));
   if (!t->data) return pt__error(PT_ENOMEM, "tensor: cannot allocate %lld elements", (long long)n);
   t->owns_data = 1;
   return PT_OK;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "frontend/onnx_internal.h"
 #include "graph/graph_internal.h"
@@ -70,12 +71,12 @@ static val *find(imp *im, const char *name) {
 static val *push(imp *im, const char *name) {
   if (im->nv == im->cap) {
     int cap = im->cap ? 2 * im->cap : 64;
-    val **nv = realloc(im->v, (size_t)cap * sizeof *nv);
+    val **nv = pt__realloc(im->v, (size_t)cap * sizeof *nv);
     if (!nv) return NULL;
     im->v = nv;
     im->cap = cap;
   }
-  val *x = calloc(1, sizeof *x);
+  val *x = pt__calloc(1, sizeof *x);
   if (!x) return NULL;
   im->v[im->nv++] = x;
   x->name = name;
@@ -199,7 +200,7 @@ static pt_status as_features(imp *im, int k, const val *x, int *node) {
 }
 
 static float *copy_floats(const float *src, int64_t n) {
-  float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
+  float *d = pt__malloc((size_t)(n ? n : 1) * sizeof *d);
   if (d && n) memcpy(d, src, (size_t)n * sizeof *d);
   return d;
 }
@@ -341,7 +342,7 @@ static pt_status op_conv(imp *im, int k) {
   PT__TRY(add_node_out(im, k, node));
   PT__TRY(set_param(im, k, node, 0, copy_floats(w->c.f, w->c.numel)));
   if (p.has_bias) {
-    float *bias = calloc((size_t)m, sizeof *bias);
+    float *bias = pt__calloc((size_t)m, sizeof *bias);
     if (bias && b) memcpy(bias, b->c.f, (size_t)m * sizeof *bias);
     if (bias && fb) add_bias(bias, m, fb);
     PT__TRY(set_param(im, k, node, 1, bias));
@@ -387,13 +388,13 @@ static pt_status op_linear(imp *im, int k, int gemm) {
   int has_bias = cm || fb;
   int node = pt__g_linear2(im->g, im->names[k], in, (int)kk, (int)m, has_bias);
   PT__TRY(add_node_out(im, k, node));
-  float *wt = malloc((size_t)(m * kk) * sizeof *wt);
+  float *wt = pt__malloc((size_t)(m * kk) * sizeof *wt);
   if (wt)
     for (int64_t o = 0; o < m; o++)
       for (int64_t i = 0; i < kk; i++) wt[o * kk + i] = alpha * (tb ? bm->c.f[o * kk + i] : bm->c.f[i * m + o]);
   PT__TRY(set_param(im, k, node, 0, wt));
   if (has_bias) {
-    float *bias = calloc((size_t)m, sizeof *bias);
+    float *bias = pt__calloc((size_t)m, sizeof *bias);
     if (bias && cm)
       for (int64_t o = 0; o < m; o++) bias[o] = beta * cm->c.f[cm->c.numel == 1 ? 0 : o];
     if (bias && fb) add_bias(bias, m, fb);
@@ -623,7 +624,7 @@ static pt_status op_pad(imp *im, int k) {
  * is unknown at import, so Shape writes BATCH for it and only Reshape's first entry may hold it. */
 static pt_status add_const_i(imp *im, int k, int rank, const int64_t *dims, const int64_t *v, int64_t n) {
   val *x = push(im, im->gp->node[k]->output[0]);
-  if (!x || !(x->c.i = malloc((size_t)(n ? n : 1) * sizeof *x->c.i))) return fail(im, k, PT_ENOMEM, "out of memory");
+  if (!x || !(x->c.i = pt__malloc((size_t)(n ? n : 1) * sizeof *x->c.i))) return fail(im, k, PT_ENOMEM, "out of memory");
   x->is_const = 1;
   x->c.rank = rank;
   memcpy(x->c.dims, dims, (size_t)rank * sizeof *dims);
@@ -742,7 +743,7 @@ static pt_status op_constant(imp *im, int k) {
     arr.numel = one ? 1 : (int64_t)a->n_ints;
     arr.rank = one ? 0 : 1;
     arr.dims[0] = arr.numel;
-    arr.i = malloc((size_t)(arr.numel ? arr.numel : 1) * sizeof *arr.i);
+    arr.i = pt__malloc((size_t)(arr.numel ? arr.numel : 1) * sizeof *arr.i);
     if (!arr.i) return fail(im, k, PT_ENOMEM, "out of memory");
     if (arr.numel) memcpy(arr.i, one ? &a->i : a->ints, (size_t)arr.numel * sizeof *arr.i);
   } else {
@@ -795,8 +796,8 @@ static pt_status convert_node(imp *im, int k) {
 /* Node names: the ONNX name, or "<OpType>_<index>" when empty; a repeat gets "_<index>" appended. */
 static pt_status name_nodes(imp *im) {
   const Onnx__GraphProto *gp = im->gp;
-  im->names = calloc(gp->n_node ? gp->n_node : 1, sizeof *im->names);
-  im->fused = calloc(gp->n_node ? gp->n_node : 1, 1);
+  im->names = pt__calloc(gp->n_node ? gp->n_node : 1, sizeof *im->names);
+  im->fused = pt__calloc(gp->n_node ? gp->n_node : 1, 1);
   if (!im->names || !im->fused) return pt__error(PT_ENOMEM, "%s: out of memory", im->what);
   for (size_t k = 0; k < gp->n_node; k++) {
     const Onnx__NodeProto *n = gp->node[k];

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "frontend/onnx_internal.h"
 
@@ -56,7 +57,7 @@ pt_status pt__onnx_tensor(const Onnx__TensorProto *t, const char *what, pt__onnx
     return pt__error(PT_EFORMAT, "%s: tensor '%s' has %zu %s values for %lld elements", what, nm,
                      t->has_raw_data ? t->raw_data.len / es : have, pt__onnx_dtype_name(dt), (long long)numel);
   const int is_int = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
-  void *buf = malloc((size_t)(numel ? numel : 1) * (is_int ? sizeof(int64_t) : sizeof(float)));
+  void *buf = pt__malloc((size_t)(numel ? numel : 1) * (is_int ? sizeof(int64_t) : sizeof(float)));
   if (!buf) return pt__error(PT_ENOMEM, "%s: tensor '%s': out of memory", what, nm);
   const uint8_t *raw = t->has_raw_data ? t->raw_data.data : NULL;
   for (int64_t i = 0; i < numel; i++) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
@@ -17,7 +18,7 @@ const char *pt_op_type_name(pt_op_type t) {
 }
 
 pt_graph *pt__graph_new(const char *name, int c, int h, int w, int num_classes) {
-  pt_graph *g = calloc(1, sizeof *g);
+  pt_graph *g = pt__calloc(1, sizeof *g);
   if (!g) return NULL;
   snprintf(g->name, sizeof g->name, "%s", name);
   g->in_c = c;
@@ -67,7 +68,7 @@ static pt_node *pt__g_push(pt_graph *g, pt_op_type type, const char *name, int i
   }
   if (g->n_nodes == g->cap_nodes) {
     int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
-    pt_node *nn = realloc(g->nodes, (size_t)cap * sizeof *nn);
+    pt_node *nn = pt__realloc(g->nodes, (size_t)cap * sizeof *nn);
     if (!nn) {
       pt__g_fail(g, PT_ENOMEM, "node %s: out of memory%ld%ld", name, 0, 0);
       return NULL;
@@ -92,7 +93,7 @@ static int pt__g_param(pt_graph *g, pt_node *n, int slot, const char *suffix, in
                        int learnable) {
   if (g->n_params == g->cap_params) {
     int cap = g->cap_params ? 2 * g->cap_params : 64;
-    pt_param *np = realloc(g->params, (size_t)cap * sizeof *np);
+    pt_param *np = pt__realloc(g->params, (size_t)cap * sizeof *np);
     if (!np) return pt__g_fail(g, PT_ENOMEM, "param %s: out of memory%ld%ld", n->name, 0, 0);
     g->params = np;
     g->cap_params = cap;
@@ -260,7 +261,7 @@ pt_status pt__graph_finish(pt_graph *g) {
     return pt__error(PT_ESHAPE, "graph %s: output has %lld features, expected %d classes", g->name,
                      (long long)pt_shape_numel(out->out_ndim, out->out_shape), g->num_classes);
   free(g->ops);
-  g->ops = malloc((size_t)g->n_nodes * sizeof *g->ops);
+  g->ops = pt__malloc((size_t)g->n_nodes * sizeof *g->ops);
   if (!g->ops) return pt__error(PT_ENOMEM, "graph %s: out of memory", g->name);
   g->n_ops = 0;
   for (int i = 0; i < g->n_nodes; i++)
@@ -384,7 +385,7 @@ void pt_graph_init_random(pt_graph *g, uint64_t seed) {
       pt_param *p = &g->params[n->param[k]];
       int64_t cnt = pt_shape_numel(p->ndim, p->shape);
       free(p->data);
-      p->data = malloc((size_t)cnt * sizeof(float));
+      p->data = pt__malloc((size_t)cnt * sizeof(float));
       if (!p->data) continue; /* left unloaded: the executor reports it */
       for (int64_t j = 0; j < cnt; j++) {
         float v;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "graph/graph_internal.h"
 #include "predtuner/knobs.h"
@@ -30,7 +31,7 @@ pt_op_exec pt_knob_exec(const pt_knob *k) {
     case PT_KNOB_PERFORATE:
       e.kind = PT_APPROX_PERFORATE;
       e.fp16 = (uint8_t)k->use_fp16;
-      e.perf_row = (uint8_t)k->direction_is_row;
+      e.perf_dir = (uint8_t)k->perf_dir;
       e.perf_stride = (uint8_t)k->stride;
       e.perf_offset = (uint8_t)k->offset;
       break;
@@ -70,22 +71,22 @@ static int on_device(const pt_knob *k, unsigned target) { return target == 0 || 
 
 pt_status pt_space_build(const pt_graph *g, const pt_knob_set *ks, unsigned target, pt_space **out) {
   *out = NULL;
-  pt_space *s = calloc(1, sizeof *s);
+  pt_space *s = pt__calloc(1, sizeof *s);
   int nk = pt_knobs_count(ks), no = pt_graph_num_ops(g);
   if (!s) return pt__error(PT_ENOMEM, "knob space: out of memory");
   s->g = g;
   s->target = target;
   s->n_ops = no;
-  s->start = calloc((size_t)no + 1, sizeof *s->start);
-  s->count = calloc((size_t)no + 1, sizeof *s->count);
-  s->list = calloc((size_t)no * (size_t)(nk + 1) + 1, sizeof *s->list);
+  s->start = pt__calloc((size_t)no + 1, sizeof *s->start);
+  s->count = pt__calloc((size_t)no + 1, sizeof *s->count);
+  s->list = pt__calloc((size_t)no * (size_t)(nk + 1) + 1, sizeof *s->list);
   if (!s->start || !s->count || !s->list) {
     pt_space_free(s);
     return pt__error(PT_ENOMEM, "knob space: out of memory");
   }
   /* baseline: the highest priority among knobs that apply somewhere and exist on the target */
   const pt_knob *best = NULL;
-  char *used = calloc((size_t)nk + 1, 1);
+  char *used = pt__calloc((size_t)nk + 1, 1);
   if (!used) {
     pt_space_free(s);
     return pt__error(PT_ENOMEM, "knob space: out of memory");
@@ -133,7 +134,7 @@ pt_status pt_config_resolve(const pt_space *s, const pt_knob_set *ks, int n, con
                             const char *const *knobs, pt_op_exec *ops_out, const pt_knob **knob_out) {
   const pt_graph *g = s->g;
   int no = pt_graph_num_ops(g);
-  char *seen = calloc((size_t)no + 1, 1);
+  char *seen = pt__calloc((size_t)no + 1, 1);
   if (!seen) return pt__error(PT_ENOMEM, "config: out of memory");
   pt_status st = PT_OK;
   for (int op = 0; op < no; op++) {

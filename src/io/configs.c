@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/knobs.h"
@@ -47,8 +48,8 @@ static pt_status parse_config(const cJSON *o, int idx, const char *src, pt_confi
   c->validated_qos = num_or_nan(o, "validated_qos", &bad);
   if (bad) return pt__error(PT_EFORMAT, "%s: config #%d: qos, cost, test_qos and validated_qos must be numbers", src, idx);
   int n = cJSON_GetArraySize(knobs);
-  c->ops = calloc((size_t)n + 1, sizeof *c->ops);
-  c->knobs = calloc((size_t)n + 1, sizeof *c->knobs);
+  c->ops = pt__calloc((size_t)n + 1, sizeof *c->ops);
+  c->knobs = pt__calloc((size_t)n + 1, sizeof *c->knobs);
   if (!c->ops || !c->knobs) return pt__error(PT_ENOMEM, "%s: out of memory", src);
   for (const cJSON *kv = knobs->child; kv; kv = kv->next) {
     char num[32];
@@ -61,8 +62,8 @@ static pt_status parse_config(const cJSON *o, int idx, const char *src, pt_confi
     } else {
       return pt__error(PT_EFORMAT, "%s: config #%d: knob of op '%s' is not a string", src, idx, kv->string);
     }
-    c->ops[c->n] = strdup(kv->string);
-    c->knobs[c->n] = strdup(name);
+    c->ops[c->n] = pt__strdup(kv->string);
+    c->knobs[c->n] = pt__strdup(name);
     if (!c->ops[c->n] || !c->knobs[c->n]) {
       c->n++;
       return pt__error(PT_ENOMEM, "%s: out of memory", src);
@@ -79,7 +80,7 @@ pt_status pt_configs_parse(const char *json, size_t len, const char *src, pt_con
   pt_status s = PT_OK;
   const cJSON *list = root;
   if (cJSON_IsObject(root)) list = cJSON_GetObjectItemCaseSensitive(root, "configs");
-  pt_config_list *l = calloc(1, sizeof *l);
+  pt_config_list *l = pt__calloc(1, sizeof *l);
   if (!l) {
     cJSON_Delete(root);
     return pt__error(PT_ENOMEM, "%s: out of memory", src);
@@ -89,7 +90,7 @@ pt_status pt_configs_parse(const char *json, size_t len, const char *src, pt_con
     goto done;
   }
   int n = cJSON_GetArraySize(list);
-  l->configs = calloc((size_t)n + 1, sizeof *l->configs);
+  l->configs = pt__calloc((size_t)n + 1, sizeof *l->configs);
   if (!l->configs) {
     s = pt__error(PT_ENOMEM, "%s: out of memory", src);
     goto done;

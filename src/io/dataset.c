@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
@@ -20,7 +21,7 @@ pt_status pt_dataset_open_files(const char *images_path, const char *labels_path
   *out = NULL;
   if (c <= 0 || h <= 0 || w <= 0) return pt__error(PT_EINVAL, "%s: bad image shape %dx%dx%d", images_path, c, h, w);
   if (offset < 0) return pt__error(PT_EINVAL, "%s: negative offset %lld", images_path, (long long)offset);
-  pt_dataset *ds = calloc(1, sizeof *ds);
+  pt_dataset *ds = pt__calloc(1, sizeof *ds);
   if (!ds) return pt__error(PT_ENOMEM, "%s: out of memory", images_path);
   ds->c = c;
   ds->h = h;

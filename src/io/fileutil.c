@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
@@ -49,7 +50,7 @@ pt_status pt__parse_file(const char *path, pt__text_parser parse, void *out) {
 
 pt_status pt_write_file_atomic(const char *path, const void *data, size_t len) {
   size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
+  char *tmp = pt__malloc(n);
   if (!tmp) return pt__error(PT_ENOMEM, "%s: out of memory", path);
   snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "wb");

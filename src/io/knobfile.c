@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "io/knobset.h"
@@ -33,7 +34,7 @@ int pt_knobs_find(const pt_knob_set *ks, const char *name) {
 pt_status pt__knobs_append(pt_knob_set *ks, const pt_knob *k) {
   if (ks->n == ks->cap) {
     int cap = ks->cap ? 2 * ks->cap : 64;
-    pt_knob *nk = realloc(ks->k, (size_t)cap * sizeof *nk);
+    pt_knob *nk = pt__realloc(ks->k, (size_t)cap * sizeof *nk);
     if (!nk) return pt__error(PT_ENOMEM, "knobs: out of memory");
     ks->k = nk;
     ks->cap = cap;
@@ -45,7 +46,7 @@ pt_status pt__knobs_append(pt_knob_set *ks, const pt_knob *k) {
 /* ---- the default set ---- */
 
 pt_status pt_knobs_default(pt_knob_set **out) {
-  pt_knob_set *ks = calloc(1, sizeof *ks);
+  pt_knob_set *ks = pt__calloc(1, sizeof *ks);
   if (!ks) return pt__error(PT_ENOMEM, "knobs: out of memory");
   pt_status s = PT_OK;
   pt_knob k;
@@ -75,7 +76,7 @@ pt_status pt_knobs_default(pt_knob_set **out) {
           memset(&k, 0, sizeof k);
           snprintf(k.name, sizeof k.name, "%d", name++);
           k.cls = PT_KNOB_PERFORATE;
-          k.direction_is_row = row;
+          k.perf_dir = row ? PT_PERF_ROWS : PT_PERF_COLS;
           k.stride = stride;
           k.offset = off;
           k.use_fp16 = fp16;
@@ -181,7 +182,7 @@ static pt_status parse_knob(const cJSON *o, int idx, const char *src, pt_knob *k
     if (!ok) return pt__error(PT_EFORMAT, "%s: knob '%s': parameter '%s' must be %s", src, kn, key, type_name(f->type));
     double v = f->type == F_BOOL ? (cJSON_IsTrue(it) ? 1 : 0) : it->valuedouble;
     if (!strcmp(key, "exp_speedup")) k->exp_speedup = v;
-    else if (!strcmp(key, "direction_is_row")) k->direction_is_row = (int)v;
+    else if (!strcmp(key, "direction_is_row")) k->perf_dir = v ? PT_PERF_ROWS : PT_PERF_COLS;
     else if (!strcmp(key, "stride")) k->stride = (int)v;
     else if (!strcmp(key, "offset")) k->offset = (int)v;
     else if (!strcmp(key, "use_fp16")) k->use_fp16 = (int)v;
@@ -220,7 +221,7 @@ pt_status pt_knobs_parse(const char *json, size_t len, const char *src, pt_knob_
     s = pt__error(PT_EFORMAT, "%s: a knob file is a JSON list of knob objects", src);
     goto done;
   }
-  if (!(ks = calloc(1, sizeof *ks))) {
+  if (!(ks = pt__calloc(1, sizeof *ks))) {
     s = pt__error(PT_ENOMEM, "%s: out of memory", src);
     goto done;
   }

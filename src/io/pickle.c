@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/pickle.h"
 
@@ -42,12 +43,12 @@ static pt__pk *mk(vm *m, pt__pk_kind kind) {
   pt__pickle *p = m->p;
   if (p->n_all == p->cap_all) {
     size_t cap = p->cap_all ? 2 * p->cap_all : 256;
-    pt__pk **a = realloc(p->all, cap * sizeof *a);
+    pt__pk **a = pt__realloc(p->all, cap * sizeof *a);
     if (!a) return NULL;
     p->all = a;
     p->cap_all = cap;
   }
-  pt__pk *o = calloc(1, sizeof *o);
+  pt__pk *o = pt__calloc(1, sizeof *o);
   if (!o) return NULL;
   o->kind = kind;
   p->all[p->n_all++] = o;
@@ -57,7 +58,7 @@ static pt__pk *mk(vm *m, pt__pk_kind kind) {
 static int add_item(pt__pk *o, pt__pk *x) {
   if (o->n == o->cap) {
     int cap = o->cap ? 2 * o->cap : 4;
-    pt__pk **a = realloc(o->items, (size_t)cap * sizeof *a);
+    pt__pk **a = pt__realloc(o->items, (size_t)cap * sizeof *a);
     if (!a) return -1;
     o->items = a;
     o->cap = cap;
@@ -70,7 +71,7 @@ static pt_status push(vm *m, pt__pk *o) {
   if (!o) return pt__error(PT_ENOMEM, "%s: pickle: out of memory", m->what);
   if (m->sp == m->cap_stack) {
     int cap = m->cap_stack ? 2 * m->cap_stack : 64;
-    pt__pk **a = realloc(m->stack, (size_t)cap * sizeof *a);
+    pt__pk **a = pt__realloc(m->stack, (size_t)cap * sizeof *a);
     if (!a) return pt__error(PT_ENOMEM, "%s: pickle: out of memory", m->what);
     m->stack = a;
     m->cap_stack = cap;
@@ -100,7 +101,7 @@ static int need(vm *m, size_t n) { return m->len - m->pos >= n; }
 static pt_status str_obj(vm *m, pt__pk_kind kind, uint64_t n) {
   if (!need(m, n)) return bad(m, "string of %llu bytes runs past the end", (unsigned long long)n);
   pt__pk *o = mk(m, kind);
-  if (o && !(o->s = malloc((size_t)n + 1))) o = NULL;
+  if (o && !(o->s = pt__malloc((size_t)n + 1))) o = NULL;
   if (!o) return push(m, NULL);
   memcpy(o->s, m->b + m->pos, (size_t)n);
   o->s[n] = 0;
@@ -111,7 +112,7 @@ static pt_status str_obj(vm *m, pt__pk_kind kind, uint64_t n) {
 
 static pt_status str_obj_at(vm *m, pt__pk_kind kind, const uint8_t *src, size_t n) {
   pt__pk *o = mk(m, kind);
-  if (o && !(o->s = malloc(n + 1))) o = NULL;
+  if (o && !(o->s = pt__malloc(n + 1))) o = NULL;
   if (!o) return push(m, NULL);
   memcpy(o->s, src, n);
   o->s[n] = 0;
@@ -137,7 +138,7 @@ static pt_status memo_put(vm *m, uint64_t idx) {
   if (idx >= m->n_memo) {
     size_t n = (size_t)idx + 1 > 2 * m->n_memo ? (size_t)idx + 1 : 2 * m->n_memo;
     if (n > MAX_MEMO) n = MAX_MEMO;
-    pt__pk **a = realloc(m->memo, n * sizeof *a);
+    pt__pk **a = pt__realloc(m->memo, n * sizeof *a);
     if (!a) return pt__error(PT_ENOMEM, "%s: pickle: out of memory", m->what);
     memset(a + m->n_memo, 0, (n - m->n_memo) * sizeof *a);
     m->memo = a;
@@ -183,7 +184,7 @@ static pt_status persid(vm *m) {
   const char *dt = dtype_of_storage(type->s);
   if (!dt) return pt__error(PT_EUNSUPPORTED, "%s: storage type %s is not supported", m->what, type->s);
   pt__pk *o = mk(m, PK_STORAGE);
-  if (o && !(o->s = strdup(key->s))) o = NULL;
+  if (o && !(o->s = pt__strdup(key->s))) o = NULL;
   if (o) {
     snprintf(o->dtype, sizeof o->dtype, "%s", dt);
     o->numel = numel->i;
@@ -257,7 +258,7 @@ static pt_status step(vm *m, int *done) {
     case '(':
       if (m->n_marks == m->cap_marks) {
         int cap = m->cap_marks ? 2 * m->cap_marks : 16;
-        int *mk2 = realloc(m->marks, (size_t)cap * sizeof *mk2);
+        int *mk2 = pt__realloc(m->marks, (size_t)cap * sizeof *mk2);
         if (!mk2) return pt__error(PT_ENOMEM, "%s: pickle: out of memory", m->what);
         m->marks = mk2;
         m->cap_marks = cap;
@@ -358,7 +359,7 @@ static pt_status step(vm *m, int *done) {
       const uint8_t *e2 = e1 ? memchr(e1 + 1, '\n', (size_t)(m->b + m->len - e1 - 1)) : NULL;
       if (!e2 || e2 - s > 1000) return bad(m, "malformed GLOBAL");
       o = mk(m, PK_GLOBAL);
-      if (o && !(o->s = malloc((size_t)(e2 - s) + 1))) o = NULL;
+      if (o && !(o->s = pt__malloc((size_t)(e2 - s) + 1))) o = NULL;
       if (o) {
         memcpy(o->s, s, (size_t)(e2 - s));
         o->s[e1 - s] = '.';
@@ -373,7 +374,7 @@ static pt_status step(vm *m, int *done) {
       PT__TRY(pop(m, &a));
       if (a->kind != PK_STR || b->kind != PK_STR) return bad(m, "STACK_GLOBAL of non-strings");
       o = mk(m, PK_GLOBAL);
-      if (o && !(o->s = malloc(a->slen + b->slen + 2))) o = NULL;
+      if (o && !(o->s = pt__malloc(a->slen + b->slen + 2))) o = NULL;
       if (o) o->slen = (size_t)sprintf(o->s, "%s.%s", a->s, b->s);
       return push(m, o);
     case 'R': return reduce(m);
@@ -432,7 +433,7 @@ pt_status pt__pickle_load(const void *data, size_t len, const char *what, pt__pi
   m.len = len;
   m.what = what;
   m.cap_stack = 64; /* never NULL: MARK-delimited ranges index it even when empty */
-  if (!(m.p = calloc(1, sizeof *m.p)) || !(m.stack = malloc((size_t)m.cap_stack * sizeof *m.stack))) {
+  if (!(m.p = pt__calloc(1, sizeof *m.p)) || !(m.stack = pt__malloc((size_t)m.cap_stack * sizeof *m.stack))) {
     free(m.p);
     return pt__error(PT_ENOMEM, "%s: pickle: out of memory", what);
   }

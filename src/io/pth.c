@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "io/pickle.h"
@@ -71,8 +72,8 @@ static pt_status find_state_dict(pt_pth *p, const pt__pk *root, const pt__pk **o
 static pt_status collect(pt_pth *p, const pt__pk *sd) {
   int count = 0;
   for (int i = 1; i < sd->n; i += 2) count += sd->items[i]->kind == PK_TENSOR;
-  p->names = calloc((size_t)count + 1, sizeof *p->names);
-  p->t = calloc((size_t)count + 1, sizeof *p->t);
+  p->names = pt__calloc((size_t)count + 1, sizeof *p->names);
+  p->t = pt__calloc((size_t)count + 1, sizeof *p->t);
   if (!p->names || !p->t) return pt__error(PT_ENOMEM, "%s: out of memory", p->what);
   /* DataParallel's "module." prefix goes when every key has it */
   int strip = count > 0;
@@ -200,7 +201,7 @@ static pt_status open_legacy(pt_pth *p) {
   if (keys->kind != PK_LIST) s = pt__error(PT_EFORMAT, "%s: legacy checkpoint: the storage key list is missing", p->what);
   if (s == PT_OK) s = find_state_dict(p, root, &sd);
   if (s == PT_OK) s = collect(p, sd);
-  if (s == PT_OK && !(p->st = calloc((size_t)keys->n + 1, sizeof *p->st))) s = pt__error(PT_ENOMEM, "%s: out of memory", p->what);
+  if (s == PT_OK && !(p->st = pt__calloc((size_t)keys->n + 1, sizeof *p->st))) s = pt__error(PT_ENOMEM, "%s: out of memory", p->what);
   /* storages follow one another; each one's element size comes from a tensor of the state dict using it */
   for (int i = 0; s == PT_OK && i < keys->n; i++) {
     const pt__pk *k = keys->items[i], *owner = NULL;
@@ -253,7 +254,7 @@ void pt_pth_close(pt_pth *p) {
 
 pt_status pt_pth_open_buffer(const void *data, size_t len, const char *what, pt_pth **out) {
   *out = NULL;
-  pt_pth *p = calloc(1, sizeof *p);
+  pt_pth *p = pt__calloc(1, sizeof *p);
   if (!p) return pt__error(PT_ENOMEM, "%s: out of memory", what);
   snprintf(p->what, sizeof p->what, "%s", what);
   p->data = data;

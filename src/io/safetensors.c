@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
@@ -108,7 +109,7 @@ static pt_status parse_entry(pt_safetensors *st, const cJSON *item, st_entry *e)
     return pt__error(PT_EFORMAT, "%s: tensor '%s': %llu data bytes, but shape and %s need %llu", path, name,
                      (unsigned long long)(e->end - e->begin), e->dt->name,
                      (unsigned long long)(numel * (uint64_t)e->dt->size));
-  e->name = strdup(name);
+  e->name = pt__strdup(name);
   return e->name ? PT_OK : pt__error(PT_ENOMEM, "%s: out of memory", path);
 }
 
@@ -122,7 +123,7 @@ static pt_status parse_header(pt_safetensors *st, const char *json, size_t len) 
     goto done;
   }
   int total = cJSON_GetArraySize(root);
-  st->e = calloc((size_t)(total ? total : 1), sizeof *st->e);
+  st->e = pt__calloc((size_t)(total ? total : 1), sizeof *st->e);
   if (!st->e) {
     s = pt__error(PT_ENOMEM, "%s: out of memory", path);
     goto done;
@@ -134,7 +135,7 @@ static pt_status parse_header(pt_safetensors *st, const char *json, size_t len) 
         break;
       }
       int m = cJSON_GetArraySize(it);
-      st->meta = calloc((size_t)(2 * m + 1), sizeof *st->meta);
+      st->meta = pt__calloc((size_t)(2 * m + 1), sizeof *st->meta);
       if (!st->meta) {
         s = pt__error(PT_ENOMEM, "%s: out of memory", path);
         break;
@@ -144,8 +145,8 @@ static pt_status parse_header(pt_safetensors *st, const char *json, size_t len) 
           s = pt__error(PT_EFORMAT, "%s: __metadata__ value of '%s' is not a string", path, kv->string);
           break;
         }
-        st->meta[2 * st->n_meta] = strdup(kv->string);
-        st->meta[2 * st->n_meta + 1] = strdup(kv->valuestring);
+        st->meta[2 * st->n_meta] = pt__strdup(kv->string);
+        st->meta[2 * st->n_meta + 1] = pt__strdup(kv->valuestring);
         st->n_meta++;
       }
       continue;
@@ -156,7 +157,7 @@ static pt_status parse_header(pt_safetensors *st, const char *json, size_t len) 
     if (s == PT_OK) st->n++;
   }
   if (s == PT_OK && st->n > 1) {
-    st_entry **order = malloc((size_t)st->n * sizeof *order);
+    st_entry **order = pt__malloc((size_t)st->n * sizeof *order);
     if (!order) {
       s = pt__error(PT_ENOMEM, "%s: out of memory", path);
       goto done;
@@ -176,8 +177,8 @@ done:
 
 pt_status pt_st_open(const char *path, pt_safetensors **out) {
   *out = NULL;
-  pt_safetensors *st = calloc(1, sizeof *st);
-  if (!st || !(st->path = strdup(path))) {
+  pt_safetensors *st = pt__calloc(1, sizeof *st);
+  if (!st || !(st->path = pt__strdup(path))) {
     free(st);
     return pt__error(PT_ENOMEM, "%s: out of memory", path);
   }
@@ -266,7 +267,7 @@ struct pt_st_writer {
 };
 
 pt_status pt_st_writer_new(pt_st_writer **out) {
-  *out = calloc(1, sizeof **out);
+  *out = pt__calloc(1, sizeof **out);
   return *out ? PT_OK : pt__error(PT_ENOMEM, "safetensors writer: out of memory");
 }
 
@@ -287,7 +288,7 @@ pt_status pt_st_writer_add(pt_st_writer *w, const char *name, const pt_tensor *t
     if (!strcmp(w->e[i].name, name)) return pt__error(PT_EEXIST, "safetensors writer: tensor '%s' added twice", name);
   if (w->n == w->cap) {
     int cap = w->cap ? 2 * w->cap : 32;
-    wt_entry *ne = realloc(w->e, (size_t)cap * sizeof *ne);
+    wt_entry *ne = pt__realloc(w->e, (size_t)cap * sizeof *ne);
     if (!ne) return pt__error(PT_ENOMEM, "safetensors writer: out of memory");
     w->e = ne;
     w->cap = cap;
@@ -295,8 +296,8 @@ pt_status pt_st_writer_add(pt_st_writer *w, const char *name, const pt_tensor *t
   wt_entry *e = &w->e[w->n];
   memset(e, 0, sizeof *e);
   e->bytes = (size_t)pt_tensor_numel(t) * pt_dtype_size(t->dtype);
-  e->name = strdup(name);
-  e->data = malloc(e->bytes ? e->bytes : 1);
+  e->name = pt__strdup(name);
+  e->data = pt__malloc(e->bytes ? e->bytes : 1);
   if (!e->name || !e->data) {
     free(e->name);
     free(e->data);
@@ -338,7 +339,7 @@ pt_status pt_st_writer_save(pt_st_writer *w, const char *path) {
   if (!json) return pt__error(PT_ENOMEM, "%s: out of memory", path);
   size_t jl = strlen(json), hl = (jl + 7) & ~(size_t)7; /* pad with spaces to 8-byte alignment */
   size_t total = 8 + hl + (size_t)off;
-  uint8_t *buf = malloc(total);
+  uint8_t *buf = pt__malloc(total);
   if (!buf) {
     free(json);
     return pt__error(PT_ENOMEM, "%s: out of memory (%zu bytes)", path, total);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "graph/graph_internal.h"
 #include "predtuner/io.h"
@@ -83,7 +84,7 @@ pt_status pt_weights_load(pt_graph *g, const char *path) {
   for (int i = 0; i < g->n_params && s == PT_OK; i++) {
     pt_param *p = &g->params[i];
     int64_t n = pt_shape_numel(p->ndim, p->shape);
-    float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
+    float *d = pt__malloc((size_t)(n ? n : 1) * sizeof *d);
     if (!d) {
       s = pt__error(PT_ENOMEM, "%s: out of memory for '%s'", path, p->name);
       break;

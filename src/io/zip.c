@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/zip.h"
 
@@ -75,8 +76,8 @@ pt_status pt__zip_open(const void *data, size_t len, const char *what, pt__zip *
   }
   if (cd_off > len || cd_size > len - cd_off || count > cd_size / 46)
     return pt__error(PT_EFORMAT, "%s: zip central directory out of range (truncated file?)", what);
-  pt__zip *z = calloc(1, sizeof *z);
-  if (!z || !(z->e = calloc(count ? (size_t)count : 1, sizeof *z->e))) {
+  pt__zip *z = pt__calloc(1, sizeof *z);
+  if (!z || !(z->e = pt__calloc(count ? (size_t)count : 1, sizeof *z->e))) {
     free(z);
     return pt__error(PT_ENOMEM, "%s: out of memory", what);
   }
@@ -97,7 +98,7 @@ pt_status pt__zip_open(const void *data, size_t len, const char *what, pt__zip *
       return pt__error(PT_EFORMAT, "%s: zip central directory entry %llu is truncated", what, (unsigned long long)i);
     }
     pt__zip_entry *e = &z->e[z->n];
-    e->name = malloc((size_t)nlen + 1);
+    e->name = pt__malloc((size_t)nlen + 1);
     if (!e->name) {
       pt__zip_close(z);
       return pt__error(PT_ENOMEM, "%s: out of memory", what);

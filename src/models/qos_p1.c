@@ -6,13 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend/backend_iface.h"
+#include "backend/backend_ext.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "models/models.h"
 #include "predtuner/io.h"
 
 void pt__p1_free(pt__p1 *m) {
-  if (m->dev) m->be->iface->p1_free(m->be->ctx, m->dev);
+  if (m->dev) pt__backend_p1_free(m->be, m->dev);
   free(m->base);
   free(m->base_t);
   free(m->slot);
@@ -29,9 +30,9 @@ static pt_status build_blocked(const pt_app *app, int rows, int cols, const floa
   m->labels = labels;
   m->n_blocks = (rows + PT__P1_ROWS - 1) / PT__P1_ROWS;
   size_t blk = (size_t)PT__P1_ROWS * (size_t)cols;
-  m->base = malloc((size_t)rows * (size_t)cols * sizeof *m->base);
-  m->base_t = calloc((size_t)m->n_blocks * blk + 1, sizeof *m->base_t);
-  m->slot = malloc((size_t)app->n_entries * sizeof *m->slot);
+  m->base = pt__malloc((size_t)rows * (size_t)cols * sizeof *m->base);
+  m->base_t = pt__calloc((size_t)m->n_blocks * blk + 1, sizeof *m->base_t);
+  m->slot = pt__malloc((size_t)app->n_entries * sizeof *m->slot);
   if (!m->base || !m->base_t || !m->slot) return PT_ENOMEM;
   memcpy(m->base, base, (size_t)rows * (size_t)cols * sizeof *base);
   for (int r = 0; r < rows; r++)
@@ -44,7 +45,7 @@ static pt_status build_blocked(const pt_app *app, int rows, int cols, const floa
     for (size_t i = 0; d[e] && i < per && !nz; i++) nz = d[e][i] != 0.0f;
     m->slot[e] = nz ? m->n_slots++ : -1;
   }
-  m->delta = calloc((size_t)m->n_blocks * (size_t)(m->n_slots ? m->n_slots : 1) * blk, sizeof *m->delta);
+  m->delta = pt__calloc((size_t)m->n_blocks * (size_t)(m->n_slots ? m->n_slots : 1) * blk, sizeof *m->delta);
   if (!m->delta) return PT_ENOMEM;
   for (int e = 0; e < app->n_entries; e++) {
     if (m->slot[e] < 0) continue;
@@ -110,7 +111,7 @@ static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols
       if (i < 0) continue;
       if (pt_st_shape(st, i, shape) != 2 || shape[0] != rows || shape[1] != cols)
         s = pt__error(PT_ESHAPE, "%s: tensor '%s' is not [%d,%d]", path, name, rows, cols);
-      else if (!(d[e] = malloc((size_t)rows * (size_t)cols * sizeof(float))))
+      else if (!(d[e] = pt__malloc((size_t)rows * (size_t)cols * sizeof(float))))
         s = PT_ENOMEM;
       else
         s = pt_st_read_f32(st, i, d[e]);
@@ -125,8 +126,8 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
     return pt__error(PT_EUNSUPPORTED, "qos_p1 needs an app with an output tensor (a DNN app); app %s has none", app->name);
   int rows = app->out_rows, cols = app->out_cols;
   size_t per = (size_t)rows * (size_t)cols;
-  float *base = malloc(per * sizeof *base);
-  float **d = calloc((size_t)app->n_entries, sizeof *d);
+  float *base = pt__malloc(per * sizeof *base);
+  float **d = pt__calloc((size_t)app->n_entries, sizeof *d);
   char path[4096] = "";
   int have_base = 0;
   pt_status s = base && d ? PT_OK : PT_ENOMEM;
@@ -145,7 +146,7 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
     for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
       int e = app->entry_off[op] + p;
       if (d[e]) continue;
-      if (!(d[e] = malloc(per * sizeof(float)))) {
+      if (!(d[e] = pt__malloc(per * sizeof(float)))) {
         s = PT_ENOMEM;
         break;
       }
@@ -222,11 +223,11 @@ static void predict_block(const pt__p1 *m, int b, int n, int n_ops, const int *s
 }
 
 pt_status pt__p1_attach(pt__p1 *m, pt_backend *be) {
-  if (!be || !be->iface->p1_upload)
-    return pt__error(PT_EUNSUPPORTED, "backend %s has no P1 predictor", be ? be->iface->name : "(none)");
+  if (!pt__backend_has_p1(be))
+    return pt__error(PT_EUNSUPPORTED, "backend %s has no P1 predictor", be ? pt_backend_name(be) : "(none)");
   /* blocked (n_blocks, n_slots, cols, PT__P1_ROWS) -> sample-major (rows, n_slots, cols) */
   size_t cols = (size_t)m->cols, ns = (size_t)m->n_slots;
-  float *sm = malloc((size_t)m->rows * (ns ? ns : 1) * cols * sizeof *sm);
+  float *sm = pt__malloc((size_t)m->rows * (ns ? ns : 1) * cols * sizeof *sm);
   if (!sm) return pt__error(PT_ENOMEM, "P1: out of memory for the device layout");
   for (int r = 0; r < m->rows; r++)
     for (size_t sl = 0; sl < ns; sl++)
@@ -234,10 +235,10 @@ pt_status pt__p1_attach(pt__p1 *m, pt_backend *be) {
         sm[((size_t)r * ns + sl) * cols + j] =
             m->delta[(((size_t)(r / PT__P1_ROWS) * ns + sl) * cols + j) * PT__P1_ROWS + (size_t)(r % PT__P1_ROWS)];
   void *dev = NULL;
-  pt_status s = be->iface->p1_upload(be->ctx, m->rows, m->cols, m->n_slots, m->base, sm, m->labels, &dev);
+  pt_status s = pt__backend_p1_upload(be, m->rows, m->cols, m->n_slots, m->base, sm, m->labels, &dev);
   free(sm);
   if (s != PT_OK) return s;
-  if (m->dev) m->be->iface->p1_free(m->be->ctx, m->dev);
+  if (m->dev) pt__backend_p1_free(m->be, m->dev);
   m->be = be;
   m->dev = dev;
   return PT_OK;
@@ -258,22 +259,22 @@ static void config_slots(const pt_app *app, const pt__p1 *m, int n, const uint16
 
 void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
   if (m->dev) { /* on the device; any failure falls back to the CPU below */
-    int *slots = calloc((size_t)n * (size_t)app->n_ops + 1, sizeof *slots), *ns = calloc((size_t)n + 1, sizeof *ns);
-    int64_t *correct = calloc((size_t)n + 1, sizeof *correct);
+    int *slots = pt__calloc((size_t)n * (size_t)app->n_ops + 1, sizeof *slots), *ns = pt__calloc((size_t)n + 1, sizeof *ns);
+    int64_t *correct = pt__calloc((size_t)n + 1, sizeof *correct);
     pt_status s = slots && ns && correct ? PT_OK : PT_ENOMEM;
     if (s == PT_OK) {
       config_slots(app, m, n, cfgs, slots, ns);
-      s = m->be->iface->p1_predict(m->be->ctx, m->dev, n, app->n_ops, slots, ns, correct);
+      s = pt__backend_p1_predict(m->be, m->dev, n, app->n_ops, slots, ns, correct);
     }
     if (s == PT_OK)
       for (int k = 0; k < n; k++) qos[k] = 100.0 * (double)correct[k] / (double)m->rows;
     else
-      pt_log(PT_LOG_WARN, "P1 on %s failed (%s); predicting on the CPU", m->be->iface->name, pt_last_error());
+      pt_log(PT_LOG_WARN, "P1 on %s failed (%s); predicting on the CPU", pt_backend_name(m->be), pt_last_error());
     free(slots), free(ns), free(correct);
     if (s == PT_OK) return;
   }
-  int64_t *correct = calloc((size_t)n, sizeof *correct);
-  int *slots = malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = malloc((size_t)n * sizeof *ns);
+  int64_t *correct = pt__calloc((size_t)n, sizeof *correct);
+  int *slots = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = pt__malloc((size_t)n * sizeof *ns);
   if (!correct || !slots || !ns) {
     for (int k = 0; k < n; k++) qos[k] = NAN;
     free(correct), free(slots), free(ns);
@@ -283,8 +284,8 @@ void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *c
   int failed = 0;
 #pragma omp parallel
   {
-    int64_t *mine = calloc((size_t)n, sizeof *mine);
-    float *acc = malloc((size_t)PT__P1_ROWS * (size_t)m->cols * sizeof *acc + 64);
+    int64_t *mine = pt__calloc((size_t)n, sizeof *mine);
+    float *acc = pt__malloc((size_t)PT__P1_ROWS * (size_t)m->cols * sizeof *acc + 64);
     int ok = mine && acc;
 #pragma omp for schedule(static)
     for (int b = 0; b < m->n_blocks; b++)

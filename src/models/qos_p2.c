@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "models/models.h"
@@ -66,7 +67,7 @@ static pt_status parse_p2(const char *text, size_t len, const char *src, void *o
 }
 
 pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing) {
-  if (!m->q && !(m->q = malloc((size_t)app->n_entries * sizeof *m->q))) return PT_ENOMEM;
+  if (!m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q))) return PT_ENOMEM;
   for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
   p2_parse pp = {app, m};
   PT__TRY(pt__parse_file(path, parse_p2, &pp));
@@ -112,7 +113,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
   memset(m, 0, sizeof *m);
   char path[4096] = "";
   int missing = app->n_entries, have_file = 0;
-  uint16_t *cfg = calloc((size_t)app->n_ops, sizeof *cfg);
+  uint16_t *cfg = pt__calloc((size_t)app->n_ops, sizeof *cfg);
   if (!cfg) return PT_ENOMEM;
   pt_status s = PT_OK;
   if (dir) {
@@ -122,7 +123,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
       have_file = 1;
     }
   }
-  if (s == PT_OK && !m->q && !(m->q = malloc((size_t)app->n_entries * sizeof *m->q))) s = PT_ENOMEM;
+  if (s == PT_OK && !m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q))) s = PT_ENOMEM;
   if (s == PT_OK && !have_file) {
     for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
     s = measure_single(app, -1, 0, cfg, &m->q0);

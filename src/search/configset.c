@@ -1,4 +1,5 @@
 #include "search/configset.h"
+#include "core/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@ pt_status pt__cs_init(pt__configset *cs, int n_ops) {
   memset(cs, 0, sizeof *cs);
   cs->n_ops = n_ops;
   cs->nslots = 1024;
-  cs->slots = calloc((size_t)cs->nslots, sizeof *cs->slots);
+  cs->slots = pt__calloc((size_t)cs->nslots, sizeof *cs->slots);
   return cs->slots ? PT_OK : PT_ENOMEM;
 }
 
@@ -46,7 +47,7 @@ static void insert_slot(int64_t *slots, int64_t nslots, uint64_t h, int64_t v) {
 
 #define GROW(ptr, cap)                                                \
   do {                                                                \
-    void *p_ = realloc((ptr), (size_t)(cap) * sizeof *(ptr));         \
+    void *p_ = pt__realloc((ptr), (size_t)(cap) * sizeof *(ptr));         \
     if (!p_) return -1;                                               \
     (ptr) = p_;                                                       \
   } while (0)
@@ -54,7 +55,7 @@ static void insert_slot(int64_t *slots, int64_t nslots, uint64_t h, int64_t v) {
 int64_t pt__cs_add(pt__configset *cs, const uint16_t *c, int tech) {
   if (cs->n == cs->cap) {
     int64_t cap = cs->cap ? cs->cap * 2 : 256;
-    void *p = realloc(cs->cfg, (size_t)cap * (size_t)cs->n_ops * sizeof *cs->cfg);
+    void *p = pt__realloc(cs->cfg, (size_t)cap * (size_t)cs->n_ops * sizeof *cs->cfg);
     if (!p && cs->n_ops) return -1;
     cs->cfg = p;
     GROW(cs->qos, cap);
@@ -65,7 +66,7 @@ int64_t pt__cs_add(pt__configset *cs, const uint16_t *c, int tech) {
   }
   if (2 * (cs->n + 1) > cs->nslots) { /* keep the load under 1/2 */
     int64_t ns = cs->nslots * 2;
-    int64_t *slots = calloc((size_t)ns, sizeof *slots);
+    int64_t *slots = pt__calloc((size_t)ns, sizeof *slots);
     if (!slots) return -1;
     for (int64_t i = 0; i < cs->n; i++) insert_slot(slots, ns, hash_cfg(pt__cs_at(cs, i), cs->n_ops), i + 1);
     free(cs->slots);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "predtuner/search.h"
@@ -65,13 +66,13 @@ void pt_search_technique_stats(const pt_search *s, int t, int64_t *proposed, int
 pt_status pt_search_create(int n_ops, const int *n_knobs, uint64_t seed, pt_search **out) {
   *out = NULL;
   if (n_ops <= 0) return pt__error(PT_EINVAL, "search: %d ops", n_ops);
-  pt_search *s = calloc(1, sizeof *s);
+  pt_search *s = pt__calloc(1, sizeof *s);
   if (!s) return PT_ENOMEM;
   s->n_ops = n_ops;
-  s->n_knobs = malloc((size_t)n_ops * sizeof *s->n_knobs);
-  s->entry_off = malloc((size_t)(n_ops + 1) * sizeof *s->entry_off);
-  s->tunable = malloc((size_t)n_ops * sizeof *s->tunable);
-  s->scratch = malloc((size_t)4 * (size_t)n_ops * sizeof *s->scratch);
+  s->n_knobs = pt__malloc((size_t)n_ops * sizeof *s->n_knobs);
+  s->entry_off = pt__malloc((size_t)(n_ops + 1) * sizeof *s->entry_off);
+  s->tunable = pt__malloc((size_t)n_ops * sizeof *s->tunable);
+  s->scratch = pt__malloc((size_t)4 * (size_t)n_ops * sizeof *s->scratch);
   pt_status st = s->n_knobs && s->entry_off && s->tunable && s->scratch ? pt__cs_init(&s->cs, n_ops) : PT_ENOMEM;
   if (st != PT_OK) {
     pt_search_free(s);
@@ -90,7 +91,7 @@ pt_status pt_search_create(int n_ops, const int *n_knobs, uint64_t seed, pt_sear
     if (n_knobs[i] > 1) s->tunable[s->n_tunable++] = i;
   }
   s->n_entries = s->entry_off[n_ops];
-  s->loss = malloc((size_t)s->n_entries * sizeof *s->loss);
+  s->loss = pt__malloc((size_t)s->n_entries * sizeof *s->loss);
   if (!s->loss) {
     pt_search_free(s);
     return PT_ENOMEM;
@@ -160,7 +161,7 @@ pt_status pt_search_set_tables(pt_search *s, const double *qos_loss, const doubl
   if (qos_loss)
     for (int e = 0; e < s->n_entries; e++) s->loss[e] = qos_loss[e];
   if (cost) {
-    if (!s->cost && !(s->cost = malloc((size_t)s->n_entries * sizeof *s->cost))) return PT_ENOMEM;
+    if (!s->cost && !(s->cost = pt__malloc((size_t)s->n_entries * sizeof *s->cost))) return PT_ENOMEM;
     memcpy(s->cost, cost, (size_t)s->n_entries * sizeof *cost);
   }
   return PT_OK;
@@ -369,7 +370,7 @@ static void add_elite(pt_search *s, int64_t i) {
 static pt_status push_pass(pt_search *s, int64_t i) {
   if (s->n_pass == s->cap_pass) {
     int64_t cap = s->cap_pass ? 2 * s->cap_pass : 256;
-    int64_t *p = realloc(s->pass, (size_t)cap * sizeof *p);
+    int64_t *p = pt__realloc(s->pass, (size_t)cap * sizeof *p);
     if (!p) return PT_ENOMEM;
     s->pass = p;
     s->cap_pass = cap;

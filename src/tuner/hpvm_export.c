@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "graph/graph_internal.h"
 #include "io/fileutil.h"
@@ -63,7 +64,7 @@ static void fmt_num(char *buf, size_t n, double v) {
 
 /* The HPVM op sequence of a zoo network, with op indices into `names` (the graph's op names). */
 static pt_status ops_from_graph(const pt_graph *g, hop **out, int *n_out) {
-  hop *h = calloc((size_t)2 * g->n_nodes + 1, sizeof *h);
+  hop *h = pt__calloc((size_t)2 * g->n_nodes + 1, sizeof *h);
   if (!h) return pt__error(PT_ENOMEM, "export-hpvm: out of memory");
   int n = 0;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -106,7 +107,7 @@ static int ops_from_names(int n_ops, char *const *names, hop **out, int *order) 
   static const struct { const char *from, *to; } MAP[] = {
       {"convolution", "conv"}, {"linear", "mul"}, {"maxpool", "pool_max"}, {"avgpool", "pool_mean"},
       {"depthwise_convolution", "group_conv"}};
-  hop *h = calloc((size_t)n_ops + 1, sizeof *h);
+  hop *h = pt__calloc((size_t)n_ops + 1, sizeof *h);
   if (!h) return 0;
   for (int i = 0; i < n_ops; i++) h[i].op = -2;
   for (int k = 0; k < n_ops; k++) {
@@ -151,7 +152,7 @@ static pt_status put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
       return PT_OK;
     }
     size_t nc = (*cap ? *cap * 2 : 4096) + (size_t)k;
-    char *nb = realloc(*buf, nc);
+    char *nb = pt__realloc(*buf, nc);
     if (!nb) return pt__error(PT_ENOMEM, "export-hpvm: out of memory");
     *buf = nb;
     *cap = nc;
@@ -194,8 +195,8 @@ pt_status pt__hpvm_config_text(int n_ops, char *const *names, const char *const 
   *text = NULL;
   *text_len = 0;
   hop *h = NULL;
-  int *order = calloc((size_t)n_ops + 1, sizeof *order);
-  const char **by_idx = calloc((size_t)n_ops + 1, sizeof *by_idx);
+  int *order = pt__calloc((size_t)n_ops + 1, sizeof *order);
+  const char **by_idx = pt__calloc((size_t)n_ops + 1, sizeof *by_idx);
   pt_status s = PT_OK;
   if (!order || !by_idx) s = pt__error(PT_ENOMEM, "HPVM config: out of memory");
   else if (!ops_from_names(n_ops, names, &h, order))
@@ -288,11 +289,11 @@ pt_status pt_hpvm_export(const char *configs_json, const char *model, double bas
   if (cl->n == 0) s = pt__error(PT_EINVAL, "%s: no configs to export", configs_json);
   /* where op types come from: HPVM-style names, else the network */
   if (s == PT_OK && !model) {
-    order = malloc(((size_t)cl->configs[0].n + 1) * sizeof *order);
+    order = pt__malloc(((size_t)cl->configs[0].n + 1) * sizeof *order);
     if (!order) s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
     else if (ops_from_names(cl->configs[0].n, cl->configs[0].ops, &h, order)) {
       n_ops = nh = cl->configs[0].n;
-      opnames = malloc((size_t)n_ops * sizeof *opnames);
+      opnames = pt__malloc((size_t)n_ops * sizeof *opnames);
       if (!opnames) s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
       for (int i = 0; s == PT_OK && i < n_ops; i++) opnames[i] = cl->configs[0].ops[order[i]];
     } else if (!m.app[0]) {
@@ -307,16 +308,16 @@ pt_status pt_hpvm_export(const char *configs_json, const char *model, double bas
     if (s != PT_OK) pt__error_prefix("%s: the op types come from model '%s'", configs_json, model);
     if (s == PT_OK) s = ops_from_graph(g, &h, &nh);
     n_ops = g ? g->n_ops : 0;
-    opnames = g ? malloc(((size_t)n_ops + 1) * sizeof *opnames) : NULL;
+    opnames = g ? pt__malloc(((size_t)n_ops + 1) * sizeof *opnames) : NULL;
     if (s == PT_OK && !opnames) s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
     for (int i = 0; s == PT_OK && i < n_ops; i++) opnames[i] = (char *)pt_graph_op_name(g, i);
   }
   if (s == PT_OK) s = baseline_knob(&m, g, base, sizeof base);
   /* every config: a knob for every op, each with an HPVM knob type */
   const int nc = cl->n + 1;
-  if (s == PT_OK && !(cf = calloc((size_t)nc, sizeof *cf))) s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
+  if (s == PT_OK && !(cf = pt__calloc((size_t)nc, sizeof *cf))) s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
   for (int c = 0; s == PT_OK && c < nc; c++) {
-    if (!(cf[c].knob = calloc((size_t)n_ops + 1, sizeof *cf[c].knob))) {
+    if (!(cf[c].knob = pt__calloc((size_t)n_ops + 1, sizeof *cf[c].knob))) {
       s = pt__error(PT_ENOMEM, "export-hpvm: out of memory");
       break;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 
 struct pt__journal {
@@ -78,7 +79,7 @@ static void remove_db(const char *path) {
 pt_status pt__journal_open(const char *path, int resume, const pt_app *app, const char *qos_model,
                            const char *cost_model, pt__journal **out) {
   *out = NULL;
-  pt__journal *j = calloc(1, sizeof *j);
+  pt__journal *j = pt__calloc(1, sizeof *j);
   if (!j) return PT_ENOMEM;
   snprintf(j->path, sizeof j->path, "%s", path);
   if (resume && access(path, F_OK) != 0) {
@@ -146,10 +147,10 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16
   while (s == PT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (*n == cap) {
       cap = cap ? 2 * cap : 1024;
-      void *a = realloc(*cfgs, (size_t)cap * (size_t)app->n_ops * sizeof **cfgs), *b = realloc(*qos, (size_t)cap * sizeof **qos);
+      void *a = pt__realloc(*cfgs, (size_t)cap * (size_t)app->n_ops * sizeof **cfgs), *b = pt__realloc(*qos, (size_t)cap * sizeof **qos);
       if (a) *cfgs = a;
       if (b) *qos = b;
-      void *c = realloc(*cost, (size_t)cap * sizeof **cost), *d = realloc(*predicted, (size_t)cap);
+      void *c = pt__realloc(*cost, (size_t)cap * sizeof **cost), *d = pt__realloc(*predicted, (size_t)cap);
       if (c) *cost = c;
       if (d) *predicted = d;
       if (!a || !b || !c || !d) {
@@ -182,7 +183,7 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16
 pt_status pt__journal_add(pt__journal *j, const pt_app *app, int n, const uint16_t *cfgs, const double *qos,
                           const double *cost, int predicted, double seconds_each, const char *const *tech) {
   size_t cap = (size_t)app->n_ops * 8 + 16, kcap = 4096;
-  char *txt = malloc(cap), *kn = malloc(kcap);
+  char *txt = pt__malloc(cap), *kn = pt__malloc(kcap);
   if (!txt || !kn) {
     free(txt);
     free(kn);

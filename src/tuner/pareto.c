@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "predtuner/pareto.h"
 
 pt_thresholds pt_thresholds_compute(double base_tune_qos, double base_test_qos, double tuner_threshold,
@@ -33,7 +34,7 @@ static int by_qos_desc(const void *a, const void *b) {
 }
 
 int pt_pareto_front(const double *qos, const double *speedup, int n, int *idx) {
-  pt__pt *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  pt__pt *p = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
   if (!p) return 0;
   int m = 0;
   for (int i = 0; i < n; i++)
@@ -81,8 +82,8 @@ static int by_dist(const void *a, const void *b) {
 int pt_pareto_take_best(const double *qos, const double *speedup, int n, int take_best_n, int *idx) {
   int nf = pt_pareto_front(qos, speedup, n, idx);
   if (take_best_n <= nf) return nf;
-  char *on = calloc((size_t)(n > 0 ? n : 1), 1);
-  pt__dist *rest = malloc((size_t)(n > 0 ? n : 1) * sizeof *rest);
+  char *on = pt__calloc((size_t)(n > 0 ? n : 1), 1);
+  pt__dist *rest = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *rest);
   if (!on || !rest) {
     free(on);
     free(rest);

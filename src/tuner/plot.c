@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "tuner/tuner_internal.h"
 
@@ -40,7 +41,7 @@ static void range_of(const double *a, const double *b, int n, const uint8_t *mas
 }
 
 static void points(const double *x, const double *y, int n, const uint8_t *mask, int want, int color, int sym) {
-  PLFLT *px = malloc((size_t)(n + 1) * sizeof *px), *py = malloc((size_t)(n + 1) * sizeof *py);
+  PLFLT *px = pt__malloc((size_t)(n + 1) * sizeof *px), *py = pt__malloc((size_t)(n + 1) * sizeof *py);
   int m = 0;
   for (int i = 0; px && py && i < n; i++)
     if ((!mask || mask[i] == want) && isfinite(x[i]) && isfinite(y[i])) px[m] = x[i], py[m++] = y[i];
@@ -87,9 +88,9 @@ pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_l
                      path, dev);
   }
   int n = d->n;
-  uint8_t *has_val = calloc((size_t)n + 1, 1), *has_test = calloc((size_t)n + 1, 1);
-  double *x1 = calloc((size_t)n + 1, sizeof *x1), *x2 = calloc((size_t)n + 1, sizeof *x2);
-  double *x3 = calloc((size_t)n + 1, sizeof *x3);
+  uint8_t *has_val = pt__calloc((size_t)n + 1, 1), *has_test = pt__calloc((size_t)n + 1, 1);
+  double *x1 = pt__calloc((size_t)n + 1, sizeof *x1), *x2 = pt__calloc((size_t)n + 1, sizeof *x2);
+  double *x3 = pt__calloc((size_t)n + 1, sizeof *x3);
   if (!has_val || !has_test || !x1 || !x2 || !x3) {
     free(has_val), free(has_test), free(x1), free(x2), free(x3);
     plend1();

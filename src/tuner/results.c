@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
@@ -69,9 +70,9 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
 pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) {
   if (!t->tuned) return pt__error(PT_EINVAL, "%s: no tuning has run; nothing to plot", path);
   int n = t->n_kept;
-  double *q = malloc(((size_t)n + 1) * sizeof *q), *sp = malloc(((size_t)n + 1) * sizeof *sp);
-  double *v = malloc(((size_t)n + 1) * sizeof *v), *te = malloc(((size_t)n + 1) * sizeof *te);
-  uint8_t *best = calloc((size_t)n + 1, 1);
+  double *q = pt__malloc(((size_t)n + 1) * sizeof *q), *sp = pt__malloc(((size_t)n + 1) * sizeof *sp);
+  double *v = pt__malloc(((size_t)n + 1) * sizeof *v), *te = pt__malloc(((size_t)n + 1) * sizeof *te);
+  uint8_t *best = pt__calloc((size_t)n + 1, 1);
   pt_status s = q && sp && v && te && best ? PT_OK : PT_ENOMEM;
   for (int i = 0; s == PT_OK && i < n; i++) {
     pt_tuned_config c;
@@ -120,11 +121,11 @@ static pt_status parse_results(const char *text, size_t len, const char *src, vo
       s = pt__error(PT_EFORMAT, "%s: baseline.tune_qos and thresholds.tune_keep must be numbers", src);
   }
   int n = s == PT_OK ? cJSON_GetArraySize(cfgs) : 0, any_best = 0;
-  pf->q = malloc(((size_t)n + 1) * sizeof *pf->q);
-  pf->sp = malloc(((size_t)n + 1) * sizeof *pf->sp);
-  pf->v = malloc(((size_t)n + 1) * sizeof *pf->v);
-  pf->te = malloc(((size_t)n + 1) * sizeof *pf->te);
-  pf->best = calloc((size_t)n + 1, 1);
+  pf->q = pt__malloc(((size_t)n + 1) * sizeof *pf->q);
+  pf->sp = pt__malloc(((size_t)n + 1) * sizeof *pf->sp);
+  pf->v = pt__malloc(((size_t)n + 1) * sizeof *pf->v);
+  pf->te = pt__malloc(((size_t)n + 1) * sizeof *pf->te);
+  pf->best = pt__calloc((size_t)n + 1, 1);
   if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->best) s = PT_ENOMEM;
   const cJSON *c, *list = s == PT_OK ? cfgs : NULL;
   int i = 0;

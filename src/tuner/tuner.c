@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "models/models.h"
 #include "predtuner/backend.h"
@@ -28,7 +29,7 @@ void pt_tune_opts_init(pt_tune_opts *o) {
 pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
   *out = NULL;
   if (!app) return pt__error(PT_EINVAL, "tuner: no app");
-  pt_tuner *t = calloc(1, sizeof *t);
+  pt_tuner *t = pt__calloc(1, sizeof *t);
   if (!t) return PT_ENOMEM;
   t->app = app;
   *out = t;
@@ -63,13 +64,13 @@ static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *
   if (t->n + n > t->cap) {
     int64_t cap = t->cap ? t->cap : 1024;
     while (cap < t->n + n) cap *= 2;
-    void *a = realloc(t->cfg, (size_t)cap * (size_t)no * sizeof *t->cfg);
+    void *a = pt__realloc(t->cfg, (size_t)cap * (size_t)no * sizeof *t->cfg);
     if (a) t->cfg = a;
-    void *b = realloc(t->qos, (size_t)cap * sizeof *t->qos);
+    void *b = pt__realloc(t->qos, (size_t)cap * sizeof *t->qos);
     if (b) t->qos = b;
-    void *c = realloc(t->cost, (size_t)cap * sizeof *t->cost);
+    void *c = pt__realloc(t->cost, (size_t)cap * sizeof *t->cost);
     if (c) t->cost = c;
-    void *d = realloc(t->pred, (size_t)cap);
+    void *d = pt__realloc(t->pred, (size_t)cap);
     if (d) t->pred = d;
     if (!a || !b || !c || !d) return PT_ENOMEM;
     t->cap = cap;
@@ -153,7 +154,7 @@ static pt_status init_models(pt_tuner *t, const pt_tune_opts *o, const char *sto
   if (ev->use_p2) PT__TRY(pt__p2_init(app, storage, o->progress, &ev->p2));
   PT__TRY(pt__cost_linear(app, search_cost));
   if (o->cost_model && o->cost_model[0]) {
-    if (!(ev->cost_tbl = malloc((size_t)app->n_entries * sizeof *ev->cost_tbl))) return PT_ENOMEM;
+    if (!(ev->cost_tbl = pt__malloc((size_t)app->n_entries * sizeof *ev->cost_tbl))) return PT_ENOMEM;
     if (!strcmp(o->cost_model, "cost_linear")) memcpy(ev->cost_tbl, search_cost, (size_t)app->n_entries * sizeof *search_cost);
     else PT__TRY(pt__cost_profiled(app, storage, o->progress, ev->cost_tbl));
     memcpy(search_cost, ev->cost_tbl, (size_t)app->n_entries * sizeof *search_cost);
@@ -163,8 +164,8 @@ static pt_status init_models(pt_tuner *t, const pt_tune_opts *o, const char *sto
   if (ev->use_p2)
     for (int e = 0; e < app->n_entries; e++) search_loss[e] = ev->p2.q0 - ev->p2.q[e];
   if (ev->use_p1) {
-    uint16_t *c = calloc((size_t)app->n_entries * (size_t)app->n_ops, sizeof *c);
-    double *q = malloc((size_t)app->n_entries * sizeof *q), q0;
+    uint16_t *c = pt__calloc((size_t)app->n_entries * (size_t)app->n_ops, sizeof *c);
+    double *q = pt__malloc((size_t)app->n_entries * sizeof *q), q0;
     if (!c || !q) {
       free(c);
       free(q);
@@ -192,12 +193,12 @@ static void free_models(evaluator *ev) {
 static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_model_used) {
   pt_app *app = t->app;
   const pt_thresholds *th = &t->sum.thresholds;
-  t->kept = malloc((size_t)(t->n ? t->n : 1) * sizeof *t->kept);
+  t->kept = pt__malloc((size_t)(t->n ? t->n : 1) * sizeof *t->kept);
   if (!t->kept) return PT_ENOMEM;
   for (int64_t i = 0; i < t->n; i++)
     if (t->qos[i] > th->tune_keep) t->kept[t->n_kept++] = i;
-  double *q = malloc((size_t)(t->n_kept + 1) * sizeof *q), *sp = malloc((size_t)(t->n_kept + 1) * sizeof *sp);
-  int *idx = malloc((size_t)(t->n_kept + 1) * sizeof *idx);
+  double *q = pt__malloc((size_t)(t->n_kept + 1) * sizeof *q), *sp = pt__malloc((size_t)(t->n_kept + 1) * sizeof *sp);
+  int *idx = pt__malloc((size_t)(t->n_kept + 1) * sizeof *idx);
   if (!q || !sp || !idx) {
     free(q);
     free(sp);
@@ -209,11 +210,11 @@ static pt_status select_configs(pt_tuner *t, const pt_tune_opts *o, int qos_mode
     sp[i] = 1.0 / t->cost[t->kept[i]];
   }
   int nb = pt_pareto_take_best(q, sp, t->n_kept, o->take_best_n, idx);
-  t->bestpre = malloc((size_t)(nb + 1) * sizeof *t->bestpre);
-  t->val_qos = malloc((size_t)(nb + 1) * sizeof *t->val_qos);
-  t->test_qos = malloc((size_t)(nb + 1) * sizeof *t->test_qos);
-  t->best = malloc((size_t)(nb + 1) * sizeof *t->best);
-  uint16_t *cf = malloc((size_t)(nb + 1) * (size_t)app->n_ops * sizeof *cf);
+  t->bestpre = pt__malloc((size_t)(nb + 1) * sizeof *t->bestpre);
+  t->val_qos = pt__malloc((size_t)(nb + 1) * sizeof *t->val_qos);
+  t->test_qos = pt__malloc((size_t)(nb + 1) * sizeof *t->test_qos);
+  t->best = pt__malloc((size_t)(nb + 1) * sizeof *t->best);
+  uint16_t *cf = pt__malloc((size_t)(nb + 1) * (size_t)app->n_ops * sizeof *cf);
   pt_status s = t->bestpre && t->val_qos && t->test_qos && t->best && cf ? PT_OK : PT_ENOMEM;
   for (int i = 0; s == PT_OK && i < nb; i++) {
     t->bestpre[i] = t->kept[idx[i]];
@@ -278,10 +279,10 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   if (o.model_storage) snprintf(storage, sizeof storage, "%s", o.model_storage);
   else if (o.output_dir) snprintf(storage, sizeof storage, "%s/models", o.output_dir);
   evaluator ev = {0};
-  double *scost = malloc((size_t)app->n_entries * sizeof *scost), *sloss = malloc((size_t)app->n_entries * sizeof *sloss);
-  uint16_t *batch = malloc((size_t)o.search_batch * (size_t)app->n_ops * sizeof *batch);
-  double *bq = malloc((size_t)o.search_batch * sizeof *bq), *bc = malloc((size_t)o.search_batch * sizeof *bc);
-  const char **tech = malloc((size_t)o.search_batch * sizeof *tech);
+  double *scost = pt__malloc((size_t)app->n_entries * sizeof *scost), *sloss = pt__malloc((size_t)app->n_entries * sizeof *sloss);
+  uint16_t *batch = pt__malloc((size_t)o.search_batch * (size_t)app->n_ops * sizeof *batch);
+  double *bq = pt__malloc((size_t)o.search_batch * sizeof *bq), *bc = pt__malloc((size_t)o.search_batch * sizeof *bc);
+  const char **tech = pt__malloc((size_t)o.search_batch * sizeof *tech);
   pt_search *se = NULL;
   pt__journal *jr = NULL;
   pt_status s = scost && sloss && batch && bq && bc && tech ? PT_OK : PT_ENOMEM;
@@ -292,7 +293,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
 
   /* the cost reference: the baseline config */
   if (s == PT_OK) {
-    uint16_t *zeros = calloc((size_t)app->n_ops, sizeof *zeros);
+    uint16_t *zeros = pt__calloc((size_t)app->n_ops, sizeof *zeros);
     if (!zeros) s = PT_ENOMEM;
     if (s == PT_OK && ev.cost_tbl) {
       ev.base_cost = 0;
@@ -314,7 +315,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   }
 
   /* 3. search, journaled */
-  int *nk = malloc((size_t)app->n_ops * sizeof *nk);
+  int *nk = pt__malloc((size_t)app->n_ops * sizeof *nk);
   if (s == PT_OK && !nk) s = PT_ENOMEM;
   for (int op = 0; s == PT_OK && op < app->n_ops; op++) nk[op] = app->n_knobs[op];
   if (s == PT_OK) s = pt_search_create(app->n_ops, nk, o.seed, &se);

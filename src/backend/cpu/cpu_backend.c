@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
-#include "core/error.h"
 #include "backend/cpu/pt_blas.h"
+#include "core/alloc.h"
+#include "core/error.h"
 #include "predtuner/tensor.h"
 
 static void cpu_destroy(void *ctx) { free(ctx); }
@@ -16,7 +17,7 @@ static const char *cpu_describe(void *ctx) { return ((pt_cpu_ctx *)ctx)->desc; }
 static pt_status cpu_alloc(void *ctx, size_t bytes, void **ptr) {
   (void)ctx;
   size_t rounded = (bytes + 63) & ~(size_t)63;
-  *ptr = aligned_alloc(64, rounded ? rounded : 64);
+  *ptr = pt__aligned_alloc(64, rounded ? rounded : 64);
   if (!*ptr) return pt__error(PT_ENOMEM, "cpu backend: cannot allocate %zu bytes", bytes);
   return PT_OK;
 }
@@ -63,8 +64,8 @@ static int cpu_available(const char **why) {
 }
 
 static pt_status cpu_create(int threads, pt_backend **out) {
-  pt_backend *be = calloc(1, sizeof *be);
-  pt_cpu_ctx *c = calloc(1, sizeof *c);
+  pt_backend *be = pt__calloc(1, sizeof *be);
+  pt_cpu_ctx *c = pt__calloc(1, sizeof *c);
   if (!be || !c) {
     free(be);
     free(c);
@@ -84,7 +85,7 @@ static pt_status cpu_create(int threads, pt_backend **out) {
 const pt_backend_reg pt__backend_reg_cpu = {"cpu", cpu_available, cpu_create};
 
 float *pt__cpu_rounded_copy(const float *src, int64_t n) {
-  float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof *d);
+  float *d = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *d);
   if (!d) return NULL;
   memcpy(d, src, (size_t)n * sizeof *d);
   pt_round_f16_array(d, (size_t)n);

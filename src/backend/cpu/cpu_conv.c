@@ -13,6 +13,7 @@
 
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/pt_blas.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/knob_math.h"
 #include "predtuner/tensor.h"
@@ -94,11 +95,11 @@ static inline float rd16(float v) { return pt_round_f16(v); }
 /* Fills the skipped rows or columns of one (oh, ow) plane from their neighbours. In fp16 the mean
  * is round16(round16(a + b) * 0.5); rows round whole rows at a time (F16C when present). */
 static void perf_fill(const pt_conv_desc *d, float *plane) {
-  const int size = d->perf == 1 ? d->oh : d->ow;
+  const int size = d->perf_dir == PT_PERF_ROWS ? d->oh : d->ow;
   for (int i = d->perf_offset; i < size; i += d->perf_stride) {
     int a, b;
     pt_km_perf_fill_src(i, size, &a, &b);
-    if (d->perf == 1) {
+    if (d->perf_dir == PT_PERF_ROWS) {
       float *dst = plane + (int64_t)i * d->ow;
       const float *pa = a >= 0 ? plane + (int64_t)a * d->ow : NULL, *pb = b >= 0 ? plane + (int64_t)b * d->ow : NULL;
       if (!pa) {
@@ -132,8 +133,8 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   pt_status st = PT_OK;
 
   /* The plan: kept filter elements, kept rows and columns. */
-  int *kept = malloc((size_t)Kg * sizeof *kept), *krows = malloc((size_t)Kg * G * sizeof *krows);
-  int *rows = malloc((size_t)d->oh * sizeof *rows), *cols = malloc((size_t)d->ow * sizeof *cols), *ixs = NULL;
+  int *kept = pt__malloc((size_t)Kg * sizeof *kept), *krows = pt__malloc((size_t)Kg * G * sizeof *krows);
+  int *rows = pt__malloc((size_t)d->oh * sizeof *rows), *cols = pt__malloc((size_t)d->ow * sizeof *cols), *ixs = NULL;
   int *cmap = NULL;
   float *xr = NULL, *wr = NULL, *br = NULL;
   if (!kept || !krows || !rows || !cols) goto oom;
@@ -144,19 +145,19 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     for (int t = 0; t < nkg; t++) krows[g * nkg + t] = g * Kg + kept[t];
   conv_plan p = {krows, nkg * G, nkg, rows, 0, cols, 0, 1, NULL, NULL, NULL, NULL};
   for (int i = 0; i < d->oh; i++)
-    if (d->perf != 1 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) rows[p.nr++] = i;
+    if (d->perf_dir != 1 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) rows[p.nr++] = i;
   for (int i = 0; i < d->ow; i++)
-    if (d->perf != 2 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) cols[p.nc++] = i;
+    if (d->perf_dir != 2 || !pt_km_perf_skipped(i, d->perf_stride, d->perf_offset)) cols[p.nc++] = i;
   p.all_cols = p.nc == d->ow;
-  if (!(ixs = malloc((size_t)d->kw * (size_t)(p.nc ? p.nc : 1) * sizeof *ixs))) goto oom;
+  if (!(ixs = pt__malloc((size_t)d->kw * (size_t)(p.nc ? p.nc : 1) * sizeof *ixs))) goto oom;
   for (int kj = 0; kj < d->kw; kj++)
     for (int q = 0; q < p.nc; q++) {
       int ix = pt_km_in_coord(cols[q], kj, d->sw, d->pw);
       ixs[kj * p.nc + q] = ix >= 0 && ix < d->w ? ix : -1;
     }
   p.ixs = ixs;
-  if (d->perf == 2) {
-    if (!(cmap = malloc((size_t)d->ow * 4 * sizeof *cmap))) goto oom;
+  if (d->perf_dir == PT_PERF_COLS) {
+    if (!(cmap = pt__malloc((size_t)d->ow * 4 * sizeof *cmap))) goto oom;
     int *ca = cmap, *cb = cmap + d->ow, *ck = cmap + 2 * d->ow, *cidx = cmap + 3 * d->ow;
     for (int xx = 0, k = 0; xx < d->ow; xx++) cidx[xx] = pt_km_perf_skipped(xx, d->perf_stride, d->perf_offset) ? -1 : k++;
     for (int xx = 0; xx < d->ow; xx++) {
@@ -181,7 +182,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   if (d->fp16 && !(xr = pt__cpu_rounded_copy(x, in_img * d->n))) goto oom;
   const float *wk = w; /* weights over the kept elements */
   if (d->fp16 == PT_FP16_ROUND || d->samp_every) {
-    if (!(wr = malloc((size_t)d->cout * (size_t)(nkg ? nkg : 1) * sizeof *wr))) goto oom;
+    if (!(wr = pt__malloc((size_t)d->cout * (size_t)(nkg ? nkg : 1) * sizeof *wr))) goto oom;
     for (int co = 0; co < d->cout; co++)
       for (int t = 0; t < nkg; t++) {
         float v = w[(int64_t)co * Kg + kept[t]];
@@ -194,7 +195,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   if (xr) x = xr;
   if (br) b = br;
 
-  const int approx = d->perf || d->samp_every;
+  const int approx = d->perf_dir || d->samp_every;
   const int direct1x1 = !approx && d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 &&
                         G == 1;
   const int is_dw = G == d->cin && G == d->cout && !direct1x1;
@@ -226,7 +227,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   const int nblocks = row_blocks * img_blocks;
   const int64_t ldc = (int64_t)ipb * rpb * p.nc;
   /* column perforation fills while scattering the GEMM blocks; the depthwise path fills after */
-  const int fused_cols = d->perf == 2 && !is_dw && nblocks > 0;
+  const int fused_cols = d->perf_dir == PT_PERF_COLS && !is_dw && nblocks > 0;
   /* fp32: the bias is added while the blocks are scattered (one pass less over the output); the
    * perforation fill then averages biased neighbours, equal to fill-then-bias up to rounding. A
    * zero fill (an axis of length 1) leaves no block, so it still gets its bias below. */
@@ -247,8 +248,8 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
                     x + i * in_img + c0, (int)P, 0.0f, y + i * out_img + c0, (int)P);
       }
     } else if (nblocks > 0) {
-      float *col = malloc((size_t)((int64_t)(p.nk ? p.nk : 1) * ldc) * sizeof *col);
-      float *tmp = malloc((size_t)((int64_t)d->cout * ldc) * sizeof *tmp);
+      float *col = pt__malloc((size_t)((int64_t)(p.nk ? p.nk : 1) * ldc) * sizeof *col);
+      float *tmp = pt__malloc((size_t)((int64_t)d->cout * ldc) * sizeof *tmp);
       if (!col || !tmp) failed = 1;
 #pragma omp for schedule(dynamic, 1)
       for (int blk = 0; blk < nblocks; blk++) {
@@ -281,7 +282,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
             }
           continue;
         }
-        if (d->perf == 2) { /* column perforation: scatter and fill each output row in one pass */
+        if (d->perf_dir == PT_PERF_COLS) { /* column perforation: scatter and fill each output row in one pass */
           if (d->fp16) /* the convolution is rounded before the fill */
             for (int co = 0; co < d->cout; co++) pt_round_f16_array(tmp + co * ldc, (size_t)ncols);
           for (int j = 0; j < nb; j++)
@@ -330,7 +331,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
       int co = (int)(pl % d->cout);
       float *plane = y + pl * P;
-      if (d->perf == 1 || (d->perf == 2 && !fused_cols)) {
+      if (d->perf_dir == PT_PERF_ROWS || (d->perf_dir == PT_PERF_COLS && !fused_cols)) {
         /* fp16: the convolution is rounded before the fill (the skipped entries are rounded
          * too, harmlessly: the fill overwrites them) */
         if (d->fp16) pt_round_f16_array(plane, (size_t)P);
@@ -338,7 +339,7 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
       }
       if (b && !bias_in_blocks)
         for (int64_t k = 0; k < P; k++) plane[k] += b[co];
-      if (d->fp16 && (b || !d->perf)) pt_round_f16_array(plane, (size_t)P);
+      if (d->fp16 && (b || !d->perf_dir)) pt_round_f16_array(plane, (size_t)P);
     }
   }
   if (failed)

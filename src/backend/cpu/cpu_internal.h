@@ -11,7 +11,7 @@ typedef struct pt_cpu_ctx {
 pt_status pt__cpu_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
 pt_status pt__cpu_linear(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
                          float *y);
-pt_status pt__cpu_activation(void *ctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y);
+pt_status pt__cpu_activation(void *ctx, pt_act act, int64_t count, int fp16, const float *x, float *y);
 pt_status pt__cpu_pool2d(void *ctx, const pt_pool_desc *d, const float *x, float *y);
 pt_status pt__cpu_batchnorm2d(void *ctx, int n, int c, int64_t hw, float eps, int fp16, const float *x, const float *w,
                               const float *b, const float *mean, const float *var, float *y);

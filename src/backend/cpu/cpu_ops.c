@@ -49,11 +49,10 @@ pt_status pt__cpu_linear(void *vctx, int n, int in, int out, int fp16, const flo
   return PT_OK;
 }
 
-pt_status pt__cpu_activation(void *vctx, pt_op_type type, int64_t count, int fp16, const float *x, float *y) {
+pt_status pt__cpu_activation(void *vctx, pt_act act, int64_t count, int fp16, const float *x, float *y) {
   pt_cpu_ctx *ctx = vctx;
-  if (type != PT_OP_RELU && type != PT_OP_TANH)
-    return pt__error(PT_EUNSUPPORTED, "cpu activation: %s is not an activation", pt_op_type_name(type));
-  const int is_relu = type == PT_OP_RELU;
+  if (act != PT_ACT_RELU && act != PT_ACT_TANH) return pt__error(PT_EUNSUPPORTED, "cpu activation: kind %d", (int)act);
+  const int is_relu = act == PT_ACT_RELU;
   const int64_t chunk = 1 << 14;
   /* fp16: round the input, apply, round the output (ReLU of a half value is a half value) */
 #pragma omp parallel for num_threads(ctx->threads) schedule(static)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/knob_math.h"
 #include "predtuner/log.h"
@@ -74,7 +75,7 @@ static pt_status find_algo(pt_cuda_ctx *c, const cu_conv *v, const void *x, cons
     }
   if (c->n_algos == c->cap_algos) {
     int cap = c->cap_algos ? 2 * c->cap_algos : 32;
-    pt_cu_algo *na = realloc(c->algos, (size_t)cap * sizeof *na);
+    pt_cu_algo *na = pt__realloc(c->algos, (size_t)cap * sizeof *na);
     if (!na) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
     c->algos = na;
     c->cap_algos = cap;
@@ -170,8 +171,8 @@ pt_status pt__cuda_conv_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float
 
 pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, int nhwc, const float *x,
                                        const float *w, const float *b, float *y) {
-  if (!d->perf || d->samp_every) return pt__error(PT_EINVAL, "cuda conv: the strided variant is for perforation only");
-  const int half = d->fp16 != 0, rows = d->perf == 1, s = d->perf_stride, esz = half ? 2 : 4;
+  if (!d->perf_dir || d->samp_every) return pt__error(PT_EINVAL, "cuda conv: the strided variant is for perforation only");
+  const int half = d->fp16 != 0, rows = d->perf_dir == PT_PERF_ROWS, s = d->perf_stride, esz = half ? 2 : 4;
   const int hp = d->h + 2 * d->ph, wp = d->w + 2 * d->pw, size = rows ? d->oh : d->ow;
   const void *wk = w;
   if (nhwc) { /* cuDNN's NHWC filter order, binary16 or float32 */
@@ -228,7 +229,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
   int nkg = kg;
   const int *kept_dev = NULL;
   if (d->samp_every) {
-    int *kept = malloc((size_t)kg * sizeof *kept);
+    int *kept = pt__malloc((size_t)kg * sizeof *kept);
     if (!kept) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
     nkg = 0;
     for (int f = 0; f < kg; f++)
@@ -242,8 +243,8 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
     PT__TRY(st);
     kept_dev = tab;
   }
-  const int nr = d->perf == 1 ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
-  const int nc = d->perf == 2 ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
+  const int nr = d->perf_dir == PT_PERF_ROWS ? pt_km_perf_kept_count(d->oh, d->perf_stride, d->perf_offset) : d->oh;
+  const int nc = d->perf_dir == PT_PERF_COLS ? pt_km_perf_kept_count(d->ow, d->perf_stride, d->perf_offset) : d->ow;
   void *wk;
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_W, (size_t)d->cout * (nkg ? nkg : 1) * esz, &wk));
   PT__TRY(pt__cu_gather_weights(c->ln->stream, d->cout, kg, kept_dev, nkg, d->samp_every ? d->samp_scale : 1.0f, w, wk,
@@ -283,7 +284,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
 
 pt_status pt__cuda_conv_samp_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
                                    const float *b, float *y) {
-  if (!d->samp_every || d->perf) return pt__error(PT_EINVAL, "cuda conv: the masked-weights variant is for sampling only");
+  if (!d->samp_every || d->perf_dir) return pt__error(PT_EINVAL, "cuda conv: the masked-weights variant is for sampling only");
   void *wm;
   PT__TRY(pt__cuda_scratch(c, PT_CU_SCR_COL, (size_t)wcount(d) * sizeof(float), &wm));
   PT__TRY(pt__cu_mask_weights(c->ln->stream, d, w, wm));
@@ -314,7 +315,7 @@ static pt_status try_variant(pt_cuda_ctx *c, conv_fn fn, const pt_conv_desc *d, 
 static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d, const float *x, const float *w,
                               const float *b, float *y, pt_cu_variant *out, int *fresh) {
   int key[24] = {d->n, d->cin, d->h, d->w, d->cout, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw, d->groups,
-                 d->fp16 != 0, d->perf, d->perf_stride, d->perf_offset, d->samp_every, d->samp_offset, 0};
+                 d->fp16 != 0, d->perf_dir, d->perf_stride, d->perf_offset, d->samp_every, d->samp_offset, 0};
   for (int i = 0; i < c->n_picks; i++)
     if (!memcmp(c->picks[i].key, key, sizeof key)) {
       *out = c->picks[i].v;
@@ -323,7 +324,7 @@ static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d
     }
   if (c->n_picks == c->cap_picks) {
     int cap = c->cap_picks ? 2 * c->cap_picks : 32;
-    pt_cu_pick *np = realloc(c->picks, (size_t)cap * sizeof *np);
+    pt_cu_pick *np = pt__realloc(c->picks, (size_t)cap * sizeof *np);
     if (!np) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
     c->picks = np;
     c->cap_picks = cap;
@@ -358,7 +359,7 @@ static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d
   p->ms[0] = ms[0];
   p->ms[1] = ms[1];
   pt_log(PT_LOG_DEBUG, "cuda conv %dx%dx%dx%d -> %d (%s): cuDNN %.3f ms, GEMM %.3f ms", d->n, d->cin, d->h, d->w, d->cout,
-         d->perf ? "perforation" : "sampling", ms[0], ms[1]);
+         d->perf_dir ? "perforation" : "sampling", ms[0], ms[1]);
   *out = p->v;
   *fresh = 1;
   if (p->v == PT_CU_VAR_GEMM) return pt__cuda_conv_gemm(c, d, x, w, b, y); /* y must hold the kept variant's result */
@@ -367,7 +368,7 @@ static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d
 
 pt_status pt__cuda_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
   pt_cuda_ctx *c = ctx;
-  if (!d->perf && !d->samp_every) {
+  if (!d->perf_dir && !d->samp_every) {
     pt_status s = pt__cuda_conv_cudnn(c, d, x, w, b, y);
     if (s == PT_EUNSUPPORTED) { /* a shape cuDNN cannot run: the GEMM path computes the same thing */
       pt_log(PT_LOG_DEBUG, "cuda conv: cuDNN path failed (%s); using im2col + GEMM", pt_last_error());
@@ -376,8 +377,8 @@ pt_status pt__cuda_conv2d(void *ctx, const pt_conv_desc *d, const float *x, cons
     }
     return s;
   }
-  conv_fn cud = d->perf ? pt__cuda_conv_perf_cudnn : pt__cuda_conv_samp_cudnn;
-  pt_cu_variant v = d->perf ? c->perf_variant : c->samp_variant;
+  conv_fn cud = d->perf_dir ? pt__cuda_conv_perf_cudnn : pt__cuda_conv_samp_cudnn;
+  pt_cu_variant v = d->perf_dir ? c->perf_variant : c->samp_variant;
   if (v == PT_CU_VAR_GEMM) return pt__cuda_conv_gemm(c, d, x, w, b, y);
   if (v == PT_CU_VAR_CUDNN) {
     pt_status s = cud(c, d, x, w, b, y);

@@ -103,6 +103,9 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
                              float *y);
 void pt__cuda_conv_cache_free(pt_cuda_ctx *c);
 
+/* Optional features by name (cuda_p1.c): the P1 predictor. */
+pt_backend_proc pt__cuda_get_proc(void *ctx, const char *name);
+
 /* Linear layer through cuBLAS (cuda_ops.c). */
 pt_status pt__cuda_linear(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,
                           float *y);
