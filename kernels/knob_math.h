@@ -76,6 +76,16 @@ PT_HD static inline int pt_km_samp_dropped(int flat, int kh, int kw, int skip_ev
   return flat >= skip_offset && (flat - skip_offset) % skip_every == 0;
 }
 
+/* The filter elements Conv2dSampling keeps of one group's flattened filter (kg = cin/groups x kh x
+ * kw elements), in order: their flat indices go to kept (room for kg) and the count is returned.
+ * skip_every == 0 keeps every element. */
+PT_HD static inline int pt_km_samp_kept(int kg, int kh, int kw, int skip_every, int skip_offset, int *kept) {
+  int n = 0;
+  for (int f = 0; f < kg; f++)
+    if (!skip_every || !pt_km_samp_dropped(f, kh, kw, skip_every, skip_offset)) kept[n++] = f;
+  return n;
+}
+
 /* Scale applied to the kept weights: 1 + interp_rate / (skip_every - 1), as a float32 (PyTorch
  * multiplies the float32 weight by this Python scalar in float32). */
 PT_HD static inline float pt_km_samp_scale(int skip_every, double interp_rate) {

@@ -231,9 +231,7 @@ pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float 
   if (d->samp_every) {
     int *kept = pt__malloc((size_t)kg * sizeof *kept);
     if (!kept) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
-    nkg = 0;
-    for (int f = 0; f < kg; f++)
-      if (!pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset)) kept[nkg++] = f;
+    nkg = pt_km_samp_kept(kg, d->kh, d->kw, d->samp_every, d->samp_offset, kept);
     void *tab;
     pt_status st = pt__cuda_scratch(c, PT_CU_SCR_TAB, (size_t)(nkg ? nkg : 1) * sizeof(int), &tab);
     if (st == PT_OK && nkg && cudaMemcpyAsync(tab, kept, (size_t)nkg * sizeof(int), cudaMemcpyHostToDevice, c->ln->stream) !=
