@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
     o.qos_tuner_threshold = 0.02; /* a tight budget: at most 0.02 % relative error */
     o.qos_keep_threshold = 0.03;
     o.take_best_n = 10;
-    o.cost_model = "cost_linear";
+    o.cost_model = PT_COST_LINEAR;
     o.output_dir = out;
     s = pt_tuner_tune(tuner, &o);
   }

@@ -276,8 +276,8 @@ Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   o.qos_tuner_threshold = 2.0;
   o.qos_keep_threshold = 2.5;
   o.take_best_n = 12;
-  o.cost_model = "cost_linear";
-  o.qos_model = "qos_p2";
+  o.cost_model = PT_COST_LINEAR;
+  o.qos_model = PT_QOS_P2;
   o.search_batch = 16;
   o.output_dir = d;
   cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
@@ -352,17 +352,38 @@ Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   free(d);
 }
 
+/* The CLI and the library share these names (and configs.json and the journal record them). */
+Test(tuner, model_names_round_trip) {
+  const char *qn[] = {"empirical", "qos_p1", "qos_p2"}, *cn[] = {"empirical", "cost_linear", "cost_profiled"};
+  for (int m = 0; m < 3; m++) {
+    cr_assert_str_eq(pt_qos_model_name((pt_qos_model)m), qn[m]);
+    cr_assert_eq(pt_qos_model_parse(qn[m]), m);
+    cr_assert_str_eq(pt_cost_model_name((pt_cost_model)m), cn[m]);
+    cr_assert_eq(pt_cost_model_parse(cn[m]), m);
+  }
+  cr_assert_eq(pt_qos_model_parse("qos_p3"), -1);
+  cr_assert_eq(pt_qos_model_parse("cost_linear"), -1);
+  cr_assert_eq(pt_cost_model_parse("qos_p1"), -1);
+  cr_assert_eq(pt_cost_model_parse(NULL), -1);
+  cr_assert_null(pt_qos_model_name((pt_qos_model)3));
+  cr_assert_null(pt_cost_model_name((pt_cost_model)-1));
+}
+
 Test(tuner, bad_options_are_errors) {
   pt_app *app = make_app();
   pt_tuner *t;
   cr_assert_eq(pt_tuner_create(app, &t), PT_OK);
   pt_tune_opts o;
   pt_tune_opts_init(&o);
-  o.qos_model = "qos_p3";
+  o.qos_model = (pt_qos_model)3;
   cr_assert_eq(pt_tuner_tune(t, &o), PT_EINVAL);
-  cr_assert(strstr(pt_last_error(), "qos_p3"));
+  cr_assert(strstr(pt_last_error(), "unknown QoS model 3"), "%s", pt_last_error());
   pt_tune_opts_init(&o);
-  o.qos_model = "qos_p1";
+  o.cost_model = (pt_cost_model)-1;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_EINVAL);
+  cr_assert(strstr(pt_last_error(), "unknown cost model -1"), "%s", pt_last_error());
+  pt_tune_opts_init(&o);
+  o.qos_model = PT_QOS_P1;
   cr_assert_eq(pt_tuner_tune(t, &o), PT_EUNSUPPORTED, "a generic app has no output tensor");
   pt_tune_opts_init(&o);
   o.max_iter = 0;

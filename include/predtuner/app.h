@@ -24,7 +24,7 @@ typedef struct pt_dnn_app_opts {
   const char *data;          /* folder with tune_/test_ input.bin and labels.bin */
   const char *backend;       /* "cpu", "cuda" or "auto" (NULL = auto) */
   int threads;               /* CPU threads, 0 = all */
-  int batch_size;            /* images per run, 0 = 500 (QoS is averaged per batch, as PredTuner) */
+  int batch_size;            /* images per run, 0 = PT_BATCH_SIZE_DEFAULT (measure.h) */
   int64_t tune_offset, tune_count; /* images of the tune set to use (count <= 0: all) */
   int64_t test_offset, test_count; /* same for the test set */
   const char *knobs_file;    /* knob declarations (PredTuner JSON), NULL = the built-in 56 */

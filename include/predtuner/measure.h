@@ -12,13 +12,17 @@
 extern "C" {
 #endif
 
+/* Images per run when none is given: PredTuner's default. QoS is averaged per batch, as PredTuner
+ * does, so the batch size can change the QoS of a data set whose size it does not divide. */
+#define PT_BATCH_SIZE_DEFAULT 500
+
 /* Index of the largest value (the first one on ties; NaN never wins unless all are NaN). */
 int pt_argmax(const float *v, int n);
 /* Percentage of rows of out (n, classes) whose label is among the k largest values. */
 double pt_topk_accuracy(const float *out, const int32_t *labels, int n, int classes, int k);
 
 typedef struct pt_measure_opts {
-  int batch_size;         /* images per run; 0 means 500 (PredTuner's default) */
+  int batch_size;         /* images per run; 0 means PT_BATCH_SIZE_DEFAULT */
   const pt_op_exec *ops;  /* per-op settings, NULL = exact */
   pt_progress *progress;  /* NULL = silent; counts images */
   int32_t *predictions;   /* NULL or room for ds->n argmax predictions */

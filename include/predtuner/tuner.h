@@ -1,4 +1,5 @@
-/* The tuner (DESIGN.md 6-8): search, keep, pick the best configs, validate, test, write results.
+/* The tuner (docs/design.md, "The tuning pipeline"): search, keep, pick the best configs, validate,
+ * test, write results.
  * It mirrors PredTuner's Python API:
  *
  *   app = TorchApp(...)                      pt_app_dnn_create(&dnn_opts, &app);
@@ -8,8 +9,8 @@
  *              qos_keep_threshold=3.0,       o.qos_keep_threshold = 3.0;
  *              is_threshold_relative=True,   (relative is the default; o.absolute = 1 otherwise)
  *              take_best_n=20,               o.take_best_n = 20;
- *              cost_model="cost_linear",     o.cost_model = "cost_linear";
- *              qos_model="qos_p1")           o.qos_model = "qos_p1"; o.output_dir = "out";
+ *              cost_model="cost_linear",     o.cost_model = PT_COST_LINEAR;
+ *              qos_model="qos_p1")           o.qos_model = PT_QOS_P1; o.output_dir = "out";
  *                                            pt_tuner_tune(tuner, &o);
  *   tuner.dump_configs("configs.json")       pt_tuner_dump_configs(tuner, "out/configs.json", 0);
  *   tuner.plot_configs()                     pt_tuner_plot(tuner, "out/configs.png", 0);
@@ -30,6 +31,25 @@
 extern "C" {
 #endif
 
+/* QoS and cost models, by PredTuner's names ("qos_p1", "cost_linear", ...; "empirical": measured). */
+typedef enum pt_qos_model {
+  PT_QOS_EMPIRICAL = 0, /* every config's QoS is measured */
+  PT_QOS_P1,            /* qos_p1: the accuracy of the exact output plus each op's output change */
+  PT_QOS_P2,            /* qos_p2: the exact QoS plus each op's QoS change */
+} pt_qos_model;
+typedef enum pt_cost_model {
+  PT_COST_EMPIRICAL = 0, /* every config's cost is its measured time */
+  PT_COST_LINEAR,        /* cost_linear: per op, its cost (FLOPs) over the knob's expected speedup */
+  PT_COST_PROFILED,      /* cost_profiled: per op and knob, its measured time */
+} pt_cost_model;
+
+/* The model's name ("empirical", "qos_p1", "qos_p2"), NULL for a value outside the enum. */
+const char *pt_qos_model_name(pt_qos_model m);
+const char *pt_cost_model_name(pt_cost_model m);
+/* The model called name, or -1 for an unknown name. */
+int pt_qos_model_parse(const char *name);
+int pt_cost_model_parse(const char *name);
+
 typedef struct pt_tune_opts {
   int max_iter;               /* distinct configs to evaluate (default 1000) */
   double qos_tuner_threshold; /* default 2.0 */
@@ -38,8 +58,8 @@ typedef struct pt_tune_opts {
   int take_best_n;            /* default 20; 0 = the Pareto front only */
   int test_configs;           /* measure the best configs on the test set (default 1) */
   int validate;               /* -1 (default): when a QoS model is used; 0 never; 1 always */
-  const char *qos_model;      /* NULL = empirical, "qos_p1", "qos_p2" */
-  const char *cost_model;     /* NULL = empirical, "cost_linear", "cost_profiled" */
+  pt_qos_model qos_model;     /* default PT_QOS_EMPIRICAL */
+  pt_cost_model cost_model;   /* default PT_COST_EMPIRICAL */
   uint64_t seed;              /* search (and PromiseSim) seed, default 0 */
   int search_batch;           /* configs per ask/evaluate round, default 256 */
   const char *output_dir;     /* journal tuning.sqlite goes here; NULL = no journal */
@@ -93,7 +113,7 @@ typedef struct pt_tune_summary {
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
 
-/* configs.json (DESIGN.md 8): the best configs, or every kept one with all != 0. Atomic. */
+/* configs.json (docs/design.md, "Files"): the best configs, or every kept one with all != 0. Atomic. */
 pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all);
 /* PredTuner's plot: kept and best configs with the threshold lines, predicted vs validated QoS,
  * tune vs test QoS loss (1-3 panels). path ends in .png or .svg. Needs a finished tune. */

@@ -175,7 +175,7 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   }
   app->vt = &DNN_VT;
   app->ctx = d;
-  d->batch = o->batch_size > 0 ? o->batch_size : 500;
+  d->batch = o->batch_size > 0 ? o->batch_size : PT_BATCH_SIZE_DEFAULT;
   int c = 0, h = 0, w = 0, target = 0;
   pt_status s = pt_model_load(o->model, o->weights, &d->g);
   if (s == PT_OK && pt_graph_num_classes(d->g) <= 0)

@@ -45,7 +45,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
   memset(res, 0, sizeof *res);
   pt_measure_opts o = {0};
   if (opts) o = *opts;
-  int bs = o.batch_size > 0 ? o.batch_size : 500;
+  int bs = o.batch_size > 0 ? o.batch_size : PT_BATCH_SIZE_DEFAULT;
   int classes = pt_graph_num_classes(g);
   int c, h, w;
   PT__TRY(check_images(g, ds, &c, &h, &w));
@@ -79,7 +79,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
 
 pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
                           const pt_op_exec *ops, pt_progress *progress, double *accuracy, double *seconds) {
-  int bs = batch_size > 0 ? batch_size : 500;
+  int bs = batch_size > 0 ? batch_size : PT_BATCH_SIZE_DEFAULT;
   int classes = pt_graph_num_classes(g), n_ops = pt_graph_num_ops(g);
   int c, h, w;
   PT__TRY(check_images(g, ds, &c, &h, &w));

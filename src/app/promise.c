@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/knobs.h"
+#include "predtuner/measure.h"
 #include "predtuner/promise.h"
 
 static const char *const pt__range_keys[4] = {"input", "weight", "bias", "output"};
@@ -90,7 +91,7 @@ pt_status pt_promise_calibrate(pt_exec *ex, const pt_graph *g, const pt_dataset 
                                pt_promise_ranges *ranges) {
   int c, h, w;
   pt_graph_input_shape(g, &c, &h, &w);
-  if (batch_size <= 0) batch_size = 500;
+  if (batch_size <= 0) batch_size = PT_BATCH_SIZE_DEFAULT;
   memset(ranges, 0, (size_t)pt_graph_num_ops(g) * sizeof *ranges);
   for (int64_t i = 0; i < ds->n; i += batch_size) {
     int n = (int)(ds->n - i < batch_size ? ds->n - i : batch_size);

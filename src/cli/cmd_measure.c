@@ -8,6 +8,7 @@
 #include "core/error.h"
 
 static void help(void) {
+  const int batch = PT_BATCH_SIZE_DEFAULT;
   printf("usage: predtuner-gpu measure [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
          "\n"
          "Runs a network on the tune (default) or test set and prints its QoS (classification\n"
@@ -18,7 +19,7 @@ static void help(void) {
          "  --weights FILE      for a zoo network: safetensors or a PyTorch checkpoint (.pth, .pth.tar)\n"
          "  --data DIR          folder with tune_input.bin, tune_labels.bin, test_input.bin, test_labels.bin\n"
          "  --test              use the test set instead of the tune set\n"
-         "  --batch-size N      images per run (default 500)\n"
+         "  --batch-size N      images per run (default %d)\n"
          "  --count N           use N images (default: all)\n"
          "  --offset N          skip the first N images\n"
          "  --config FILE       run a config from configs.json or a PredTuner config dump\n"
@@ -36,7 +37,7 @@ static void help(void) {
          "  --predictions FILE  write the predicted class of each image (int32, little-endian)\n"
          "  --log FILE          append a timestamped log\n"
          "\n"
-         "Exit status: 0 success, 1 failure (bad file, ...), 2 usage error.\n");
+         "Exit status: 0 success, 1 failure (bad file, ...), 2 usage error.\n", batch);
 }
 
 #define PT__MAX_KNOB_ARGS 4096
@@ -52,7 +53,7 @@ typedef struct measure_args {
 
 static int parse(int argc, char **argv, measure_args *a) {
   a->backend = "auto";
-  a->batch = 500;
+  a->batch = PT_BATCH_SIZE_DEFAULT;
   a->count = -1;
   for (int i = 1; i < argc; i++) {
     const char *v = NULL, *arg = argv[i];

@@ -38,8 +38,8 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
   add_num(th, "test_keep", s->thresholds.test_keep);
   cJSON_AddStringToObject(root, "knobs_file", app->knobs_source);
   cJSON_AddStringToObject(root, "target_device", app->target);
-  cJSON_AddStringToObject(root, "qos_model", t->qos_model[0] ? t->qos_model : "empirical");
-  cJSON_AddStringToObject(root, "cost_model", t->cost_model[0] ? t->cost_model : "empirical");
+  cJSON_AddStringToObject(root, "qos_model", pt_qos_model_name(t->qos_model));
+  cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(t->cost_model));
   cJSON_AddNumberToObject(root, "evaluated", (double)s->evaluated);
   cJSON *arr = cJSON_AddArrayToObject(root, "configs");
   int n = all ? t->n_kept : t->n_best;

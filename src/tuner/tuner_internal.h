@@ -1,20 +1,25 @@
-/* The tuner's state, shared by the pipeline (tuner.c), results JSON (results.c) and plots (plot.c). */
+/* The tuner's state, shared by the pipeline (tuner.c, tune_search.c, tune_select.c), results JSON
+ * (results.c) and plots (plot.c). */
 #ifndef PT_TUNER_INTERNAL_H
 #define PT_TUNER_INTERNAL_H
 
+#include <stdio.h>
+
 #include "app/app_internal.h"
 #include "predtuner/tuner.h"
+#include "tuner/evaluator.h"
 
 struct pt_tuner {
   pt_app *app;
   pt_tune_summary sum;
-  char qos_model[32], cost_model[32]; /* "" = empirical */
+  pt_qos_model qos_model; /* the models of the last run (empirical when none) */
+  pt_cost_model cost_model;
   int tuned;
   /* every evaluated config, in evaluation order (resumed ones first) */
   int64_t n, cap;
-  uint16_t *cfg;    /* (n, n_ops) */
+  uint16_t *cfg;      /* (n, n_ops) */
   double *qos, *cost; /* (n); cost relative to the baseline config */
-  uint8_t *pred;    /* (n) QoS from a model */
+  uint8_t *pred;      /* (n) QoS from a model */
   int n_kept;
   int64_t *kept;    /* (n_kept) indices of configs above the tune keep threshold */
   int n_bestpre;
@@ -23,6 +28,15 @@ struct pt_tuner {
   int n_best;
   int *best;        /* (n_best) indices into bestpre that pass the final filter */
 };
+
+/* Appends n evaluated configs to the tuner's list. */
+pt_status pt__tuner_append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred);
+
+/* Stages of pt_tuner_tune after the baseline and the models (docs/design.md, "The tuning pipeline"):
+ * the search (journal, resume, ask/evaluate/tell rounds), then the selection (kept, Pareto best,
+ * validation, test, final filter). */
+pt_status pt__tune_search(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev);
+pt_status pt__tune_select(pt_tuner *t, const pt_tune_opts *o);
 
 /* What a plot shows, from a tuner or from a configs.json. */
 typedef struct pt__plot_data {

@@ -1,0 +1,140 @@
+/* The models of a tuning run and the evaluation of a batch of configs (tuner/evaluator.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "predtuner/backend.h"
+#include "predtuner/log.h"
+#include "tuner/evaluator.h"
+
+static const char *const QOS_NAMES[] = {"empirical", "qos_p1", "qos_p2"};
+static const char *const COST_NAMES[] = {"empirical", "cost_linear", "cost_profiled"};
+#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
+
+const char *pt_qos_model_name(pt_qos_model m) { return (int)m >= 0 && (int)m < N_OF(QOS_NAMES) ? QOS_NAMES[m] : NULL; }
+const char *pt_cost_model_name(pt_cost_model m) {
+  return (int)m >= 0 && (int)m < N_OF(COST_NAMES) ? COST_NAMES[m] : NULL;
+}
+
+static int find(const char *const *names, int n, const char *name) {
+  for (int i = 0; name && i < n; i++)
+    if (!strcmp(names[i], name)) return i;
+  return -1;
+}
+int pt_qos_model_parse(const char *name) { return find(QOS_NAMES, N_OF(QOS_NAMES), name); }
+int pt_cost_model_parse(const char *name) { return find(COST_NAMES, N_OF(COST_NAMES), name); }
+
+void pt__eval_free(pt__evaluator *ev) {
+  pt__p1_free(&ev->p1);
+  pt__p2_free(&ev->p2);
+  free(ev->cost_tbl);
+  free(ev->search_cost);
+  free(ev->search_loss);
+  memset(ev, 0, sizeof *ev);
+}
+
+/* The QoS model, moved onto the app's backend when that backend scores P1 on its device. */
+static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *storage) {
+  pt_app *app = ev->app;
+  if (ev->qos == PT_QOS_EMPIRICAL) return PT_OK;
+  pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", pt_qos_model_name(ev->qos), storage ? storage : "none");
+  if (ev->qos == PT_QOS_P2) return pt__p2_init(app, storage, o->progress, &ev->p2);
+  PT__TRY(pt__p1_init(app, storage, o->progress, &ev->p1));
+  if (app->be) {
+    if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
+    else pt_log(PT_LOG_DEBUG, "qos_p1 predicts on the CPU: %s", pt_last_error());
+  }
+  return PT_OK;
+}
+
+/* search_loss: per entry, the QoS the model says that (op, knob) alone loses. */
+static pt_status init_search_loss(pt__evaluator *ev) {
+  pt_app *app = ev->app;
+  for (int e = 0; e < app->n_entries; e++) ev->search_loss[e] = NAN;
+  if (ev->qos == PT_QOS_P2)
+    for (int e = 0; e < app->n_entries; e++) ev->search_loss[e] = ev->p2.q0 - ev->p2.q[e];
+  if (ev->qos != PT_QOS_P1) return PT_OK;
+  uint16_t *c = pt__calloc((size_t)app->n_entries * (size_t)app->n_ops, sizeof *c);
+  double *q = pt__malloc((size_t)app->n_entries * sizeof *q), q0;
+  if (!c || !q) {
+    free(c), free(q);
+    return pt__error(PT_ENOMEM, "tuner: out of memory for the per-knob QoS losses (%d knob choices)", app->n_entries);
+  }
+  for (int op = 0; op < app->n_ops; op++)
+    for (int p = 0; p < app->n_knobs[op]; p++) c[(int64_t)(app->entry_off[op] + p) * app->n_ops + op] = (uint16_t)p;
+  pt__p1_predict(app, &ev->p1, app->n_entries, c, q);
+  memset(c, 0, (size_t)app->n_ops * sizeof *c);
+  pt__p1_predict(app, &ev->p1, 1, c, &q0);
+  for (int e = 0; e < app->n_entries; e++) ev->search_loss[e] = q0 - q[e];
+  free(c), free(q);
+  return PT_OK;
+}
+
+pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage) {
+  memset(ev, 0, sizeof *ev);
+  ev->app = app;
+  if (!pt_qos_model_name(o->qos_model))
+    return pt__error(PT_EINVAL, "unknown QoS model %d (qos_p1, qos_p2, or empirical)", (int)o->qos_model);
+  if (!pt_cost_model_name(o->cost_model))
+    return pt__error(PT_EINVAL, "unknown cost model %d (cost_linear, cost_profiled, or empirical)", (int)o->cost_model);
+  ev->qos = o->qos_model;
+  ev->cost = o->cost_model;
+  const size_t ne = (size_t)app->n_entries;
+  ev->search_cost = pt__malloc((ne ? ne : 1) * sizeof *ev->search_cost);
+  ev->search_loss = pt__malloc((ne ? ne : 1) * sizeof *ev->search_loss);
+  if (ev->cost != PT_COST_EMPIRICAL) ev->cost_tbl = pt__malloc((ne ? ne : 1) * sizeof *ev->cost_tbl);
+  if (!ev->search_cost || !ev->search_loss || (ev->cost != PT_COST_EMPIRICAL && !ev->cost_tbl))
+    return pt__error(PT_ENOMEM, "tuner: out of memory for the model tables (%d knob choices)", app->n_entries);
+  PT__TRY(init_qos(ev, o, storage));
+  PT__TRY(pt__cost_linear(app, ev->search_cost));
+  if (ev->cost == PT_COST_LINEAR) memcpy(ev->cost_tbl, ev->search_cost, ne * sizeof *ev->search_cost);
+  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->progress, ev->cost_tbl));
+  if (ev->cost_tbl) memcpy(ev->search_cost, ev->cost_tbl, ne * sizeof *ev->search_cost);
+  return init_search_loss(ev);
+}
+
+pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *exact_speedup) {
+  pt_app *app = ev->app;
+  *exact_speedup = NAN;
+  if (ev->cost_tbl) {
+    double base = 0, exact = 0;
+    for (int op = 0; op < app->n_ops; op++) {
+      base += ev->cost_tbl[app->entry_off[op]];
+      exact += app->op_cost[op];
+    }
+    ev->base_cost = base;
+    if (ev->cost == PT_COST_LINEAR) *exact_speedup = exact / base;
+  } else {
+    uint16_t *zeros = pt__calloc((size_t)app->n_ops, sizeof *zeros);
+    if (!zeros) return pt__error(PT_ENOMEM, "tuner: out of memory");
+    double q;
+    pt_status s = pt_app_measure(app, 1, zeros, 0, &q, &ev->base_cost);
+    free(zeros);
+    PT__TRY(s);
+    *exact_speedup = exact_cost / ev->base_cost;
+  }
+  if (!(ev->base_cost > 0))
+    return pt__error(PT_ERANGE, "the baseline config's cost is %g; costs must be positive", ev->base_cost);
+  return PT_OK;
+}
+
+pt_status pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost) {
+  pt_app *app = ev->app;
+  /* QoS alone when a model gives the cost: the DNN app then shares common prefixes untimed */
+  if (ev->qos == PT_QOS_EMPIRICAL || !ev->cost_tbl)
+    PT__TRY(pt_app_measure(app, n, cfgs, 0, qos, ev->cost_tbl ? NULL : cost));
+  if (ev->qos == PT_QOS_P1) pt__p1_predict(app, &ev->p1, n, cfgs, qos);
+  if (ev->qos == PT_QOS_P2) pt__p2_predict(app, &ev->p2, n, cfgs, qos);
+  for (int k = 0; k < n; k++) {
+    if (ev->cost_tbl) {
+      const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
+      double sum = 0;
+      for (int op = 0; op < app->n_ops; op++) sum += ev->cost_tbl[app->entry_off[op] + c[op]];
+      cost[k] = sum;
+    }
+    cost[k] /= ev->base_cost;
+  }
+  return PT_OK;
+}

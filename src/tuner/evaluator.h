@@ -1,0 +1,35 @@
+/* The evaluator: the QoS and cost models of a tuning run and how a batch of configs gets its QoS and
+ * cost (predicted, measured, or both), plus the per-entry tables that guide the search. */
+#ifndef PT_TUNER_EVALUATOR_H
+#define PT_TUNER_EVALUATOR_H
+
+#include <stdint.h>
+
+#include "models/models.h"
+#include "predtuner/tuner.h"
+
+typedef struct pt__evaluator {
+  pt_app *app;
+  pt_qos_model qos;
+  pt_cost_model cost;
+  pt__p1 p1;
+  pt__p2 p2;
+  double *cost_tbl;    /* (n_entries) the cost model's table, NULL for empirical cost */
+  double base_cost;    /* the baseline config's cost in the same units (pt__eval_cost_reference) */
+  double *search_cost; /* (n_entries) the cost when only that (op, knob) changes: guides the search */
+  double *search_loss; /* (n_entries) the QoS it loses, NaN when the QoS model does not say */
+} pt__evaluator;
+
+/* Builds (or loads from storage, NULL: none) the models o names, with progress on o->progress. */
+pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage);
+void pt__eval_free(pt__evaluator *ev);
+/* Whether QoS comes from a model. */
+static inline int pt__eval_predicts_qos(const pt__evaluator *ev) { return ev->qos != PT_QOS_EMPIRICAL; }
+/* The cost reference: the baseline config's cost (from the model, or measured). *exact_speedup is
+ * the baseline config's speedup over the exact network where it is known (NaN otherwise;
+ * exact_cost: the exact network's measured cost). */
+pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *exact_speedup);
+/* QoS and cost (relative to the baseline config) of n configs. */
+pt_status pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost);
+
+#endif

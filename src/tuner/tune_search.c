@@ -1,0 +1,131 @@
+/* The search stage of the pipeline: the journal (opened, or resumed: every journaled config told to
+ * the search and kept), then rounds of ask, evaluate, tell and journal until max_iter distinct
+ * configs are evaluated or the space is exhausted. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "predtuner/log.h"
+#include "predtuner/search.h"
+#include "tuner/journal.h"
+#include "tuner/tuner_internal.h"
+
+static pt_status make_search(const pt_tuner *t, const pt_tune_opts *o, const pt__evaluator *ev, pt_search **se) {
+  const pt_app *app = t->app;
+  PT__TRY(pt_search_create(app->n_ops, app->n_knobs, o->seed, se));
+  pt_search_set_threshold(*se, t->sum.thresholds.tuner);
+  return pt_search_set_tables(*se, ev->search_loss, ev->search_cost);
+}
+
+/* Every journaled config, told to the search and appended to the tuner's list. */
+static pt_status resume(pt_tuner *t, pt__journal *jr, pt_search *se) {
+  pt_app *app = t->app;
+  int64_t n;
+  uint16_t *c;
+  double *q, *co;
+  uint8_t *pr;
+  PT__TRY(pt__journal_read(jr, app, &n, &c, &q, &co, &pr));
+  pt_status s = PT_OK;
+  for (int64_t i = 0; s == PT_OK && i < n; i++) {
+    s = pt_search_tell(se, 1, c + i * app->n_ops, q + i, co + i);
+    if (s == PT_OK) s = pt__tuner_append(t, 1, c + i * app->n_ops, q + i, co + i, pr[i]);
+  }
+  if (s == PT_OK) {
+    t->sum.resumed = n;
+    pt_log(PT_LOG_INFO, "resumed %lld configs from the journal", (long long)n);
+  }
+  free(c), free(q), free(co), free(pr);
+  return s;
+}
+
+static pt_status open_journal(pt_tuner *t, const pt_tune_opts *o, pt_search *se, pt__journal **jr) {
+  *jr = NULL;
+  if (!o->output_dir) return PT_OK;
+  char path[4096];
+  PT__TRY(pt__model_path(o->output_dir, "tuning.sqlite", 1, path, sizeof path));
+  PT__TRY(pt__journal_open(path, o->resume, t->app, pt_qos_model_name(t->qos_model), pt_cost_model_name(t->cost_model),
+                           jr));
+  return o->resume ? resume(t, *jr, se) : PT_OK;
+}
+
+/* Scratch of one round: configs asked, their results and techniques. */
+typedef struct round_buf {
+  uint16_t *cfg;    /* (batch, n_ops) */
+  double *qos, *cost;
+  const char **tech;
+} round_buf;
+
+/* Rounds of ask, evaluate, tell, journal, append. */
+static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, pt_search *se, pt__journal *jr) {
+  const pt_app *app = t->app;
+  const int nb = o->search_batch, pred = pt__eval_predicts_qos(ev);
+  round_buf b = {pt__malloc((size_t)nb * (size_t)app->n_ops * sizeof *b.cfg), pt__malloc((size_t)nb * sizeof *b.qos),
+                 pt__malloc((size_t)nb * sizeof *b.cost), pt__malloc((size_t)nb * sizeof *b.tech)};
+  pt_status s = PT_OK;
+  if (!b.cfg || !b.qos || !b.cost || !b.tech) s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
+  pt_progress prog;
+  pt_progress_begin(&prog, o->progress, "search", o->max_iter);
+  pt_progress_update(&prog, t->n < o->max_iter ? t->n : o->max_iter);
+  while (s == PT_OK && t->n < o->max_iter) {
+    int want = o->max_iter - (int)t->n < nb ? o->max_iter - (int)t->n : nb;
+    int got = pt_search_ask(se, want, b.cfg);
+    if (got == 0) {
+      pt_log(PT_LOG_INFO, "search space exhausted after %lld configs", (long long)t->n);
+      break;
+    }
+    double t0 = pt_now();
+    s = pt__eval_batch(ev, got, b.cfg, b.qos, b.cost);
+    double each = (pt_now() - t0) / got;
+    if (s == PT_OK) s = pt_search_tell(se, got, b.cfg, b.qos, b.cost);
+    for (int k = 0; k < got; k++) b.tech[k] = pt_search_config_technique(se, b.cfg + (int64_t)k * app->n_ops);
+    if (s == PT_OK && jr) s = pt__journal_add(jr, app, got, b.cfg, b.qos, b.cost, pred, each, b.tech);
+    if (s == PT_OK) s = pt__tuner_append(t, got, b.cfg, b.qos, b.cost, pred);
+    pt_progress_update(&prog, t->n);
+  }
+  pt_progress_end(&prog);
+  free(b.cfg), free(b.qos), free(b.cost), free(b.tech);
+  return s;
+}
+
+/* The summary's search numbers and the techniques' record, for the log. */
+static void report(pt_tuner *t, const pt_search *se, double seconds) {
+  pt_tune_summary *sum = &t->sum;
+  const int no = t->app->n_ops;
+  sum->search_seconds = seconds;
+  sum->evaluated = t->n;
+  int64_t fresh = t->n - sum->resumed;
+  sum->configs_per_s = seconds > 0 ? (double)fresh / seconds : 0;
+  for (int64_t i = 0; i < t->n; i++) {
+    int zero = 1;
+    for (int op = 0; op < no && zero; op++) zero = t->cfg[i * no + op] == 0;
+    if (zero) sum->baseline_config_tune_qos = t->qos[i];
+  }
+  pt_log(PT_LOG_INFO, "search: %lld configs (%lld new) in %.2f s, %.0f configs/s", (long long)t->n, (long long)fresh,
+         seconds, sum->configs_per_s);
+  for (int k = 0; k < pt_search_num_techniques(); k++) {
+    int64_t pr, im;
+    pt_search_technique_stats(se, k, &pr, &im);
+    if (pr)
+      pt_log(PT_LOG_INFO, "  technique %-15s proposed %lld, improved the best %lld times", pt_search_technique_name(k),
+             (long long)pr, (long long)im);
+  }
+}
+
+pt_status pt__tune_search(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev) {
+  pt_search *se = NULL;
+  pt__journal *jr = NULL;
+  pt_status s = make_search(t, o, ev, &se);
+  if (s == PT_OK) s = open_journal(t, o, se, &jr);
+  double t0 = pt_now();
+  if (s == PT_OK) s = rounds(t, o, ev, se, jr);
+  if (s == PT_OK) report(t, se, pt_now() - t0);
+  if (s == PT_OK && jr) {
+    char v[64];
+    snprintf(v, sizeof v, "%.17g", t->sum.baseline_tune_qos);
+    s = pt__journal_meta(jr, "baseline_tune_qos", v);
+  }
+  pt__journal_close(jr);
+  pt_search_free(se);
+  return s;
+}
