@@ -1,5 +1,5 @@
-/* File formats: safetensors (weights and model caches), PredTuner's binary data sets. Every error
- * message names the file and the problem. */
+/* File formats: safetensors (weights and model caches), PyTorch checkpoints, PredTuner's binary data
+ * sets, knob and config files. Every error message names the file and the problem. */
 #ifndef PREDTUNER_IO_H
 #define PREDTUNER_IO_H
 
@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "predtuner/graph.h"
+#include "predtuner/knobs.h"
 #include "predtuner/tensor.h"
 
 #ifdef __cplusplus
@@ -89,6 +90,35 @@ pt_status pt_dataset_open(const char *dir, const char *split, int c, int h, int 
                           int64_t count, pt_dataset **out);
 void pt_dataset_close(pt_dataset *ds);
 
+/* ---- knob files (PredTuner's JSON format) ---- */
+/* A knob declaration file (a JSON list of objects with "class", "name", the class's parameters,
+ * "exp_speedup", optional "devices" and "baseline_priority"). Errors name the file, the knob and the
+ * problem: unknown class, missing/extra/mistyped parameter, stride < 2, offset >= stride,
+ * skip_every < 2, noise level outside 0-8, duplicate names. */
+pt_status pt_knobs_load(const char *path, pt_knob_set **out);
+/* Same from memory; `source` names the input in errors. */
+pt_status pt_knobs_parse(const char *json, size_t len, const char *source, pt_knob_set **out);
+
+/* ---- config files ---- */
+/* A config as read from a file: (op name, knob name) pairs plus what was recorded about it. */
+typedef struct pt_config {
+  int n;
+  char **ops, **knobs; /* n each */
+  double qos, cost, test_qos, validated_qos; /* NAN when absent */
+} pt_config;
+
+typedef struct pt_config_list {
+  int n;
+  pt_config *configs;
+} pt_config_list;
+
+/* Reads our configs.json ({"configs": [{"knobs": {op: knob}, "qos", ...}]}) or PredTuner's
+ * jsonpickle list ([{"py/object": ..., "knobs": {...}, "qos", ...}]). */
+pt_status pt_configs_load(const char *path, pt_config_list **out);
+pt_status pt_configs_parse(const char *json, size_t len, const char *source, pt_config_list **out);
+void pt_configs_free(pt_config_list *l);
+
+/* ---- files ---- */
 /* Creates dir and its missing parents (mkdir -p). */
 pt_status pt_make_dirs(const char *dir);
 /* Writes data atomically to path (temp file in the same folder + rename). */

@@ -1,5 +1,6 @@
-/* Approximation knobs (DESIGN.md 4): declarations in PredTuner's JSON format, which knobs apply to
- * which op, the baseline, and configs (op -> knob) resolved against a network. */
+/* Approximation knobs (docs/design.md, "Knobs"): knob sets, which knobs apply to which op, the
+ * baseline, and configs (op -> knob) resolved against a network. Knob files and config files are
+ * read by io.h's functions. */
 #ifndef PREDTUNER_KNOBS_H
 #define PREDTUNER_KNOBS_H
 
@@ -47,15 +48,8 @@ pt_op_exec pt_knob_exec(const pt_knob *k);
 
 typedef struct pt_knob_set pt_knob_set;
 
-/* The 56 knobs of PredTuner's default file. */
+/* The 56 knobs of PredTuner's default file. Knob files are read by pt_knobs_load (io.h). */
 pt_status pt_knobs_default(pt_knob_set **out);
-/* A knob declaration file (a JSON list of objects with "class", "name", the class's parameters,
- * "exp_speedup", optional "devices" and "baseline_priority"). Errors name the file, the knob and the
- * problem: unknown class, missing/extra/mistyped parameter, stride < 2, offset >= stride,
- * skip_every < 2, noise level outside 0-8, duplicate names. */
-pt_status pt_knobs_load(const char *path, pt_knob_set **out);
-/* Same from memory; `source` names the input in errors. */
-pt_status pt_knobs_parse(const char *json, size_t len, const char *source, pt_knob_set **out);
 void pt_knobs_free(pt_knob_set *ks);
 int pt_knobs_count(const pt_knob_set *ks);
 const pt_knob *pt_knobs_at(const pt_knob_set *ks, int i);
@@ -82,24 +76,6 @@ int pt_space_op_count(const pt_space *s, int op);
 const pt_knob *pt_space_op_knob(const pt_space *s, int op, int j);
 /* Distinct knobs used anywhere in the space. */
 int pt_space_num_knobs(const pt_space *s);
-
-/* A config as read from a file: (op name, knob name) pairs plus what was recorded about it. */
-typedef struct pt_config {
-  int n;
-  char **ops, **knobs; /* n each */
-  double qos, cost, test_qos, validated_qos; /* NAN when absent */
-} pt_config;
-
-typedef struct pt_config_list {
-  int n;
-  pt_config *configs;
-} pt_config_list;
-
-/* Reads our configs.json ({"configs": [{"knobs": {op: knob}, "qos", ...}]}) or PredTuner's
- * jsonpickle list ([{"py/object": ..., "knobs": {...}, "qos", ...}]). */
-pt_status pt_configs_load(const char *path, pt_config_list **out);
-pt_status pt_configs_parse(const char *json, size_t len, const char *source, pt_config_list **out);
-void pt_configs_free(pt_config_list *l);
 
 /* Turns (op, knob) pairs into per-op executor settings (ops_out has pt_graph_num_ops entries and
  * knob_out, when not NULL, the chosen knob per op). Ops not named get the space's baseline. Unknown

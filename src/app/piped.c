@@ -26,10 +26,10 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
+#include "io/hpvm_text.h"
 #include "predtuner/io.h"
 #include "predtuner/knobs.h"
 #include "predtuner/measure.h"
-#include "tuner/hpvm_internal.h"
 
 typedef struct piped_ctx {
   pt__pmeta meta;

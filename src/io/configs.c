@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "predtuner/knobs.h"
+#include "predtuner/io.h"
 
 void pt_configs_free(pt_config_list *l) {
   if (!l) return;

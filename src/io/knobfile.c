@@ -1,5 +1,4 @@
-/* Knob declarations in PredTuner's JSON format, validated field by field, and the built-in default
- * set (the same 56 knobs as PredTuner's default_approx_params.json). */
+/* Knob declarations in PredTuner's JSON format, validated field by field, into a knob set. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,104 +7,9 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "graph/knobset.h"
 #include "io/fileutil.h"
-#include "io/knobset.h"
-
-static const char *const pt__class_names[] = {"FP32Baseline", "FP16Approx", "PerforateConv2dStride", "Conv2dSampling",
-                                              "PromiseSim"};
-
-const char *pt_knob_class_name(pt_knob_class c) {
-  return (c >= PT_KNOB_FP32 && c <= PT_KNOB_PROMISE) ? pt__class_names[c] : "unknown";
-}
-
-void pt_knobs_free(pt_knob_set *ks) {
-  if (!ks) return;
-  free(ks->k);
-  free(ks);
-}
-int pt_knobs_count(const pt_knob_set *ks) { return ks->n; }
-const pt_knob *pt_knobs_at(const pt_knob_set *ks, int i) { return &ks->k[i]; }
-int pt_knobs_find(const pt_knob_set *ks, const char *name) {
-  for (int i = 0; i < ks->n; i++)
-    if (!strcmp(ks->k[i].name, name)) return i;
-  return -1;
-}
-
-pt_status pt__knobs_append(pt_knob_set *ks, const pt_knob *k) {
-  if (ks->n == ks->cap) {
-    int cap = ks->cap ? 2 * ks->cap : 64;
-    pt_knob *nk = pt__realloc(ks->k, (size_t)cap * sizeof *nk);
-    if (!nk) return pt__error(PT_ENOMEM, "knobs: out of memory");
-    ks->k = nk;
-    ks->cap = cap;
-  }
-  ks->k[ks->n++] = *k;
-  return PT_OK;
-}
-
-/* ---- the default set ---- */
-
-pt_status pt_knobs_default(pt_knob_set **out) {
-  pt_knob_set *ks = pt__calloc(1, sizeof *ks);
-  if (!ks) return pt__error(PT_ENOMEM, "knobs: out of memory");
-  pt_status s = PT_OK;
-  pt_knob k;
-  memset(&k, 0, sizeof k);
-  snprintf(k.name, sizeof k.name, "11");
-  k.cls = PT_KNOB_FP32;
-  k.exp_speedup = 1.0;
-  k.devices = PT_DEVICE_CPU;
-  k.has_priority = 1;
-  k.baseline_priority = 1;
-  s = pt__knobs_append(ks, &k);
-  memset(&k, 0, sizeof k);
-  snprintf(k.name, sizeof k.name, "12");
-  k.cls = PT_KNOB_FP16;
-  k.exp_speedup = 1.5;
-  k.devices = PT_DEVICE_GPU;
-  k.has_priority = 1;
-  k.baseline_priority = 0;
-  if (s == PT_OK) s = pt__knobs_append(ks, &k);
-  static const double speedup[5] = {0, 0, 3.0, 2.25, 2.0};
-  /* gpu (fp16) perforation 151..168 and sampling 261..269, then cpu (fp32) 121..138 and 231..239 */
-  for (int fp16 = 1; fp16 >= 0 && s == PT_OK; fp16--) {
-    int name = fp16 ? 151 : 121;
-    for (int stride = 2; stride <= 4; stride++)
-      for (int row = 0; row <= 1; row++)
-        for (int off = 0; off < stride && s == PT_OK; off++) {
-          memset(&k, 0, sizeof k);
-          snprintf(k.name, sizeof k.name, "%d", name++);
-          k.cls = PT_KNOB_PERFORATE;
-          k.perf_dir = row ? PT_PERF_ROWS : PT_PERF_COLS;
-          k.stride = stride;
-          k.offset = off;
-          k.use_fp16 = fp16;
-          k.exp_speedup = speedup[stride];
-          k.devices = fp16 ? PT_DEVICE_GPU : PT_DEVICE_CPU;
-          s = pt__knobs_append(ks, &k);
-        }
-    name = fp16 ? 261 : 231;
-    for (int every = 2; every <= 4; every++)
-      for (int off = 0; off < every && s == PT_OK; off++) {
-        memset(&k, 0, sizeof k);
-        snprintf(k.name, sizeof k.name, "%d", name++);
-        k.cls = PT_KNOB_SAMPLING;
-        k.skip_every = every;
-        k.skip_offset = off;
-        k.interp_rate = 1.0;
-        k.use_fp16 = fp16;
-        k.exp_speedup = speedup[every];
-        k.devices = fp16 ? PT_DEVICE_GPU : PT_DEVICE_CPU;
-        s = pt__knobs_append(ks, &k);
-      }
-  }
-  if (s != PT_OK) {
-    pt_knobs_free(ks);
-    return s;
-  }
-  *out = ks;
-  return PT_OK;
-}
+#include "predtuner/io.h"
 
 /* ---- the JSON format ---- */
 
@@ -138,8 +42,8 @@ static pt_status parse_knob(const cJSON *o, int idx, const char *src, pt_knob *k
   const cJSON *cl = cJSON_GetObjectItemCaseSensitive(o, "class");
   if (!cJSON_IsString(cl)) return pt__error(PT_EFORMAT, "%s: knob '%s': \"class\" is missing or not a string", src, kn);
   int cls = -1;
-  for (int c = 0; c < 5; c++)
-    if (!strcmp(cl->valuestring, pt__class_names[c])) cls = c;
+  for (int c = PT_KNOB_FP32; c <= PT_KNOB_PROMISE; c++)
+    if (!strcmp(cl->valuestring, pt_knob_class_name((pt_knob_class)c))) cls = c;
   if (cls < 0)
     return pt__error(PT_EFORMAT,
                      "%s: knob '%s': unknown class '%s' (known: FP32Baseline, FP16Approx, PerforateConv2dStride, "
@@ -175,7 +79,7 @@ static pt_status parse_knob(const cJSON *o, int idx, const char *src, pt_knob *k
     const field *f = NULL;
     for (int j = 0; fs[j].key; j++)
       if (!strcmp(fs[j].key, key)) f = &fs[j];
-    if (!f) return pt__error(PT_EFORMAT, "%s: knob '%s': %s takes no parameter '%s'", src, kn, pt__class_names[cls], key);
+    if (!f) return pt__error(PT_EFORMAT, "%s: knob '%s': %s takes no parameter '%s'", src, kn, pt_knob_class_name((pt_knob_class)cls), key);
     int ok = f->type == F_BOOL ? cJSON_IsBool(it)
              : f->type == F_INT ? cJSON_IsNumber(it) && floor(it->valuedouble) == it->valuedouble && fabs(it->valuedouble) < 1e6
                                 : cJSON_IsNumber(it) && isfinite(it->valuedouble);
@@ -193,7 +97,7 @@ static pt_status parse_knob(const cJSON *o, int idx, const char *src, pt_knob *k
   }
   for (int j = 0; fs[j].key; j++)
     if (!cJSON_GetObjectItemCaseSensitive(o, fs[j].key))
-      return pt__error(PT_EFORMAT, "%s: knob '%s': %s needs parameter '%s'", src, kn, pt__class_names[cls], fs[j].key);
+      return pt__error(PT_EFORMAT, "%s: knob '%s': %s needs parameter '%s'", src, kn, pt_knob_class_name((pt_knob_class)cls), fs[j].key);
   if (k->exp_speedup <= 0) return pt__error(PT_EFORMAT, "%s: knob '%s': exp_speedup must be positive", src, kn);
   if (cls == PT_KNOB_PERFORATE) {
     if (k->stride < 2 || k->stride > 255) return pt__error(PT_EFORMAT, "%s: knob '%s': stride %d must be in [2, 255]", src, kn, k->stride);
@@ -255,12 +159,3 @@ pt_status pt_knobs_load(const char *path, pt_knob_set **out) {
   *out = NULL;
   return pt__parse_file(path, parse_knobs, out);
 }
-
-int pt_device_parse(const char *s) {
-  if (!strcmp(s, "cpu")) return (int)PT_DEVICE_CPU;
-  if (!strcmp(s, "gpu")) return (int)PT_DEVICE_GPU;
-  if (!strcmp(s, "any")) return 0;
-  return -1;
-}
-
-const char *pt_device_name(unsigned d) { return d == PT_DEVICE_CPU ? "cpu" : d == PT_DEVICE_GPU ? "gpu" : "any"; }
