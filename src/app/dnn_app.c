@@ -9,9 +9,11 @@
 #include "app/app_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "predtuner/backend.h"
 #include "predtuner/frontend.h"
+#include "predtuner/knobs.h"
 #include "predtuner/measure.h"
-#include "predtuner/predtuner.h"
+#include "predtuner/promise.h"
 
 typedef struct dnn_ctx {
   pt_graph *g;

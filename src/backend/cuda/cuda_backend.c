@@ -281,8 +281,9 @@ static pt_status cu_create(int threads, pt_backend **out) {
   c->ln = &c->lane[0];
   c->n_lanes = 1;
   if (s == PT_OK) s = lane_make(&c->lane[0]);
-  if (s != PT_OK) {
-    pt_backend_free(be);
+  if (s != PT_OK) { /* the backend's own teardown: this part of the layer does not call the registry */
+    cu_destroy(c);
+    free(be);
     return s;
   }
   c->n_lanes = lanes_from_env();
