@@ -148,102 +148,115 @@ static int collect(const pt_graph *g, int batch, layer_t *L, int max) {
   return n;
 }
 
-static void bench_net(const char *net, int batch, int reps) {
-  pt_graph *g;
-  if (pt_zoo_build(net, &g) != PT_OK) die(net);
-  layer_t L[64];
-  int nl = collect(g, batch, L, 64);
-  pt_rng r;
-  pt_rng_seed(&r, 42);
+/* Totals over a network's layers, per variant. */
+typedef struct net_stats {
+  double sum_t[NV], big_t[NV];     /* ms over all layers, over the layers with outputs of 8x8 or more */
+  double min_big[NV], max_big[NV]; /* speedup range over the 8x8+ layers */
+  int ok_v[NV];                    /* passed validation on every layer */
+} net_stats;
+
+/* Median of reps x NSETS timed runs (CUDA events after two warm-up runs); t[0], t[n-1] the spread. */
+static double time_variant(const variant *v, const pt_conv_desc *dv, float **dx, float *dw, float *db, float *dy,
+                           int reps, cudaEvent_t e0, cudaEvent_t e1, float *lo, float *hi) {
   pt_cuda_ctx *c = gpu->ctx;
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  double sum_t[NV] = {0}, big_t[NV] = {0}, min_big[NV], max_big[NV];
-  int ok_v[NV];
-  for (int k = 0; k < NV; k++) min_big[k] = 1e30, max_big[k] = 0, ok_v[k] = 1;
-  printf("\n== %s, batch %d: %d convolutions ==\n", net, batch, nl);
-  for (int l = 0; l < nl; l++) {
-    pt_conv_desc d = L[l].d;
-    int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * (d.cin / d.groups) * d.kh * d.kw,
-            ny = (int64_t)d.n * d.cout * d.oh * d.ow;
-    double gflop = 2.0 * (double)nw * d.oh * d.ow * d.n / 1e9;
-    printf("%-10s %4d->%-4d %2dx%-2d out %2dx%-2d k%dx%d s%d g%d (%.1f GFLOP exact)\n", L[l].name, d.cin, d.cout, d.h,
-           d.w, d.oh, d.ow, d.kh, d.kw, d.sh, d.groups, gflop);
-    float *dx[NSETS], *dw = dalloc((size_t)nw * 4), *db = dalloc((size_t)d.cout * 4), *dy = dalloc((size_t)ny * 4);
-    for (int s = 0; s < NSETS; s++) {
-      float *h = rnd(&r, nx, -1, 1);
-      dx[s] = dalloc((size_t)nx * 4);
-      gpu->iface->upload(gpu->ctx, dx[s], h, (size_t)nx * 4);
-      free(h);
-    }
-    float *hw = rnd(&r, nw, -0.1f, 0.1f), *hb = rnd(&r, d.cout, -0.1f, 0.1f);
-    gpu->iface->upload(gpu->ctx, dw, hw, (size_t)nw * 4);
-    gpu->iface->upload(gpu->ctx, db, hb, (size_t)d.cout * 4);
-    free(hw), free(hb);
-    double base[2] = {0, 0};
-    for (int k = 0; k < NV; k++) {
-      const variant *v = &V[k];
-      double err = validate(v, d, &r);
-      double tol = v->fp16 ? 2e-3 : 1e-5;
-      if (!(err <= tol)) {
-        printf("  %-28s FAILED validation: normalised error %.3g > %.0e: not timed\n", v->name, err, tol);
-        ok_v[k] = 0;
-        continue;
-      }
-      pt_conv_desc dv = with_variant(d, v);
-      for (int wu = 0; wu < 2; wu++)
-        if (run(v, &dv, dx[wu % NSETS], dw, db, dy) != PT_OK) die(v->name);
-      float t[64];
-      int n = reps * NSETS < 64 ? reps * NSETS : 64;
-      for (int q = 0; q < n; q++) {
-        cudaEventRecord(e0, c->ln->stream);
-        if (run(v, &dv, dx[q % NSETS], dw, db, dy) != PT_OK) die(v->name);
-        cudaEventRecord(e1, c->ln->stream);
-        cudaEventSynchronize(e1);
-        cudaEventElapsedTime(&t[q], e0, e1);
-      }
-      qsort(t, (size_t)n, sizeof *t, cmp_f);
-      double ms = t[n / 2];
-      if (v->impl == 0) base[v->fp16] = ms;
-      double sp = base[v->fp16] / ms;
-      sum_t[k] += ms;
-      if (d.oh >= 8 && d.ow >= 8) {
-        big_t[k] += ms;
-        if (sp < min_big[k]) min_big[k] = sp;
-        if (sp > max_big[k]) max_big[k] = sp;
-      }
-      printf("  %-28s %9.4f ms  %7.2f eff TFLOP/s  %5.2fx vs cudnn %s  (err %.1e, spread %.4f..%.4f ms)\n", v->name, ms,
-             gflop / ms, sp, v->fp16 ? "fp16" : "fp32", err, t[0], t[n - 1]);
-    }
-    for (int s = 0; s < NSETS; s++) gpu->iface->release(gpu->ctx, dx[s]);
-    gpu->iface->release(gpu->ctx, dw), gpu->iface->release(gpu->ctx, db), gpu->iface->release(gpu->ctx, dy);
-    fflush(stdout);
+  for (int wu = 0; wu < 2; wu++)
+    if (run(v, dv, dx[wu % NSETS], dw, db, dy) != PT_OK) die(v->name);
+  float t[64];
+  int n = reps * NSETS < 64 ? reps * NSETS : 64;
+  for (int q = 0; q < n; q++) {
+    cudaEventRecord(e0, c->ln->stream);
+    if (run(v, dv, dx[q % NSETS], dw, db, dy) != PT_OK) die(v->name);
+    cudaEventRecord(e1, c->ln->stream);
+    cudaEventSynchronize(e1);
+    cudaEventElapsedTime(&t[q], e0, e1);
   }
+  qsort(t, (size_t)n, sizeof *t, cmp_f);
+  *lo = t[0];
+  *hi = t[n - 1];
+  return t[n / 2];
+}
+
+/* Every variant on one layer: validated against the CPU first, then timed against cuDNN. */
+static void bench_layer(const layer_t *L, pt_rng *r, int reps, net_stats *st, cudaEvent_t e0, cudaEvent_t e1) {
+  pt_conv_desc d = L->d;
+  int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * (d.cin / d.groups) * d.kh * d.kw,
+          ny = (int64_t)d.n * d.cout * d.oh * d.ow;
+  double gflop = 2.0 * (double)nw * d.oh * d.ow * d.n / 1e9;
+  printf("%-10s %4d->%-4d %2dx%-2d out %2dx%-2d k%dx%d s%d g%d (%.1f GFLOP exact)\n", L->name, d.cin, d.cout, d.h, d.w,
+         d.oh, d.ow, d.kh, d.kw, d.sh, d.groups, gflop);
+  float *dx[NSETS], *dw = dalloc((size_t)nw * 4), *db = dalloc((size_t)d.cout * 4), *dy = dalloc((size_t)ny * 4);
+  for (int s = 0; s < NSETS; s++) {
+    float *h = rnd(r, nx, -1, 1);
+    dx[s] = dalloc((size_t)nx * 4);
+    gpu->iface->upload(gpu->ctx, dx[s], h, (size_t)nx * 4);
+    free(h);
+  }
+  float *hw = rnd(r, nw, -0.1f, 0.1f), *hb = rnd(r, d.cout, -0.1f, 0.1f);
+  gpu->iface->upload(gpu->ctx, dw, hw, (size_t)nw * 4);
+  gpu->iface->upload(gpu->ctx, db, hb, (size_t)d.cout * 4);
+  free(hw), free(hb);
+  double base[2] = {0, 0};
+  for (int k = 0; k < NV; k++) {
+    const variant *v = &V[k];
+    double err = validate(v, d, r);
+    double tol = v->fp16 ? 2e-3 : 1e-5;
+    if (!(err <= tol)) {
+      printf("  %-28s FAILED validation: normalised error %.3g > %.0e: not timed\n", v->name, err, tol);
+      st->ok_v[k] = 0;
+      continue;
+    }
+    pt_conv_desc dv = with_variant(d, v);
+    float lo, hi;
+    double ms = time_variant(v, &dv, dx, dw, db, dy, reps, e0, e1, &lo, &hi);
+    if (v->impl == 0) base[v->fp16] = ms;
+    double sp = base[v->fp16] / ms;
+    st->sum_t[k] += ms;
+    if (d.oh >= 8 && d.ow >= 8) {
+      st->big_t[k] += ms;
+      if (sp < st->min_big[k]) st->min_big[k] = sp;
+      if (sp > st->max_big[k]) st->max_big[k] = sp;
+    }
+    printf("  %-28s %9.4f ms  %7.2f eff TFLOP/s  %5.2fx vs cudnn %s  (err %.1e, spread %.4f..%.4f ms)\n", v->name, ms,
+           gflop / ms, sp, v->fp16 ? "fp16" : "fp32", err, lo, hi);
+  }
+  for (int s = 0; s < NSETS; s++) gpu->iface->release(gpu->ctx, dx[s]);
+  gpu->iface->release(gpu->ctx, dw), gpu->iface->release(gpu->ctx, db), gpu->iface->release(gpu->ctx, dy);
+  fflush(stdout);
+}
+
+static void print_summary(const char *net, int batch, const net_stats *st) {
   printf("\nsummary, %s batch %d: total time over all layers and over the layers with outputs of 8x8 or more\n", net,
          batch);
   printf("| variant | speedup, all layers | speedup, 8x8+ layers (total) | 8x8+ layers min..max |\n|---|---|---|---|\n");
   for (int k = 0; k < NV; k++) {
-    if (!ok_v[k]) {
+    if (!st->ok_v[k]) {
       printf("| %s | failed validation | | |\n", V[k].name);
       continue;
     }
     int b = V[k].fp16;
-    printf("| %s | %.2fx | %.2fx | %.2f..%.2fx |\n", V[k].name, sum_t[b] / sum_t[k], big_t[b] / big_t[k], min_big[k],
-           max_big[k]);
+    printf("| %s | %.2fx | %.2fx | %.2f..%.2fx |\n", V[k].name, st->sum_t[b] / st->sum_t[k], st->big_t[b] / st->big_t[k],
+           st->min_big[k], st->max_big[k]);
   }
+}
 
-  /* the exact network through the executor against its convolutions (cuDNN) + the rest alone */
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The exact network through the executor against its convolutions (cuDNN, conv_ms in total) and
+ * the rest alone. */
+static void bench_exact_network(pt_graph *g, const char *net, int batch, int reps, pt_rng *r, double conv_ms) {
   pt_graph_init_random(g, 7);
   pt_exec *ex;
   if (pt_exec_create(g, gpu, &ex) != PT_OK) die("exec");
   int64_t in_n = (int64_t)batch * g->in_c * g->in_h * g->in_w;
-  float *in = rnd(&r, in_n, -1, 1), *out = malloc((size_t)batch * g->num_classes * 4);
+  float *in = rnd(r, in_n, -1, 1), *out = malloc((size_t)batch * g->num_classes * 4);
   for (int wu = 0; wu < 2; wu++)
     if (pt_exec_run(ex, in, batch, NULL, out) != PT_OK) die("exec run");
-  int nops = pt_graph_num_ops(g);
+  int nops = pt_graph_num_ops(g), nq = reps < 16 ? reps : 16;
   double *op_s = calloc((size_t)nops, sizeof *op_s), t_net[16];
-  for (int q = 0; q < reps && q < 16; q++) {
+  for (int q = 0; q < nq; q++) {
     double t0 = pt_now();
     pt_exec_run(ex, in, batch, NULL, out);
     t_net[q] = pt_now() - t0;
@@ -259,15 +272,8 @@ static void bench_net(const char *net, int batch, int reps) {
   pt_exec_time_ops(ex, NULL);
   double ops_sum = 0;
   for (int o = 0; o < nops; o++) ops_sum += op_s[o] / reps;
-  int nq = reps < 16 ? reps : 16;
-  for (int a = 0; a < nq; a++)
-    for (int b2 = a + 1; b2 < nq; b2++)
-      if (t_net[b2] < t_net[a]) {
-        double tmp = t_net[a];
-        t_net[a] = t_net[b2];
-        t_net[b2] = tmp;
-      }
-  double conv_sum = sum_t[0] / 1e3; /* the cuDNN fp32 convolutions timed above, seconds */
+  qsort(t_net, (size_t)nq, sizeof *t_net, cmp_d);
+  double conv_sum = conv_ms / 1e3; /* seconds */
   printf("\nexact network %s, batch %d: %.3f ms per run (median; includes the %.3f ms input upload)\n", net, batch,
          t_net[nq / 2] * 1e3, t_up * 1e3);
   printf("  its convolutions alone through cuDNN fp32 (above): %.3f ms; all its ops timed one by one inside the "
@@ -277,6 +283,25 @@ static void bench_net(const char *net, int batch, int reps) {
   gpu->iface->release(gpu->ctx, din);
   free(in), free(out), free(op_s);
   pt_exec_free(ex);
+}
+
+static void bench_net(const char *net, int batch, int reps) {
+  pt_graph *g;
+  if (pt_zoo_build(net, &g) != PT_OK) die(net);
+  layer_t L[64];
+  int nl = collect(g, batch, L, 64);
+  pt_rng r;
+  pt_rng_seed(&r, 42);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  net_stats st;
+  memset(&st, 0, sizeof st);
+  for (int k = 0; k < NV; k++) st.min_big[k] = 1e30, st.max_big[k] = 0, st.ok_v[k] = 1;
+  printf("\n== %s, batch %d: %d convolutions ==\n", net, batch, nl);
+  for (int l = 0; l < nl; l++) bench_layer(&L[l], &r, reps, &st, e0, e1);
+  print_summary(net, batch, &st);
+  bench_exact_network(g, net, batch, reps, &r, st.sum_t[0]);
   pt_graph_free(g);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);

@@ -65,6 +65,70 @@ static int sup_index(const char *t) {
 
 enum { R_PASS, R_FAIL, R_SKIP, R_OTHER };
 
+/* Compares the network's output on input_0.pb of one data set folder with output_0.pb. */
+static int check_outputs(const char *dsdir, pt_graph *g, pt_backend *be, char *why, size_t whylen) {
+  char p[1200];
+  size_t l1, l2;
+  pt_tensor x = {0}, want = {0};
+  snprintf(p, sizeof p, "%s/input_0.pb", dsdir);
+  void *b1 = slurp(p, &l1);
+  snprintf(p, sizeof p, "%s/output_0.pb", dsdir);
+  void *b2 = slurp(p, &l2);
+  pt_status s = b1 && b2 ? pt_onnx_read_tensor(b1, l1, "input_0.pb", &x) : PT_EIO;
+  if (s == PT_OK) s = pt_onnx_read_tensor(b2, l2, "output_0.pb", &want);
+  free(b1), free(b2);
+  int result = R_PASS;
+  if (s != PT_OK) {
+    /* integer data (e.g. a uint8 Add) is not a float network: not a case we claim */
+    snprintf(why, whylen, "test data: %s", pt_last_error());
+    result = s == PT_EUNSUPPORTED ? R_SKIP : R_FAIL;
+  } else {
+    int n = (int)x.shape[0];
+    int64_t out_n = (int64_t)n * pt_graph_output_numel(g);
+    if (out_n != pt_tensor_numel(&want)) {
+      snprintf(why, whylen, "output has %lld elements, expected %lld", (long long)out_n, (long long)pt_tensor_numel(&want));
+      result = R_FAIL;
+    } else {
+      float *y = malloc((size_t)(out_n ? out_n : 1) * sizeof *y);
+      pt_exec *ex = NULL;
+      s = pt_exec_create(g, be, &ex);
+      if (s == PT_OK) s = pt_exec_run(ex, x.data, n, NULL, y);
+      double err = s == PT_OK ? max_norm_err(y, want.data, out_n) : INFINITY;
+      if (s != PT_OK) snprintf(why, whylen, "run: %s", pt_last_error()), result = R_FAIL;
+      else if (!(err <= 1e-4)) snprintf(why, whylen, "error %.3g > 1e-4", err), result = R_FAIL;
+      pt_exec_free(ex);
+      free(y);
+    }
+  }
+  pt_tensor_free(&x);
+  pt_tensor_free(&want);
+  return result;
+}
+
+/* One test_data_set folder: the model imported with inputs 1.. bound as constants, then its output. */
+static int run_data_set(const char *dsdir, const char *path, const void *model, size_t len, const char *const *names,
+                        int n_in, pt_backend *be, char *why, size_t whylen) {
+  pt_onnx_binding bind[16];
+  void *bufs[16] = {0};
+  pt_graph *g = NULL;
+  int nb = 0;
+  for (int i = 1; i < n_in; i++) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/input_%d.pb", dsdir, i);
+    bufs[i] = slurp(p, &bind[nb].len);
+    bind[nb].input = names[i];
+    bind[nb].tensor_pb = bufs[i];
+    nb++;
+  }
+  pt_status s = n_in < 1 ? PT_EUNSUPPORTED : pt_onnx_import(model, len, path, bind, nb, &g);
+  if (n_in < 1) snprintf(why, whylen, "no data input");
+  else if (s != PT_OK) snprintf(why, whylen, "%s", pt_last_error());
+  int result = s == PT_EUNSUPPORTED ? R_SKIP : s != PT_OK ? R_FAIL : check_outputs(dsdir, g, be, why, whylen);
+  pt_graph_free(g);
+  for (int i = 0; i < 16; i++) free(bufs[i]);
+  return result;
+}
+
 /* Runs one test folder on backend be. why gets the reason of a skip or failure. */
 static int run_case(const char *dir, pt_backend *be, int *op, char *why, size_t whylen) {
   char path[1024];
@@ -98,8 +162,7 @@ static int run_case(const char *dir, pt_backend *be, int *op, char *why, size_t 
     for (size_t j = 0; j < gp->n_initializer; j++) init |= !strcmp(gp->initializer[j]->name, gp->input[i]->name);
     if (!init) names[n_in++] = gp->input[i]->name;
   }
-  int result = R_PASS;
-  int sets = 0;
+  int result = R_PASS, sets = 0;
   for (int ds = 0; result == R_PASS; ds++) {
     char dsdir[1100];
     snprintf(dsdir, sizeof dsdir, "%s/test_data_set_%d", dir, ds);
@@ -107,64 +170,7 @@ static int run_case(const char *dir, pt_backend *be, int *op, char *why, size_t 
     if (!dd) break;
     closedir(dd);
     sets++;
-    pt_onnx_binding bind[16];
-    void *bufs[16] = {0};
-    pt_tensor x = {0}, want = {0};
-    pt_graph *g = NULL;
-    pt_exec *ex = NULL;
-    float *y = NULL;
-    int nb = 0;
-    for (int i = 1; i < n_in; i++) {
-      char p[1200];
-      snprintf(p, sizeof p, "%s/input_%d.pb", dsdir, i);
-      bufs[i] = slurp(p, &bind[nb].len);
-      bind[nb].input = names[i];
-      bind[nb].tensor_pb = bufs[i];
-      nb++;
-    }
-    pt_status s = n_in < 1 ? PT_EUNSUPPORTED : pt_onnx_import(model, len, path, bind, nb, &g);
-    if (n_in < 1) snprintf(why, whylen, "no data input");
-    else if (s != PT_OK) snprintf(why, whylen, "%s", pt_last_error());
-    if (s == PT_EUNSUPPORTED) {
-      result = R_SKIP;
-    } else if (s != PT_OK) {
-      result = R_FAIL;
-    } else {
-      char p[1200];
-      size_t l1, l2;
-      snprintf(p, sizeof p, "%s/input_0.pb", dsdir);
-      void *b1 = slurp(p, &l1);
-      snprintf(p, sizeof p, "%s/output_0.pb", dsdir);
-      void *b2 = slurp(p, &l2);
-      s = b1 && b2 ? pt_onnx_read_tensor(b1, l1, "input_0.pb", &x) : PT_EIO;
-      if (s == PT_OK) s = pt_onnx_read_tensor(b2, l2, "output_0.pb", &want);
-      free(b1), free(b2);
-      if (s != PT_OK) {
-        /* integer data (e.g. a uint8 Add) is not a float network: not a case we claim */
-        snprintf(why, whylen, "test data: %s", pt_last_error());
-        result = s == PT_EUNSUPPORTED ? R_SKIP : R_FAIL;
-      } else {
-        int n = (int)x.shape[0];
-        int64_t out_n = (int64_t)n * pt_graph_output_numel(g);
-        if (out_n != pt_tensor_numel(&want)) {
-          snprintf(why, whylen, "output has %lld elements, expected %lld", (long long)out_n, (long long)pt_tensor_numel(&want));
-          result = R_FAIL;
-        } else {
-          y = malloc((size_t)(out_n ? out_n : 1) * sizeof *y);
-          s = pt_exec_create(g, be, &ex);
-          if (s == PT_OK) s = pt_exec_run(ex, x.data, n, NULL, y);
-          double err = s == PT_OK ? max_norm_err(y, want.data, out_n) : INFINITY;
-          if (s != PT_OK) snprintf(why, whylen, "run: %s", pt_last_error()), result = R_FAIL;
-          else if (!(err <= 1e-4)) snprintf(why, whylen, "error %.3g > 1e-4", err), result = R_FAIL;
-        }
-      }
-    }
-    free(y);
-    pt_exec_free(ex);
-    pt_graph_free(g);
-    pt_tensor_free(&x);
-    pt_tensor_free(&want);
-    for (int i = 0; i < 16; i++) free(bufs[i]);
+    result = run_data_set(dsdir, path, model, len, names, n_in, be, why, whylen);
   }
   if (result == R_PASS && !sets) snprintf(why, whylen, "no test_data_set_*"), result = R_FAIL;
   onnx__model_proto__free_unpacked(mp, NULL);

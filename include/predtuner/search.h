@@ -29,7 +29,8 @@ void pt_search_set_threshold(pt_search *s, double qos_threshold);
 pt_status pt_search_set_tables(pt_search *s, const double *qos_loss, const double *cost);
 
 /* Writes up to max new configs (max x n_ops positions) and returns how many: fewer only when the
- * space is (nearly) exhausted. The first config ever asked is the baseline (all zeros). */
+ * space is (nearly) exhausted; -1 when out of memory (pt_last_error says so). The first config ever
+ * asked is the baseline (all zeros). */
 int pt_search_ask(pt_search *s, int max, uint16_t *configs);
 /* Results of configs returned by ask (in any order, any grouping). Configs never asked (e.g. read
  * back from a journal on resume) are accepted too and are then never proposed. Returns PT_EINVAL

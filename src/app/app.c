@@ -108,7 +108,7 @@ static void generic_destroy(pt_app *app) {
   free(g);
 }
 
-static const pt__app_vt GENERIC_VT = {generic_measure, NULL, NULL, NULL, NULL, generic_destroy};
+static const pt__app_vt GENERIC_VT = {.measure = generic_measure, .destroy = generic_destroy};
 
 pt_status pt_app_generic_create(const char *name, int n_ops, const pt_generic_op *ops, pt_generic_measure_fn fn,
                                 void *user, pt_app **out) {

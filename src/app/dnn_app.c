@@ -39,7 +39,7 @@ static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test,
   dnn_ctx *d = app->ctx;
   pt_dataset *ds = test ? d->test : d->tune;
   if (!cfgs) { /* the exact network */
-    pt_measure_opts mo = {d->batch, NULL, NULL, NULL};
+    pt_measure_opts mo = {.batch_size = d->batch};
     pt_measure_result r;
     PT__TRY(pt_measure(d->ex, d->g, ds, &mo, &r));
     qos[0] = r.accuracy;
@@ -65,7 +65,7 @@ static const pt_op_exec *single_ops(pt_app *app, int op, int pos) {
 
 static pt_status dnn_measure_single(pt_app *app, int op, int pos, double *qos) {
   dnn_ctx *d = app->ctx;
-  pt_measure_opts mo = {d->batch, single_ops(app, op, pos), NULL, NULL};
+  pt_measure_opts mo = {.batch_size = d->batch, .ops = single_ops(app, op, pos)};
   pt_measure_result r;
   PT__TRY(pt_measure(d->ex, d->g, d->tune, &mo, &r));
   *qos = r.accuracy;
@@ -98,7 +98,7 @@ static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *pr
   float *out = pt__malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
   uint8_t *done = pt__calloc((size_t)app->n_entries, 1);
   double *best = pt__malloc((size_t)app->n_ops * sizeof *best);
-  pt_status s = out && done && best ? PT_OK : PT_ENOMEM;
+  pt_status s = out && done && best ? PT_OK : pt__error(PT_ENOMEM, "app %s: out of memory for profiling", app->name);
   int n_done = 0;
   for (int e0 = 0; s == PT_OK && e0 < app->n_entries; e0++) {
     if (done[e0]) continue;
@@ -146,7 +146,14 @@ static void dnn_destroy(pt_app *app) {
   free(d);
 }
 
-static const pt__app_vt DNN_VT = {dnn_measure, dnn_measure_single, dnn_output, dnn_output_qos, dnn_profile, dnn_destroy};
+static const pt__app_vt DNN_VT = {
+    .measure = dnn_measure,
+    .measure_single = dnn_measure_single,
+    .output = dnn_output,
+    .output_qos = dnn_output_qos,
+    .profile = dnn_profile,
+    .destroy = dnn_destroy,
+};
 
 static const char *default_device(const pt_backend *be) { return strcmp(pt_backend_name(be), "cpu") ? "gpu" : "cpu"; }
 
@@ -157,7 +164,7 @@ static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
   for (int e = 0; e < app->n_entries; e++) any |= d->entry[e]->cls == PT_KNOB_PROMISE;
   if (!any) return PT_OK;
   pt_promise_ranges *r = pt__calloc((size_t)app->n_ops, sizeof *r);
-  if (!r) return PT_ENOMEM;
+  if (!r) return pt__error(PT_ENOMEM, "app %s: out of memory for PromiseSim's ranges", app->name);
   pt_status s = o->promise_ranges ? pt_promise_ranges_load(o->promise_ranges, d->g, r)
                                   : pt_promise_calibrate(d->ex, d->g, d->tune, d->batch, r);
   if (s == PT_OK) s = pt_exec_set_promise(d->ex, r, o->seed);
@@ -220,12 +227,12 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
       app->op_cost[op] = pt_graph_op_flops(d->g, op);
       app->n_knobs[op] = pt_space_op_count(d->sp, op);
       app->entry_off[op] = e;
-      if (!app->op_names[op]) s = PT_ENOMEM;
+      if (!app->op_names[op]) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
       for (int p = 0; p < app->n_knobs[op] && s == PT_OK; p++, e++) {
         d->entry[e] = pt_space_op_knob(d->sp, op, p);
         app->entry_knob[e] = pt__strdup(d->entry[e]->name);
         app->entry_speedup[e] = d->entry[e]->exp_speedup;
-        if (!app->entry_knob[e]) s = PT_ENOMEM;
+        if (!app->entry_knob[e]) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
       }
     }
     app->entry_off[no] = e;

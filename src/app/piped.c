@@ -304,7 +304,12 @@ static void piped_destroy(pt_app *app) {
   free(c);
 }
 
-static const pt__app_vt PIPED_VT = {piped_measure, NULL, piped_output, piped_output_qos, NULL, piped_destroy};
+static const pt__app_vt PIPED_VT = {
+    .measure = piped_measure,
+    .output = piped_output,
+    .output_qos = piped_output_qos,
+    .destroy = piped_destroy,
+};
 
 static pt_status load_labels(piped_ctx *c) {
   void *d;

@@ -121,7 +121,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
   int no = pt_graph_num_ops(g);
   *ops = NULL;
   if (a->fp16) {
-    if (!(*ops = calloc((size_t)no, sizeof **ops))) return PT_ENOMEM;
+    if (!(*ops = calloc((size_t)no, sizeof **ops))) return pt__error(PT_ENOMEM, "measure: out of memory");
     for (int i = 0; i < no; i++) (*ops)[i].fp16 = 1;
     return PT_OK;
   }
@@ -148,7 +148,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     knobs = calloc((size_t)cap, sizeof *knobs);
     chosen = calloc((size_t)no, sizeof *chosen);
     pairs = malloc((size_t)(a->n_knob_args + 1) * 256);
-    if (!names || !knobs || !chosen || !pairs) s = PT_ENOMEM;
+    if (!names || !knobs || !chosen || !pairs) s = pt__error(PT_ENOMEM, "measure: out of memory");
   }
   if (s == PT_OK && cl)
     for (int i = 0; i < cl->configs[a->index].n; i++) {
@@ -166,7 +166,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     knobs[j] = eq + 1;
     if (j == n) n++;
   }
-  if (s == PT_OK && (*ops = calloc((size_t)no, sizeof **ops)) == NULL) s = PT_ENOMEM;
+  if (s == PT_OK && (*ops = calloc((size_t)no, sizeof **ops)) == NULL) s = pt__error(PT_ENOMEM, "measure: out of memory");
   if (s == PT_OK) s = pt_config_resolve(sp, ks, n, names, knobs, *ops, chosen);
   if (s != PT_OK && a->config && s != PT_ENOMEM) {
     /* name the file and the config */
@@ -206,7 +206,7 @@ static pt_status setup_promise(const measure_args *a, pt_graph *g, pt_exec *ex, 
   for (int op = 0; op < no; op++) any |= ops[op].kind == PT_APPROX_PROMISE;
   if (!any && !a->save_ranges) return PT_OK;
   pt_promise_ranges *r = calloc((size_t)no, sizeof *r);
-  if (!r) return PT_ENOMEM;
+  if (!r) return pt__error(PT_ENOMEM, "measure: out of memory");
   pt_status s;
   size_t at = strlen(desc);
   if (a->ranges) {
@@ -269,7 +269,8 @@ int pt_cmd_measure(int argc, char **argv) {
   char config_desc[4096] = "";
   if (s == PT_OK) s = resolve_config(&a, g, be, &ops, config_desc, sizeof config_desc);
   if (s == PT_OK && ops) s = setup_promise(&a, g, ex, ops, (int)a.batch, config_desc, sizeof config_desc);
-  if (s == PT_OK && a.predictions && !(pred = malloc((size_t)ds->n * sizeof *pred))) s = PT_ENOMEM;
+  if (s == PT_OK && a.predictions && !(pred = malloc((size_t)ds->n * sizeof *pred)))
+    s = pt__error(PT_ENOMEM, "measure: out of memory for %lld predictions", (long long)ds->n);
   if (s != PT_OK) goto out;
 
   printf("model      %s (%d ops)%s\n", a.model, pt_graph_num_ops(g), demo ? "  [bundled demo]" : "");
@@ -289,7 +290,7 @@ int pt_cmd_measure(int argc, char **argv) {
 
   pt_progress prog;
   pt_progress_begin(&prog, stderr, "measure", ds->n);
-  pt_measure_opts mo = {(int)a.batch, ops, &prog, pred};
+  pt_measure_opts mo = {.batch_size = (int)a.batch, .ops = ops, .progress = &prog, .predictions = pred};
   pt_measure_result r;
   s = pt_measure(ex, g, ds, &mo, &r);
   if (s != PT_OK) goto out;

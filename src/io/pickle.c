@@ -237,9 +237,9 @@ static pt_status append_items(vm *m, pt__pk *target, pt__pk **v, int n) {
   return PT_OK;
 }
 
-static pt_status step(vm *m, int *done) {
-  const uint8_t op = m->b[m->pos++];
-  pt__pk *a, *b, *o;
+/* Opcodes: PROTO, FRAME, the mark, POP, POP_MARK, DUP. */
+static pt_status op_stack(vm *m, uint8_t op) {
+  pt__pk *a;
   int first;
   switch (op) {
     case 0x80: /* PROTO */
@@ -251,10 +251,6 @@ static pt_status step(vm *m, int *done) {
       if (!need(m, 8)) return bad(m, "truncated FRAME");
       m->pos += 8;
       return PT_OK;
-    case '}': return push(m, mk(m, PK_DICT));
-    case ']':
-    case 0x8f: return push(m, mk(m, PK_LIST)); /* EMPTY_LIST, EMPTY_SET */
-    case ')': return push(m, mk(m, PK_TUPLE));
     case '(':
       if (m->n_marks == m->cap_marks) {
         int cap = m->cap_marks ? 2 * m->cap_marks : 16;
@@ -265,6 +261,18 @@ static pt_status step(vm *m, int *done) {
       }
       m->marks[m->n_marks++] = m->sp;
       return PT_OK;
+    case '0': return pop(m, &a);
+    case '1': return pop_mark(m, &first) == PT_OK ? (m->sp = first, PT_OK) : PT_EFORMAT;
+    case '2':
+      if (!m->sp) return bad(m, "DUP with an empty stack");
+      return push(m, m->stack[m->sp - 1]);
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* Opcodes: strings and bytes. */
+static pt_status op_string(vm *m, uint8_t op) {
+  switch (op) {
     case 'X': case 'T': case 'B': /* BINUNICODE, BINSTRING, BINBYTES: 4-byte length */
       if (!need(m, 4)) return bad(m, "truncated string length");
       m->pos += 4;
@@ -277,6 +285,14 @@ static pt_status step(vm *m, int *done) {
       if (!need(m, 8)) return bad(m, "truncated string length");
       m->pos += 8;
       return str_obj(m, op == 0x8e ? PK_BYTES : PK_STR, rd_le(m->b + m->pos - 8, 8));
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* Opcodes: integers, floats, None and booleans. */
+static pt_status op_number(vm *m, uint8_t op) {
+  pt__pk *o;
+  switch (op) {
     case 'J':
       if (!need(m, 4)) return bad(m, "truncated BININT");
       m->pos += 4;
@@ -315,6 +331,19 @@ static pt_status step(vm *m, int *done) {
       o = mk(m, PK_BOOL);
       if (o) o->i = op == 0x88;
       return push(m, o);
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* Opcodes: tuples, lists, dicts and their items. */
+static pt_status op_container(vm *m, uint8_t op) {
+  pt__pk *a, *o;
+  int first;
+  switch (op) {
+    case '}': return push(m, mk(m, PK_DICT));
+    case ']':
+    case 0x8f: return push(m, mk(m, PK_LIST)); /* EMPTY_LIST, EMPTY_SET */
+    case ')': return push(m, mk(m, PK_TUPLE));
     case 't': case 'l': /* TUPLE, LIST */
       PT__TRY(pop_mark(m, &first));
       o = mk(m, op == 't' ? PK_TUPLE : PK_LIST);
@@ -339,6 +368,36 @@ static pt_status step(vm *m, int *done) {
       PT__TRY(set_items(m, o, m->stack + first, m->sp - first));
       m->sp = first;
       return push(m, o);
+    case 's': {
+      pt__pk *kv[2];
+      PT__TRY(pop(m, &kv[1]));
+      PT__TRY(pop(m, &kv[0]));
+      if (m->sp <= (m->n_marks ? m->marks[m->n_marks - 1] : 0)) return bad(m, "SETITEM without a dict");
+      return set_items(m, m->stack[m->sp - 1], kv, 2);
+    }
+    case 'u':
+      PT__TRY(pop_mark(m, &first));
+      if (first < 1 || (m->n_marks && first <= m->marks[m->n_marks - 1])) return bad(m, "SETITEMS without a dict");
+      PT__TRY(set_items(m, m->stack[first - 1], m->stack + first, m->sp - first));
+      m->sp = first;
+      return PT_OK;
+    case 'a':
+      PT__TRY(pop(m, &a));
+      if (m->sp <= (m->n_marks ? m->marks[m->n_marks - 1] : 0)) return bad(m, "APPEND without a list");
+      return append_items(m, m->stack[m->sp - 1], &a, 1);
+    case 'e': case 0x90: /* APPENDS, ADDITEMS */
+      PT__TRY(pop_mark(m, &first));
+      if (first < 1 || (m->n_marks && first <= m->marks[m->n_marks - 1])) return bad(m, "APPENDS without a list");
+      PT__TRY(append_items(m, m->stack[first - 1], m->stack + first, m->sp - first));
+      m->sp = first;
+      return PT_OK;
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* Opcodes: the memo (PUT and GET). */
+static pt_status op_memo(vm *m, uint8_t op) {
+  switch (op) {
     case 'q':
       if (!need(m, 1)) return bad(m, "truncated BINPUT");
       return memo_put(m, m->b[m->pos++]);
@@ -354,6 +413,14 @@ static pt_status step(vm *m, int *done) {
       if (!need(m, 4)) return bad(m, "truncated LONG_BINGET");
       m->pos += 4;
       return memo_get(m, rd_le(m->b + m->pos - 4, 4));
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* Opcodes: globals, REDUCE, objects, BUILD and persistent ids. */
+static pt_status op_object(vm *m, uint8_t op) {
+  pt__pk *a, *b, *o;
+  switch (op) {
     case 'c': { /* GLOBAL "module\nname\n" */
       const uint8_t *s = m->b + m->pos, *e1 = memchr(s, '\n', m->len - m->pos);
       const uint8_t *e2 = e1 ? memchr(e1 + 1, '\n', (size_t)(m->b + m->len - e1 - 1)) : NULL;
@@ -390,34 +457,26 @@ static pt_status step(vm *m, int *done) {
       if (!m->sp) return bad(m, "BUILD with an empty stack");
       return PT_OK;
     case 'Q': return persid(m);
-    case 's': {
-      pt__pk *kv[2];
-      PT__TRY(pop(m, &kv[1]));
-      PT__TRY(pop(m, &kv[0]));
-      if (m->sp <= (m->n_marks ? m->marks[m->n_marks - 1] : 0)) return bad(m, "SETITEM without a dict");
-      return set_items(m, m->stack[m->sp - 1], kv, 2);
-    }
-    case 'u':
-      PT__TRY(pop_mark(m, &first));
-      if (first < 1 || (m->n_marks && first <= m->marks[m->n_marks - 1])) return bad(m, "SETITEMS without a dict");
-      PT__TRY(set_items(m, m->stack[first - 1], m->stack + first, m->sp - first));
-      m->sp = first;
-      return PT_OK;
-    case 'a':
-      PT__TRY(pop(m, &a));
-      if (m->sp <= (m->n_marks ? m->marks[m->n_marks - 1] : 0)) return bad(m, "APPEND without a list");
-      return append_items(m, m->stack[m->sp - 1], &a, 1);
-    case 'e': case 0x90: /* APPENDS, ADDITEMS */
-      PT__TRY(pop_mark(m, &first));
-      if (first < 1 || (m->n_marks && first <= m->marks[m->n_marks - 1])) return bad(m, "APPENDS without a list");
-      PT__TRY(append_items(m, m->stack[first - 1], m->stack + first, m->sp - first));
-      m->sp = first;
-      return PT_OK;
-    case '0': return pop(m, &a);
-    case '1': return pop_mark(m, &first) == PT_OK ? (m->sp = first, PT_OK) : PT_EFORMAT;
-    case '2':
-      if (!m->sp) return bad(m, "DUP with an empty stack");
-      return push(m, m->stack[m->sp - 1]);
+    default: return bad(m, "opcode 0x%02x misrouted", op);
+  }
+}
+
+/* One opcode: the groups above do the work. */
+static pt_status step(vm *m, int *done) {
+  const uint8_t op = m->b[m->pos++];
+  switch (op) {
+    case 0x80: case 0x95: case '(': case '0': case '1': case '2':
+      return op_stack(m, op);
+    case 'X': case 'T': case 'B': case 0x8c: case 'U': case 'C': case 0x8d: case 0x8e:
+      return op_string(m, op);
+    case 'J': case 'K': case 'M': case 0x8a: case 'G': case 'N': case 0x88: case 0x89:
+      return op_number(m, op);
+    case '}': case ']': case 0x8f: case ')': case 't': case 'l': case 0x85: case 0x86: case 0x87: case 'd': case 's': case 'u': case 'a': case 'e': case 0x90:
+      return op_container(m, op);
+    case 'q': case 'r': case 0x94: case 'h': case 'j':
+      return op_memo(m, op);
+    case 'c': case 0x93: case 'R': case 0x81: case 0x92: case 'b': case 'Q':
+      return op_object(m, op);
     case '.': *done = 1; return PT_OK;
     default:
       m->pos--;

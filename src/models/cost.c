@@ -96,7 +96,7 @@ pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double
   }
   char *txt = cJSON_Print(root);
   cJSON_Delete(root);
-  if (!txt) return PT_ENOMEM;
+  if (!txt) return pt__error(PT_ENOMEM, "cost_profiled: out of memory for the JSON text");
   s = pt__model_path(dir, "cost_profiled.json", 1, path, sizeof path);
   if (s == PT_OK) s = pt_write_file_atomic(path, txt, strlen(txt));
   free(txt);

@@ -33,7 +33,7 @@ static pt_status build_blocked(const pt_app *app, int rows, int cols, const floa
   m->base = pt__malloc((size_t)rows * (size_t)cols * sizeof *m->base);
   m->base_t = pt__calloc((size_t)m->n_blocks * blk + 1, sizeof *m->base_t);
   m->slot = pt__malloc((size_t)app->n_entries * sizeof *m->slot);
-  if (!m->base || !m->base_t || !m->slot) return PT_ENOMEM;
+  if (!m->base || !m->base_t || !m->slot) return pt__error(PT_ENOMEM, "qos_p1: out of memory for the blocked model");
   memcpy(m->base, base, (size_t)rows * (size_t)cols * sizeof *base);
   for (int r = 0; r < rows; r++)
     for (int j = 0; j < cols; j++)
@@ -46,7 +46,7 @@ static pt_status build_blocked(const pt_app *app, int rows, int cols, const floa
     m->slot[e] = nz ? m->n_slots++ : -1;
   }
   m->delta = pt__calloc((size_t)m->n_blocks * (size_t)(m->n_slots ? m->n_slots : 1) * blk, sizeof *m->delta);
-  if (!m->delta) return PT_ENOMEM;
+  if (!m->delta) return pt__error(PT_ENOMEM, "qos_p1: out of memory for %d blocked deltas", m->n_slots);
   for (int e = 0; e < app->n_entries; e++) {
     if (m->slot[e] < 0) continue;
     for (int r = 0; r < rows; r++) {
@@ -112,7 +112,7 @@ static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols
       if (pt_st_shape(st, i, shape) != 2 || shape[0] != rows || shape[1] != cols)
         s = pt__error(PT_ESHAPE, "%s: tensor '%s' is not [%d,%d]", path, name, rows, cols);
       else if (!(d[e] = pt__malloc((size_t)rows * (size_t)cols * sizeof(float))))
-        s = PT_ENOMEM;
+        s = pt__error(PT_ENOMEM, "%s: out of memory for tensor '%s'", path, name);
       else
         s = pt_st_read_f32(st, i, d[e]);
     }
@@ -130,7 +130,7 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
   float **d = pt__calloc((size_t)app->n_entries, sizeof *d);
   char path[4096] = "";
   int have_base = 0;
-  pt_status s = base && d ? PT_OK : PT_ENOMEM;
+  pt_status s = base && d ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for the model (%d x %d)", rows, cols);
   if (s == PT_OK && dir) {
     s = pt__model_path(dir, "p1.safetensors", 1, path, sizeof path);
     if (s == PT_OK && access(path, F_OK) == 0) s = load_p1(path, app, rows, cols, base, d, &have_base);
@@ -147,7 +147,8 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
       int e = app->entry_off[op] + p;
       if (d[e]) continue;
       if (!(d[e] = pt__malloc(per * sizeof(float)))) {
-        s = PT_ENOMEM;
+        s = pt__error(PT_ENOMEM, "qos_p1: out of memory for the delta of op '%s' knob '%s'", app->op_names[op],
+                      app->entry_knob[e]);
         break;
       }
       s = app->vt->output(app, op, p, d[e]);
@@ -261,7 +262,7 @@ void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *c
   if (m->dev) { /* on the device; any failure falls back to the CPU below */
     int *slots = pt__calloc((size_t)n * (size_t)app->n_ops + 1, sizeof *slots), *ns = pt__calloc((size_t)n + 1, sizeof *ns);
     int64_t *correct = pt__calloc((size_t)n + 1, sizeof *correct);
-    pt_status s = slots && ns && correct ? PT_OK : PT_ENOMEM;
+    pt_status s = slots && ns && correct ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for a batch of %d", n);
     if (s == PT_OK) {
       config_slots(app, m, n, cfgs, slots, ns);
       s = pt__backend_p1_predict(m->be, m->dev, n, app->n_ops, slots, ns, correct);

@@ -67,7 +67,8 @@ static pt_status parse_p2(const char *text, size_t len, const char *src, void *o
 }
 
 pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing) {
-  if (!m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q))) return PT_ENOMEM;
+  if (!m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q)))
+    return pt__error(PT_ENOMEM, "qos_p2: out of memory for %d knob choices", app->n_entries);
   for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
   p2_parse pp = {app, m};
   PT__TRY(pt__parse_file(path, parse_p2, &pp));
@@ -94,7 +95,7 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
   cJSON_AddNumberToObject(root, "bqos", m->q0);
   char *txt = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
-  if (!txt) return PT_ENOMEM;
+  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory for the JSON text", path);
   pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
   free(txt);
   return s;
@@ -114,7 +115,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
   char path[4096] = "";
   int missing = app->n_entries, have_file = 0;
   uint16_t *cfg = pt__calloc((size_t)app->n_ops, sizeof *cfg);
-  if (!cfg) return PT_ENOMEM;
+  if (!cfg) return pt__error(PT_ENOMEM, "qos_p2: out of memory");
   pt_status s = PT_OK;
   if (dir) {
     s = pt__model_path(dir, "p2.json", 1, path, sizeof path);
@@ -123,7 +124,8 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
       have_file = 1;
     }
   }
-  if (s == PT_OK && !m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q))) s = PT_ENOMEM;
+  if (s == PT_OK && !m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q)))
+    s = pt__error(PT_ENOMEM, "qos_p2: out of memory for %d knob choices", app->n_entries);
   if (s == PT_OK && !have_file) {
     for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
     s = measure_single(app, -1, 0, cfg, &m->q0);

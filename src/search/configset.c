@@ -1,9 +1,12 @@
+/* The search's set of configs seen: an open-addressing hash table over the knob positions. */
 #include "search/configset.h"
-#include "core/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
 
 static uint64_t hash_cfg(const uint16_t *c, int n) {
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the positions, then a final mix */
@@ -18,7 +21,7 @@ pt_status pt__cs_init(pt__configset *cs, int n_ops) {
   cs->n_ops = n_ops;
   cs->nslots = 1024;
   cs->slots = pt__calloc((size_t)cs->nslots, sizeof *cs->slots);
-  return cs->slots ? PT_OK : PT_ENOMEM;
+  return cs->slots ? PT_OK : pt__error(PT_ENOMEM, "search: out of memory for the config table");
 }
 
 void pt__cs_free(pt__configset *cs) {

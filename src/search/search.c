@@ -67,13 +67,14 @@ pt_status pt_search_create(int n_ops, const int *n_knobs, uint64_t seed, pt_sear
   *out = NULL;
   if (n_ops <= 0) return pt__error(PT_EINVAL, "search: %d ops", n_ops);
   pt_search *s = pt__calloc(1, sizeof *s);
-  if (!s) return PT_ENOMEM;
+  if (!s) return pt__error(PT_ENOMEM, "search: out of memory");
   s->n_ops = n_ops;
   s->n_knobs = pt__malloc((size_t)n_ops * sizeof *s->n_knobs);
   s->entry_off = pt__malloc((size_t)(n_ops + 1) * sizeof *s->entry_off);
   s->tunable = pt__malloc((size_t)n_ops * sizeof *s->tunable);
   s->scratch = pt__malloc((size_t)4 * (size_t)n_ops * sizeof *s->scratch);
-  pt_status st = s->n_knobs && s->entry_off && s->tunable && s->scratch ? pt__cs_init(&s->cs, n_ops) : PT_ENOMEM;
+  pt_status st = s->n_knobs && s->entry_off && s->tunable && s->scratch ? pt__cs_init(&s->cs, n_ops)
+                                                                         : pt__error(PT_ENOMEM, "search: out of memory");
   if (st != PT_OK) {
     pt_search_free(s);
     return st;
@@ -93,8 +94,9 @@ pt_status pt_search_create(int n_ops, const int *n_knobs, uint64_t seed, pt_sear
   s->n_entries = s->entry_off[n_ops];
   s->loss = pt__malloc((size_t)s->n_entries * sizeof *s->loss);
   if (!s->loss) {
+    pt_status st2 = pt__error(PT_ENOMEM, "search: out of memory for %d knob choices", s->n_entries);
     pt_search_free(s);
-    return PT_ENOMEM;
+    return st2;
   }
   for (int e = 0; e < s->n_entries; e++) s->loss[e] = NAN;
   for (int i = 0; i < n_ops; i++) s->loss[s->entry_off[i]] = 0.0; /* the baseline loses nothing */
@@ -161,7 +163,8 @@ pt_status pt_search_set_tables(pt_search *s, const double *qos_loss, const doubl
   if (qos_loss)
     for (int e = 0; e < s->n_entries; e++) s->loss[e] = qos_loss[e];
   if (cost) {
-    if (!s->cost && !(s->cost = pt__malloc((size_t)s->n_entries * sizeof *s->cost))) return PT_ENOMEM;
+    if (!s->cost && !(s->cost = pt__malloc((size_t)s->n_entries * sizeof *s->cost)))
+      return pt__error(PT_ENOMEM, "search: out of memory for %d knob costs", s->n_entries);
     memcpy(s->cost, cost, (size_t)s->n_entries * sizeof *cost);
   }
   return PT_OK;
@@ -349,7 +352,10 @@ int pt_search_ask(pt_search *s, int max, uint16_t *configs) {
     }
     if (!ok) ok = enumerate_unseen(s, c);
     if (!ok) break;
-    if (pt__cs_add(&s->cs, c, t) < 0) break;
+    if (pt__cs_add(&s->cs, c, t) < 0) {
+      pt__error(PT_ENOMEM, "search: out of memory for %lld configs", (long long)s->cs.n + 1);
+      return -1;
+    }
     s->tech[t].pending++;
     s->tech[t].proposed++;
     got++;
@@ -371,7 +377,7 @@ static pt_status push_pass(pt_search *s, int64_t i) {
   if (s->n_pass == s->cap_pass) {
     int64_t cap = s->cap_pass ? 2 * s->cap_pass : 256;
     int64_t *p = pt__realloc(s->pass, (size_t)cap * sizeof *p);
-    if (!p) return PT_ENOMEM;
+    if (!p) return pt__error(PT_ENOMEM, "search: out of memory for %lld passing configs", (long long)cap);
     s->pass = p;
     s->cap_pass = cap;
   }
@@ -417,7 +423,8 @@ pt_status pt_search_tell(pt_search *s, int n, const uint16_t *configs, const dou
       if (c[op] >= s->n_knobs[op])
         return pt__error(PT_EINVAL, "search: op %d has knob position %u of %d", op, c[op], s->n_knobs[op]);
     int64_t i = pt__cs_find(&s->cs, c);
-    if (i < 0 && (i = pt__cs_add(&s->cs, c, T_TOLD)) < 0) return PT_ENOMEM;
+    if (i < 0 && (i = pt__cs_add(&s->cs, c, T_TOLD)) < 0)
+      return pt__error(PT_ENOMEM, "search: out of memory for %lld configs", (long long)s->cs.n + 1);
     else if (s->cs.told[i])
       return pt__error(PT_EINVAL, "search: a config was told twice");
     s->cs.told[i] = 1;

@@ -80,7 +80,7 @@ pt_status pt__journal_open(const char *path, int resume, const pt_app *app, cons
                            const char *cost_model, pt__journal **out) {
   *out = NULL;
   pt__journal *j = pt__calloc(1, sizeof *j);
-  if (!j) return PT_ENOMEM;
+  if (!j) return pt__error(PT_ENOMEM, "%s: out of memory", path);
   snprintf(j->path, sizeof j->path, "%s", path);
   if (resume && access(path, F_OK) != 0) {
     free(j);
@@ -154,7 +154,7 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16
       if (c) *cost = c;
       if (d) *predicted = d;
       if (!a || !b || !c || !d) {
-        s = PT_ENOMEM;
+        s = pt__error(PT_ENOMEM, "%s: out of memory for %lld journaled configs", j->path, (long long)cap);
         break;
       }
     }
@@ -187,7 +187,7 @@ pt_status pt__journal_add(pt__journal *j, const pt_app *app, int n, const uint16
   if (!txt || !kn) {
     free(txt);
     free(kn);
-    return PT_ENOMEM;
+    return pt__error(PT_ENOMEM, "%s: out of memory", j->path);
   }
   pt_status s = exec_sql(j, "BEGIN");
   for (int k = 0; s == PT_OK && k < n; k++) {

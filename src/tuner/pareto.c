@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "core/error.h"
 #include "predtuner/pareto.h"
 
 pt_thresholds pt_thresholds_compute(double base_tune_qos, double base_test_qos, double tuner_threshold,
@@ -35,7 +36,10 @@ static int by_qos_desc(const void *a, const void *b) {
 
 int pt_pareto_front(const double *qos, const double *speedup, int n, int *idx) {
   pt__pt *p = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-  if (!p) return 0;
+  if (!p) {
+    pt__error(PT_ENOMEM, "Pareto front: out of memory for %d points", n);
+    return -1;
+  }
   int m = 0;
   for (int i = 0; i < n; i++)
     if (!isnan(qos[i]) && !isnan(speedup[i])) p[m++] = (pt__pt){qos[i], speedup[i], i};
@@ -81,13 +85,14 @@ static int by_dist(const void *a, const void *b) {
 
 int pt_pareto_take_best(const double *qos, const double *speedup, int n, int take_best_n, int *idx) {
   int nf = pt_pareto_front(qos, speedup, n, idx);
-  if (take_best_n <= nf) return nf;
+  if (nf < 0 || take_best_n <= nf) return nf;
   char *on = pt__calloc((size_t)(n > 0 ? n : 1), 1);
   pt__dist *rest = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *rest);
   if (!on || !rest) {
     free(on);
     free(rest);
-    return nf;
+    pt__error(PT_ENOMEM, "best configs: out of memory for %d points", n);
+    return -1;
   }
   for (int k = 0; k < nf; k++) on[idx[k]] = 1;
   int m = 0;

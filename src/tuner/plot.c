@@ -74,44 +74,92 @@ static void panel(double xl, double xh, double yl, double yh, const char *xlab, 
   pllab(xlab, "Speedup (x)", title);
 }
 
-pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_loss) {
-  const char *ext = strrchr(path, '.');
-  const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
-  if (!dev) return pt__error(PT_EINVAL, "%s: a plot file must end in .png or .svg", path);
-  PLINT old, strm;
-  plgstrm(&old);
-  plmkstrm(&strm);
-  if (!has_device(dev)) {
-    plend1();
-    plsstrm(old);
-    return pt__error(PT_EUNSUPPORTED, "%s: PLplot has no '%s' driver here (Debian: apt-get install plplot-driver-cairo)",
-                     path, dev);
-  }
-  int n = d->n;
-  uint8_t *has_val = pt__calloc((size_t)n + 1, 1), *has_test = pt__calloc((size_t)n + 1, 1);
-  double *x1 = pt__calloc((size_t)n + 1, sizeof *x1), *x2 = pt__calloc((size_t)n + 1, sizeof *x2);
-  double *x3 = pt__calloc((size_t)n + 1, sizeof *x3);
-  if (!has_val || !has_test || !x1 || !x2 || !x3) {
-    free(has_val), free(has_test), free(x1), free(x2), free(x3);
-    plend1();
-    plsstrm(old);
-    return PT_ENOMEM;
-  }
-  int nbest = 0, all_val = 1, all_test = 1;
+/* One plot being drawn: the data, which panels there are, and scratch coordinates. */
+typedef struct plot_job {
+  const pt__plot_data *d;
+  int show_loss, nbest, val_panel, test_panel;
+  double base, keep; /* the tune baseline, the keep threshold as plotted (QoS or loss) */
+  double *x1, *x2, *x3; /* (n) x coordinates of the panels */
+} plot_job;
+
+/* 1. kept and best: QoS (or loss) vs speedup */
+static void panel_kept(const plot_job *j) {
+  const pt__plot_data *d = j->d;
+  const int n = d->n;
+  double xl, xh, yl, yh;
+  char label[128];
+  for (int i = 0; i < n; i++) j->x1[i] = j->show_loss ? j->base - d->qos[i] : d->qos[i];
+  range_of(j->x1, NULL, n, NULL, j->keep, &xl, &xh);
+  range_of(d->speedup, NULL, n, NULL, 1.0, &yl, &yh);
+  panel(xl, xh, yl, yh, j->show_loss ? "QoS loss (tune set)" : "QoS (tune set)", "kept and best configs");
+  points(j->x1, d->speedup, n, d->is_best, 0, C_KEPT, 4);
+  points(j->x1, d->speedup, n, d->is_best, 1, C_BEST, 17);
+  vline(j->keep, yl, yh);
+  snprintf(label, sizeof label, "kept (%d)", n - j->nbest);
+  legend_text(1, C_KEPT, label);
+  snprintf(label, sizeof label, "best (%d)", j->nbest);
+  legend_text(2, C_BEST, label);
+  snprintf(label, sizeof label, "keep threshold %.2f", j->keep);
+  legend_text(3, C_LINE, label);
+}
+
+/* 2. predicted vs validated QoS of the best configs (after panel_kept, whose x1 it reuses) */
+static void panel_validated(const plot_job *j) {
+  const pt__plot_data *d = j->d;
+  const int n = d->n;
+  double xl, xh, yl, yh;
+  for (int i = 0; i < n; i++) j->x2[i] = j->show_loss ? j->base - d->val_qos[i] : d->val_qos[i];
+  range_of(j->x1, j->x2, n, d->is_best, j->keep, &xl, &xh);
+  range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
+  panel(xl, xh, yl, yh, j->show_loss ? "QoS loss (tune set)" : "QoS (tune set)", "predicted vs validated QoS");
+  points(j->x1, d->speedup, n, d->is_best, 1, C_KEPT, 4);
+  points(j->x2, d->speedup, n, d->is_best, 1, C_BEST, 17);
+  vline(j->keep, yl, yh);
+  legend_text(1, C_KEPT, "predicted");
+  legend_text(2, C_BEST, "validated");
+}
+
+/* 3. tune vs test QoS loss (always as loss, as PredTuner) */
+static void panel_test(const plot_job *j) {
+  const pt__plot_data *d = j->d;
+  const int n = d->n;
+  double xl, xh, yl, yh;
+  char label[128];
   for (int i = 0; i < n; i++) {
-    if (!d->is_best[i]) continue;
-    nbest++;
-    has_val[i] = !isnan(d->val_qos[i]);
-    has_test[i] = !isnan(d->test_qos[i]);
-    all_val &= has_val[i];
-    all_test &= has_test[i];
+    j->x2[i] = j->base - (j->val_panel ? d->val_qos[i] : d->qos[i]);
+    j->x3[i] = d->base_test - d->test_qos[i];
   }
-  int val_panel = nbest && all_val, test_panel = nbest && all_test;
-  int panels = 1 + val_panel + test_panel;
+  double tk = d->base_test - d->test_keep;
+  range_of(j->x2, j->x3, n, d->is_best, tk, &xl, &xh);
+  range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
+  panel(xl, xh, yl, yh, "QoS loss", "tune vs test set");
+  points(j->x2, d->speedup, n, d->is_best, 1, C_KEPT, 4);
+  points(j->x3, d->speedup, n, d->is_best, 1, C_ALT, 17);
+  vline(tk, yl, yh);
+  legend_text(1, C_KEPT, "tune set");
+  legend_text(2, C_ALT, "test set");
+  snprintf(label, sizeof label, "test keep threshold %.2f", tk);
+  legend_text(3, C_LINE, label);
+}
+
+/* Which panels there are: validation and test ones when every best config has those QoS. */
+static void choose_panels(plot_job *j) {
+  const pt__plot_data *d = j->d;
+  int all_val = 1, all_test = 1;
+  for (int i = 0; i < d->n; i++) {
+    if (!d->is_best[i]) continue;
+    j->nbest++;
+    all_val &= !isnan(d->val_qos[i]);
+    all_test &= !isnan(d->test_qos[i]);
+  }
+  j->val_panel = j->nbest && all_val;
+  j->test_panel = j->nbest && all_test;
+}
+
+/* A new PLplot stream on device dev drawing into file tmp, with panels side by side. */
+static void open_stream(const char *dev, const char *tmp, int panels) {
   char geom[32];
   snprintf(geom, sizeof geom, "%dx%d", 600 + 450 * (panels - 1), 600);
-  char tmp[4200]; /* atomic: draw to a temporary file, rename when complete */
-  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
   plsdev(dev);
   plsfnam(tmp);
   plsetopt("geometry", geom);
@@ -125,59 +173,41 @@ pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_l
   plinit();
   plschr(0, 0.9);
   plssym(0, 0.9);
-  char label[128];
+}
 
-  /* 1. kept and best: QoS (or loss) vs speedup */
-  double base = d->base_tune, keep = show_qos_loss ? d->base_tune - d->tune_keep : d->tune_keep;
-  for (int i = 0; i < n; i++) x1[i] = show_qos_loss ? base - d->qos[i] : d->qos[i];
-  double xl, xh, yl, yh;
-  range_of(x1, NULL, n, NULL, keep, &xl, &xh);
-  range_of(d->speedup, NULL, n, NULL, 1.0, &yl, &yh);
-  panel(xl, xh, yl, yh, show_qos_loss ? "QoS loss (tune set)" : "QoS (tune set)", "kept and best configs");
-  points(x1, d->speedup, n, d->is_best, 0, C_KEPT, 4);
-  points(x1, d->speedup, n, d->is_best, 1, C_BEST, 17);
-  vline(keep, yl, yh);
-  snprintf(label, sizeof label, "kept (%d)", n - nbest);
-  legend_text(1, C_KEPT, label);
-  snprintf(label, sizeof label, "best (%d)", nbest);
-  legend_text(2, C_BEST, label);
-  snprintf(label, sizeof label, "keep threshold %.2f", keep);
-  legend_text(3, C_LINE, label);
-
-  /* 2. predicted vs validated QoS of the best configs */
-  if (val_panel) {
-    for (int i = 0; i < n; i++) x2[i] = show_qos_loss ? base - d->val_qos[i] : d->val_qos[i];
-    range_of(x1, x2, n, d->is_best, keep, &xl, &xh);
-    range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
-    panel(xl, xh, yl, yh, show_qos_loss ? "QoS loss (tune set)" : "QoS (tune set)", "predicted vs validated QoS");
-    points(x1, d->speedup, n, d->is_best, 1, C_KEPT, 4);
-    points(x2, d->speedup, n, d->is_best, 1, C_BEST, 17);
-    vline(keep, yl, yh);
-    legend_text(1, C_KEPT, "predicted");
-    legend_text(2, C_BEST, "validated");
+pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_loss) {
+  const char *ext = strrchr(path, '.');
+  const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
+  if (!dev) return pt__error(PT_EINVAL, "%s: a plot file must end in .png or .svg", path);
+  plot_job j = {.d = d, .show_loss = show_qos_loss, .base = d->base_tune,
+                .keep = show_qos_loss ? d->base_tune - d->tune_keep : d->tune_keep};
+  j.x1 = pt__calloc((size_t)d->n + 1, sizeof *j.x1);
+  j.x2 = pt__calloc((size_t)d->n + 1, sizeof *j.x2);
+  j.x3 = pt__calloc((size_t)d->n + 1, sizeof *j.x3);
+  if (!j.x1 || !j.x2 || !j.x3) {
+    free(j.x1), free(j.x2), free(j.x3);
+    return pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
   }
-
-  /* 3. tune vs test QoS loss (always as loss, as PredTuner) */
-  if (test_panel) {
-    for (int i = 0; i < n; i++) {
-      x2[i] = base - (val_panel ? d->val_qos[i] : d->qos[i]);
-      x3[i] = d->base_test - d->test_qos[i];
-    }
-    double tk = d->base_test - d->test_keep;
-    range_of(x2, x3, n, d->is_best, tk, &xl, &xh);
-    range_of(d->speedup, NULL, n, d->is_best, NAN, &yl, &yh);
-    panel(xl, xh, yl, yh, "QoS loss", "tune vs test set");
-    points(x2, d->speedup, n, d->is_best, 1, C_KEPT, 4);
-    points(x3, d->speedup, n, d->is_best, 1, C_ALT, 17);
-    vline(tk, yl, yh);
-    legend_text(1, C_KEPT, "tune set");
-    legend_text(2, C_ALT, "test set");
-    snprintf(label, sizeof label, "test keep threshold %.2f", tk);
-    legend_text(3, C_LINE, label);
+  PLINT old, strm;
+  plgstrm(&old);
+  plmkstrm(&strm);
+  if (!has_device(dev)) {
+    plend1();
+    plsstrm(old);
+    free(j.x1), free(j.x2), free(j.x3);
+    return pt__error(PT_EUNSUPPORTED, "%s: PLplot has no '%s' driver here (Debian: apt-get install plplot-driver-cairo)",
+                     path, dev);
   }
+  choose_panels(&j);
+  char tmp[4200]; /* atomic: draw to a temporary file, rename when complete */
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+  open_stream(dev, tmp, 1 + j.val_panel + j.test_panel);
+  panel_kept(&j);
+  if (j.val_panel) panel_validated(&j);
+  if (j.test_panel) panel_test(&j);
   plend1();
   plsstrm(old);
-  free(has_val), free(has_test), free(x1), free(x2), free(x3);
+  free(j.x1), free(j.x2), free(j.x3);
   FILE *f = fopen(tmp, "rb"); /* PLplot reports a failed write only on its own stderr */
   if (!f) return pt__error(PT_EIO, "%s: PLplot did not write the plot", path);
   fclose(f);

@@ -73,7 +73,7 @@ pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) 
   double *q = pt__malloc(((size_t)n + 1) * sizeof *q), *sp = pt__malloc(((size_t)n + 1) * sizeof *sp);
   double *v = pt__malloc(((size_t)n + 1) * sizeof *v), *te = pt__malloc(((size_t)n + 1) * sizeof *te);
   uint8_t *best = pt__calloc((size_t)n + 1, 1);
-  pt_status s = q && sp && v && te && best ? PT_OK : PT_ENOMEM;
+  pt_status s = q && sp && v && te && best ? PT_OK : pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
   for (int i = 0; s == PT_OK && i < n; i++) {
     pt_tuned_config c;
     pt_tuner_get(t, PT_KEPT, i, &c);
@@ -126,7 +126,7 @@ static pt_status parse_results(const char *text, size_t len, const char *src, vo
   pf->v = pt__malloc(((size_t)n + 1) * sizeof *pf->v);
   pf->te = pt__malloc(((size_t)n + 1) * sizeof *pf->te);
   pf->best = pt__calloc((size_t)n + 1, 1);
-  if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->best) s = PT_ENOMEM;
+  if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->best) s = pt__error(PT_ENOMEM, "%s: out of memory for %d configs", src, n);
   const cJSON *c, *list = s == PT_OK ? cfgs : NULL;
   int i = 0;
   cJSON_ArrayForEach(c, list) {

@@ -25,8 +25,7 @@ static pt_status resume(pt_tuner *t, pt__journal *jr, pt_search *se) {
   uint16_t *c;
   double *q, *co;
   uint8_t *pr;
-  PT__TRY(pt__journal_read(jr, app, &n, &c, &q, &co, &pr));
-  pt_status s = PT_OK;
+  pt_status s = pt__journal_read(jr, app, &n, &c, &q, &co, &pr); /* the arrays are ours even when it fails */
   for (int64_t i = 0; s == PT_OK && i < n; i++) {
     s = pt_search_tell(se, 1, c + i * app->n_ops, q + i, co + i);
     if (s == PT_OK) s = pt__tuner_append(t, 1, c + i * app->n_ops, q + i, co + i, pr[i]);
@@ -70,6 +69,10 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
   while (s == PT_OK && t->n < o->max_iter) {
     int want = o->max_iter - (int)t->n < nb ? o->max_iter - (int)t->n : nb;
     int got = pt_search_ask(se, want, b.cfg);
+    if (got < 0) {
+      s = PT_ENOMEM;
+      break;
+    }
     if (got == 0) {
       pt_log(PT_LOG_INFO, "search space exhausted after %lld configs", (long long)t->n);
       break;

@@ -35,6 +35,10 @@ static pt_status select_best(pt_tuner *t, int take_best_n) {
       sp[i] = 1.0 / t->cost[t->kept[i]];
     }
     nb = pt_pareto_take_best(q, sp, nk, take_best_n, idx);
+    if (nb < 0) {
+      free(q), free(sp), free(idx);
+      return PT_ENOMEM;
+    }
     t->bestpre = pt__malloc((size_t)(nb + 1) * sizeof *t->bestpre);
     t->val_qos = pt__malloc((size_t)(nb + 1) * sizeof *t->val_qos);
     t->test_qos = pt__malloc((size_t)(nb + 1) * sizeof *t->test_qos);

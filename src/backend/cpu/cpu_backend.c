@@ -82,7 +82,7 @@ static pt_status cpu_create(int threads, pt_backend **out) {
   return PT_OK;
 }
 
-const pt_backend_reg pt__backend_reg_cpu = {"cpu", cpu_available, cpu_create};
+const pt_backend_reg pt__backend_reg_cpu = {.name = "cpu", .available = cpu_available, .create = cpu_create};
 
 float *pt__cpu_rounded_copy(const float *src, int64_t n) {
   float *d = pt__malloc((size_t)(n > 0 ? n : 1) * sizeof *d);

@@ -304,4 +304,4 @@ static pt_status cu_create(int threads, pt_backend **out) {
   return PT_OK;
 }
 
-const pt_backend_reg pt__backend_reg_cuda = {"cuda", cu_available, cu_create};
+const pt_backend_reg pt__backend_reg_cuda = {.name = "cuda", .available = cu_available, .create = cu_create};
