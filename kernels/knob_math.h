@@ -1,6 +1,6 @@
 /* Index math shared by the CPU backend and the CUDA kernels, so that the CPU tests check exactly
  * what the GPU runs. Everything here is `static inline` and marked PT_HD: __host__ __device__ under
- * nvcc, nothing in plain C. The semantics are DESIGN.md section 4's, to the letter. */
+ * nvcc, nothing in plain C. The semantics are docs/design.md's ("Knobs"), to the letter. */
 #ifndef PT_KNOB_MATH_H
 #define PT_KNOB_MATH_H
 

@@ -1,6 +1,6 @@
 /* Plays an HPVM-compiled program for the piped-binary tests: a tiny network (linear 16->12, add,
  * relu, linear 12->4, add) over synthetic data, with HPVM-like knobs (fp16, perforation, sampling),
- * answering the tuner over FIFOs as an HPVM binary does (DESIGN.md 9).
+ * answering the tuner over FIFOs as an HPVM binary does (docs/tune-binary.md).
  *
  *   hpvm_fake_bin --init DIR [MODE]   writes DIR/metadata.json (relative paths), DIR/tune_labels.bin
  *                                     and DIR/mode; MODE: ok (default), exit_early, exit_after_3,

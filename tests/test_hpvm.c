@@ -1,4 +1,4 @@
-/* HPVM config export (DESIGN.md 9): the text for a zoo network and for HPVM-style op names, and
+/* HPVM config export (docs/design.md, "HPVM interoperation"): the text for a zoo network and for HPVM-style op names, and
  * one-line errors for what HPVM cannot take. */
 #include <criterion/criterion.h>
 #include <math.h>

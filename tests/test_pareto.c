@@ -1,4 +1,4 @@
-/* Thresholds and best-config selection on hand-made point sets (DESIGN.md 6, steps 1 and 5). */
+/* Thresholds and best-config selection on hand-made point sets (docs/design.md, "The tuning pipeline"). */
 #include <criterion/criterion.h>
 #include <math.h>
 

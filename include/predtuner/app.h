@@ -1,4 +1,4 @@
-/* Apps (DESIGN.md 1): something whose QoS and cost can be measured for a config. The DNN app is a
+/* Apps (docs/design.md, "Concepts"): something whose QoS and cost can be measured for a config. The DNN app is a
  * network with tune and test sets; the generic app lets a C program tune anything through a
  * callback (PredTuner's TorchApp and ApproxApp/ModeledApp).
  *
@@ -36,7 +36,7 @@ typedef struct pt_dnn_app_opts {
 
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *opts, pt_app **out);
 
-/* ---- the piped-binary app (an HPVM program driven through FIFOs; DESIGN.md 9, docs/tune-binary.md) ---- */
+/* ---- the piped-binary app (an HPVM program driven through FIFOs; docs/tune-binary.md) ---- */
 typedef struct pt_piped_app_opts {
   const char *binary;        /* the program; started once in its own folder, stdout discarded */
   const char *metadata;      /* M.json: op_cost, op_knobs, knobs, tune_labels_path, conf_path, fifo_path_r/_w */

@@ -19,7 +19,7 @@ pt_status pt_model_load(const char *model, const char *weights, pt_graph **out);
 /* Whether model names an ONNX file (by its ".onnx" suffix). */
 int pt_model_is_onnx(const char *model);
 
-/* ONNX import (DESIGN.md 3.2, docs/onnx.md): Conv, Gemm, MatMul (+ Add), Relu, Tanh, MaxPool,
+/* ONNX import (docs/onnx.md): Conv, Gemm, MatMul (+ Add), Relu, Tanh, MaxPool,
  * AveragePool, GlobalAveragePool, BatchNormalization, Add, Flatten, Reshape to (batch, features),
  * Softmax, Identity, Dropout, Constant. The first dimension of the single data input is the batch.
  * Op names are the node names (made unique when missing or repeated). */

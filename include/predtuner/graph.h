@@ -44,7 +44,7 @@ const char *pt_graph_op_name(const pt_graph *g, int op);
 pt_op_type pt_graph_op_type(const pt_graph *g, int op);
 /* Per-image output shape of op: returns ndim (3 for (C,H,W), 1 for (F)). */
 int pt_graph_op_out_shape(const pt_graph *g, int op, int64_t shape[3]);
-/* FLOPs of op for one image, by PredTuner's summary rules (DESIGN.md 5). */
+/* FLOPs of op for one image, by PredTuner's summary rules (docs/design.md, "QoS, cost and models"). */
 double pt_graph_op_flops(const pt_graph *g, int op);
 /* Learnable parameters of op (weights and biases; BatchNorm's running statistics excluded). */
 int64_t pt_graph_op_params(const pt_graph *g, int op);

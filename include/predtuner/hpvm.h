@@ -1,4 +1,4 @@
-/* HPVM interoperation (DESIGN.md 9): HPVM's config text from a tuning run's configs. */
+/* HPVM interoperation (docs/design.md, "HPVM interoperation"): HPVM's config text from a tuning run's configs. */
 #ifndef PREDTUNER_HPVM_H
 #define PREDTUNER_HPVM_H
 

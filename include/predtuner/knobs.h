@@ -41,7 +41,7 @@ typedef struct pt_knob {
 
 /* PyTorch-side class name: "FP32Baseline", "PerforateConv2dStride", ... */
 const char *pt_knob_class_name(pt_knob_class c);
-/* Whether knob k can be applied to an op of type t (DESIGN.md 4's applicability). */
+/* Whether knob k can be applied to an op of type t (docs/design.md, "Knobs"). */
 int pt_knob_applies(const pt_knob *k, pt_op_type t);
 /* How the executor runs an op under knob k. */
 pt_op_exec pt_knob_exec(const pt_knob *k);

@@ -1,4 +1,4 @@
-/* The search engine (DESIGN.md 7): proposes configs in batches (ask) and learns from their results
+/* The search engine (docs/design.md, "Search"): proposes configs in batches (ask) and learns from their results
  * (tell). Techniques — uniform random, greedy mutation of the best (uniform- and normal-sized),
  * differential evolution, growth outward from passing configs, and a model-guided builder — are
  * combined by an AUC bandit that credits proposals which improve the best result. No config is ever

@@ -1,4 +1,4 @@
-/* The piped-binary app (DESIGN.md 9): an HPVM-compiled program started once and driven through two
+/* The piped-binary app (docs/tune-binary.md): an HPVM-compiled program started once and driven through two
  * FIFOs. Per measurement: the config as HPVM config text into conf_path, "tune" or "test" into the
  * binary's read FIFO, its output tensors read from its write FIFO to EOF, the QoS from the file
  * final_accuracy in its folder (then deleted). The child dies with the tuner (PR_SET_PDEATHSIG) and

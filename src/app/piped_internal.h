@@ -1,4 +1,4 @@
-/* The piped-binary app (DESIGN.md 9): metadata and the tensor stream, parsed apart from the process
+/* The piped-binary app (docs/tune-binary.md): metadata and the tensor stream, parsed apart from the process
  * handling so that they can be tested and fuzzed alone. */
 #ifndef PT_APP_PIPED_INTERNAL_H
 #define PT_APP_PIPED_INTERNAL_H

@@ -1,4 +1,4 @@
-/* QoS and cost models (DESIGN.md 5). All tables are per entry ((op, knob position) pairs, see
+/* QoS and cost models (docs/design.md, "QoS, cost and models"). All tables are per entry ((op, knob position) pairs, see
  * app_internal.h). Model files live in a storage folder, are reused when present, extended when
  * the app has entries they lack, and written atomically as initialisation goes. */
 #ifndef PT_MODELS_H

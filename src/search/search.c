@@ -1,4 +1,4 @@
-/* The batched ask/tell search (DESIGN.md 7). Every proposal comes from one technique picked by an
+/* The batched ask/tell search (docs/design.md, "Search"). Every proposal comes from one technique picked by an
  * AUC bandit (OpenTuner's default meta-technique): a technique's score is the area under its recent
  * "improved the best" curve (later successes weigh more) plus an exploration bonus. */
 #include <math.h>

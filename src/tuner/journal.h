@@ -1,4 +1,4 @@
-/* The tuning journal (DESIGN.md 8): every evaluated config in an SQLite database (WAL mode, one
+/* The tuning journal (docs/design.md, "Files"): every evaluated config in an SQLite database (WAL mode, one
  * transaction per batch), so a killed run resumes without losing or repeating work. */
 #ifndef PT_TUNER_JOURNAL_H
 #define PT_TUNER_JOURNAL_H

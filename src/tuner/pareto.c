@@ -1,4 +1,4 @@
-/* Thresholds and best-config selection, exactly as DESIGN.md section 6 (steps 1 and 5) says. */
+/* Thresholds and best-config selection, exactly as docs/design.md ("The tuning pipeline") says. */
 #include <math.h>
 #include <stdlib.h>
 

@@ -1,4 +1,4 @@
-/* configs.json (DESIGN.md 8) and the plots made from a tuner or from a configs.json. */
+/* configs.json (docs/design.md, "Files") and the plots made from a tuner or from a configs.json. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>

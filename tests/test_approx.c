@@ -1,0 +1,360 @@
+/* The exact semantics of every knob class (docs/design.md, "Knobs"): hand-computed cases, the index
+ * math, the real (work-skipping) implementations against simple simulations on random inputs of many
+ * shapes, PromiseSim, and every default knob on every zoo network. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/knob_math.h"
+#include "naive.h"
+#include "predtuner/predtuner.h"
+
+#define FIX PT_SOURCE_DIR "/tests/fixtures/"
+
+static pt_backend *be;
+static void setup(void) { cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK); }
+static void teardown(void) { pt_backend_free(be); }
+TestSuite(approx, .init = setup, .fini = teardown);
+
+/* ---------------- perforation: hand-computed cases ---------------- */
+
+/* A 1x1 convolution with weight 1 from one channel to one channel: y = x (+ bias), so the
+ * perforation's fill is visible directly. x is (1, 1, h, w). */
+static void perforate_identity(const float *x, int h, int w, int row, int stride, int off, float bias, int fp16,
+                               float *y) {
+  pt_conv_desc d = {1, 1, h, w, 1, h, w, 1, 1, 1, 1, 0, 0, 1, fp16, row ? 1 : 2, stride, off, 0, 0, 0.0f};
+  float one = 1.0f;
+  for (int i = 0; i < h * w; i++) y[i] = NAN;
+  cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, &one, &bias, y), PT_OK);
+}
+
+Test(approx, perforation_hand_computed) {
+  float y[16];
+  const float sq[5] = {1, 4, 9, 16, 25};
+  /* rows, stride 2, offset 0: rows 0, 2, 4 skipped: first copies row 1, middle averages, last copies */
+  perforate_identity(sq, 5, 1, 1, 2, 0, 0.0f, 0, y);
+  const float e0[5] = {4, 4, 10, 16, 16};
+  for (int i = 0; i < 5; i++) cr_assert_eq(y[i], e0[i], "row %d", i);
+  perforate_identity(sq, 5, 1, 1, 2, 1, 0.0f, 0, y);
+  const float e1[5] = {1, 5, 9, 17, 25};
+  for (int i = 0; i < 5; i++) cr_assert_eq(y[i], e1[i]);
+  /* columns: the same along W; bias added after the fill */
+  perforate_identity(sq, 1, 5, 0, 3, 2, 0.5f, 0, y);
+  const float e2[5] = {1.5f, 4.5f, 10.5f, 16.5f, 25.5f}; /* col 2 = mean(4, 16) + 0.5 */
+  for (int i = 0; i < 5; i++) cr_assert_eq(y[i], e2[i], "col %d: %g", i, y[i]);
+  /* stride 3 offset 0 on 7 rows: skip 0, 3, 6 */
+  const float r7[7] = {0, 10, 20, 31, 40, 50, 61};
+  perforate_identity(r7, 7, 1, 1, 3, 0, 0.0f, 0, y);
+  const float e3[7] = {10, 10, 20, 30, 40, 50, 50};
+  for (int i = 0; i < 7; i++) cr_assert_eq(y[i], e3[i]);
+  /* stride 4, every offset, on 6 columns */
+  const float c6[6] = {1, 2, 4, 8, 16, 32};
+  const float e4[4][6] = {{2, 2, 4, 8, 20, 32}, {1, 2.5f, 4, 8, 16, 16}, {1, 2, 5, 8, 16, 32}, {1, 2, 4, 10, 16, 32}};
+  for (int off = 0; off < 4; off++) {
+    perforate_identity(c6, 1, 6, 0, 4, off, 0.0f, 0, y);
+    for (int i = 0; i < 6; i++) cr_assert_eq(y[i], e4[off][i], "offset %d col %d: %g", off, i, y[i]);
+  }
+  /* height 1: the only row is skipped and has no neighbour: zero (then bias) */
+  const float one[3] = {7, 8, 9};
+  perforate_identity(one, 1, 3, 1, 2, 0, 0.25f, 0, y);
+  for (int i = 0; i < 3; i++) cr_assert_eq(y[i], 0.25f);
+  /* height 2: offset 0 copies row 1 into row 0; offset 1 copies row 0 into the last row */
+  const float two[4] = {1, 2, 3, 4}; /* (2, 2) */
+  perforate_identity(two, 2, 2, 1, 2, 0, 0.0f, 0, y);
+  cr_assert(y[0] == 3 && y[1] == 4 && y[2] == 3 && y[3] == 4);
+  perforate_identity(two, 2, 2, 1, 2, 1, 0.0f, 0, y);
+  cr_assert(y[0] == 1 && y[1] == 2 && y[2] == 1 && y[3] == 2);
+  /* fp16: the fill averages in half precision: (1 + 2^-10) and 1 average to a half value */
+  const float hx[3] = {1.0f, 5.0f, 1.0009765625f};
+  perforate_identity(hx, 3, 1, 1, 2, 1, 0.0f, 1, y);
+  cr_assert_eq(y[1], pt_round_f16(pt_round_f16(1.0f + 1.0009765625f) * 0.5f));
+  cr_assert_eq(y[1], 1.0f); /* the exact mean 1.00048828125 is a tie that rounds to even */
+}
+
+Test(approx, perforation_index_math) {
+  for (int stride = 2; stride <= 5; stride++)
+    for (int off = 0; off < stride; off++)
+      for (int size = 1; size <= 17; size++) {
+        int kept = 0;
+        for (int i = 0; i < size; i++) {
+          int skipped = pt_km_perf_skipped(i, stride, off);
+          cr_assert_eq(skipped, i >= off && (i - off) % stride == 0);
+          if (!skipped) {
+            cr_assert_eq(pt_km_perf_compact_index(i, stride, off), kept, "i %d stride %d off %d", i, stride, off);
+            cr_assert_eq(pt_km_perf_kept_index(kept++, stride, off), i);
+          }
+        }
+        cr_assert_eq(pt_km_perf_kept_count(size, stride, off), kept, "size %d stride %d off %d", size, stride, off);
+      }
+}
+
+/* ---------------- sampling: index sets and scale ---------------- */
+
+Test(approx, sampling_index_sets_and_scale) {
+  /* general rule: flat indices offset, offset + every, ... over cin/groups x kh x kw */
+  for (int f = 0; f < 18; f++) cr_assert_eq(pt_km_samp_dropped(f, 3, 3, 2, 0), f % 2 == 0);
+  for (int f = 0; f < 8; f++) cr_assert_eq(pt_km_samp_dropped(f, 1, 1, 4, 3), f == 3 || f == 7);
+  for (int f = 0; f < 50; f++) cr_assert_eq(pt_km_samp_dropped(f, 5, 5, 3, 1), f % 3 == 1);
+  for (int f = 0; f < 12; f++) cr_assert_eq(pt_km_samp_dropped(f, 2, 2, 4, 2), f == 2 || f == 6 || f == 10);
+  /* 3x3 with skip_every 3: channel c drops in-channel positions (c + offset) mod 3, +3, +6 */
+  static const int drop_off0[3][3] = {{0, 3, 6}, {1, 4, 7}, {2, 5, 8}};
+  for (int c = 0; c < 3; c++)
+    for (int pos = 0; pos < 9; pos++) {
+      int want = pos == drop_off0[c][0] || pos == drop_off0[c][1] || pos == drop_off0[c][2];
+      cr_assert_eq(pt_km_samp_dropped(c * 9 + pos, 3, 3, 3, 0), want, "c %d pos %d", c, pos);
+      int want2 = pos % 3 == (c + 2) % 3;
+      cr_assert_eq(pt_km_samp_dropped(c * 9 + pos, 3, 3, 3, 2), want2);
+    }
+  cr_assert_eq(pt_km_samp_scale(2, 1.0), 2.0f);
+  cr_assert_eq(pt_km_samp_scale(3, 1.0), 1.5f);
+  cr_assert_eq(pt_km_samp_scale(4, 1.0), (float)(1.0 + 1.0 / 3.0));
+  cr_assert_eq(pt_km_samp_scale(2, 0.5), 1.5f);
+}
+
+/* ---------------- real implementations vs simulations ---------------- */
+
+typedef struct shape {
+  int n, cin, h, w, cout, k, stride, pad, groups, bias;
+} shape;
+
+static const shape shapes[] = {
+    {2, 3, 9, 9, 4, 3, 1, 1, 1, 1},   {1, 4, 8, 11, 6, 3, 2, 1, 1, 0},  {3, 6, 7, 7, 6, 3, 1, 1, 6, 0},
+    {2, 8, 6, 5, 4, 3, 1, 1, 2, 1},   {2, 5, 12, 12, 7, 5, 1, 2, 1, 1}, {1, 16, 4, 4, 8, 1, 1, 0, 1, 1},
+    {4, 3, 16, 16, 8, 3, 1, 1, 1, 1}, {2, 4, 5, 9, 3, 1, 2, 0, 1, 1},   {1, 2, 1, 6, 3, 3, 1, 1, 1, 1},
+    {2, 3, 2, 2, 5, 3, 1, 1, 1, 1},   {9, 32, 4, 4, 16, 3, 1, 1, 1, 1}, {2, 12, 8, 8, 24, 3, 2, 1, 12, 1},
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+static pt_conv_desc desc_of(const shape *s, int fp16) {
+  int oh = pt_km_out_size(s->h, s->k, s->stride, s->pad), ow = pt_km_out_size(s->w, s->k, s->stride, s->pad);
+  pt_conv_desc d = {s->n, s->cin, s->h, s->w, s->cout, oh, ow, s->k, s->k, s->stride, s->stride, s->pad, s->pad,
+                    s->groups, fp16, 0, 0, 0, 0, 0, 0.0f};
+  return d;
+}
+
+/* Simulation of perforation: full convolution without bias, (round), fill, bias (all rounded in fp16). */
+static void simulate_perforation(const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
+  int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, nw = (int64_t)d->cout * (d->cin / d->groups) * d->kh * d->kw;
+  float *xs = malloc(nx * 4), *ws = malloc(nw * 4);
+  memcpy(xs, x, nx * 4);
+  memcpy(ws, w, nw * 4);
+  if (d->fp16) {
+    pt_round_f16_array(xs, nx);
+    pt_round_f16_array(ws, nw);
+  }
+  naive_conv2d(d, xs, ws, NULL, y);
+  int P = d->oh * d->ow;
+  for (int i = 0; i < d->n * d->cout; i++) {
+    float *pl = y + (int64_t)i * P;
+    if (d->fp16) pt_round_f16_array(pl, P);
+    int size = d->perf_dir == PT_PERF_ROWS ? d->oh : d->ow;
+    for (int s = d->perf_offset; s < size; s += d->perf_stride)
+      for (int o = 0; o < (d->perf_dir == PT_PERF_ROWS ? d->ow : d->oh); o++) {
+        int a = s == 0 ? 1 : s - 1, bb = s == 0 ? 1 : (s == size - 1 ? s - 1 : s + 1);
+        float *at = d->perf_dir == PT_PERF_ROWS ? &pl[s * d->ow + o] : &pl[o * d->ow + s];
+        float va = 0, vb = 0;
+        if (!(s == 0 && size == 1)) {
+          va = d->perf_dir == PT_PERF_ROWS ? pl[a * d->ow + o] : pl[o * d->ow + a];
+          vb = d->perf_dir == PT_PERF_ROWS ? pl[bb * d->ow + o] : pl[o * d->ow + bb];
+        }
+        *at = d->fp16 ? pt_round_f16(pt_round_f16(va + vb) * 0.5f) : (va + vb) / 2.0f;
+      }
+    if (b) {
+      float bv = d->fp16 ? pt_round_f16(b[i % d->cout]) : b[i % d->cout];
+      for (int k = 0; k < P; k++) pl[k] = d->fp16 ? pt_round_f16(pl[k] + bv) : pl[k] + bv;
+    }
+  }
+  free(xs);
+  free(ws);
+}
+
+/* Simulation of sampling: the filter with dropped elements zeroed and the rest scaled, in a full
+ * convolution (operands and output rounded in fp16). */
+static void simulate_sampling(const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
+  int Kg = (d->cin / d->groups) * d->kh * d->kw;
+  int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, nw = (int64_t)d->cout * Kg;
+  float *xs = malloc(nx * 4), *ws = malloc(nw * 4), *bs = malloc(d->cout * 4);
+  memcpy(xs, x, nx * 4);
+  for (int co = 0; co < d->cout; co++) {
+    for (int f = 0; f < Kg; f++)
+      ws[co * Kg + f] = pt_km_samp_dropped(f, d->kh, d->kw, d->samp_every, d->samp_offset) ? 0.0f : w[co * Kg + f] * d->samp_scale;
+    bs[co] = b ? b[co] : 0.0f;
+  }
+  if (d->fp16) {
+    pt_round_f16_array(xs, nx);
+    pt_round_f16_array(ws, nw);
+    pt_round_f16_array(bs, d->cout);
+  }
+  naive_conv2d(d, xs, ws, b ? bs : NULL, y);
+  if (d->fp16) pt_round_f16_array(y, (size_t)d->n * d->cout * d->oh * d->ow);
+  free(xs);
+  free(ws);
+  free(bs);
+}
+
+static void compare_real_and_simulated(int sampling) {
+  pt_rng r;
+  pt_rng_seed(&r, sampling ? 77 : 78);
+  int cases = 0;
+  for (size_t si = 0; si < NSHAPES; si++)
+    for (int fp16 = 0; fp16 < 2; fp16++)
+      for (int stride = 2; stride <= 4; stride++)
+        for (int off = 0; off < stride; off++)
+          for (int dir = 1; dir <= (sampling ? 1 : 2); dir++) {
+            const shape *s = &shapes[si];
+            pt_conv_desc d = desc_of(s, fp16);
+            if (sampling) {
+              d.samp_every = stride;
+              d.samp_offset = off;
+              d.samp_scale = pt_km_samp_scale(stride, off == 1 ? 0.5 : 1.0);
+            } else {
+              d.perf_dir = dir;
+              d.perf_stride = stride;
+              d.perf_offset = off;
+            }
+            int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * (d.cin / d.groups) * d.kh * d.kw,
+                    ny = (int64_t)d.n * d.cout * d.oh * d.ow;
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *ref = malloc(ny * 4);
+            float *y = alloc_guarded(ny, 32);
+            fill_uniform(&r, x, nx, -1, 1);
+            fill_uniform(&r, w, nw, -0.5f, 0.5f);
+            fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
+            cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK);
+            if (sampling) simulate_sampling(&d, x, w, s->bias ? b : NULL, ref);
+            else simulate_perforation(&d, x, w, s->bias ? b : NULL, ref);
+            double err = norm_err(y, ref, ny), tol = fp16 ? 2e-3 : 1e-5;
+            cr_assert(err <= tol, "%s shape %zu fp16 %d stride/every %d offset %d dir %d: error %g",
+                      sampling ? "sampling" : "perforation", si, fp16, stride, off, dir, err);
+            cr_assert(guard_intact(y, ny, 32));
+            free(x), free(w), free(b), free(ref), free(y);
+            cases++;
+          }
+  cr_assert(cases > 100);
+}
+
+Test(approx, perforation_real_equals_simulation) { compare_real_and_simulated(0); }
+Test(approx, sampling_real_equals_simulation) { compare_real_and_simulated(1); }
+
+/* ---------------- PromiseSim ---------------- */
+
+Test(approx, promise_quantisation_levels) {
+  /* [0, 2.56]: step 0.01; values floor to a step; out-of-range values clamp */
+  cr_assert_float_eq(pt_km_quantize(0.0f, 0.0f, 2.56f), 0.0f, 1e-7);
+  cr_assert_float_eq(pt_km_quantize(0.0149f, 0.0f, 2.56f), 0.01f, 1e-6);
+  cr_assert_float_eq(pt_km_quantize(1.2345f, 0.0f, 2.56f), 1.23f, 1e-6);
+  cr_assert_eq(pt_km_quantize(5.0f, 0.0f, 2.56f), 2.56f);
+  cr_assert_eq(pt_km_quantize(-1.0f, 0.0f, 2.56f), 0.0f);
+  cr_assert_eq(pt_km_quantize(3.0f, 1.0f, 1.0f), 1.0f); /* empty range */
+  /* at most 257 distinct levels over a sweep */
+  float prev = -1;
+  int levels = 0;
+  for (int i = 0; i <= 100000; i++) {
+    float q = pt_km_quantize(-3.0f + 6.0f * (float)i / 100000.0f, -3.0f, 3.0f);
+    if (q != prev) levels++;
+    prev = q;
+  }
+  cr_assert(levels >= 256 && levels <= 257, "%d levels", levels);
+  cr_assert_float_eq(pt_km_promise_scale(0), 0.75f, 0);
+  cr_assert_float_eq(pt_km_promise_scale(8), 0.005f, 0);
+  /* the noise generator: mean ~0, variance ~1 */
+  double m = 0, v = 0;
+  for (int i = 0; i < 200000; i++) {
+    double z = pt_km_normal(42, (uint64_t)i);
+    m += z;
+    v += z * z;
+  }
+  m /= 200000;
+  v = v / 200000 - m * m;
+  cr_assert(fabs(m) < 0.01 && fabs(v - 1) < 0.02, "mean %g var %g", m, v);
+}
+
+Test(approx, promise_is_seeded_and_independent_of_batching) {
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build("lenet_mnist", &g), PT_OK);
+  pt_graph_init_random(g, 5);
+  pt_exec *ex;
+  cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK);
+  int n = 4, per = 784;
+  float *x = malloc(n * per * 4), a[40], b[40], c[40], e[40];
+  pt_rng r;
+  pt_rng_seed(&r, 1);
+  fill_uniform(&r, x, n * per, 0, 1);
+  pt_promise_ranges ranges[10];
+  memset(ranges, 0, sizeof ranges);
+  cr_assert_eq(pt_exec_calibrate(ex, x, n, ranges), PT_OK);
+  for (int op = 0; op < 10; op++) {
+    pt_op_type t = pt_graph_op_type(g, op);
+    cr_assert_eq(ranges[op].set, t == PT_OP_CONV2D || t == PT_OP_LINEAR);
+  }
+  cr_assert(ranges[0].in[0] >= 0.0f && ranges[0].in[1] <= 1.0f && ranges[0].in[1] > 0.9f);
+  pt_op_exec ops[10];
+  memset(ops, 0, sizeof ops);
+  ops[0].kind = PT_APPROX_PROMISE;
+  ops[0].promise_level = 3;
+  ops[6].kind = PT_APPROX_PROMISE; /* linears.0 */
+  ops[6].promise_level = 7;
+  cr_assert_eq(pt_exec_run(ex, x, n, ops, a), PT_EINVAL); /* no ranges yet */
+  cr_assert_not_null(strstr(pt_last_error(), "convs.0"));
+  cr_assert_eq(pt_exec_set_promise(ex, ranges, 7), PT_OK);
+  cr_assert_eq(pt_exec_run(ex, x, n, ops, a), PT_OK);
+  cr_assert_eq(pt_exec_run(ex, x, n, ops, b), PT_OK);
+  cr_assert_eq(memcmp(a, b, sizeof a), 0, "same seed, different result");
+  /* two batches of two give the same result as one batch of four */
+  cr_assert_eq(pt_exec_run_at(ex, x, 2, 0, ops, c), PT_OK);
+  cr_assert_eq(pt_exec_run_at(ex, x + 2 * per, 2, 2, ops, c + 20), PT_OK);
+  cr_assert_eq(memcmp(a, c, sizeof a), 0, "result depends on batching");
+  cr_assert_eq(pt_exec_run(ex, x, n, NULL, e), PT_OK);
+  cr_assert_neq(memcmp(a, e, sizeof a), 0, "PromiseSim changed nothing");
+  cr_assert_eq(pt_exec_set_promise(ex, ranges, 8), PT_OK);
+  cr_assert_eq(pt_exec_run(ex, x, n, ops, b), PT_OK);
+  cr_assert_neq(memcmp(a, b, sizeof a), 0, "another seed, same noise");
+  free(x);
+  pt_exec_free(ex);
+  pt_graph_free(g);
+}
+
+/* ---------------- every default knob on every zoo network ---------------- */
+
+Test(approx, every_default_knob_runs_on_every_zoo_network, .timeout = 900) {
+  pt_knob_set *ks;
+  cr_assert_eq(pt_knobs_default(&ks), PT_OK);
+  pt_knob promise = {.name = "p4", .cls = PT_KNOB_PROMISE, .exp_speedup = 2, .noise_level = 4};
+  for (int z = 0; z < pt_zoo_count(); z++) {
+    pt_graph *g;
+    cr_assert_eq(pt_zoo_build(pt_zoo_name(z), &g), PT_OK);
+    pt_graph_init_random(g, (uint64_t)z);
+    int c, h, w, no = pt_graph_num_ops(g), classes = pt_graph_num_classes(g);
+    pt_graph_input_shape(g, &c, &h, &w);
+    float *x = malloc((size_t)c * h * w * 4), *exact = malloc(classes * 4), *y = malloc(classes * 4);
+    pt_rng r;
+    pt_rng_seed(&r, 3);
+    fill_uniform(&r, x, (int64_t)c * h * w, -1, 1);
+    pt_exec *ex;
+    cr_assert_eq(pt_exec_create(g, be, &ex), PT_OK);
+    cr_assert_eq(pt_exec_run(ex, x, 1, NULL, exact), PT_OK);
+    pt_promise_ranges *ranges = calloc(no, sizeof *ranges);
+    cr_assert_eq(pt_exec_calibrate(ex, x, 1, ranges), PT_OK);
+    cr_assert_eq(pt_exec_set_promise(ex, ranges, 1), PT_OK);
+    pt_op_exec *ops = calloc(no, sizeof *ops);
+    for (int k = 0; k <= pt_knobs_count(ks); k++) {
+      const pt_knob *kn = k < pt_knobs_count(ks) ? pt_knobs_at(ks, k) : &promise;
+      int applied = 0;
+      for (int op = 0; op < no; op++) {
+        int ok = pt_knob_applies(kn, pt_graph_op_type(g, op));
+        ops[op] = ok ? pt_knob_exec(kn) : (pt_op_exec){0};
+        applied += ok;
+      }
+      cr_assert(applied > 0);
+      cr_assert_eq(pt_exec_run(ex, x, 1, ops, y), PT_OK, "%s knob %s: %s", pt_zoo_name(z), kn->name, pt_last_error());
+      for (int j = 0; j < classes; j++) cr_assert(isfinite(y[j]), "%s knob %s: non-finite output", pt_zoo_name(z), kn->name);
+      int same = !memcmp(y, exact, classes * 4);
+      if (kn->cls == PT_KNOB_FP32) cr_assert(same, "%s: FP32Baseline differs from exact", pt_zoo_name(z));
+      else cr_assert(!same, "%s knob %s changed nothing", pt_zoo_name(z), kn->name);
+    }
+    free(ops), free(ranges), free(x), free(exact), free(y);
+    pt_exec_free(ex);
+    pt_graph_free(g);
+  }
+  pt_knobs_free(ks);
+}
