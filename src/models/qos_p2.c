@@ -104,10 +104,10 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
 static pt_status measure_single(pt_app *app, int op, int pos, uint16_t *cfg, double *q) {
   if (app->vt->measure_single) return app->vt->measure_single(app, op, pos, q);
   double cost;
-  if (op < 0) return app->vt->measure(app, 1, NULL, 0, q, &cost);
+  if (op < 0) return pt_app_measure(app, 1, NULL, 0, q, &cost);
   memset(cfg, 0, (size_t)app->n_ops * sizeof *cfg);
   cfg[op] = (uint16_t)pos;
-  return app->vt->measure(app, 1, cfg, 0, q, &cost);
+  return pt_app_measure(app, 1, cfg, 0, q, &cost);
 }
 
 pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
