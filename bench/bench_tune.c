@@ -70,6 +70,10 @@ static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p
   double t0 = pt_now();
   while (done < n) {
     int got = pt_search_ask(s, n - done < batch ? (int)(n - done) : batch, cfg);
+    if (got < 0) {
+      fprintf(stderr, "bench_tune: %s\n", pt_last_error());
+      exit(1);
+    }
     if (!got) break;
     if (kind == QOS_P1) pt__p1_predict(app, p1, got, cfg, q);
     else if (kind == QOS_P2) pt__p2_predict(app, p2, got, cfg, q);

@@ -215,8 +215,10 @@ static int parse(int argc, char **argv, tune_args *a) {
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      pt_tune_opts d; /* the library's defaults, whatever options came before --help */
+      pt_tune_opts_init(&d);
       if (a->piped) help_binary();
-      else help(&a->o);
+      else help(&d);
       return -1;
     }
     int r = flag_opt(a, arg);

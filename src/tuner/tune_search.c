@@ -91,8 +91,8 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
   return s;
 }
 
-/* The summary's search numbers and the techniques' record, for the log. */
-static void report(pt_tuner *t, const pt_search *se, double seconds) {
+/* The summary's search numbers (after a failed search too) and, when it succeeded, the log's record. */
+static void report(pt_tuner *t, const pt_search *se, double seconds, int ok) {
   pt_tune_summary *sum = &t->sum;
   const int no = t->app->n_ops;
   sum->search_seconds = seconds;
@@ -104,6 +104,7 @@ static void report(pt_tuner *t, const pt_search *se, double seconds) {
     for (int op = 0; op < no && zero; op++) zero = t->cfg[i * no + op] == 0;
     if (zero) sum->baseline_config_tune_qos = t->qos[i];
   }
+  if (!ok) return;
   pt_log(PT_LOG_INFO, "search: %lld configs (%lld new) in %.2f s, %.0f configs/s", (long long)t->n, (long long)fresh,
          seconds, sum->configs_per_s);
   for (int k = 0; k < pt_search_num_techniques(); k++) {
@@ -122,7 +123,7 @@ pt_status pt__tune_search(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev)
   if (s == PT_OK) s = open_journal(t, o, se, &jr);
   double t0 = pt_now();
   if (s == PT_OK) s = rounds(t, o, ev, se, jr);
-  if (s == PT_OK) report(t, se, pt_now() - t0);
+  if (se) report(t, se, pt_now() - t0, s == PT_OK);
   if (s == PT_OK && jr) {
     char v[64];
     snprintf(v, sizeof v, "%.17g", t->sum.baseline_tune_qos);
