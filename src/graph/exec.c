@@ -7,7 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "graph/exec_internal.h"
+#include "graph/executor.h"
 #include "graph/node_desc.h"
 #include "kernels/knob_math.h"
 #include "predtuner/log.h"
@@ -287,6 +287,17 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
 
 pt_status pt_exec_run(pt_exec *ex, const float *input, int n, const pt_op_exec *ops, float *output) {
   return pt_exec_run_at(ex, input, n, 0, ops, output);
+}
+
+/* A run of the exact network during which pt__ex_calibrate_node records every range. */
+pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges) {
+  float *out = pt__malloc((size_t)n * (size_t)pt_graph_output_numel(ex->g) * sizeof *out);
+  if (!out) return pt__error(PT_ENOMEM, "executor: out of memory for a calibration batch of %d images", n);
+  ex->calib = ranges;
+  pt_status s = pt_exec_run(ex, input, n, NULL, out);
+  ex->calib = NULL;
+  free(out);
+  return s;
 }
 
 void pt_exec_time_ops(pt_exec *ex, double *op_seconds) { ex->op_seconds = op_seconds; }

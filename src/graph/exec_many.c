@@ -14,7 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "graph/exec_internal.h"
+#include "graph/executor.h"
 #include "predtuner/log.h"
 
 typedef struct pt__ckpt {

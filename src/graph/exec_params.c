@@ -1,13 +1,13 @@
 /* Derived weights and calibration. The executor keeps, per op and made on first use, binary16-rounded
  * copies of the weight and bias (FP16Approx and fp16 perforation then need not round the weights on
  * every call) and PromiseSim's quantised ones (remade when the ranges change). Calibration records the
- * ranges PromiseSim quantises over while the exact network runs. */
+ * ranges PromiseSim quantises over while the exact network runs (pt_exec_calibrate, in exec.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "graph/exec_internal.h"
+#include "graph/executor.h"
 
 static int64_t numel_of_param(const pt_graph *g, int idx) {
   return idx < 0 ? 0 : pt_shape_numel(g->params[idx].ndim, g->params[idx].shape);
@@ -126,14 +126,4 @@ pt_status pt__ex_calibrate_node(pt_exec *ex, int op, const pt_node *n, int batch
   }
   r->set = 1;
   return PT_OK;
-}
-
-pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges) {
-  float *out = pt__malloc((size_t)n * (size_t)pt_graph_output_numel(ex->g) * sizeof *out);
-  if (!out) return pt__error(PT_ENOMEM, "executor: out of memory for a calibration batch of %d images", n);
-  ex->calib = ranges;
-  pt_status s = pt_exec_run(ex, input, n, NULL, out);
-  ex->calib = NULL;
-  free(out);
-  return s;
 }

@@ -7,7 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "graph/exec_internal.h"
+#include "graph/executor.h"
 
 static void buf_forget_lanes(pt__buf *b) {
   b->wlane = -1;

@@ -3,6 +3,7 @@
  * configs are evaluated or the space is exhausted. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -10,6 +11,33 @@
 #include "predtuner/search.h"
 #include "tuner/journal.h"
 #include "tuner/tuner_internal.h"
+
+/* Appends n evaluated configs to the tuner's list. */
+static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred) {
+  int no = t->app->n_ops;
+  if (t->n + n > t->cap) {
+    int64_t cap = t->cap ? t->cap : 1024;
+    while (cap < t->n + n) cap *= 2;
+    void *a = pt__realloc(t->cfg, (size_t)cap * (size_t)no * sizeof *t->cfg);
+    if (a) t->cfg = a;
+    void *b = pt__realloc(t->qos, (size_t)cap * sizeof *t->qos);
+    if (b) t->qos = b;
+    void *c = pt__realloc(t->cost, (size_t)cap * sizeof *t->cost);
+    if (c) t->cost = c;
+    void *d = pt__realloc(t->pred, (size_t)cap);
+    if (d) t->pred = d;
+    if (!a || !b || !c || !d) return pt__error(PT_ENOMEM, "tuner: out of memory for %lld configs", (long long)cap);
+    t->cap = cap;
+  }
+  memcpy(t->cfg + t->n * no, cfgs, (size_t)n * (size_t)no * sizeof *cfgs);
+  for (int k = 0; k < n; k++) {
+    t->qos[t->n + k] = qos[k];
+    t->cost[t->n + k] = cost[k];
+    t->pred[t->n + k] = (uint8_t)pred;
+  }
+  t->n += n;
+  return PT_OK;
+}
 
 static pt_status make_search(const pt_tuner *t, const pt_tune_opts *o, const pt__evaluator *ev, pt_search **se) {
   const pt_app *app = t->app;
@@ -28,7 +56,7 @@ static pt_status resume(pt_tuner *t, pt__journal *jr, pt_search *se) {
   pt_status s = pt__journal_read(jr, app, &n, &c, &q, &co, &pr); /* the arrays are ours even when it fails */
   for (int64_t i = 0; s == PT_OK && i < n; i++) {
     s = pt_search_tell(se, 1, c + i * app->n_ops, q + i, co + i);
-    if (s == PT_OK) s = pt__tuner_append(t, 1, c + i * app->n_ops, q + i, co + i, pr[i]);
+    if (s == PT_OK) s = append(t, 1, c + i * app->n_ops, q + i, co + i, pr[i]);
   }
   if (s == PT_OK) {
     t->sum.resumed = n;
@@ -83,7 +111,7 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
     if (s == PT_OK) s = pt_search_tell(se, got, b.cfg, b.qos, b.cost);
     for (int k = 0; k < got; k++) b.tech[k] = pt_search_config_technique(se, b.cfg + (int64_t)k * app->n_ops);
     if (s == PT_OK && jr) s = pt__journal_add(jr, app, got, b.cfg, b.qos, b.cost, pred, each, b.tech);
-    if (s == PT_OK) s = pt__tuner_append(t, got, b.cfg, b.qos, b.cost, pred);
+    if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred);
     pt_progress_update(&prog, t->n);
   }
   pt_progress_end(&prog);

@@ -49,32 +49,6 @@ void pt_tuner_free(pt_tuner *t) {
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t) { return &t->sum; }
 
-pt_status pt__tuner_append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred) {
-  int no = t->app->n_ops;
-  if (t->n + n > t->cap) {
-    int64_t cap = t->cap ? t->cap : 1024;
-    while (cap < t->n + n) cap *= 2;
-    void *a = pt__realloc(t->cfg, (size_t)cap * (size_t)no * sizeof *t->cfg);
-    if (a) t->cfg = a;
-    void *b = pt__realloc(t->qos, (size_t)cap * sizeof *t->qos);
-    if (b) t->qos = b;
-    void *c = pt__realloc(t->cost, (size_t)cap * sizeof *t->cost);
-    if (c) t->cost = c;
-    void *d = pt__realloc(t->pred, (size_t)cap);
-    if (d) t->pred = d;
-    if (!a || !b || !c || !d) return pt__error(PT_ENOMEM, "tuner: out of memory for %lld configs", (long long)cap);
-    t->cap = cap;
-  }
-  memcpy(t->cfg + t->n * no, cfgs, (size_t)n * (size_t)no * sizeof *cfgs);
-  for (int k = 0; k < n; k++) {
-    t->qos[t->n + k] = qos[k];
-    t->cost[t->n + k] = cost[k];
-    t->pred[t->n + k] = (uint8_t)pred;
-  }
-  t->n += n;
-  return PT_OK;
-}
-
 static pt_status check_opts(pt_tune_opts *o) {
   if (o->max_iter < 1) return pt__error(PT_EINVAL, "max_iter must be at least 1 (got %d)", o->max_iter);
   if (o->take_best_n < 0) return pt__error(PT_EINVAL, "take_best_n must be >= 0 (got %d)", o->take_best_n);

@@ -29,9 +29,6 @@ struct pt_tuner {
   int *best;        /* (n_best) indices into bestpre that pass the final filter */
 };
 
-/* Appends n evaluated configs to the tuner's list. */
-pt_status pt__tuner_append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred);
-
 /* Stages of pt_tuner_tune after the baseline and the models (docs/design.md, "The tuning pipeline"):
  * the search (journal, resume, ask/evaluate/tell rounds), then the selection (kept, Pareto best,
  * validation, test, final filter). */

@@ -13,92 +13,12 @@
 /* Streams run_many uses unless PT_CUDA_LANES says otherwise. */
 #define PT_CUDA_LANES_DEFAULT 2
 
-pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what) {
-  *ptr = NULL;
-  cudaError_t e = cudaMalloc(ptr, bytes ? bytes : 256);
-  if (e == cudaSuccess) return PT_OK;
-  cudaGetLastError(); /* clear the sticky-free error state of a failed allocation */
-  size_t fr = 0, tot = 0;
-  cudaMemGetInfo(&fr, &tot);
-  if (e == cudaErrorMemoryAllocation)
-    return pt__error(PT_ENOMEM,
-                     "cuda backend: out of GPU memory allocating %.1f MiB for %s (%.1f MiB free of %.1f MiB); try a "
-                     "smaller --batch",
-                     (double)bytes / 1048576.0, what, (double)fr / 1048576.0, (double)tot / 1048576.0);
-  return pt__error(PT_EBACKEND, "cuda backend: cudaMalloc(%zu) for %s: %s", bytes, what, cudaGetErrorString(e));
-}
-
-pt_status pt__cuda_scratch(pt_cuda_ctx *c, int slot, size_t bytes, void **ptr) {
-  if (bytes > c->ln->scr_bytes[slot] || !c->ln->scr[slot]) {
-    /* the old buffer may still be read by queued work: finish it before freeing */
-    PT_CUDA_CHECK(cudaStreamSynchronize(c->ln->stream));
-    cudaFree(c->ln->scr[slot]);
-    c->ln->scr[slot] = NULL;
-    c->ln->scr_bytes[slot] = 0;
-    size_t grown = bytes + bytes / 8; /* a little headroom: shapes grow a bit between layers */
-    PT__TRY(pt__cuda_malloc(c, grown, &c->ln->scr[slot], "scratch"));
-    c->ln->scr_bytes[slot] = grown;
-  }
-  *ptr = c->ln->scr[slot];
-  return PT_OK;
-}
-
-/* ---- lanes ---- */
-
-static void lane_free(pt_cu_lane *l) {
-  if (l->stream) cudaStreamSynchronize(l->stream);
-  for (int i = 0; i < PT_CU_NSCR; i++) cudaFree(l->scr[i]);
-  cudaFree(l->ws);
-  for (int i = 0; l->ev && i < PT_CU_EVENTS; i++)
-    if (l->ev[i]) cudaEventDestroy(l->ev[i]);
-  free(l->ev);
-  if (l->blas) cublasDestroy(l->blas);
-  if (l->dnn) cudnnDestroy(l->dnn);
-  if (l->stream) cudaStreamDestroy(l->stream);
-  memset(l, 0, sizeof *l);
-}
-
-/* A lane's stream and the cuDNN and cuBLAS handles bound to it (a handle is not shared between
- * streams: cuBLAS keeps its workspace per handle). */
-static pt_status lane_make(pt_cu_lane *l) {
-  cudaError_t e = cudaStreamCreateWithFlags(&l->stream, cudaStreamNonBlocking);
-  if (e != cudaSuccess) {
-    l->stream = NULL;
-    return pt__error(PT_EBACKEND, "cuda backend: cudaStreamCreate: %s", cudaGetErrorString(e));
-  }
-  pt_status s = PT_OK;
-  cudnnStatus_t ds = cudnnCreate(&l->dnn);
-  if (ds != CUDNN_STATUS_SUCCESS) {
-    l->dnn = NULL;
-    s = pt__error(PT_EBACKEND, "cuda backend: cudnnCreate: %s", cudnnGetErrorString(ds));
-  }
-  if (s == PT_OK) cudnnSetStream(l->dnn, l->stream);
-  cublasStatus_t bs = s == PT_OK ? cublasCreate(&l->blas) : CUBLAS_STATUS_SUCCESS;
-  if (bs != CUBLAS_STATUS_SUCCESS) {
-    l->blas = NULL;
-    s = pt__error(PT_EBACKEND, "cuda backend: cublasCreate: %s", cublasGetStatusString(bs));
-  }
-  if (s == PT_OK) {
-    cublasSetStream(l->blas, l->stream);
-    /* fp32 GEMMs stay fp32 (no TF32): the CPU backend is the reference at 1e-5 */
-    cublasSetMathMode(l->blas, CUBLAS_DEFAULT_MATH);
-  }
-  if (s != PT_OK) lane_free(l);
-  return s;
-}
-
-pt_status pt__cuda_sync_all(pt_cuda_ctx *c) {
-  for (int i = 0; i < PT_CU_LANES_MAX; i++)
-    if (c->lane[i].stream) PT_CUDA_CHECK(cudaStreamSynchronize(c->lane[i].stream));
-  return PT_OK;
-}
-
 static int cu_lanes(void *ctx) { return ((pt_cuda_ctx *)ctx)->n_lanes; }
 
 static pt_status cu_use_lane(void *ctx, int lane) {
   pt_cuda_ctx *c = ctx;
   if (lane < 0 || lane >= c->n_lanes) return pt__error(PT_EINVAL, "cuda backend: lane %d of %d", lane, c->n_lanes);
-  if (!c->lane[lane].stream) PT__TRY(lane_make(&c->lane[lane]));
+  if (!c->lane[lane].stream) PT__TRY(pt__cuda_lane_make(&c->lane[lane]));
   c->cur = lane;
   c->ln = &c->lane[lane];
   return PT_OK;
@@ -140,7 +60,7 @@ static void cu_destroy(void *ctx) {
   if (!c) return;
   pt__cuda_sync_all(c);
   pt__cuda_conv_cache_free(c);
-  for (int i = 0; i < PT_CU_LANES_MAX; i++) lane_free(&c->lane[i]);
+  for (int i = 0; i < PT_CU_LANES_MAX; i++) pt__cuda_lane_free(&c->lane[i]);
   free(c);
 }
 
@@ -280,7 +200,7 @@ static pt_status cu_create(int threads, pt_backend **out) {
   if (e != cudaSuccess) s = pt__error(PT_EBACKEND, "cuda backend: %s", cudaGetErrorString(e));
   c->ln = &c->lane[0];
   c->n_lanes = 1;
-  if (s == PT_OK) s = lane_make(&c->lane[0]);
+  if (s == PT_OK) s = pt__cuda_lane_make(&c->lane[0]);
   if (s != PT_OK) { /* the backend's own teardown: this part of the layer does not call the registry */
     cu_destroy(c);
     free(be);

@@ -77,8 +77,13 @@ typedef struct pt_cuda_ctx {
   char desc[256];
 } pt_cuda_ctx;
 
-/* Device memory with the out-of-memory message users need (how much, what is free, what to do). */
+/* Device memory with the out-of-memory message users need (how much, what is free, what to do);
+ * this and the lane functions below are in cuda_device.c. */
 pt_status pt__cuda_malloc(pt_cuda_ctx *c, size_t bytes, void **ptr, const char *what);
+/* A lane's stream and the cuDNN and cuBLAS handles bound to it (a handle is not shared between
+ * streams: cuBLAS keeps its workspace per handle); freed with everything the lane holds. */
+pt_status pt__cuda_lane_make(pt_cu_lane *l);
+void pt__cuda_lane_free(pt_cu_lane *l);
 /* Waits for the work queued on every lane. */
 pt_status pt__cuda_sync_all(pt_cuda_ctx *c);
 /* Scratch slot `slot` of the current lane with at least `bytes` (grown, never shrunk). */

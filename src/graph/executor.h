@@ -1,11 +1,12 @@
 /* The executor behind the opaque pt_exec, shared by its four files:
- *   exec.c         create, run, node dispatch and knob checks
+ *   exec.c         create, run (calibration runs included), node dispatch and knob checks
  *   exec_pool.c    the activation buffer pool and the ordering of work across backend lanes
  *   exec_many.c    pt_exec_run_many: sorted configs, prefix checkpoints, result staging
- *   exec_params.c  derived weights (binary16 copies, PromiseSim's quantised ones) and calibration
+ *   exec_params.c  derived weights (binary16 copies, PromiseSim's quantised ones), PromiseSim's ranges
+ *                  and the recording of calibrated ones
  * docs/design.md ("The executor") describes how they fit together. */
-#ifndef PT_GRAPH_EXEC_INTERNAL_H
-#define PT_GRAPH_EXEC_INTERNAL_H
+#ifndef PT_GRAPH_EXECUTOR_H
+#define PT_GRAPH_EXECUTOR_H
 
 #include <stddef.h>
 #include <stdint.h>
