@@ -75,9 +75,11 @@ static double run_loop(pt_app *app, qos_kind kind, const pt__p1 *p1, const pt__p
       exit(1);
     }
     if (!got) break;
-    if (kind == QOS_P1) pt__p1_predict(app, p1, got, cfg, q);
+    pt_status st = PT_OK;
+    if (kind == QOS_P1) st = pt__p1_predict(app, p1, got, cfg, q);
     else if (kind == QOS_P2) pt__p2_predict(app, p2, got, cfg, q);
-    else if (app->vt->measure(app, got, cfg, 0, q, batch == 1 ? c : NULL) != PT_OK) { /* batches: QoS only */
+    else st = app->vt->measure(app, got, cfg, 0, q, batch == 1 ? c : NULL); /* batches: QoS only */
+    if (st != PT_OK) {
       fprintf(stderr, "bench_tune: %s\n", pt_last_error());
       exit(1);
     }

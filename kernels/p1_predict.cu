@@ -2,8 +2,8 @@
  * deltas are sample-major (rows, n_slots, cols), so a block copies the slices of its few samples
  * into shared memory once and then loops over all the configs of the batch; each (config, sample)
  * item sums base + the config's deltas column by column in the CPU's order (bit-identical sums),
- * takes the argmax with the CPU's NaN rule and counts a hit in a shared counter per config. A
- * second kernel adds the per-block counts. */
+ * takes the argmax (a row with a non-finite value is wrong, as on the CPU) and counts a hit in a
+ * shared counter per config. A second kernel adds the per-block counts. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,17 +62,18 @@ __global__ void pt_k_p1_predict(int rows, int cols, int n_slots, int R, int stag
     const int *sl = slots + (size_t)k * max_k;
     const int nk = ns[k];
     const float *br = B + (size_t)r * cols, *dr = D + (size_t)r * n_slots * cols;
-    int best = 0;
+    int best = 0, finite = 1;
     float bestv = 0.0f;
     for (int j = 0; j < cols; j++) {
       float v = br[j];
       for (int s = 0; s < nk; s++) v += dr[(size_t)sl[s] * cols + j];
-      if (j == 0 || v > bestv || (isnan(bestv) && !isnan(v))) {
+      finite &= isfinite(v);
+      if (j == 0 || v > bestv) {
         best = j;
         bestv = v;
       }
     }
-    if (best == labels[r0 + r]) atomicAdd(&cnt[k], 1);
+    if (finite && best == labels[r0 + r]) atomicAdd(&cnt[k], 1); /* a non-finite output is wrong */
   }
   __syncthreads();
   for (int k = threadIdx.x; k < n; k += blockDim.x) partial[(size_t)blockIdx.x * n + k] = cnt[k];

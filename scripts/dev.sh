@@ -58,7 +58,7 @@ case "$cmd" in
     install_missing "${BUILD_PKGS[@]}"
     configure_build "$BUILD"
     log "predtuner-gpu tune (the bundled demo: LeNet, qos_p1 + cost_linear, 1000 iterations)"
-    "$BUILD/predtuner-gpu" tune
+    "$BUILD/predtuner-gpu" tune --overwrite # a demo run again replaces the last one's results
     ;;
   test)
     install_missing "${BUILD_PKGS[@]}"

@@ -4,7 +4,8 @@
  *
  *   hpvm_fake_bin --init DIR [MODE]   writes DIR/metadata.json (relative paths), DIR/tune_labels.bin
  *                                     and DIR/mode; MODE: ok (default), exit_early, exit_after_3,
- *                                     bad_tensor, no_accuracy, hang
+ *                                     bad_tensor, no_accuracy, hang, crash_151_151 (aborts on the
+ *                                     8 configs that give both linears knob 151)
  *   hpvm_fake_bin                     (run in DIR by the tuner) serves "tune"/"test" commands until
  *                                     killed; writes its pid to DIR/pid */
 #include <math.h>
@@ -160,6 +161,7 @@ static int serve(void) {
     if (!test && strcmp(cmd, "tune")) return 5;
     int knob[N_OPS];
     if (read_conf(knob)) return 4;
+    if (!strcmp(mode, "crash_151_151") && knob[0] == 151 && knob[3] == 151) abort();
     static float out[N][C];
     int correct = 0;
     for (int n = 0; n < N; n++) {

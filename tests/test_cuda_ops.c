@@ -309,8 +309,8 @@ static void p1_case(int cols, const char *kernel) {
   for (int k = 0; k < n; k++)
     for (int op = 0; op < nops; op++) cfg[k * nops + op] = (uint16_t)(k == 0 ? 0 : pt_rng_below(&rng, nk[op]));
   double *q1 = malloc(n * sizeof *q1), *q2 = malloc(n * sizeof *q2);
-  pt__p1_predict(&app, &m_cpu, n, cfg, q1);
-  pt__p1_predict(&app, &m_gpu, n, cfg, q2);
+  cr_assert_eq(pt__p1_predict(&app, &m_cpu, n, cfg, q1), PT_OK);
+  cr_assert_eq(pt__p1_predict(&app, &m_gpu, n, cfg, q2), PT_OK);
   int distinct = 0;
   for (int k = 0; k < n; k++) {
     cr_assert_eq(q1[k], q2[k], "%d classes, kernel %s, config %d: CPU %.6f, GPU %.6f", cols, kernel, k, q1[k], q2[k]);

@@ -17,7 +17,7 @@
 Test(models, p2_prediction_is_the_hand_sum) {
   pt_app *app = make_app();
   pt__p2 m;
-  cr_assert_eq(pt__p2_init(app, NULL, NULL, &m), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p2_init(app, NULL, 0, NULL, &m), PT_OK, "%s", pt_last_error());
   cr_assert_float_eq(m.q0, 100.0, 1e-12);
   uint16_t c[GOPS] = {1, 2, 0, 1, 2};
   double q;
@@ -55,13 +55,13 @@ Test(models, p2_predtuner_file_loads_and_garbage_fails) {
   /* init completes the table by measuring only what is missing, and saves it */
   pt__p2_free(&m);
   calls = 0;
-  cr_assert_eq(pt__p2_init(app, d, NULL, &m), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p2_init(app, d, 0, NULL, &m), PT_OK, "%s", pt_last_error());
   cr_assert_eq(calls, 1 + GOPS);
   cr_assert_float_eq(m.q[app->entry_off[1] + 1], 100 - 0.1, 1e-9);
   cr_assert_float_eq(m.q[app->entry_off[2] + 1], 94.0, 1e-12, "kept from the file");
   pt__p2_free(&m);
   calls = 0;
-  cr_assert_eq(pt__p2_init(app, d, NULL, &m), PT_OK);
+  cr_assert_eq(pt__p2_init(app, d, 0, NULL, &m), PT_OK);
   cr_assert_eq(calls, 0, "a complete file is reused");
   pt__p2_free(&m);
 
@@ -101,7 +101,7 @@ Test(models, p1_prediction_is_accuracy_of_the_summed_tensors) {
   cr_assert_eq(m.slot[app->entry_off[3] + 1], -1);
   uint16_t cfgs[5][GOPS] = {{0}, {1, 0, 0, 0, 0}, {1, 2, 0, 0, 0}, {1, 0, 1, 1, 0}, {0, 2, 1, 0, 0}};
   double q[5];
-  pt__p1_predict(app, &m, 5, &cfgs[0][0], q);
+  cr_assert_eq(pt__p1_predict(app, &m, 5, &cfgs[0][0], q), PT_OK);
   cr_assert_float_eq(q[0], 100.0, 1e-9);
   cr_assert_float_eq(q[1], 200.0 / 3, 1e-9);
   cr_assert_float_eq(q[2], 100.0, 1e-9);
@@ -117,7 +117,7 @@ Test(models, cost_linear_is_flops_over_speedup) {
   cr_assert_eq(pt__cost_linear(app, c), PT_OK);
   cr_assert_float_eq(c[app->entry_off[2] + 2], 30.0 / 4, 1e-12);
   cr_assert_float_eq(c[app->entry_off[4] + 1], 50.0 / 2, 1e-12);
-  cr_assert_eq(pt__cost_profiled(app, NULL, NULL, c), PT_EUNSUPPORTED, "a generic app cannot be profiled");
+  cr_assert_eq(pt__cost_profiled(app, NULL, 0, NULL, c), PT_EUNSUPPORTED, "a generic app cannot be profiled");
   pt_app_free(app);
 }
 
@@ -168,10 +168,12 @@ static pt_status ref_p1_predict(void *ctx, void *model, int n, int max_k, const 
         const float *dl = m->delta + ((size_t)r * m->n_slots + (size_t)slots[(size_t)k * max_k + i]) * m->cols;
         for (int j = 0; j < m->cols; j++) v[j] += dl[j];
       }
-      int best = 0;
-      for (int j = 1; j < m->cols; j++)
-        if (v[j] > v[best] || (isnan(v[best]) && !isnan(v[j]))) best = j;
-      correct[k] += best == m->labels[r];
+      int best = 0, finite = isfinite(v[0]);
+      for (int j = 1; j < m->cols; j++) {
+        if (v[j] > v[best]) best = j;
+        finite &= isfinite(v[j]) != 0;
+      }
+      correct[k] += finite && best == m->labels[r]; /* a row holding a NaN is wrong */
     }
   }
   free(v);
@@ -227,7 +229,7 @@ static void p1_matches_naive(int cols) {
     for (int op = 0; op < nops; op++)
       cfg[k * nops + op] = (uint16_t)(k == 0 ? 0 : (uint32_t)(p1_rand() * 1000 + 1000) % (uint32_t)nk[op]);
   double *q = malloc(n * sizeof *q);
-  pt__p1_predict(&app, &m, n, cfg, q);
+  cr_assert_eq(pt__p1_predict(&app, &m, n, cfg, q), PT_OK);
   /* the same model attached to the plain-C device: the same predictions, computed there */
   pt__p1 md;
   cr_assert_eq(pt__p1_from_tensors(&app, rows, cols, base, (const float *const *)d, labels, &md), PT_OK);
@@ -235,7 +237,7 @@ static void p1_matches_naive(int cols) {
   cr_assert_eq(pt__p1_attach(&md, &ref), PT_OK, "%s", pt_last_error());
   double *qd = malloc(n * sizeof *qd);
   int calls = ref_p1_calls;
-  pt__p1_predict(&app, &md, n, cfg, qd);
+  cr_assert_eq(pt__p1_predict(&app, &md, n, cfg, qd), PT_OK);
   cr_assert_eq(ref_p1_calls, calls + 1, "the prediction did not run on the device");
   for (int k = 0; k < n; k++)
     cr_assert_eq(qd[k], q[k], "%d classes, config %d: CPU %.6f, through the device layout %.6f", cols, k, q[k], qd[k]);
@@ -252,10 +254,12 @@ static void p1_matches_naive(int cols) {
         if (x && m.slot[app.entry_off[op] + cfg[k * nops + op]] >= 0)
           for (int j = 0; j < cols; j++) v[j] += x[r * cols + j];
       }
-      int best = 0;
-      for (int j = 1; j < cols; j++)
-        if (v[j] > v[best] || (isnan(v[best]) && !isnan(v[j]))) best = j;
-      correct += best == labels[r];
+      int best = 0, finite = isfinite(v[0]);
+      for (int j = 1; j < cols; j++) {
+        if (v[j] > v[best]) best = j;
+        finite &= isfinite(v[j]) != 0;
+      }
+      correct += finite && best == labels[r];
     }
     cr_assert_eq(q[k], 100.0 * correct / rows, "%d classes, config %d: P1 %.6f, plain %.6f", cols, k, q[k],
                  100.0 * correct / rows);

@@ -338,7 +338,7 @@ Test(cli, demo_tune_writes_results_that_hold, .timeout = 600) {
   cr_assert_eq(system(cmd), 0);
   /* a second run reuses the stored model: no qos_p1 init progress */
   snprintf(cmd, sizeof cmd,
-           "%s tune --tune-count 200 --test-count 200 --batch-size 100 --max-iter 20 --threads 2 --output %s/out "
+           "%s tune --tune-count 200 --test-count 200 --batch-size 100 --max-iter 20 --threads 2 --output %s/out --overwrite "
            "> /dev/null 2> %s/stderr2 && ! grep -q 'qos_p1 init' %s/stderr2",
            PT_CLI_PATH, d, d, d);
   cr_assert_eq(system(cmd), 0, "model reused");

@@ -32,6 +32,7 @@ typedef struct pt_dnn_app_opts {
   const char *promise_ranges;/* PromiseSim ranges JSON, NULL = calibrate on the tune set when needed */
   uint64_t seed;             /* PromiseSim noise seed */
   const char *name;          /* app name (for results and model files), NULL = the model name */
+  int strict;                /* weights holding NaN or infinity are an error (default: a warning) */
 } pt_dnn_app_opts;
 
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *opts, pt_app **out);
@@ -65,7 +66,9 @@ typedef struct pt_generic_op {
 /* Measures n configs (n x n_ops knob positions, row-major) on the tuning inputs (test = 0) or the
  * held-out test inputs (test = 1): writes a higher-is-better QoS to qos[i] and a cost (any unit,
  * > 0) to cost[i], or NaN where the cost is not measured (then only a cost model can be used). A
- * non-OK return stops the tuning with that status; set the message with pt_app_set_error. */
+ * non-OK return (set the message with pt_app_set_error) fails the batch: the tuner then measures
+ * its configs one at a time and records those that fail again, or whose QoS is not finite, as
+ * failed configs (docs/design.md, "Failed configs"); measuring the exact program must succeed. */
 typedef pt_status (*pt_generic_measure_fn)(void *user, int n, const uint16_t *configs, int test, double *qos,
                                            double *cost);
 

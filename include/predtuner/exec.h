@@ -54,6 +54,11 @@ pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint
  * tuning set, starting from zeroed ranges. */
 pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_ranges *ranges);
 
+/* A diagnostic run (slow: every node's output is copied to the host): *node_name is the first node
+ * whose output holds a NaN or an infinity ("input" when the input does), NULL when none does. */
+pt_status pt_exec_find_nonfinite(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
+                                 const char **node_name);
+
 /* Per-op timing for profiling: while op_seconds (pt_graph_num_ops entries) is set, every run adds
  * each op's wall time to it (synchronising the backend after each op, so runs get slower). NULL
  * stops timing. The time of the PromiseSim input quantisation is not included. */

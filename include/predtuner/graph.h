@@ -59,6 +59,14 @@ int pt_graph_count_ops(const pt_graph *g, pt_op_type t);
 int pt_graph_num_tensors(const pt_graph *g);
 const char *pt_graph_tensor_name(const pt_graph *g, int i);
 int pt_graph_tensor_shape(const pt_graph *g, int i, int64_t shape[4]);
+/* How many of tensor i's loaded values are NaN or infinite (0 before it is loaded). */
+int64_t pt_graph_tensor_nonfinite(const pt_graph *g, int i);
+/* Weights holding NaN or infinity: a warning per tensor naming it (file: where they came from), or
+ * with strict PT_ENONFINITE for the first. */
+pt_status pt_graph_check_weights(const pt_graph *g, const char *file, int strict);
+/* Content hashes of the network's structure (nodes, shapes, tensor names) and of its weights'
+ * values, for fingerprints of stored models and journals. */
+void pt_graph_fingerprint(const pt_graph *g, uint64_t *structure, uint64_t *weights);
 /* Fills every weight with a deterministic pseudo-random value (He-uniform for conv/linear
  * weights, BatchNorm scales in [0.4, 0.8] so deep residual stacks stay in fp16 range): for benchmarks and tests without trained weights. */
 void pt_graph_init_random(pt_graph *g, uint64_t seed);

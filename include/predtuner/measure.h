@@ -18,7 +18,10 @@ extern "C" {
 
 /* Index of the largest value (the first one on ties; NaN never wins unless all are NaN). */
 int pt_argmax(const float *v, int n);
-/* Percentage of rows of out (n, classes) whose label is among the k largest values. */
+/* How many of v[0..n) are NaN or infinite. */
+int64_t pt_count_nonfinite(const float *v, int64_t n);
+/* Percentage of rows of out (n, classes) whose label is among the k largest values. A row holding a
+ * NaN or an infinity is never right (docs/design.md, "QoS, cost and models"). */
 double pt_topk_accuracy(const float *out, const int32_t *labels, int n, int classes, int k);
 
 typedef struct pt_measure_opts {
@@ -27,6 +30,8 @@ typedef struct pt_measure_opts {
   pt_progress *progress;  /* NULL = silent; counts images */
   int32_t *predictions;   /* NULL or room for ds->n argmax predictions */
 } pt_measure_opts;
+/* pt_measure fails with PT_ENONFINITE, naming the op where they first appear, when an output holds
+ * a NaN or an infinity. */
 
 typedef struct pt_measure_result {
   double accuracy; /* QoS in percent: the mean of per-batch accuracies, as PredTuner computes it */
@@ -43,7 +48,7 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
 /* pt_measure's accuracy (and wall time) of n_cfg configs at once (ops: n_cfg x pt_graph_num_ops
  * settings), each batch of images run once for all of them through pt_exec_run_many, so configs
  * that agree on a prefix of the network share its work. accuracy[k] equals pt_measure's for config
- * k alone; seconds[k] (NULL: not timed) is its wall time as if run alone. progress counts images x
+ * k alone, or NaN when its output holds a NaN or an infinity; seconds[k] (NULL: not timed) is its wall time as if run alone. progress counts images x
  * configs (total n_cfg x ds->n). */
 pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
                           const pt_op_exec *ops, pt_progress *progress, double *accuracy, double *seconds);

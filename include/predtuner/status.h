@@ -19,7 +19,15 @@ extern "C" {
   X(EBACKEND, -8, "backend failure")                                  \
   X(ENODEV, -9, "no such device")                                     \
   X(ERANGE, -10, "value out of range")                                \
-  X(EEXIST, -11, "already exists")
+  X(EEXIST, -11, "already exists")                                    \
+  X(ENONFINITE, -12, "non-finite value")                              \
+  X(EBUSY, -13, "in use by another run")                              \
+  X(ESTALE, -14, "made from other inputs")
+
+#define PT__STATUS_ONE(name, value, msg) +1
+/* How many codes there are: their values are 0, -1, ..., -(PT_STATUS_COUNT - 1). */
+enum { PT_STATUS_COUNT = 0 PT_STATUS_MAP(PT__STATUS_ONE) };
+#undef PT__STATUS_ONE
 
 typedef enum pt_status {
 #define PT__STATUS_ENUM(name, value, msg) PT_##name = (value),

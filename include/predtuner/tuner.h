@@ -65,6 +65,9 @@ typedef struct pt_tune_opts {
   const char *output_dir;     /* journal tuning.sqlite goes here; NULL = no journal */
   const char *model_storage;  /* model files; NULL = <output_dir>/models (or none without output_dir) */
   int resume;                 /* continue the journal in output_dir instead of starting afresh */
+  int overwrite;              /* start afresh over an existing journal (else that is PT_EEXIST) */
+  int force_reinit;           /* rebuild the models even where stored ones match this run's inputs */
+  int max_failures;           /* failed configs that stop the search; -1 (default): max(8, max_iter / 4) */
   FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
 } pt_tune_opts;
 
@@ -109,9 +112,20 @@ typedef struct pt_tune_summary {
   double search_seconds, configs_per_s, total_seconds;
   int validated, tested;
   double mean_abs_validation_error; /* |predicted - validated| averaged, NaN if not validated */
+  int64_t failed;                   /* configs of the search that failed (resumed ones included) */
+  int64_t failed_by[PT_STATUS_COUNT]; /* of which with status -k at [k] (PT_ENONFINITE, PT_ENOMEM, ...) */
+  int dropped;                      /* best configs whose validation or test failed */
+  char stopped[320];                /* why the search stopped early (too many failures), "" if it did not */
 } pt_tune_summary;
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
+
+/* One run per output folder: locks dir (creating dir/tune.lock with this pid) for this process,
+ * or PT_EBUSY naming the pid of the run that holds it; a lock left by a run that died is taken
+ * over. Counted within a process (pt_tuner_tune takes o->output_dir's itself); the last unlock
+ * removes the file, and the system releases it when the process ends however it ends. */
+pt_status pt_output_lock(const char *dir);
+void pt_output_unlock(const char *dir);
 
 /* configs.json (docs/design.md, "Files"): the best configs, or every kept one with all != 0. Atomic. */
 pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all);

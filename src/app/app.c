@@ -162,6 +162,7 @@ pt_status pt_app_generic_create(const char *name, int n_ops, const pt_generic_op
       }
     }
     app->entry_off[n_ops] = e;
+    if (s == PT_OK) app->fp[PT__FP_GRAPH] = pt__fp_ops(app), app->fp[PT__FP_KNOBS] = pt__fp_space(app);
     snprintf(app->desc, sizeof app->desc, "generic app %s: %d ops, %d knob choices", name, n_ops, n_entries);
   }
   if (s != PT_OK) {

@@ -23,6 +23,23 @@ typedef struct pt__app_vt {
   void (*destroy)(pt_app *app);
 } pt__app_vt;
 
+/* What a stored result can depend on (docs/design.md, "Fingerprints"); a part the app does not have
+ * is 0. Models and the journal store the parts they depend on and refuse to be used with others. */
+typedef enum pt__fp_part {
+  PT__FP_GRAPH,   /* the network's structure (piped: the metadata's ops and costs) */
+  PT__FP_WEIGHTS, /* the weights' values (piped: the binary's bytes) */
+  PT__FP_TUNE,    /* the tune set's images and labels as used (offset and count applied) */
+  PT__FP_TEST,    /* the test set's */
+  PT__FP_KNOBS,   /* each op's knob list with every knob's parameters and speedup */
+  PT__FP_DEVICE,  /* the target device */
+  PT__FP_BACKEND, /* the backend kind (cpu, cuda) */
+  PT__FP_MEASURE, /* how QoS is measured: batch size, PromiseSim ranges and seed */
+  PT__FP_N
+} pt__fp_part;
+#define PT__FP(p) (1u << (p))
+#define PT__FP_MODEL (PT__FP(PT__FP_GRAPH) | PT__FP(PT__FP_WEIGHTS) | PT__FP(PT__FP_TUNE) | PT__FP(PT__FP_KNOBS) | PT__FP(PT__FP_MEASURE))
+#define PT__FP_ALL ((1u << PT__FP_N) - 1)
+
 struct pt_app {
   const pt__app_vt *vt;
   void *ctx;
@@ -41,7 +58,24 @@ struct pt_app {
   int out_rows, out_cols;/* P1 output shape, 0 when the app has none */
   const int32_t *out_labels; /* (out_rows) tune labels: P1's QoS is top-1 accuracy over them */
   struct pt_backend *be;     /* the backend the app runs on (NULL for generic apps): P1 may run there */
+  int qos_percent;           /* QoS is an accuracy in [0, 100] (DNN and piped apps) */
+  uint64_t fp[PT__FP_N];     /* fingerprint parts, 0 where the app has none */
 };
+
+/* The parts in mask as "graph=1a2b...,weights=..." (parts the app lacks are left out). */
+void pt__fp_format(const pt_app *app, unsigned mask, char *buf, size_t n);
+/* Checks a stored fingerprint (NULL or "": none, e.g. a file written by PredTuner) of what file was
+ * made from against this app's parts in mask: none is a warning; a part that differs is PT_ESTALE
+ * naming the parts and the way out (a fresh output folder, or --force-reinit / --overwrite). */
+pt_status pt__fp_check(const pt_app *app, unsigned mask, const char *stored, const char *file, const char *way_out);
+/* The knobs part of an app whose knobs are names and speedups (generic, piped): op names, knob
+ * names and speedups in order. */
+uint64_t pt__fp_space(const pt_app *app);
+/* The graph part of an app whose ops are names and costs. */
+uint64_t pt__fp_ops(const pt_app *app);
+/* A file's bytes (0 when it cannot be read), a string's (0 for NULL or ""). */
+uint64_t pt__fp_file(const char *path);
+uint64_t pt__fp_text(const char *s);
 
 /* Allocates the op tables of an app with n_ops ops and n_entries (op, knob) pairs in total. */
 pt_status pt__app_alloc(pt_app *app, int n_ops, int n_entries);

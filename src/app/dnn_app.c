@@ -9,9 +9,11 @@
 #include "app/app_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "predtuner/backend.h"
 #include "predtuner/frontend.h"
 #include "predtuner/knobs.h"
+#include "predtuner/log.h"
 #include "predtuner/measure.h"
 #include "predtuner/promise.h"
 
@@ -157,6 +159,35 @@ static const pt__app_vt DNN_VT = {
 
 static const char *default_device(const pt_backend *be) { return strcmp(pt_backend_name(be), "cpu") ? "gpu" : "cpu"; }
 
+static uint64_t fp_dataset(const pt_dataset *ds) {
+  uint64_t h = pt__hash_u64(PT__HASH_INIT, (uint64_t)ds->first);
+  h = pt__hash_bytes(h, ds->images, (size_t)ds->n * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w * sizeof(float));
+  return pt__hash_final(pt__hash_bytes(h, ds->labels, (size_t)ds->n * sizeof *ds->labels));
+}
+
+/* What the app's stored models and journals depend on (app_internal.h, pt__fp_part). */
+static void fingerprint(pt_app *app, const pt_dnn_app_opts *o) {
+  dnn_ctx *d = app->ctx;
+  pt_graph_fingerprint(d->g, &app->fp[PT__FP_GRAPH], &app->fp[PT__FP_WEIGHTS]);
+  app->fp[PT__FP_TUNE] = fp_dataset(d->tune);
+  app->fp[PT__FP_TEST] = fp_dataset(d->test);
+  uint64_t h = PT__HASH_INIT;
+  for (int op = 0; op < app->n_ops; op++) { /* the knobs' semantics, not only their names */
+    h = pt__hash_str(h, app->op_names[op]);
+    for (int p = 0; p < app->n_knobs[op]; p++) {
+      const pt_knob *k = d->entry[app->entry_off[op] + p];
+      pt_op_exec x = pt_knob_exec(k);
+      uint8_t b[8] = {x.kind, x.fp16, x.perf_dir, x.perf_stride, x.perf_offset, x.samp_every, x.samp_offset, x.promise_level};
+      h = pt__hash_f64(pt__hash_f64(pt__hash_bytes(pt__hash_str(h, k->name), b, sizeof b), x.samp_interp), k->exp_speedup);
+    }
+  }
+  app->fp[PT__FP_KNOBS] = pt__hash_final(h);
+  app->fp[PT__FP_DEVICE] = pt__fp_text(app->target);
+  app->fp[PT__FP_BACKEND] = pt__fp_text(pt_backend_name(d->be));
+  h = pt__hash_u64(pt__hash_u64(PT__HASH_INIT, (uint64_t)d->batch), o->seed);
+  app->fp[PT__FP_MEASURE] = pt__hash_final(pt__hash_u64(h, o->promise_ranges ? pt__fp_file(o->promise_ranges) : 0));
+}
+
 /* PromiseSim needs quantisation ranges: from the file, or calibrated on the tune set. */
 static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
   dnn_ctx *d = app->ctx;
@@ -187,6 +218,7 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   d->batch = o->batch_size > 0 ? o->batch_size : PT_BATCH_SIZE_DEFAULT;
   int c = 0, h = 0, w = 0, target = 0;
   pt_status s = pt_model_load(o->model, o->weights, &d->g);
+  if (s == PT_OK) s = pt_graph_check_weights(d->g, o->weights ? o->weights : o->model, o->strict);
   if (s == PT_OK && pt_graph_num_classes(d->g) <= 0)
     s = pt__error(PT_EUNSUPPORTED, "%s: the network's output is not (batch, classes), so it cannot be scored on labels",
                   o->model);
@@ -242,6 +274,10 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
              pt_backend_describe(d->be), app->knobs_source, app->target, pt_space_baseline(d->sp)->name);
   }
   if (s == PT_OK) s = setup_promise(app, o);
+  if (s == PT_OK) {
+    app->qos_percent = 1;
+    fingerprint(app, o);
+  }
   if (s != PT_OK) {
     pt_app_free(app);
     return s;

@@ -15,20 +15,38 @@ int pt_argmax(const float *v, int n) {
   return best;
 }
 
+int64_t pt_count_nonfinite(const float *v, int64_t n) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; i++) bad += !isfinite(v[i]);
+  return bad;
+}
+
 double pt_topk_accuracy(const float *out, const int32_t *labels, int n, int classes, int k) {
   if (n <= 0) return 0.0;
   if (k > classes) k = classes;
   int correct = 0;
   for (int i = 0; i < n; i++) {
     const float *row = out + (int64_t)i * classes;
+    if (pt_count_nonfinite(row, classes)) continue; /* an image with a non-finite output is wrong */
     float lv = row[labels[i]];
     /* rank of the label: values strictly greater, plus equal values at lower indices (first wins) */
     int rank = 0;
     for (int j = 0; j < classes; j++)
-      if (row[j] > lv || (row[j] == lv && j < labels[i]) || (isnan(lv) && !isnan(row[j]))) rank++;
+      if (row[j] > lv || (row[j] == lv && j < labels[i])) rank++;
     correct += rank < k;
   }
   return 100.0 * correct / n;
+}
+
+/* An error naming the op whose output first holds a non-finite value on images [first, first + n). */
+static pt_status nonfinite_error(pt_exec *ex, const pt_graph *g, const float *images, int n, int64_t first,
+                                 const pt_op_exec *ops) {
+  const char *where = NULL;
+  pt_status s = pt_exec_find_nonfinite(ex, images, n, first, ops, &where);
+  if (s != PT_OK) return s;
+  if (!where) where = "(none on a second run)";
+  return pt__error(PT_ENONFINITE, "%s: the %s network's output holds NaN or infinity on images %lld-%lld; first at op '%s'",
+                   pt_graph_name(g), ops ? "approximated" : "exact", (long long)first, (long long)(first + n - 1), where);
 }
 
 /* The data set's images must be the model's input shape (c, h, w). */
@@ -60,6 +78,10 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
     s = pt_exec_run_at(ex, ds->images + i * (int64_t)c * h * w, n, ds->first + i, o.ops, out);
     t += pt_now() - t0;
     if (s != PT_OK) break;
+    if (pt_count_nonfinite(out, (int64_t)n * classes)) {
+      s = nonfinite_error(ex, g, ds->images + i * (int64_t)c * h * w, n, ds->first + i, o.ops);
+      break;
+    }
     acc_sum += pt_topk_accuracy(out, ds->labels + i, n, classes, 1);
     top5_sum += pt_topk_accuracy(out, ds->labels + i, n, classes, 5);
     if (o.predictions)
@@ -110,7 +132,8 @@ pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, 
                            ops + (int64_t)k0 * n_ops, out, t);
       if (s != PT_OK) break;
       for (int k = 0; k < nk; k++) {
-        accuracy[k0 + k] += pt_topk_accuracy(out + (size_t)k * n * classes, ds->labels + i, n, classes, 1);
+        const float *o = out + (size_t)k * n * classes; /* a config with a non-finite output has no QoS */
+        accuracy[k0 + k] += pt_count_nonfinite(o, (int64_t)n * classes) ? NAN : pt_topk_accuracy(o, ds->labels + i, n, classes, 1);
         if (seconds) seconds[k0 + k] += t[k];
       }
       batches++;

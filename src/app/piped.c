@@ -213,7 +213,13 @@ static pt_status read_qos(pt_app *app, piped_ctx *c, double *qos) {
 static pt_status run_once(pt_app *app, const uint16_t *cfg, int test, double *qos, float **out, int64_t *rows,
                           int64_t *cols, double *seconds) {
   piped_ctx *c = app->ctx;
-  if (child_gone(c)) return died(app, c, "between runs");
+  if (child_gone(c)) { /* it died on an earlier config (a failed config): a fresh one for this */
+    died(app, c, "after the previous config");
+    pt_log(PT_LOG_WARN, "%s; starting it again", pt_last_error());
+    c->exited = 0;
+    c->pid = 0;
+    PT__TRY(start_child(app, c));
+  }
   const char **knobs = pt__malloc((size_t)app->n_ops * sizeof *knobs);
   if (!knobs) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
   for (int op = 0; op < app->n_ops; op++) knobs[op] = app->entry_knob[app->entry_off[op] + cfg[op]];
@@ -244,6 +250,7 @@ static pt_status run_once(pt_app *app, const uint16_t *cfg, int test, double *qo
   free(bytes);
   if (s == PT_OK) s = read_qos(app, c, qos);
   if (seconds) *seconds = now() - t0;
+  if (s != PT_OK) stop_child(c); /* it may be hung or out of step with the protocol: the next config restarts it */
   if (s == PT_OK && out) {
     *out = data;
     *rows = r;
@@ -444,6 +451,12 @@ pt_status pt_app_piped_create(const pt_piped_app_opts *o, pt_app **out) {
   app->out_labels = c->labels;
   snprintf(app->knobs_source, sizeof app->knobs_source, "%s", o->metadata);
   snprintf(app->target, sizeof app->target, "%s", target ? pt_device_name((unsigned)target) : "any");
+  app->qos_percent = 1;
+  app->fp[PT__FP_GRAPH] = pt__fp_ops(app);
+  app->fp[PT__FP_WEIGHTS] = pt__fp_file(c->binary);
+  app->fp[PT__FP_TUNE] = pt__fp_file(c->meta.tune_labels_path);
+  app->fp[PT__FP_KNOBS] = pt__fp_space(app);
+  app->fp[PT__FP_DEVICE] = pt__fp_text(app->target);
   snprintf(app->desc, sizeof app->desc, "piped binary %s: %d ops, %d knob choices, %lld tune labels, output %lld x %lld",
            c->binary, app->n_ops, app->n_entries, (long long)c->n_labels, (long long)rows, (long long)cols);
   *out = app;

@@ -16,7 +16,7 @@ int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val
     return 1;
   }
   if (a[n] != '\0') return 0;
-  if (*i + 1 >= argc) return -1;
+  if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) return -1; /* the next option is not a value */
   *val = argv[++*i];
   return 1;
 }

@@ -9,7 +9,7 @@
 #define PT_EXIT_USAGE 2
 
 /* Matches argv[*i] against "--name VALUE" or "--name=VALUE". Returns 1 and sets *val (advancing *i
- * past a separate value) on a match, 0 when argv[*i] is another option, -1 when the value is missing. */
+ * past a separate value) on a match, 0 when argv[*i] is another option, -1 when the value is missing (or is the next option, "--..."). */
 int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
 /* Integer option in [lo, hi]; on failure prints a usage error and returns 0. */
 int pt_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

@@ -1,117 +1,81 @@
 /* predtuner-gpu measure: QoS and speed of a network on a PredTuner-format data set. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "core/error.h"
-
-static void help(void) {
-  const int batch = PT_BATCH_SIZE_DEFAULT;
-  printf("usage: predtuner-gpu measure [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
-         "\n"
-         "Runs a network on the tune (default) or test set and prints its QoS (classification\n"
-         "accuracy in percent, averaged per batch as PredTuner does), images per second and wall time.\n"
-         "With no --model/--weights/--data it measures the bundled demo (LeNet on synthetic digits).\n"
-         "\n"
-         "  --model NAME|F.onnx a zoo network (see 'predtuner-gpu zoo') or an ONNX file (weights inside)\n"
-         "  --weights FILE      for a zoo network: safetensors or a PyTorch checkpoint (.pth, .pth.tar)\n"
-         "  --data DIR          folder with tune_input.bin, tune_labels.bin, test_input.bin, test_labels.bin\n"
-         "  --test              use the test set instead of the tune set\n"
-         "  --batch-size N      images per run (default %d)\n"
-         "  --count N           use N images (default: all)\n"
-         "  --offset N          skip the first N images\n"
-         "  --config FILE       run a config from configs.json or a PredTuner config dump\n"
-         "  --index K           which config of --config (default 0, the first)\n"
-         "  --knob OP=KNOB      run op OP with knob KNOB (repeatable; applied over --config)\n"
-         "  --knobs FILE        knob declarations (PredTuner's JSON format) instead of the built-in 56\n"
-         "  --target-device D   cpu, gpu or any: picks the baseline knob for ops a config leaves out\n"
-         "                      (default: the backend's device)\n"
-         "  --promise-ranges F  PromiseSim quantisation ranges (JSON); default: calibrated on the tune set\n"
-         "  --save-promise-ranges F  write the ranges used (for reuse or inspection)\n"
-         "  --seed N            PromiseSim noise seed (default 0)\n"
-         "  --fp16              run every op in half precision (FP16Approx)\n"
-         "  --backend B         cpu, cuda or auto (default auto)\n"
-         "  --threads N         CPU threads (default: all cores)\n"
-         "  --predictions FILE  write the predicted class of each image (int32, little-endian)\n"
-         "  --log FILE          append a timestamped log\n"
-         "\n"
-         "Exit status: 0 success, 1 failure (bad file, ...), 2 usage error.\n", batch);
-}
-
-#define PT__MAX_KNOB_ARGS 4096
 
 typedef struct measure_args {
   const char *model, *weights, *data, *backend, *predictions, *log;
   const char *config, *knobs, *target, *ranges, *save_ranges;
-  const char *knob_args[PT__MAX_KNOB_ARGS];
-  int n_knob_args;
-  int test, fp16;
+  pt_cli_list knob;
+  int test, fp16, strict;
   long batch, count, offset, threads, index, seed;
 } measure_args;
 
-static int parse(int argc, char **argv, measure_args *a) {
+#define AT(field) offsetof(measure_args, field)
+#define BIG (double)(1LL << 40)
+
+/* Every option of measure: parsing and --help both come from here. */
+static const pt_cli_opt_def OPTS[] = {
+    {"--model", PT_CLI_STR, AT(model), 0, 0, 0, "NAME|F.onnx", "a zoo network (see 'predtuner-gpu zoo') or an ONNX file (weights inside)", 0},
+    {"--weights", PT_CLI_STR, AT(weights), 0, 0, 0, "FILE", "for a zoo network: safetensors or a PyTorch checkpoint (.pth, .pth.tar)", 0},
+    {"--data", PT_CLI_STR, AT(data), 0, 0, 0, "DIR", "folder with tune_input.bin, tune_labels.bin, test_input.bin, test_labels.bin", 0},
+    {"--test", PT_CLI_FLAG, AT(test), 0, 0, 1, NULL, "use the test set instead of the tune set", 0},
+    {"--batch-size", PT_CLI_LONG, AT(batch), 1, 1 << 20, 0, "N", "images per run (default {})", 0},
+    {"--count", PT_CLI_LONG, AT(count), 1, BIG, 0, "N", "use N images (default: all)", 0},
+    {"--offset", PT_CLI_LONG, AT(offset), 0, BIG, 0, "N", "skip the first N images", 0},
+    {"--config", PT_CLI_STR, AT(config), 0, 0, 0, "FILE", "run a config from configs.json or a PredTuner config dump", 0},
+    {"--index", PT_CLI_LONG, AT(index), 0, 1 << 30, 0, "K", "which config of --config (default 0, the first)", 0},
+    {"--knob", PT_CLI_LIST, AT(knob), 0, 0, 0, "OP=KNOB", "run op OP with knob KNOB (repeatable; applied over --config)", 0},
+    {"--knobs", PT_CLI_STR, AT(knobs), 0, 0, 0, "FILE", "knob declarations (PredTuner's JSON format) instead of the built-in 56", 0},
+    {"--target-device", PT_CLI_STR, AT(target), 0, 0, 0, "D", "cpu, gpu or any: picks the baseline knob for ops a config leaves out\n(default: the backend's device)", 0},
+    {"--promise-ranges", PT_CLI_STR, AT(ranges), 0, 0, 0, "F", "PromiseSim quantisation ranges (JSON); default: calibrated on the tune set", 0},
+    {"--save-promise-ranges", PT_CLI_STR, AT(save_ranges), 0, 0, 0, "F", "write the ranges used (for reuse or inspection)", 0},
+    {"--seed", PT_CLI_LONG, AT(seed), 0, 2147483647.0, 0, "N", "PromiseSim noise seed (default {})", 0},
+    {"--fp16", PT_CLI_FLAG, AT(fp16), 0, 0, 1, NULL, "run every op in half precision (FP16Approx)", 0},
+    {"--backend", PT_CLI_STR, AT(backend), 0, 0, 0, "B", "cpu, cuda or auto (default {})", 0},
+    {"--threads", PT_CLI_LONG, AT(threads), 1, 1024, 0, "N", "CPU threads (default: all cores)", 0},
+    {"--strict", PT_CLI_FLAG, AT(strict), 0, 0, 1, NULL, "weights holding NaN or infinity are an error (default: a warning)", 0},
+    {"--predictions", PT_CLI_STR, AT(predictions), 0, 0, 0, "FILE", "write the predicted class of each image (int32, little-endian)", 0},
+    {"--log", PT_CLI_STR, AT(log), 0, 0, 0, "FILE", "append a timestamped log", 0},
+};
+#define N_OPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
+
+static void defaults(measure_args *a) {
+  memset(a, 0, sizeof *a);
   a->backend = "auto";
   a->batch = PT_BATCH_SIZE_DEFAULT;
   a->count = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL, *arg = argv[i];
-    int r = 0;
-#define STR_OPT(flag, field)                                                          \
-  if ((r = pt_cli_opt(argc, argv, &i, flag, &v))) {                                  \
-    if (r < 0) return pt_cli_usage_error("measure", "%s needs a value", flag);       \
-    a->field = v;                                                                    \
-    continue;                                                                        \
+}
+
+static void help(void) {
+  measure_args d;
+  defaults(&d);
+  printf("usage: predtuner-gpu measure [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
+         "\n"
+         "Runs a network on the tune (default) or test set and prints its QoS (classification\n"
+         "accuracy in percent, averaged per batch as PredTuner does), images per second and wall time.\n"
+         "An output holding NaN or infinity is an error naming the op where it first appears.\n"
+         "With no --model/--weights/--data it measures the bundled demo (LeNet on synthetic digits).\n"
+         "\n");
+  pt_cli_print_opts(stdout, OPTS, N_OPTS, 0, &d);
+  printf("\nExit status: 0 success, 1 failure (bad file, ...), 2 usage error.\n");
+}
+
+static int parse(int argc, char **argv, measure_args *a) {
+  defaults(a);
+  int r = pt_cli_parse("measure", OPTS, N_OPTS, 0, a, argc, argv);
+  if (r < 0) help();
+  for (int i = 0; r == PT_EXIT_OK && i < a->knob.n; i++) {
+    const char *v = a->knob.v[i], *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1]) r = pt_cli_usage_error("measure", "--knob expects OP=KNOB, got '%s'", v);
   }
-#define INT_OPT(flag, field, lo, hi)                                                  \
-  if ((r = pt_cli_opt(argc, argv, &i, flag, &v))) {                                  \
-    if (r < 0) return pt_cli_usage_error("measure", "%s needs a value", flag);       \
-    if (!pt_cli_int("measure", flag, v, lo, hi, &a->field)) return PT_EXIT_USAGE;    \
-    continue;                                                                        \
-  }
-    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      help();
-      return -1;
-    }
-    if (!strcmp(arg, "--test")) {
-      a->test = 1;
-      continue;
-    }
-    if (!strcmp(arg, "--fp16")) {
-      a->fp16 = 1;
-      continue;
-    }
-    STR_OPT("--model", model)
-    STR_OPT("--weights", weights)
-    STR_OPT("--data", data)
-    STR_OPT("--backend", backend)
-    STR_OPT("--predictions", predictions)
-    STR_OPT("--log", log)
-    STR_OPT("--config", config)
-    STR_OPT("--knobs", knobs)
-    STR_OPT("--target-device", target)
-    STR_OPT("--promise-ranges", ranges)
-    STR_OPT("--save-promise-ranges", save_ranges)
-    INT_OPT("--index", index, 0, 1L << 30)
-    INT_OPT("--seed", seed, 0, 2147483647L)
-    if ((r = pt_cli_opt(argc, argv, &i, "--knob", &v))) {
-      if (r < 0) return pt_cli_usage_error("measure", "--knob needs OP=KNOB");
-      const char *eq = strchr(v, '=');
-      if (!eq || eq == v || !eq[1]) return pt_cli_usage_error("measure", "--knob expects OP=KNOB, got '%s'", v);
-      if (a->n_knob_args == PT__MAX_KNOB_ARGS) return pt_cli_usage_error("measure", "too many --knob options");
-      a->knob_args[a->n_knob_args++] = v;
-      continue;
-    }
-    INT_OPT("--batch-size", batch, 1, 1 << 20)
-    INT_OPT("--count", count, 1, 1L << 40)
-    INT_OPT("--offset", offset, 0, 1L << 40)
-    INT_OPT("--threads", threads, 1, 1024)
-#undef STR_OPT
-#undef INT_OPT
-    return pt_cli_usage_error("measure", "unknown argument '%s'", arg);
-  }
-  return PT_EXIT_OK;
+  return r;
 }
 
 /* Builds the per-op settings from --fp16, --config/--index and --knob; *ops stays NULL for the exact
@@ -125,7 +89,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     for (int i = 0; i < no; i++) (*ops)[i].fp16 = 1;
     return PT_OK;
   }
-  if (!a->config && !a->n_knob_args) return PT_OK;
+  if (!a->config && !a->knob.n) return PT_OK;
   pt_knob_set *ks = NULL;
   pt_space *sp = NULL;
   pt_config_list *cl = NULL;
@@ -142,12 +106,12 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
       s = pt__error(PT_ERANGE, "%s: --index %ld but the file holds %d config%s", a->config, a->index, cl->n,
                              cl->n == 1 ? "" : "s");
   }
-  int cap = (s == PT_OK && cl ? cl->configs[a->index].n : 0) + a->n_knob_args + 1;
+  int cap = (s == PT_OK && cl ? cl->configs[a->index].n : 0) + a->knob.n + 1;
   if (s == PT_OK) {
     names = calloc((size_t)cap, sizeof *names);
     knobs = calloc((size_t)cap, sizeof *knobs);
     chosen = calloc((size_t)no, sizeof *chosen);
-    pairs = malloc((size_t)(a->n_knob_args + 1) * 256);
+    pairs = malloc((size_t)(a->knob.n + 1) * 256);
     if (!names || !knobs || !chosen || !pairs) s = pt__error(PT_ENOMEM, "measure: out of memory");
   }
   if (s == PT_OK && cl)
@@ -155,9 +119,9 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
       names[n] = cl->configs[a->index].ops[i];
       knobs[n++] = cl->configs[a->index].knobs[i];
     }
-  for (int i = 0; s == PT_OK && i < a->n_knob_args; i++) { /* --knob replaces the config's entry for that op */
+  for (int i = 0; s == PT_OK && i < a->knob.n; i++) { /* --knob replaces the config's entry for that op */
     char *buf = pairs + i * 256;
-    snprintf(buf, 256, "%s", a->knob_args[i]);
+    snprintf(buf, 256, "%s", a->knob.v[i]);
     char *eq = strchr(buf, '=');
     *eq = '\0';
     int j = 0;
@@ -178,7 +142,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     int approx = 0;
     for (int op = 0; op < no; op++) approx += strcmp(chosen[op]->name, pt_space_baseline(sp)->name) != 0;
     char src[512] = "--knob";
-    if (a->config) snprintf(src, sizeof src, "%s #%ld%s", a->config, a->index, a->n_knob_args ? " + --knob" : "");
+    if (a->config) snprintf(src, sizeof src, "%s #%ld%s", a->config, a->index, a->knob.n ? " + --knob" : "");
     size_t at = (size_t)snprintf(desc, dn, "%s: %d of %d ops off the baseline \"%s\" (target %s):", src, approx, no,
                                  pt_space_baseline(sp)->name, target);
     for (int op = 0; op < no && at < dn; op++)
@@ -240,7 +204,7 @@ int pt_cmd_measure(int argc, char **argv) {
   } else if (!a.model || !a.data || (!a.weights && !pt_model_is_onnx(a.model))) {
     return pt_cli_usage_error("measure", "--model, --weights and --data go together (--weights not with an .onnx model; or give none for the demo)");
   }
-  if (a.fp16 && (a.config || a.n_knob_args))
+  if (a.fp16 && (a.config || a.knob.n))
     return pt_cli_usage_error("measure", "--fp16 runs every op in FP16Approx; it does not combine with --config/--knob");
   if (a.target && pt_device_parse(a.target) < 0)
     return pt_cli_usage_error("measure", "--target-device takes cpu, gpu or any, got '%s'", a.target);
@@ -249,6 +213,7 @@ int pt_cmd_measure(int argc, char **argv) {
     pt_status s = pt_log_open(a.log);
     if (s != PT_OK) return pt_cli_fail(s);
   }
+  pt_log_echo(stderr, PT_LOG_WARN); /* warnings (NaN weights, a model without a fingerprint) on the terminal */
 
   pt_graph *g = NULL;
   pt_backend *be = NULL;
@@ -257,6 +222,7 @@ int pt_cmd_measure(int argc, char **argv) {
   pt_op_exec *ops = NULL;
   int32_t *pred = NULL;
   pt_status s = pt_model_load(a.model, a.weights, &g);
+  if (s == PT_OK) s = pt_graph_check_weights(g, a.weights ? a.weights : a.model, a.strict);
   if (s == PT_OK && pt_graph_num_classes(g) <= 0)
     s = pt__error(PT_EUNSUPPORTED, "%s: the network's output is not (batch, classes)", a.model);
   int c = 0, h = 0, w = 0;
@@ -305,6 +271,7 @@ int pt_cmd_measure(int argc, char **argv) {
          r.seconds);
 out:
   if (s != PT_OK) {
+    pt_log_echo(NULL, PT_LOG_WARN); /* into the log only: the terminal gets it once, below */
     pt_log(PT_LOG_ERROR, "%s", pt_last_error());
     rc = pt_cli_fail(s);
   }

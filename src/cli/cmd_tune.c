@@ -8,77 +8,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 
-static void help(const pt_tune_opts *d) {
-  printf("usage: predtuner-gpu tune [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
-         "\n"
-         "Searches per-op approximation knobs that keep QoS (accuracy) within a threshold of the exact\n"
-         "network, then picks the Pareto-best configs, validates and tests them, and writes configs.json,\n"
-         "configs.png/.svg, the journal tuning.sqlite and tune.log into the output folder.\n"
-         "With no --model/--weights/--data it tunes the bundled demo (LeNet) with qos_p1 and cost_linear,\n"
-         "%d iterations, thresholds %.1f (tuner) and 3.0 (keep), take_best_n %d.\n"
-         "\n"
-         "model and data (as 'measure'):\n"
-         "  --model NAME --weights FILE --data DIR   a zoo network with its weights\n"
-         "  --model FILE.onnx --data DIR             or an ONNX file (weights inside; docs/onnx.md)\n"
-         "  --batch-size N           images per run (default %d)\n"
-         "  --tune-count N, --tune-offset N, --test-count N, --test-offset N   use part of a set\n"
-         "  --knobs FILE             knob declarations (PredTuner JSON) instead of the built-in 56\n"
-         "  --target-device D        cpu, gpu or any (default: the backend's device)\n"
-         "  --promise-ranges F       PromiseSim ranges (default: calibrated on the tune set)\n"
-         "  --backend B, --threads N\n"
-         "tuning (docs/design.md, \"The tuning pipeline\"):\n"
-         "  --max-iter N             distinct configs to evaluate (default %d)\n"
-         "  --qos-tuner-threshold X  QoS loss the search aims at (default %.1f)\n"
-         "  --qos-keep-threshold X   QoS loss a kept config may have (default: the tuner threshold)\n"
-         "  --relative | --absolute  thresholds relative to the baseline QoS (default) or absolute QoS\n"
-         "  --take-best-n N          best configs: Pareto front plus nearest up to N (default %d; 0 = front)\n"
-         "  --qos-model M            qos_p1, qos_p2 or empirical (default %s; demo qos_p1)\n"
-         "  --cost-model M           cost_linear, cost_profiled or empirical (default %s; demo cost_linear)\n"
-         "  --validate | --no-validate  measure the best configs' QoS empirically (default: with a QoS model)\n"
-         "  --no-test                do not measure the best configs on the test set\n"
-         "  --seed N                 search and PromiseSim seed (default %llu)\n"
-         "  --search-batch N         configs evaluated per batch (default %d)\n"
-         "output:\n"
-         "  --output DIR             default ./predtuner-out/<app name>\n"
-         "  --model-storage DIR      model files (p1.safetensors, p2.json, ...); default DIR/models\n"
-         "  --resume                 continue the journal in the output folder (no config is re-evaluated)\n"
-         "  --dump-all               configs.json gets every kept config (with \"best\" marks), not only the best\n"
-         "  --show-qos-loss          plot QoS loss instead of QoS\n"
-         "  --name NAME              app name (default: the model name)\n"
-         "  --quiet                  no summary table\n"
-         "\n"
-         "Exit status: 0 success, 1 failure, 2 usage error.\n",
-         d->max_iter, d->qos_tuner_threshold, d->take_best_n, PT_BATCH_SIZE_DEFAULT, d->max_iter,
-         d->qos_tuner_threshold, d->take_best_n, pt_qos_model_name(d->qos_model), pt_cost_model_name(d->cost_model),
-         (unsigned long long)d->seed, d->search_batch);
-}
-
-static void help_binary(void) {
-  printf("usage: predtuner-gpu tune-binary --binary B --metadata M.json [options]\n"
-         "\n"
-         "Tunes an HPVM-compiled program through PredTuner's piped-binary protocol (docs/tune-binary.md):\n"
-         "B is started once in its own folder (stdout discarded) and kept running; each config is written\n"
-         "to M's conf_path as HPVM config text, \"tune\" or \"test\" to its read FIFO, its output tensors read\n"
-         "from its write FIFO and the QoS from final_accuracy. M.json lists op_cost, op_knobs, knobs\n"
-         "{name: {speedup, devices, baseline_priority}}, tune_labels_path, conf_path, fifo_path_r and\n"
-         "fifo_path_w (relative paths: relative to M.json's folder). The binary is stopped when tuning ends\n"
-         "and never outlives predtuner-gpu.\n"
-         "\n"
-         "  --binary B               the program\n"
-         "  --metadata M.json        its metadata\n"
-         "  --timeout S              longest wait for one answer of the binary (default 600)\n"
-         "  --target-device D        drop knobs whose \"devices\" lack D (cpu, gpu; default: keep all)\n"
-         "  --qos-model, --cost-model  as in tune; defaults qos_p1 and cost_linear (op_cost x speedups)\n"
-         "  --max-iter, --qos-tuner-threshold, --qos-keep-threshold, --relative/--absolute, --take-best-n,\n"
-         "  --validate/--no-validate, --no-test, --seed, --search-batch, --output, --model-storage,\n"
-         "  --resume, --dump-all, --show-qos-loss, --name, --quiet   as in tune\n"
-         "\n"
-         "configs.json's ops are the binary's op names; 'predtuner-gpu export-hpvm configs.json -o confs.txt'\n"
-         "turns the result into HPVM's config file.\n"
-         "\n"
-         "Exit status: 0 success, 1 failure, 2 usage error.\n");
-}
+#define PT__STR2(x) #x
+#define PT__STR(x) PT__STR2(x)
 
 typedef struct tune_args {
   const char *cmd; /* "tune" or "tune-binary", for messages */
@@ -86,148 +19,123 @@ typedef struct tune_args {
   pt_tune_opts o;
   pt_dnn_app_opts ao;
   pt_piped_app_opts po;
-  const char *output, *name;
+  const char *output, *name, *target, *qos_name, *cost_name;
   int dump_all, show_loss, quiet;
-  int set_qos, set_cost; /* --qos-model / --cost-model given (the demo and tune-binary have their own) */
 } tune_args;
 
-/* One parser's answer for argv[i]: consumed, not its option, or an exit status to stop with. */
-enum { ARG_TAKEN = -10, ARG_OTHER = -11 };
+enum { TUNE = 1, BINARY = 2 }; /* which command takes an option */
+#define AT(field) offsetof(tune_args, field)
+#define BIG (double)(1LL << 40)
 
-/* "--flag VALUE" into a string; ARG_OTHER when argv[*i] is not flag. */
-static int str_opt(const tune_args *a, int argc, char **argv, int *i, const char *flag, const char **dst) {
-  const char *v;
-  int r = pt_cli_opt(argc, argv, i, flag, &v);
-  if (!r) return ARG_OTHER;
-  if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);
-  *dst = v;
-  return ARG_TAKEN;
+/* Every option of tune and tune-binary: parsing and --help both come from here. */
+static const pt_cli_opt_def OPTS[] = {
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "model and data (as 'measure'):", TUNE},
+    {"--model", PT_CLI_STR, AT(ao.model), 0, 0, 0, "NAME|F.onnx", "a zoo network (with --weights), or an ONNX file (weights inside; docs/onnx.md)", TUNE},
+    {"--weights", PT_CLI_STR, AT(ao.weights), 0, 0, 0, "FILE", "the zoo network's weights (safetensors or a PyTorch checkpoint)", TUNE},
+    {"--data", PT_CLI_STR, AT(ao.data), 0, 0, 0, "DIR", "folder with tune_/test_ input.bin and labels.bin", TUNE},
+    {"--batch-size", PT_CLI_INT, AT(ao.batch_size), 1, 1 << 20, 0, "N", "images per run (default " PT__STR(PT_BATCH_SIZE_DEFAULT) ")", TUNE},
+    {"--tune-count", PT_CLI_I64, AT(ao.tune_count), 1, BIG, 0, "N", "use N images of the tune set (default: all)", TUNE},
+    {"--tune-offset", PT_CLI_I64, AT(ao.tune_offset), 0, BIG, 0, "N", "skip the tune set's first N images", TUNE},
+    {"--test-count", PT_CLI_I64, AT(ao.test_count), 1, BIG, 0, "N", "use N images of the test set (default: all)", TUNE},
+    {"--test-offset", PT_CLI_I64, AT(ao.test_offset), 0, BIG, 0, "N", "skip the test set's first N images", TUNE},
+    {"--knobs", PT_CLI_STR, AT(ao.knobs_file), 0, 0, 0, "FILE", "knob declarations (PredTuner JSON) instead of the built-in 56", TUNE},
+    {"--promise-ranges", PT_CLI_STR, AT(ao.promise_ranges), 0, 0, 0, "F", "PromiseSim ranges (default: calibrated on the tune set)", TUNE},
+    {"--backend", PT_CLI_STR, AT(ao.backend), 0, 0, 0, "B", "cpu, cuda or auto (default auto)", TUNE},
+    {"--threads", PT_CLI_INT, AT(ao.threads), 1, 1024, 0, "N", "CPU threads (default: all cores)", TUNE},
+    {"--strict", PT_CLI_FLAG, AT(ao.strict), 0, 0, 1, NULL, "weights holding NaN or infinity are an error (default: a warning)", TUNE},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "the binary (docs/tune-binary.md):", BINARY},
+    {"--binary", PT_CLI_STR, AT(po.binary), 0, 0, 0, "B", "the program", BINARY},
+    {"--metadata", PT_CLI_STR, AT(po.metadata), 0, 0, 0, "M.json", "its metadata", BINARY},
+    {"--timeout", PT_CLI_DBL, AT(po.timeout_s), 0.001, 1e7, 0, "S", "longest wait for one answer of the binary (default 600)", BINARY},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "tuning (docs/design.md, \"The tuning pipeline\"):", 0},
+    {"--target-device", PT_CLI_STR, AT(target), 0, 0, 0, "D", "cpu, gpu or any (tune: default the backend's device;\ntune-binary: drop knobs whose \"devices\" lack D)", 0},
+    {"--max-iter", PT_CLI_INT, AT(o.max_iter), 1, 1 << 30, 0, "N", "distinct configs to evaluate (default {})", 0},
+    {"--qos-tuner-threshold", PT_CLI_DBL, AT(o.qos_tuner_threshold), -1e12, 1e12, 0, "X", "QoS loss the search aims at (default {}); with --absolute a QoS", 0},
+    {"--qos-keep-threshold", PT_CLI_DBL, AT(o.qos_keep_threshold), -1e12, 1e12, 0, "X", "QoS loss a kept config may have (default: the tuner threshold)", 0},
+    {"--relative", PT_CLI_FLAG, AT(o.absolute), 0, 0, 0, NULL, "thresholds are QoS losses from the baseline (default)", 0},
+    {"--absolute", PT_CLI_FLAG, AT(o.absolute), 0, 0, 1, NULL, "thresholds are QoS values (then --qos-tuner-threshold is required)", 0},
+    {"--take-best-n", PT_CLI_INT, AT(o.take_best_n), 0, 1 << 30, 0, "N", "best configs: Pareto front plus nearest up to N (default {}; 0 = front)", 0},
+    {"--qos-model", PT_CLI_STR, AT(qos_name), 0, 0, 0, "M", "qos_p1, qos_p2 or empirical (default {}; demo and tune-binary qos_p1)", 0},
+    {"--cost-model", PT_CLI_STR, AT(cost_name), 0, 0, 0, "M", "cost_linear, cost_profiled or empirical (default {};\ndemo and tune-binary cost_linear)", 0},
+    {"--validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 1, NULL, "measure the best configs' QoS (default: when a QoS model predicts)", 0},
+    {"--no-validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 0, NULL, "do not", 0},
+    {"--no-test", PT_CLI_FLAG, AT(o.test_configs), 0, 0, 0, NULL, "do not measure the best configs on the test set", 0},
+    {"--seed", PT_CLI_U64, AT(o.seed), 0, 2147483647.0, 0, "N", "search and PromiseSim seed (default {})", 0},
+    {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", 0},
+    {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
+    {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
+    {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name>; one run at a time (DIR/tune.lock)", 0},
+    {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
+    {"--resume", PT_CLI_FLAG, AT(o.resume), 0, 0, 1, NULL, "continue the journal in the output folder (no config is re-evaluated)", 0},
+    {"--overwrite", PT_CLI_FLAG, AT(o.overwrite), 0, 0, 1, NULL, "replace an earlier run's journal (without it, or --resume, that is an error)", 0},
+    {"--dump-all", PT_CLI_FLAG, AT(dump_all), 0, 0, 1, NULL, "configs.json gets every kept config (with \"best\" marks)", 0},
+    {"--show-qos-loss", PT_CLI_FLAG, AT(show_loss), 0, 0, 1, NULL, "plot QoS loss instead of QoS", 0},
+    {"--name", PT_CLI_STR, AT(name), 0, 0, 0, "NAME", "app name (default: the model's or the binary's name)", 0},
+    {"--quiet", PT_CLI_FLAG, AT(quiet), 0, 0, 1, NULL, "no summary table", 0},
+};
+#define N_OPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
+
+static void help(int piped) {
+  tune_args d = {0}; /* the library's defaults */
+  pt_tune_opts_init(&d.o);
+  d.qos_name = pt_qos_model_name(d.o.qos_model);
+  d.cost_name = pt_cost_model_name(d.o.cost_model);
+  if (piped)
+    printf("usage: predtuner-gpu tune-binary --binary B --metadata M.json [options]\n"
+           "\n"
+           "Tunes an HPVM-compiled program through PredTuner's piped-binary protocol (docs/tune-binary.md):\n"
+           "B is started once in its own folder (stdout discarded) and kept running (started again when it\n"
+           "dies on a config, which then counts as failed); each config is written to M's conf_path as HPVM\n"
+           "config text, \"tune\" or \"test\" to its read FIFO, its output tensors read from its write FIFO and\n"
+           "the QoS from final_accuracy. M.json lists op_cost, op_knobs, knobs {name: {speedup, devices,\n"
+           "baseline_priority}}, tune_labels_path, conf_path, fifo_path_r and fifo_path_w (relative paths:\n"
+           "relative to M.json's folder). The binary never outlives predtuner-gpu. configs.json's ops are\n"
+           "the binary's op names; 'predtuner-gpu export-hpvm configs.json -o confs.txt' turns the result\n"
+           "into HPVM's config file.\n\n");
+  else
+    printf("usage: predtuner-gpu tune [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
+           "\n"
+           "Searches per-op approximation knobs that keep QoS (accuracy) within a threshold of the exact\n"
+           "network, then picks the Pareto-best configs, validates and tests them, and writes configs.json,\n"
+           "configs.png/.svg, the journal tuning.sqlite and tune.log into the output folder. A config that\n"
+           "fails (an error, NaN outputs) is journaled as failed and the search goes on.\n"
+           "With no --model/--weights/--data it tunes the bundled demo (LeNet) with qos_p1 and cost_linear,\n"
+           "%d iterations, thresholds %.1f (tuner) and 3.0 (keep), take_best_n %d.\n\n",
+           d.o.max_iter, d.o.qos_tuner_threshold, d.o.take_best_n);
+  pt_cli_print_opts(stdout, OPTS, N_OPTS, piped ? BINARY : TUNE, &d);
+  printf("\nExit status: 0 success, 1 failure (also a search stopped by --max-failures, after its results are\n"
+         "written), 2 usage error.\n");
 }
 
-/* "--flag N" with N in [lo, hi] into a long. */
-static int int_opt(const tune_args *a, int argc, char **argv, int *i, const char *flag, long lo, long hi, long *dst) {
-  const char *v;
-  int r = pt_cli_opt(argc, argv, i, flag, &v);
-  if (!r) return ARG_OTHER;
-  if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);
-  return pt_cli_int(a->cmd, flag, v, lo, hi, dst) ? ARG_TAKEN : PT_EXIT_USAGE;
-}
-
-static int dbl_opt(const tune_args *a, int argc, char **argv, int *i, const char *flag, double *dst) {
-  const char *v;
-  int r = pt_cli_opt(argc, argv, i, flag, &v);
-  if (!r) return ARG_OTHER;
-  if (r < 0) return pt_cli_usage_error(a->cmd, "%s needs a value", flag);
-  char *end = NULL;
-  double d = strtod(v, &end);
-  if (end == v || *end || !isfinite(d)) return pt_cli_usage_error(a->cmd, "%s expects a number, got '%s'", flag, v);
-  *dst = d;
-  return ARG_TAKEN;
-}
-
-/* "--qos-model M" / "--cost-model M" by the library's names. */
-static int model_opt(tune_args *a, int argc, char **argv, int *i) {
-  const char *v = NULL;
-  int r = str_opt(a, argc, argv, i, "--qos-model", &v);
-  if (r == ARG_TAKEN) {
-    int m = pt_qos_model_parse(v);
-    if (m < 0) return pt_cli_usage_error(a->cmd, "--qos-model takes qos_p1, qos_p2 or empirical, got '%s'", v);
+/* The model names into the library's enums. */
+static int models(tune_args *a) {
+  if (a->qos_name) {
+    int m = pt_qos_model_parse(a->qos_name);
+    if (m < 0) return pt_cli_usage_error(a->cmd, "--qos-model takes qos_p1, qos_p2 or empirical, got '%s'", a->qos_name);
     a->o.qos_model = (pt_qos_model)m;
-    a->set_qos = 1;
-    return ARG_TAKEN;
   }
-  if (r != ARG_OTHER) return r;
-  if ((r = str_opt(a, argc, argv, i, "--cost-model", &v)) != ARG_TAKEN) return r;
-  int m = pt_cost_model_parse(v);
-  if (m < 0) return pt_cli_usage_error(a->cmd, "--cost-model takes cost_linear, cost_profiled or empirical, got '%s'", v);
-  a->o.cost_model = (pt_cost_model)m;
-  a->set_cost = 1;
-  return ARG_TAKEN;
-}
-
-/* Options with no value. */
-static int flag_opt(tune_args *a, const char *arg) {
-  static const struct { const char *flag; size_t off; int val; } F[] = {
-      {"--relative", offsetof(tune_args, o.absolute), 0},  {"--absolute", offsetof(tune_args, o.absolute), 1},
-      {"--validate", offsetof(tune_args, o.validate), 1},  {"--no-validate", offsetof(tune_args, o.validate), 0},
-      {"--no-test", offsetof(tune_args, o.test_configs), 0}, {"--resume", offsetof(tune_args, o.resume), 1},
-      {"--dump-all", offsetof(tune_args, dump_all), 1},    {"--show-qos-loss", offsetof(tune_args, show_loss), 1},
-      {"--quiet", offsetof(tune_args, quiet), 1}};
-  for (size_t k = 0; k < sizeof F / sizeof F[0]; k++)
-    if (!strcmp(arg, F[k].flag)) {
-      *(int *)((char *)a + F[k].off) = F[k].val;
-      return ARG_TAKEN;
-    }
-  return ARG_OTHER;
-}
-
-/* Model, data and app options of tune, or the binary's of tune-binary. */
-static int app_opt(tune_args *a, int argc, char **argv, int *i) {
-  pt_dnn_app_opts *ao = &a->ao;
-  long v = 0;
-  int r;
-#define TRY(expr)                           \
-  if ((r = (expr)) != ARG_OTHER) return r;
-  if (a->piped) {
-    TRY(str_opt(a, argc, argv, i, "--binary", &a->po.binary))
-    TRY(str_opt(a, argc, argv, i, "--metadata", &a->po.metadata))
-    return dbl_opt(a, argc, argv, i, "--timeout", &a->po.timeout_s);
+  if (a->cost_name) {
+    int m = pt_cost_model_parse(a->cost_name);
+    if (m < 0)
+      return pt_cli_usage_error(a->cmd, "--cost-model takes cost_linear, cost_profiled or empirical, got '%s'", a->cost_name);
+    a->o.cost_model = (pt_cost_model)m;
   }
-  TRY(str_opt(a, argc, argv, i, "--model", &ao->model))
-  TRY(str_opt(a, argc, argv, i, "--weights", &ao->weights))
-  TRY(str_opt(a, argc, argv, i, "--data", &ao->data))
-  TRY(str_opt(a, argc, argv, i, "--backend", &ao->backend))
-  TRY(str_opt(a, argc, argv, i, "--knobs", &ao->knobs_file))
-  TRY(str_opt(a, argc, argv, i, "--promise-ranges", &ao->promise_ranges))
-  if ((r = int_opt(a, argc, argv, i, "--batch-size", 1, 1 << 20, &v)) != ARG_OTHER) return ao->batch_size = (int)v, r;
-  if ((r = int_opt(a, argc, argv, i, "--threads", 1, 1024, &v)) != ARG_OTHER) return ao->threads = (int)v, r;
-  if ((r = int_opt(a, argc, argv, i, "--tune-count", 1, 1L << 40, &v)) != ARG_OTHER) return ao->tune_count = v, r;
-  if ((r = int_opt(a, argc, argv, i, "--tune-offset", 0, 1L << 40, &v)) != ARG_OTHER) return ao->tune_offset = v, r;
-  if ((r = int_opt(a, argc, argv, i, "--test-count", 1, 1L << 40, &v)) != ARG_OTHER) return ao->test_count = v, r;
-  if ((r = int_opt(a, argc, argv, i, "--test-offset", 0, 1L << 40, &v)) != ARG_OTHER) return ao->test_offset = v, r;
-  return ARG_OTHER;
-#undef TRY
-}
-
-/* The tuning options both commands share. */
-static int tune_opt(tune_args *a, int argc, char **argv, int *i) {
-  pt_tune_opts *o = &a->o;
-  long v = 0;
-  int r;
-  if ((r = str_opt(a, argc, argv, i, "--target-device", &a->ao.target_device)) != ARG_OTHER) {
-    a->po.target_device = a->ao.target_device;
-    return r;
-  }
-  if ((r = str_opt(a, argc, argv, i, "--output", &a->output)) != ARG_OTHER) return r;
-  if ((r = str_opt(a, argc, argv, i, "--model-storage", &o->model_storage)) != ARG_OTHER) return r;
-  if ((r = str_opt(a, argc, argv, i, "--name", &a->name)) != ARG_OTHER) return r;
-  if ((r = model_opt(a, argc, argv, i)) != ARG_OTHER) return r;
-  if ((r = int_opt(a, argc, argv, i, "--max-iter", 1, 1L << 30, &v)) != ARG_OTHER) return o->max_iter = (int)v, r;
-  if ((r = int_opt(a, argc, argv, i, "--take-best-n", 0, 1L << 30, &v)) != ARG_OTHER) return o->take_best_n = (int)v, r;
-  if ((r = int_opt(a, argc, argv, i, "--seed", 0, 2147483647L, &v)) != ARG_OTHER) return o->seed = (uint64_t)v, r;
-  if ((r = int_opt(a, argc, argv, i, "--search-batch", 1, 1L << 16, &v)) != ARG_OTHER) return o->search_batch = (int)v, r;
-  if ((r = dbl_opt(a, argc, argv, i, "--qos-tuner-threshold", &o->qos_tuner_threshold)) != ARG_OTHER) return r;
-  return dbl_opt(a, argc, argv, i, "--qos-keep-threshold", &o->qos_keep_threshold);
+  return PT_EXIT_OK;
 }
 
 /* PT_EXIT_OK, PT_EXIT_USAGE, or -1 after --help. */
 static int parse(int argc, char **argv, tune_args *a) {
-  for (int i = 1; i < argc; i++) {
-    const char *arg = argv[i];
-    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      pt_tune_opts d; /* the library's defaults, whatever options came before --help */
-      pt_tune_opts_init(&d);
-      if (a->piped) help_binary();
-      else help(&d);
-      return -1;
-    }
-    int r = flag_opt(a, arg);
-    if (r == ARG_OTHER) r = app_opt(a, argc, argv, &i);
-    if (r == ARG_OTHER) r = tune_opt(a, argc, argv, &i);
-    if (r == ARG_OTHER) return pt_cli_usage_error(a->cmd, "unknown argument '%s'", arg);
-    if (r != ARG_TAKEN) return r;
+  int r = pt_cli_parse(a->cmd, OPTS, N_OPTS, a->piped ? BINARY : TUNE, a, argc, argv);
+  if (r < 0) help(a->piped);
+  if (r != PT_EXIT_OK) return r;
+  if (isnan(a->o.qos_tuner_threshold)) { /* not given: a loss of 2 means nothing as an absolute QoS */
+    if (a->o.absolute) return pt_cli_usage_error(a->cmd, "--absolute needs --qos-tuner-threshold (an absolute QoS)");
+    pt_tune_opts d;
+    pt_tune_opts_init(&d);
+    a->o.qos_tuner_threshold = d.qos_tuner_threshold;
   }
-  return PT_EXIT_OK;
+  return models(a);
 }
 
 /* What the demo and tune-binary default to, and the checks that need every option. */
@@ -237,23 +145,25 @@ static int resolve(tune_args *a, char *demo_w, size_t n, int *demo) {
     if (!a->po.binary || !a->po.metadata) return pt_cli_usage_error(a->cmd, "--binary and --metadata are required");
   } else if (*demo) {
     if (!pt_cli_demo_inputs(demo_w, n, &a->ao.model, &a->ao.weights, &a->ao.data)) return PT_EXIT_FAIL;
-    if (isnan(a->o.qos_keep_threshold)) a->o.qos_keep_threshold = 3.0;
+    if (isnan(a->o.qos_keep_threshold) && !a->o.absolute) a->o.qos_keep_threshold = 3.0;
   } else if (!a->ao.model || !a->ao.data || (!a->ao.weights && !pt_model_is_onnx(a->ao.model))) {
     return pt_cli_usage_error(a->cmd, "--model, --weights and --data go together (--weights not with an .onnx model; or "
                                       "give none for the demo)");
   }
   if (a->piped || *demo) { /* both tune with the models PredTuner's tutorial uses */
-    if (!a->set_qos) a->o.qos_model = PT_QOS_P1;
-    if (!a->set_cost) a->o.cost_model = PT_COST_LINEAR;
+    if (!a->qos_name) a->o.qos_model = PT_QOS_P1;
+    if (!a->cost_name) a->o.cost_model = PT_COST_LINEAR;
   }
-  if (a->ao.target_device && pt_device_parse(a->ao.target_device) < 0)
-    return pt_cli_usage_error(a->cmd, "--target-device takes cpu, gpu or any, got '%s'", a->ao.target_device);
+  if (a->target && pt_device_parse(a->target) < 0)
+    return pt_cli_usage_error(a->cmd, "--target-device takes cpu, gpu or any, got '%s'", a->target);
+  a->ao.target_device = a->po.target_device = a->target;
   a->ao.name = a->po.name = a->name;
   a->ao.seed = a->o.seed;
   return PT_EXIT_OK;
 }
 
-/* --output, or predtuner-out/<name>: an .onnx path or a binary names its folder by its file name. */
+/* --output, or predtuner-out/<name>: a binary names its folder by its file name, an .onnx path by
+ * its file name and "-onnx" (the zoo network of the same name has the folder without it). */
 static void output_dir(const tune_args *a, char *out, size_t n) {
   if (a->output) {
     snprintf(out, n, "%s", a->output);
@@ -261,9 +171,8 @@ static void output_dir(const tune_args *a, char *out, size_t n) {
   }
   const char *label = a->name ? a->name : a->piped ? a->po.binary : a->ao.model, *slash = strrchr(label, '/');
   if (!a->name && slash) label = slash + 1;
-  int len = (int)strlen(label);
-  if (!a->name && pt_model_is_onnx(label)) len -= 5;
-  snprintf(out, n, "predtuner-out/%.*s", len, label);
+  int len = (int)strlen(label), onnx = !a->name && !a->piped && pt_model_is_onnx(label);
+  snprintf(out, n, "predtuner-out/%.*s%s", onnx ? len - 5 : len, label, onnx ? "-onnx" : "");
 }
 
 static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_dir, int dump_all) {
@@ -279,6 +188,14 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
   printf("best           %d (Pareto front + nearest), %d after validation and test\n",
          pt_tuner_count(t, PT_BEST_PREFILTER), pt_tuner_count(t, PT_BEST));
   if (s->validated) printf("validation     predicted QoS off by %.3f on average\n", s->mean_abs_validation_error);
+  if (s->failed) {
+    printf("failed         %lld configs:", (long long)s->failed);
+    for (int k = 1, first = 1; k < PT_STATUS_COUNT; k++)
+      if (s->failed_by[k]) printf("%s %lld %s", first ? "" : ",", (long long)s->failed_by[k], pt_status_str((pt_status)-k)), first = 0;
+    printf(" (reasons in tune.log and the journal)\n");
+  }
+  if (s->stopped[0]) printf("stopped        %s\n", s->stopped);
+  if (s->dropped) printf("dropped        %d best configs whose validation or test failed\n", s->dropped);
   int n = pt_tuner_count(t, PT_BEST);
   if (n) {
     printf("\n  #   speedup    QoS(tune)  validated  QoS(test)  ops changed\n");
@@ -335,8 +252,11 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   if (s == PT_OK && !a->quiet) print_summary(t, app, out_dir, a->dump_all);
   int rc = PT_EXIT_OK;
   if (s != PT_OK) {
+    pt_log_echo(NULL, PT_LOG_INFO); /* into tune.log; the terminal gets it once, below */
     pt_log(PT_LOG_ERROR, "%s", pt_last_error());
     rc = pt_cli_fail(s);
+  } else if (pt_tuner_summary(t)->stopped[0]) { /* the tuner logged why; the results so far are written */
+    rc = PT_EXIT_FAIL;
   } else if (plot_s != PT_OK) {
     rc = PT_EXIT_FAIL;
   }
@@ -348,6 +268,7 @@ static int run(tune_args *a, int demo, const char *out_dir) {
 static int tune_main(int argc, char **argv, int piped) {
   tune_args a = {.cmd = piped ? "tune-binary" : "tune", .piped = piped};
   pt_tune_opts_init(&a.o);
+  a.o.qos_tuner_threshold = NAN; /* "not given" until parsed */
   int rc = parse(argc, argv, &a);
   if (rc < 0) return PT_EXIT_OK;
   char demo_w[4096], out_dir[4096], path[4200];
@@ -355,12 +276,17 @@ static int tune_main(int argc, char **argv, int piped) {
   if (rc != PT_EXIT_OK || (rc = resolve(&a, demo_w, sizeof demo_w, &demo)) != PT_EXIT_OK) return rc;
   output_dir(&a, out_dir, sizeof out_dir);
   pt_status s = pt_make_dirs(out_dir);
+  if (s == PT_OK) s = pt_output_lock(out_dir); /* before tune.log: a second run must not touch the first's files */
   if (s != PT_OK) return pt_cli_fail(s);
   snprintf(path, sizeof path, "%s/tune.log", out_dir);
-  if ((s = pt_log_open(path)) != PT_OK) return pt_cli_fail(s);
-  pt_log_echo(stderr, PT_LOG_INFO);
-  rc = run(&a, demo, out_dir);
-  pt_log_close();
+  if ((s = pt_log_open(path)) == PT_OK) {
+    pt_log_echo(stderr, PT_LOG_INFO);
+    rc = run(&a, demo, out_dir);
+    pt_log_close();
+  } else {
+    rc = pt_cli_fail(s);
+  }
+  pt_output_unlock(out_dir);
   return rc;
 }
 

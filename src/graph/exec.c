@@ -2,6 +2,7 @@
  * op's setting (exact, FP16Approx, perforation, sampling or PromiseSim). The buffer pool and lanes
  * are in exec_pool.c, derived weights and calibration in exec_params.c, batches of configs in
  * exec_many.c. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +188,22 @@ static pt_status promise_input(pt_exec *ex, int op, const pt_node *nd, int n, in
                                       (uint64_t)first_image * (uint64_t)per_img, q, q);
 }
 
+/* pt_exec_find_nonfinite: node i's output, copied to the host, holds a NaN or an infinity. */
+static pt_status scan_output(pt_exec *ex, int i, int n, const float *y) {
+  size_t count = (size_t)n * (size_t)pt__node_out_numel(ex->g, i);
+  float *h = pt__malloc(count * sizeof *h);
+  if (!h) return pt__error(PT_ENOMEM, "executor: out of memory for a diagnostic copy of %zu values", count);
+  pt_status s = pt__ex_if(ex)->download(ex->be->ctx, h, y, count * sizeof *h);
+  if (s == PT_OK) s = pt__ex_if(ex)->synchronize(ex->be->ctx);
+  for (size_t k = 0; s == PT_OK && k < count; k++)
+    if (!isfinite(h[k])) {
+      ex->first_bad = i;
+      break;
+    }
+  free(h);
+  return s;
+}
+
 /* The backend calls of node i (output slot so, inputs s0 and s1), PromiseSim's steps and
  * calibration around them. *tmp receives PromiseSim's input slot (-1: none). */
 static pt_status node_work(pt_exec *ex, int i, int n, int64_t first_image, const pt_op_exec *oe, int s0, int s1,
@@ -217,6 +234,7 @@ static pt_status node_work(pt_exec *ex, int i, int n, int64_t first_image, const
                                     ex->promise[op].out[1], y, y));
   if (ex->calib && op >= 0 && (nd->type == PT_OP_CONV2D || nd->type == PT_OP_LINEAR))
     PT__TRY(pt__ex_calibrate_node(ex, op, nd, n, ex->pool[s0].ptr, y));
+  if (ex->find_bad && ex->first_bad < 0) PT__TRY(scan_output(ex, i, n, y));
   return PT_OK;
 }
 
@@ -297,6 +315,27 @@ pt_status pt_exec_calibrate(pt_exec *ex, const float *input, int n, pt_promise_r
   pt_status s = pt_exec_run(ex, input, n, NULL, out);
   ex->calib = NULL;
   free(out);
+  return s;
+}
+
+pt_status pt_exec_find_nonfinite(pt_exec *ex, const float *input, int n, int64_t first_image, const pt_op_exec *ops,
+                                 const char **node_name) {
+  *node_name = NULL;
+  if (n <= 0) return pt__error(PT_EINVAL, "executor: batch of %d images", n);
+  size_t in_count = (size_t)n * (size_t)pt__node_out_numel(ex->g, -1);
+  for (size_t k = 0; k < in_count; k++)
+    if (!isfinite(input[k])) {
+      *node_name = "input";
+      return PT_OK;
+    }
+  float *out = pt__malloc((size_t)n * (size_t)pt_graph_output_numel(ex->g) * sizeof *out);
+  if (!out) return pt__error(PT_ENOMEM, "executor: out of memory for a diagnostic batch of %d images", n);
+  ex->find_bad = 1;
+  ex->first_bad = -1;
+  pt_status s = pt_exec_run_at(ex, input, n, first_image, ops, out);
+  ex->find_bad = 0;
+  free(out);
+  if (s == PT_OK && ex->first_bad >= 0) *node_name = ex->g->nodes[ex->first_bad].name;
   return s;
 }
 

@@ -49,6 +49,8 @@ struct pt_exec {
   uint64_t promise_seed;
   void **pq_w, **pq_b;      /* (g->n_ops) quantised weight and bias, made on first use */
   pt_promise_ranges *calib; /* (g->n_ops) set during pt_exec_calibrate */
+  int find_bad;             /* pt_exec_find_nonfinite runs: each node's output is scanned on the host */
+  int first_bad;            /* the first node whose output held a NaN or an infinity, -1 none */
   void **h_w, **h_b;        /* (g->n_ops) binary16-rounded weight and bias, made on first fp16 use */
   double *op_seconds;       /* (g->n_ops) wall time accumulated by runs (pt_exec_time_ops), or NULL */
   /* Lanes in use by the current run_many (1 otherwise), the lane work is queued on, and per pair

@@ -6,9 +6,11 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
 #include "kernels/knob_math.h"
+#include "predtuner/log.h"
 
 static const char *const pt__op_names[PT_OP__COUNT] = {
     "Conv2d", "Linear", "ReLU", "Tanh", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Softmax", "add", "flatten"};
@@ -366,6 +368,27 @@ int pt_graph_count_ops(const pt_graph *g, pt_op_type t) {
 
 int pt_graph_num_tensors(const pt_graph *g) { return g->n_params; }
 const char *pt_graph_tensor_name(const pt_graph *g, int i) { return g->params[i].name; }
+int64_t pt_graph_tensor_nonfinite(const pt_graph *g, int i) {
+  const pt_param *p = &g->params[i];
+  if (!p->data) return 0;
+  int64_t n = 1, bad = 0;
+  for (int d = 0; d < p->ndim; d++) n *= p->shape[d];
+  for (int64_t k = 0; k < n; k++) bad += !isfinite(p->data[k]);
+  return bad;
+}
+
+pt_status pt_graph_check_weights(const pt_graph *g, const char *file, int strict) {
+  for (int i = 0; i < g->n_params; i++) {
+    int64_t bad = pt_graph_tensor_nonfinite(g, i);
+    if (!bad) continue;
+    if (strict)
+      return pt__error(PT_ENONFINITE, "%s: tensor '%s' holds %lld NaN or infinite values (--strict)", file,
+                       g->params[i].name, (long long)bad);
+    pt_log(PT_LOG_WARN, "%s: tensor '%s' holds %lld NaN or infinite values", file, g->params[i].name, (long long)bad);
+  }
+  return PT_OK;
+}
+
 int pt_graph_tensor_shape(const pt_graph *g, int i, int64_t shape[4]) {
   memcpy(shape, g->params[i].shape, sizeof g->params[i].shape);
   return g->params[i].ndim;
@@ -397,4 +420,27 @@ void pt_graph_init_random(pt_graph *g, uint64_t seed) {
       }
     }
   }
+}
+
+void pt_graph_fingerprint(const pt_graph *g, uint64_t *structure, uint64_t *weights) {
+  uint64_t h = pt__hash_str(PT__HASH_INIT, g->name);
+  int in[4] = {g->in_c, g->in_h, g->in_w, g->num_classes};
+  h = pt__hash_bytes(h, in, sizeof in);
+  for (int i = 0; i < g->n_nodes; i++) { /* every field that changes what a node computes */
+    const pt_node *n = &g->nodes[i];
+    int f[5] = {(int)n->type, n->is_op, n->n_in, n->in[0], n->in[1]};
+    h = pt__hash_str(pt__hash_bytes(h, f, sizeof f), n->name);
+    h = pt__hash_bytes(pt__hash_bytes(h, n->out_shape, sizeof n->out_shape), &n->p, sizeof n->p);
+    h = pt__hash_bytes(h, n->param, sizeof n->param);
+  }
+  uint64_t w = PT__HASH_INIT;
+  for (int i = 0; i < g->n_params; i++) {
+    const pt_param *p = &g->params[i];
+    int64_t numel = 1;
+    for (int d = 0; d < p->ndim; d++) numel *= p->shape[d];
+    h = pt__hash_bytes(pt__hash_str(h, p->name), p->shape, sizeof p->shape);
+    if (p->data) w = pt__hash_bytes(w, p->data, (size_t)numel * sizeof *p->data);
+  }
+  *structure = pt__hash_final(h);
+  *weights = pt__hash_final(w);
 }

@@ -39,7 +39,10 @@ static pt_status parse_profiled(const char *text, size_t len, const char *src, v
   if (!root) return pt__error(PT_EFORMAT, "%s: not valid JSON", src);
   pt_status s = PT_OK;
   const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "seconds");
+  const cJSON *fp = cJSON_GetObjectItemCaseSensitive(root, "fingerprint");
   if (!cJSON_IsObject(sec)) s = pt__error(PT_EFORMAT, "%s: no \"seconds\" object", src);
+  else if (fp && !cJSON_IsString(fp)) s = pt__error(PT_EFORMAT, "%s: \"fingerprint\" is not a string", src);
+  else s = pt__fp_check(pp->app, PT__FP_COST, fp ? fp->valuestring : NULL, src, PT__MODELS_WAY_OUT);
   const cJSON *opj, *secs = s == PT_OK ? sec : NULL;
   cJSON_ArrayForEach(opj, secs) {
     int op = -1;
@@ -53,8 +56,8 @@ static pt_status parse_profiled(const char *text, size_t len, const char *src, v
     cJSON_ArrayForEach(kj, opj) {
       int p = pt_app_op_find_knob(pp->app, op, kj->string);
       if (p < 0) continue; /* measured for a larger knob set */
-      if (!cJSON_IsNumber(kj) || !(kj->valuedouble >= 0)) {
-        s = pt__error(PT_EFORMAT, "%s: op '%s' knob '%s': expected seconds >= 0", src, opj->string, kj->string);
+      if (!cJSON_IsNumber(kj) || !(kj->valuedouble > 0) || !isfinite(kj->valuedouble)) {
+        s = pt__error(PT_ERANGE, "%s: op '%s' knob '%s': expected seconds > 0", src, opj->string, kj->string);
         break;
       }
       pp->cost[pp->app->entry_off[op] + p] = kj->valuedouble;
@@ -66,7 +69,7 @@ static pt_status parse_profiled(const char *text, size_t len, const char *src, v
   return s;
 }
 
-pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double *entry_cost) {
+pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, double *entry_cost) {
   if (!app->vt->profile)
     return pt__error(PT_EUNSUPPORTED, "cost_profiled needs an app that can time its ops (a DNN app); app %s cannot",
                      app->name);
@@ -74,7 +77,7 @@ pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double
   for (int e = 0; e < app->n_entries; e++) entry_cost[e] = NAN;
   if (dir) {
     PT__TRY(pt__model_path(dir, "cost_profiled.json", 0, path, sizeof path));
-    if (access(path, F_OK) == 0) {
+    if (!reinit && access(path, F_OK) == 0) {
       profiled_parse pp = {app, entry_cost, 0};
       PT__TRY(pt__parse_file(path, parse_profiled, &pp));
       int missing = 0;
@@ -89,6 +92,9 @@ pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double
   if (s != PT_OK || !dir) return s;
   cJSON *root = cJSON_CreateObject(), *sec = cJSON_AddObjectToObject(root, "seconds");
   cJSON_AddStringToObject(root, "app_name", app->name);
+  char fp[512];
+  pt__fp_format(app, PT__FP_COST, fp, sizeof fp);
+  cJSON_AddStringToObject(root, "fingerprint", fp);
   for (int op = 0; op < app->n_ops; op++) {
     cJSON *o = cJSON_AddObjectToObject(sec, app->op_names[op]);
     for (int p = 0; p < app->n_knobs[op]; p++)

@@ -1,6 +1,11 @@
 /* QoS and cost models (docs/design.md, "QoS, cost and models"). All tables are per entry ((op, knob position) pairs, see
- * app_internal.h). Model files live in a storage folder, are reused when present, extended when
- * the app has entries they lack, and written atomically as initialisation goes. */
+ * app_internal.h). Model files live in a storage folder, are reused when present (and made from
+ * this app's inputs: their fingerprint, docs/design.md "Fingerprints"), extended when the app has
+ * entries they lack, and written atomically as initialisation goes. reinit: build afresh, ignoring
+ * (and then replacing) a stored file. */
+#define PT__MODELS_WAY_OUT "use a fresh --output (or --model-storage) folder, or --force-reinit to rebuild it"
+/* What the cost profile depends on (the QoS models: PT__FP_MODEL). */
+#define PT__FP_COST (PT__FP(PT__FP_GRAPH) | PT__FP(PT__FP_KNOBS) | PT__FP(PT__FP_DEVICE) | PT__FP(PT__FP_BACKEND) | PT__FP(PT__FP_MEASURE))
 #ifndef PT_MODELS_H
 #define PT_MODELS_H
 
@@ -11,14 +16,14 @@
 /* cost_linear: FLOPs(op) / exp_speedup(knob). */
 pt_status pt__cost_linear(const pt_app *app, double *entry_cost);
 /* cost_profiled: measured seconds per op and knob on the app's backend (<dir>/cost_profiled.json). */
-pt_status pt__cost_profiled(pt_app *app, const char *dir, FILE *progress, double *entry_cost);
+pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, double *entry_cost);
 
 /* qos_p2: q0 + sum over ops of (q[op][knob] - q0); <dir>/p2.json in PredTuner's layout. */
 typedef struct pt__p2 {
   double q0;
   double *q; /* (n_entries) */
 } pt__p2;
-pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m);
+pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m);
 /* Reads a p2.json into m (q entries the file lacks are NaN); *missing counts them. */
 pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing);
 void pt__p2_predict(const pt_app *app, const pt__p2 *m, int n, const uint16_t *cfgs, double *qos);
@@ -44,8 +49,9 @@ typedef struct pt__p1 {
  * sample-major layout; later predictions run there. PT_EUNSUPPORTED when the backend has none;
  * the model keeps predicting on the CPU after any failure. */
 pt_status pt__p1_attach(pt__p1 *m, struct pt_backend *be);
-pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m);
-void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos);
+pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p1 *m);
+/* PT_ENOMEM when the CPU's scratch cannot be had (a device failure falls back to the CPU). */
+pt_status pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos);
 void pt__p1_free(pt__p1 *m);
 /* Builds a P1 model from given tensors (base (rows, cols); deltas per entry, NULL = zeros): for
  * benchmarks and tests. */

@@ -75,6 +75,9 @@ static pt_status save_p1(const char *path, const pt_app *app, int rows, int cols
   pt_tensor t = {PT_F32, 2, {rows, cols}, base, 0};
   pt_status s = pt_st_writer_add(w, "baseline", &t);
   if (s == PT_OK) s = pt_st_writer_metadata(w, "app_name", app->name);
+  char fp[512];
+  pt__fp_format(app, PT__FP_MODEL, fp, sizeof fp);
+  if (s == PT_OK) s = pt_st_writer_metadata(w, "fingerprint", fp);
   char name[512];
   for (int op = 0; s == PT_OK && op < app->n_ops; op++)
     for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
@@ -93,10 +96,11 @@ static pt_status save_p1(const char *path, const pt_app *app, int rows, int cols
 static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols, float *base, float **d, int *have_base) {
   pt_safetensors *st = NULL;
   PT__TRY(pt_st_open(path, &st));
-  pt_status s = PT_OK;
+  pt_status s = pt__fp_check(app, PT__FP_MODEL, pt_st_metadata(st, "fingerprint"), path, PT__MODELS_WAY_OUT);
   int64_t shape[PT_MAX_DIMS];
   int bi = pt_st_find(st, "baseline");
-  if (bi < 0) s = pt__error(PT_EFORMAT, "%s: no \"baseline\" tensor", path);
+  if (s != PT_OK) {
+  } else if (bi < 0) s = pt__error(PT_EFORMAT, "%s: no \"baseline\" tensor", path);
   else if (pt_st_shape(st, bi, shape) != 2 || shape[0] != rows || shape[1] != cols)
     s = pt__error(PT_ESHAPE, "%s: baseline is not [%d,%d] (the tune set's outputs): a model of other data? delete it or "
                              "use another --model-storage", path, rows, cols);
@@ -120,7 +124,7 @@ static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols
   return s;
 }
 
-pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
+pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p1 *m) {
   memset(m, 0, sizeof *m);
   if (!app->vt->output || app->out_rows <= 0)
     return pt__error(PT_EUNSUPPORTED, "qos_p1 needs an app with an output tensor (a DNN app); app %s has none", app->name);
@@ -133,13 +137,13 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
   pt_status s = base && d ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for the model (%d x %d)", rows, cols);
   if (s == PT_OK && dir) {
     s = pt__model_path(dir, "p1.safetensors", 1, path, sizeof path);
-    if (s == PT_OK && access(path, F_OK) == 0) s = load_p1(path, app, rows, cols, base, d, &have_base);
+    if (s == PT_OK && !reinit && access(path, F_OK) == 0) s = load_p1(path, app, rows, cols, base, d, &have_base);
   }
   if (s == PT_OK && !have_base) s = app->vt->output(app, -1, 0, base);
   int missing = 0;
   for (int e = 0; e < app->n_entries; e++) missing += !d[e];
   pt_progress prog;
-  pt_progress_begin(&prog, missing ? progress : NULL, "qos_p1 init", missing);
+  pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p1 init", missing);
   double last_save = pt_now();
   int done = 0;
   for (int op = 0; s == PT_OK && op < app->n_ops; op++)
@@ -175,8 +179,8 @@ pt_status pt__p1_init(pt_app *app, const char *dir, FILE *progress, pt__p1 *m) {
 
 /* Correct predictions of each config over one row block. slots: (n, n_ops) the configs' non-zero
  * delta slots, ns: (n) how many each has (found once per batch, not once per block). The block is
- * column-major, so the sums and the argmax (first maximum; a NaN loses to any number, as
- * pt_topk_accuracy) work on PT__P1_ROWS rows at once and vectorise. */
+ * column-major, so the sums and the argmax (first maximum; a row with a non-finite value is
+ * wrong, as in pt_topk_accuracy) work on PT__P1_ROWS rows at once and vectorise. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 /* the portable build targets baseline x86-64 (SSE2); the hot loop also gets an AVX2 copy (faster here than
  * an AVX-512 one), chosen at load time by the CPU */
@@ -205,20 +209,21 @@ static void predict_block(const pt__p1 *m, int b, int n, int n_ops, const int *s
         for (size_t i = 0; i < blk; i++) acc[i] += dv[i];
       }
     }
-    float bv[R];
+    float bv[R], fin[R]; /* fin: 0 while the row is finite (x - x is NaN for NaN and inf) */
     int32_t bi[R];
-    for (int r = 0; r < R; r++) bv[r] = acc[r], bi[r] = 0;
+    for (int r = 0; r < R; r++) bv[r] = acc[r], bi[r] = 0, fin[r] = acc[r] - acc[r];
     for (int j = 1; j < cols; j++) {
       const float *col = acc + (size_t)j * R;
       for (int r = 0; r < R; r++) {
         const float v = col[r];
-        const int take = v > bv[r] || (bv[r] != bv[r] && v == v);
+        const int take = v > bv[r];
         bv[r] = take ? v : bv[r];
         bi[r] = take ? j : bi[r];
+        fin[r] += v - v;
       }
     }
     int ok = 0;
-    for (int r = 0; r < R; r++) ok += bi[r] == lab[r];
+    for (int r = 0; r < R; r++) ok += bi[r] == lab[r] && fin[r] == 0.0f;
     correct[k] += ok;
   }
 }
@@ -258,7 +263,7 @@ static void config_slots(const pt_app *app, const pt__p1 *m, int n, const uint16
   }
 }
 
-void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
+pt_status pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos) {
   if (m->dev) { /* on the device; any failure falls back to the CPU below */
     int *slots = pt__calloc((size_t)n * (size_t)app->n_ops + 1, sizeof *slots), *ns = pt__calloc((size_t)n + 1, sizeof *ns);
     int64_t *correct = pt__calloc((size_t)n + 1, sizeof *correct);
@@ -272,14 +277,13 @@ void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *c
     else
       pt_log(PT_LOG_WARN, "P1 on %s failed (%s); predicting on the CPU", pt_backend_name(m->be), pt_last_error());
     free(slots), free(ns), free(correct);
-    if (s == PT_OK) return;
+    if (s == PT_OK) return PT_OK;
   }
   int64_t *correct = pt__calloc((size_t)n, sizeof *correct);
   int *slots = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *slots), *ns = pt__malloc((size_t)n * sizeof *ns);
   if (!correct || !slots || !ns) {
-    for (int k = 0; k < n; k++) qos[k] = NAN;
     free(correct), free(slots), free(ns);
-    return;
+    return pt__error(PT_ENOMEM, "qos_p1: out of memory for a batch of %d configs", n);
   }
   config_slots(app, m, n, cfgs, slots, ns);
   int failed = 0;
@@ -301,4 +305,5 @@ void pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *c
   }
   for (int k = 0; k < n; k++) qos[k] = failed ? NAN : 100.0 * (double)correct[k] / (double)m->rows;
   free(correct), free(slots), free(ns);
+  return failed ? pt__error(PT_ENOMEM, "qos_p1: out of memory for a thread's scratch") : PT_OK;
 }

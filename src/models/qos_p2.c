@@ -22,6 +22,13 @@ typedef struct p2_parse {
   pt__p2 *m;
 } p2_parse;
 
+/* A stored QoS must be a finite number, and an accuracy within [0, 100]. */
+static pt_status check_qos(const pt_app *app, const char *src, const char *knob, const char *op, double v) {
+  if (isfinite(v) && (!app->qos_percent || (v >= 0 && v <= 100))) return PT_OK;
+  return pt__error(PT_ERANGE, "%s: %s%s%s%s: QoS %g is not %s", src, op[0] ? "df[\"" : "\"", knob,
+                   op[0] ? "\"][\"" : "\"", op[0] ? op : "", v, app->qos_percent ? "an accuracy in [0, 100]" : "finite");
+}
+
 static pt_status parse_p2(const char *text, size_t len, const char *src, void *out) {
   p2_parse *pp = out;
   const pt_app *app = pp->app;
@@ -35,6 +42,10 @@ static pt_status parse_p2(const char *text, size_t len, const char *src, void *o
   else if (!cJSON_IsObject(df)) s = pt__error(PT_EFORMAT, "%s: \"df\" is missing or not an object", src);
   else if (!cJSON_IsNumber(bq)) s = pt__error(PT_EFORMAT, "%s: \"bqos\" is missing or not a number", src);
   else if (name && !cJSON_IsString(name)) s = pt__error(PT_EFORMAT, "%s: \"app_name\" is not a string", src);
+  const cJSON *fp = cJSON_GetObjectItemCaseSensitive(root, "fingerprint");
+  if (s == PT_OK && fp && !cJSON_IsString(fp)) s = pt__error(PT_EFORMAT, "%s: \"fingerprint\" is not a string", src);
+  if (s == PT_OK) s = pt__fp_check(app, PT__FP_MODEL, fp ? fp->valuestring : NULL, src, PT__MODELS_WAY_OUT);
+  if (s == PT_OK) s = check_qos(app, src, "bqos", "", bq->valuedouble);
   if (s == PT_OK) pp->m->q0 = bq->valuedouble;
   const cJSON *kj, *dfs = s == PT_OK ? df : NULL;
   cJSON_ArrayForEach(kj, dfs) {
@@ -57,6 +68,7 @@ static pt_status parse_p2(const char *text, size_t len, const char *src, void *o
         s = pt__error(PT_EFORMAT, "%s: df[\"%s\"][\"%s\"] is not a number or null", src, kj->string, oj->string);
         break;
       }
+      if ((s = check_qos(app, src, kj->string, oj->string, oj->valuedouble)) != PT_OK) break;
       int p = pt_app_op_find_knob(app, op, kj->string);
       if (p >= 0) pp->m->q[app->entry_off[op] + p] = oj->valuedouble; /* others: a larger knob set */
     }
@@ -80,6 +92,9 @@ pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missi
 static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "app_name", app->name);
+  char fp[512];
+  pt__fp_format(app, PT__FP_MODEL, fp, sizeof fp);
+  cJSON_AddStringToObject(root, "fingerprint", fp);
   cJSON *df = cJSON_AddObjectToObject(root, "df");
   for (int e = 0; e < app->n_entries; e++) { /* one column per knob, every op a row, null where n/a */
     const char *k = app->entry_knob[e];
@@ -110,7 +125,7 @@ static pt_status measure_single(pt_app *app, int op, int pos, uint16_t *cfg, dou
   return pt_app_measure(app, 1, cfg, 0, q, &cost);
 }
 
-pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
+pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m) {
   memset(m, 0, sizeof *m);
   char path[4096] = "";
   int missing = app->n_entries, have_file = 0;
@@ -119,7 +134,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
   pt_status s = PT_OK;
   if (dir) {
     s = pt__model_path(dir, "p2.json", 1, path, sizeof path);
-    if (s == PT_OK && access(path, F_OK) == 0) {
+    if (s == PT_OK && !reinit && access(path, F_OK) == 0) {
       s = pt__p2_load(path, app, m, &missing);
       have_file = 1;
     }
@@ -131,7 +146,7 @@ pt_status pt__p2_init(pt_app *app, const char *dir, FILE *progress, pt__p2 *m) {
     s = measure_single(app, -1, 0, cfg, &m->q0);
   }
   pt_progress prog;
-  pt_progress_begin(&prog, missing ? progress : NULL, "qos_p2 init", missing);
+  pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p2 init", missing);
   double last_save = pt_now();
   int done = 0;
   for (int op = 0; s == PT_OK && op < app->n_ops; op++)

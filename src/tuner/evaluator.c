@@ -1,5 +1,6 @@
 /* The models of a tuning run and the evaluation of a batch of configs (tuner/evaluator.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,8 +41,8 @@ static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *
   pt_app *app = ev->app;
   if (ev->qos == PT_QOS_EMPIRICAL) return PT_OK;
   pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", pt_qos_model_name(ev->qos), storage ? storage : "none");
-  if (ev->qos == PT_QOS_P2) return pt__p2_init(app, storage, o->progress, &ev->p2);
-  PT__TRY(pt__p1_init(app, storage, o->progress, &ev->p1));
+  if (ev->qos == PT_QOS_P2) return pt__p2_init(app, storage, o->force_reinit, o->progress, &ev->p2);
+  PT__TRY(pt__p1_init(app, storage, o->force_reinit, o->progress, &ev->p1));
   if (app->be) {
     if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
     else pt_log(PT_LOG_DEBUG, "qos_p1 predicts on the CPU: %s", pt_last_error());
@@ -64,12 +65,12 @@ static pt_status init_search_loss(pt__evaluator *ev) {
   }
   for (int op = 0; op < app->n_ops; op++)
     for (int p = 0; p < app->n_knobs[op]; p++) c[(int64_t)(app->entry_off[op] + p) * app->n_ops + op] = (uint16_t)p;
-  pt__p1_predict(app, &ev->p1, app->n_entries, c, q);
+  pt_status s = pt__p1_predict(app, &ev->p1, app->n_entries, c, q);
   memset(c, 0, (size_t)app->n_ops * sizeof *c);
-  pt__p1_predict(app, &ev->p1, 1, c, &q0);
-  for (int e = 0; e < app->n_entries; e++) ev->search_loss[e] = q0 - q[e];
+  if (s == PT_OK) s = pt__p1_predict(app, &ev->p1, 1, c, &q0);
+  for (int e = 0; s == PT_OK && e < app->n_entries; e++) ev->search_loss[e] = q0 - q[e];
   free(c), free(q);
-  return PT_OK;
+  return s;
 }
 
 pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage) {
@@ -90,7 +91,7 @@ pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, c
   PT__TRY(init_qos(ev, o, storage));
   PT__TRY(pt__cost_linear(app, ev->search_cost));
   if (ev->cost == PT_COST_LINEAR) memcpy(ev->cost_tbl, ev->search_cost, ne * sizeof *ev->search_cost);
-  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->progress, ev->cost_tbl));
+  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, ev->cost_tbl));
   if (ev->cost_tbl) memcpy(ev->search_cost, ev->cost_tbl, ne * sizeof *ev->search_cost);
   return init_search_loss(ev);
 }
@@ -120,13 +121,55 @@ pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *
   return PT_OK;
 }
 
-pt_status pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost) {
+static void set_fail(pt__fail *f, pt_status st, const char *why) {
+  f->status = st;
+  snprintf(f->why, sizeof f->why, "%s", why && why[0] ? why : pt_status_str(st));
+}
+
+/* A measured config whose numbers cannot be right fails: NaN or infinite QoS, a cost that is not a
+ * positive number. */
+static int check_results(int n, double *qos, double *cost, pt__fail *fail) {
+  int failed = 0;
+  for (int k = 0; k < n; k++) {
+    if (fail[k].status == PT_OK && !isfinite(qos[k]))
+      set_fail(&fail[k], PT_ENONFINITE, "non-finite QoS (the output holds NaN or infinity)");
+    else if (fail[k].status == PT_OK && cost && !(cost[k] > 0 && isfinite(cost[k]))) {
+      char why[96];
+      snprintf(why, sizeof why, "measured cost %g is not a positive number", cost[k]);
+      set_fail(&fail[k], PT_ERANGE, why);
+    }
+    if (fail[k].status != PT_OK) {
+      qos[k] = NAN;
+      if (cost) cost[k] = NAN;
+      failed++;
+    }
+  }
+  return failed;
+}
+
+int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost, pt__fail *fail) {
+  for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
+  if (pt_app_measure(app, n, cfgs, test, qos, cost) != PT_OK) {
+    if (n > 1) pt_log(PT_LOG_WARN, "a batch of %d configs failed (%s); measuring them one by one", n, pt_last_error());
+    for (int k = 0; k < n; k++) {
+      pt_status st = n > 1 ? pt_app_measure(app, 1, cfgs + (int64_t)k * app->n_ops, test, &qos[k], cost ? &cost[k] : NULL)
+                           : PT_EBACKEND;
+      if (st != PT_OK || n == 1) set_fail(&fail[k], n > 1 ? st : PT_EBACKEND, pt_last_error());
+    }
+  }
+  return check_results(n, qos, cost, fail);
+}
+
+int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail) {
   pt_app *app = ev->app;
+  for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
   /* QoS alone when a model gives the cost: the DNN app then shares common prefixes untimed */
   if (ev->qos == PT_QOS_EMPIRICAL || !ev->cost_tbl)
-    PT__TRY(pt_app_measure(app, n, cfgs, 0, qos, ev->cost_tbl ? NULL : cost));
-  if (ev->qos == PT_QOS_P1) pt__p1_predict(app, &ev->p1, n, cfgs, qos);
+    pt__measure_isolated(app, n, cfgs, 0, qos, ev->cost_tbl ? NULL : cost, fail);
+  pt_status s = PT_OK;
+  if (ev->qos == PT_QOS_P1) s = pt__p1_predict(app, &ev->p1, n, cfgs, qos);
   if (ev->qos == PT_QOS_P2) pt__p2_predict(app, &ev->p2, n, cfgs, qos);
+  if (s != PT_OK) return (int)s;
   for (int k = 0; k < n; k++) {
     if (ev->cost_tbl) {
       const uint16_t *c = cfgs + (int64_t)k * app->n_ops;
@@ -136,5 +179,5 @@ pt_status pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double 
     }
     cost[k] /= ev->base_cost;
   }
-  return PT_OK;
+  return check_results(n, qos, cost, fail);
 }

@@ -29,7 +29,19 @@ static inline int pt__eval_predicts_qos(const pt__evaluator *ev) { return ev->qo
  * the baseline config's speedup over the exact network where it is known (NaN otherwise;
  * exact_cost: the exact network's measured cost). */
 pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *exact_speedup);
-/* QoS and cost (relative to the baseline config) of n configs. */
-pt_status pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost);
+/* Why one config failed (docs/design.md, "Failed configs"): status PT_OK when it did not. */
+typedef struct pt__fail {
+  pt_status status;
+  char why[240];
+} pt__fail;
+
+/* Empirical QoS (and cost, unless NULL) of n configs where a config that fails is a result, not the
+ * end: a batch that fails is measured again config by config; a config whose measurement fails,
+ * whose QoS is not finite or whose cost is not a positive number gets fail[k] (its qos and cost
+ * NaN). Returns how many failed. */
+int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost, pt__fail *fail);
+/* QoS and cost (relative to the baseline config) of n configs; failed ones as pt__measure_isolated.
+ * Returns the number that failed, or the (negative) status when the models fail. */
+int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail);
 
 #endif

@@ -10,6 +10,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* "2": fingerprints and failed configs (status, error); 0.1's journals have no format key. */
+#define JOURNAL_FORMAT "2"
+
 struct pt__journal {
   sqlite3 *db;
   char path[4096];
@@ -76,17 +79,52 @@ static void remove_db(const char *path) {
   unlink(p);
 }
 
-pt_status pt__journal_open(const char *path, int resume, const pt_app *app, const char *qos_model,
+pt_status pt__journal_check_start(const char *path, int resume, int overwrite) {
+  int exists = access(path, F_OK) == 0;
+  if (resume && !exists) return pt__error(PT_ENOTFOUND, "%s: --resume but there is no journal to resume", path);
+  if (!resume && exists && !overwrite)
+    return pt__error(PT_EEXIST, "%s: an earlier run's journal is here; --resume continues it, --overwrite replaces it, "
+                                "or choose another --output folder", path);
+  return PT_OK;
+}
+
+static pt_status prepare(const char *path, int resume, int overwrite) {
+  PT__TRY(pt__journal_check_start(path, resume, overwrite));
+  if (!resume) remove_db(path);
+  return PT_OK;
+}
+
+/* The meta keys a resumed journal must agree on; the first run writes them. */
+static pt_status check_meta(pt__journal *j, int resume, const pt_app *app, const char *qos_model, const char *cost_model) {
+  char sig[128], fp[512], have[600];
+  space_signature(app, sig, sizeof sig);
+  pt__fp_format(app, PT__FP_ALL, fp, sizeof fp);
+  PT__TRY(get_meta(j, "format", have, sizeof have));
+  if (resume && strcmp(have, JOURNAL_FORMAT))
+    return pt__error(PT_ESTALE, "%s: written by predtuner-gpu 0.1 (no fingerprint, no failed configs): it cannot be "
+                                "resumed; --overwrite starts afresh", j->path);
+  const char *keys[6] = {"format", "app", "qos_model", "cost_model", "space", "fingerprint"};
+  const char *vals[6] = {JOURNAL_FORMAT, app->name, qos_model ? qos_model : "empirical",
+                         cost_model ? cost_model : "empirical", sig, fp};
+  for (int k = 0; k < 6; k++) {
+    PT__TRY(get_meta(j, keys[k], have, sizeof have));
+    if (!have[0]) PT__TRY(pt__journal_meta(j, keys[k], vals[k]));
+    else if (k == 5)
+      PT__TRY(pt__fp_check(app, PT__FP_ALL, have, j->path, "--overwrite starts afresh, or choose another --output folder"));
+    else if (strcmp(have, vals[k]))
+      return pt__error(PT_EINVAL, "%s: cannot resume: the journal's %s is '%s' but this run's is '%s'", j->path, keys[k],
+                       have, vals[k]);
+  }
+  return PT_OK;
+}
+
+pt_status pt__journal_open(const char *path, int resume, int overwrite, const pt_app *app, const char *qos_model,
                            const char *cost_model, pt__journal **out) {
   *out = NULL;
+  PT__TRY(prepare(path, resume, overwrite));
   pt__journal *j = pt__calloc(1, sizeof *j);
   if (!j) return pt__error(PT_ENOMEM, "%s: out of memory", path);
   snprintf(j->path, sizeof j->path, "%s", path);
-  if (resume && access(path, F_OK) != 0) {
-    free(j);
-    return pt__error(PT_ENOTFOUND, "%s: --resume but there is no journal to resume", path);
-  }
-  if (!resume) remove_db(path);
   pt_status s = PT_OK;
   if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
     s = db_error(j, "cannot open");
@@ -95,26 +133,12 @@ pt_status pt__journal_open(const char *path, int resume, const pt_app *app, cons
     s = exec_sql(j, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
                     "CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, config TEXT NOT NULL UNIQUE,"
                     " knobs TEXT, qos REAL, cost REAL, predicted INTEGER, seconds REAL, technique TEXT,"
-                    " time TEXT DEFAULT CURRENT_TIMESTAMP);");
-  char sig[128], want[3][256], have[256];
-  space_signature(app, sig, sizeof sig);
-  snprintf(want[0], sizeof want[0], "%s", app->name);
-  snprintf(want[1], sizeof want[1], "%s", qos_model ? qos_model : "empirical");
-  snprintf(want[2], sizeof want[2], "%s", cost_model ? cost_model : "empirical");
-  const char *keys[4] = {"app", "qos_model", "cost_model", "space"};
-  const char *vals[4] = {want[0], want[1], want[2], sig};
-  for (int k = 0; s == PT_OK && k < 4; k++) {
-    s = get_meta(j, keys[k], have, sizeof have);
-    if (s != PT_OK) break;
-    if (!have[0]) s = pt__journal_meta(j, keys[k], vals[k]);
-    else if (strcmp(have, vals[k]))
-      s = pt__error(PT_EINVAL, "%s: cannot resume: the journal's %s is '%s' but this run's is '%s'", path, keys[k],
-                    have, vals[k]);
-  }
+                    " status INTEGER DEFAULT 0, error TEXT, time TEXT DEFAULT CURRENT_TIMESTAMP);");
+  if (s == PT_OK) s = check_meta(j, resume, app, qos_model, cost_model);
   if (s == PT_OK &&
       sqlite3_prepare_v2(j->db,
-                         "INSERT INTO evals(config, knobs, qos, cost, predicted, seconds, technique)"
-                         " VALUES(?, ?, ?, ?, ?, ?, ?)",
+                         "INSERT INTO evals(config, knobs, qos, cost, predicted, seconds, technique, status, error)"
+                         " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          -1, &j->ins, NULL) != SQLITE_OK)
     s = db_error(j, "preparing insert");
   if (s != PT_OK) {
@@ -132,14 +156,14 @@ void pt__journal_close(pt__journal *j) {
   free(j);
 }
 
-pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16_t **cfgs, double **qos,
-                           double **cost, uint8_t **predicted) {
-  *n = 0;
-  *cfgs = NULL;
-  *qos = *cost = NULL;
-  *predicted = NULL;
+pt_status pt__journal_read(pt__journal *j, const pt_app *app, pt__journal_rows *r) {
+  memset(r, 0, sizeof *r);
+  int64_t *n = &r->n;
+  uint16_t **cfgs = &r->cfgs;
+  double **qos = &r->qos, **cost = &r->cost;
+  uint8_t **predicted = &r->predicted;
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(j->db, "SELECT config, qos, cost, predicted FROM evals ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(j->db, "SELECT config, qos, cost, predicted, status FROM evals ORDER BY id", -1, &st, NULL) != SQLITE_OK)
     return db_error(j, "reading evals");
   int64_t cap = 0;
   pt_status s = PT_OK;
@@ -153,7 +177,9 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16
       void *c = pt__realloc(*cost, (size_t)cap * sizeof **cost), *d = pt__realloc(*predicted, (size_t)cap);
       if (c) *cost = c;
       if (d) *predicted = d;
-      if (!a || !b || !c || !d) {
+      void *e = pt__realloc(r->status, (size_t)cap * sizeof *r->status);
+      if (e) r->status = e;
+      if (!a || !b || !c || !d || !e) {
         s = pt__error(PT_ENOMEM, "%s: out of memory for %lld journaled configs", j->path, (long long)cap);
         break;
       }
@@ -174,14 +200,23 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, int64_t *n, uint16
     (*qos)[*n] = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
     (*cost)[*n] = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
     (*predicted)[*n] = (uint8_t)sqlite3_column_int(st, 3);
+    int code = sqlite3_column_int(st, 4);
+    r->status[*n] = (int8_t)(code <= 0 && code > -PT_STATUS_COUNT ? code : PT_EBACKEND);
+    if (r->status[*n] != PT_OK) (*qos)[*n] = (*cost)[*n] = NAN; /* a failed config stays failed */
     if (s == PT_OK) (*n)++;
   }
   sqlite3_finalize(st);
   return s;
 }
 
+void pt__journal_rows_free(pt__journal_rows *r) {
+  free(r->cfgs), free(r->qos), free(r->cost), free(r->predicted), free(r->status);
+  memset(r, 0, sizeof *r);
+}
+
 pt_status pt__journal_add(pt__journal *j, const pt_app *app, int n, const uint16_t *cfgs, const double *qos,
-                          const double *cost, int predicted, double seconds_each, const char *const *tech) {
+                          const double *cost, int predicted, double seconds_each, const char *const *tech,
+                          const pt__fail *fail) {
   size_t cap = (size_t)app->n_ops * 8 + 16, kcap = 4096;
   char *txt = pt__malloc(cap), *kn = pt__malloc(kcap);
   if (!txt || !kn) {
@@ -211,6 +246,8 @@ pt_status pt__journal_add(pt__journal *j, const pt_app *app, int n, const uint16
     sqlite3_bind_int(j->ins, 5, predicted);
     sqlite3_bind_double(j->ins, 6, seconds_each);
     sqlite3_bind_text(j->ins, 7, tech ? tech[k] : NULL, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(j->ins, 8, fail ? (int)fail[k].status : 0);
+    sqlite3_bind_text(j->ins, 9, fail && fail[k].status != PT_OK ? fail[k].why : NULL, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(j->ins) != SQLITE_DONE) s = db_error(j, "journaling a config");
   }
   if (s == PT_OK) s = exec_sql(j, "COMMIT");

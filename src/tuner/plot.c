@@ -3,11 +3,13 @@
  * configs when they were validated, (3) tune vs test QoS loss when they were tested. */
 #include <errno.h>
 #include <math.h>
-#include <stdio.h>
-#include <unistd.h>
 #include <plplot/plplot.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -175,6 +177,41 @@ static void open_stream(const char *dev, const char *tmp, int panels) {
   plssym(0, 0.9);
 }
 
+/* PLplot reports errors by printing and calling exit(); library code must do neither. Its abort
+ * handler only records the message; its exit handler records it and jumps back into
+ * pt__plot_draw, which turns it into a pt_status. One plot at a time (PLplot is not thread-safe). */
+static jmp_buf *g_plot_jump;
+static char g_plot_msg[256];
+
+static void plot_abort(PLCHAR_VECTOR msg) { snprintf(g_plot_msg, sizeof g_plot_msg, "%s", msg ? msg : ""); }
+
+static int plot_exit(PLCHAR_VECTOR msg) {
+  plot_abort(msg);
+  if (g_plot_jump) longjmp(*g_plot_jump, 1);
+  return 1;
+}
+
+/* The drawing itself, into tmp; PT_EIO with PLplot's message when PLplot gives up. */
+static pt_status draw(plot_job *j, const char *dev, const char *tmp, const char *path) {
+  jmp_buf jump;
+  g_plot_msg[0] = '\0';
+  g_plot_jump = &jump;
+  plsexit(plot_exit);
+  plsabort(plot_abort);
+  if (setjmp(jump)) { /* PLplot's state is lost with this stream; the process goes on */
+    g_plot_jump = NULL;
+    return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);
+  }
+  open_stream(dev, tmp, 1 + j->val_panel + j->test_panel);
+  panel_kept(j);
+  if (j->val_panel) panel_validated(j);
+  if (j->test_panel) panel_test(j);
+  plend1();
+  g_plot_jump = NULL;
+  if (g_plot_msg[0]) return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);
+  return PT_OK;
+}
+
 pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_loss) {
   const char *ext = strrchr(path, '.');
   const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
@@ -201,16 +238,18 @@ pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_l
   choose_panels(&j);
   char tmp[4200]; /* atomic: draw to a temporary file, rename when complete */
   snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-  open_stream(dev, tmp, 1 + j.val_panel + j.test_panel);
-  panel_kept(&j);
-  if (j.val_panel) panel_validated(&j);
-  if (j.test_panel) panel_test(&j);
-  plend1();
+  FILE *f = fopen(tmp, "wb"); /* PLplot would report a file it cannot create only on stderr */
+  pt_status s = f ? PT_OK : pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));
+  if (f) fclose(f);
+  if (s == PT_OK) s = draw(&j, dev, tmp, path);
   plsstrm(old);
   free(j.x1), free(j.x2), free(j.x3);
-  FILE *f = fopen(tmp, "rb"); /* PLplot reports a failed write only on its own stderr */
-  if (!f) return pt__error(PT_EIO, "%s: PLplot did not write the plot", path);
-  fclose(f);
+  struct stat st;
+  if (s == PT_OK && (stat(tmp, &st) != 0 || st.st_size == 0)) s = pt__error(PT_EIO, "%s: PLplot wrote nothing", path);
+  if (s != PT_OK) {
+    unlink(tmp);
+    return s;
+  }
   if (rename(tmp, path)) {
     unlink(tmp);
     return pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));

@@ -46,23 +46,28 @@ static pt_status make_search(const pt_tuner *t, const pt_tune_opts *o, const pt_
   return pt_search_set_tables(*se, ev->search_loss, ev->search_cost);
 }
 
-/* Every journaled config, told to the search and appended to the tuner's list. */
+/* A failed config, counted by its status (the summary's failed_by). */
+static void count_failure(pt_tuner *t, pt_status st) {
+  t->sum.failed++;
+  int k = -(int)st;
+  t->sum.failed_by[k > 0 && k < PT_STATUS_COUNT ? k : -PT_EBACKEND]++;
+}
+
+/* Every journaled config, told to the search and appended to the tuner's list (failed ones stay failed). */
 static pt_status resume(pt_tuner *t, pt__journal *jr, pt_search *se) {
   pt_app *app = t->app;
-  int64_t n;
-  uint16_t *c;
-  double *q, *co;
-  uint8_t *pr;
-  pt_status s = pt__journal_read(jr, app, &n, &c, &q, &co, &pr); /* the arrays are ours even when it fails */
-  for (int64_t i = 0; s == PT_OK && i < n; i++) {
-    s = pt_search_tell(se, 1, c + i * app->n_ops, q + i, co + i);
-    if (s == PT_OK) s = append(t, 1, c + i * app->n_ops, q + i, co + i, pr[i]);
+  pt__journal_rows r;
+  pt_status s = pt__journal_read(jr, app, &r);
+  for (int64_t i = 0; s == PT_OK && i < r.n; i++) {
+    s = pt_search_tell(se, 1, r.cfgs + i * app->n_ops, r.qos + i, r.cost + i);
+    if (s == PT_OK) s = append(t, 1, r.cfgs + i * app->n_ops, r.qos + i, r.cost + i, r.predicted[i]);
+    if (s == PT_OK && r.status[i] != PT_OK) count_failure(t, (pt_status)r.status[i]);
   }
   if (s == PT_OK) {
-    t->sum.resumed = n;
-    pt_log(PT_LOG_INFO, "resumed %lld configs from the journal", (long long)n);
+    t->sum.resumed = r.n;
+    pt_log(PT_LOG_INFO, "resumed %lld configs from the journal (%lld failed)", (long long)r.n, (long long)t->sum.failed);
   }
-  free(c), free(q), free(co), free(pr);
+  pt__journal_rows_free(&r);
   return s;
 }
 
@@ -71,8 +76,8 @@ static pt_status open_journal(pt_tuner *t, const pt_tune_opts *o, pt_search *se,
   if (!o->output_dir) return PT_OK;
   char path[4096];
   PT__TRY(pt__model_path(o->output_dir, "tuning.sqlite", 1, path, sizeof path));
-  PT__TRY(pt__journal_open(path, o->resume, t->app, pt_qos_model_name(t->qos_model), pt_cost_model_name(t->cost_model),
-                           jr));
+  PT__TRY(pt__journal_open(path, o->resume, o->overwrite, t->app, pt_qos_model_name(t->qos_model),
+                           pt_cost_model_name(t->cost_model), jr));
   return o->resume ? resume(t, *jr, se) : PT_OK;
 }
 
@@ -81,20 +86,44 @@ typedef struct round_buf {
   uint16_t *cfg;    /* (batch, n_ops) */
   double *qos, *cost;
   const char **tech;
+  pt__fail *fail;
 } round_buf;
+
+/* The failures of a round: logged and counted; past the limit the search stops (sum.stopped says why). */
+static void note_failures(pt_tuner *t, const pt_tune_opts *o, const pt_app *app, int got, const round_buf *b,
+                          int64_t *fresh_failed) {
+  for (int k = 0; k < got; k++) {
+    if (b->fail[k].status == PT_OK) continue;
+    count_failure(t, b->fail[k].status);
+    { /* the first five on the terminal, every one in tune.log */
+      char cfg[256];
+      size_t at = 0;
+      for (int op = 0; op < app->n_ops && at < sizeof cfg; op++)
+        at += (size_t)snprintf(cfg + at, sizeof cfg - at, op ? " %u" : "%u", b->cfg[(int64_t)k * app->n_ops + op]);
+      pt_log(++*fresh_failed <= 5 ? PT_LOG_WARN : PT_LOG_DEBUG, "config [%s] failed: %s", cfg, b->fail[k].why);
+    }
+  }
+  int limit = o->max_failures >= 0 ? o->max_failures : (o->max_iter / 4 > 8 ? o->max_iter / 4 : 8);
+  if (*fresh_failed > limit && !t->sum.stopped[0])
+    snprintf(t->sum.stopped, sizeof t->sum.stopped, "%lld configs failed, more than --max-failures %d; the last: %s",
+             (long long)*fresh_failed, limit, b->fail[got - 1].status != PT_OK ? b->fail[got - 1].why : "(see tune.log)");
+}
 
 /* Rounds of ask, evaluate, tell, journal, append. */
 static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, pt_search *se, pt__journal *jr) {
   const pt_app *app = t->app;
   const int nb = o->search_batch, pred = pt__eval_predicts_qos(ev);
   round_buf b = {pt__malloc((size_t)nb * (size_t)app->n_ops * sizeof *b.cfg), pt__malloc((size_t)nb * sizeof *b.qos),
-                 pt__malloc((size_t)nb * sizeof *b.cost), pt__malloc((size_t)nb * sizeof *b.tech)};
+                 pt__malloc((size_t)nb * sizeof *b.cost), pt__malloc((size_t)nb * sizeof *b.tech),
+                 pt__malloc((size_t)nb * sizeof *b.fail)};
   pt_status s = PT_OK;
-  if (!b.cfg || !b.qos || !b.cost || !b.tech) s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
+  int64_t fresh_failed = 0;
+  if (!b.cfg || !b.qos || !b.cost || !b.tech || !b.fail)
+    s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
   pt_progress prog;
   pt_progress_begin(&prog, o->progress, "search", o->max_iter);
   pt_progress_update(&prog, t->n < o->max_iter ? t->n : o->max_iter);
-  while (s == PT_OK && t->n < o->max_iter) {
+  while (s == PT_OK && t->n < o->max_iter && !t->sum.stopped[0]) {
     int want = o->max_iter - (int)t->n < nb ? o->max_iter - (int)t->n : nb;
     int got = pt_search_ask(se, want, b.cfg);
     if (got < 0) {
@@ -106,16 +135,22 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
       break;
     }
     double t0 = pt_now();
-    s = pt__eval_batch(ev, got, b.cfg, b.qos, b.cost);
+    int nf = pt__eval_batch(ev, got, b.cfg, b.qos, b.cost, b.fail);
+    if (nf < 0) {
+      s = (pt_status)nf;
+      break;
+    }
     double each = (pt_now() - t0) / got;
-    if (s == PT_OK) s = pt_search_tell(se, got, b.cfg, b.qos, b.cost);
+    s = pt_search_tell(se, got, b.cfg, b.qos, b.cost);
     for (int k = 0; k < got; k++) b.tech[k] = pt_search_config_technique(se, b.cfg + (int64_t)k * app->n_ops);
-    if (s == PT_OK && jr) s = pt__journal_add(jr, app, got, b.cfg, b.qos, b.cost, pred, each, b.tech);
+    if (s == PT_OK && jr) s = pt__journal_add(jr, app, got, b.cfg, b.qos, b.cost, pred, each, b.tech, b.fail);
     if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred);
+    if (s == PT_OK) note_failures(t, o, app, got, &b, &fresh_failed);
     pt_progress_update(&prog, t->n);
   }
   pt_progress_end(&prog);
-  free(b.cfg), free(b.qos), free(b.cost), free(b.tech);
+  free(b.cfg), free(b.qos), free(b.cost), free(b.tech), free(b.fail);
+  if (t->sum.stopped[0]) pt_log(PT_LOG_ERROR, "search stopped: %s", t->sum.stopped);
   return s;
 }
 

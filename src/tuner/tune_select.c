@@ -56,19 +56,20 @@ static pt_status select_best(pt_tuner *t, int take_best_n) {
 }
 
 /* Empirical QoS of n configs on the tune (test = 0) or test set, MEASURE_GROUP at a time, with a
- * progress bar. */
-static pt_status measure_groups(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, FILE *progress,
-                                const char *label) {
+ * progress bar. A config that fails gets a NaN QoS (the final filter drops it) and a warning. */
+static void measure_groups(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, FILE *progress,
+                           const char *label) {
   pt_progress prog;
-  pt_status s = PT_OK;
+  pt__fail fail[MEASURE_GROUP];
   pt_progress_begin(&prog, progress, label, n);
-  for (int i = 0; s == PT_OK && i < n; i += MEASURE_GROUP) {
+  for (int i = 0; i < n; i += MEASURE_GROUP) {
     int m = n - i < MEASURE_GROUP ? n - i : MEASURE_GROUP;
-    s = pt_app_measure(app, m, cfgs + (int64_t)i * app->n_ops, test, &qos[i], NULL);
+    pt__measure_isolated(app, m, cfgs + (int64_t)i * app->n_ops, test, &qos[i], NULL, fail);
+    for (int k = 0; k < m; k++)
+      if (fail[k].status != PT_OK) pt_log(PT_LOG_WARN, "best config %d failed on the %s set: %s", i + k, test ? "test" : "tune", fail[k].why);
     pt_progress_update(&prog, i + m);
   }
   pt_progress_end(&prog);
-  return s;
 }
 
 /* Validation (when asked, or by default when QoS was predicted) and test of the best configs. */
@@ -77,27 +78,34 @@ static pt_status measure_best(pt_tuner *t, const pt_tune_opts *o, const uint16_t
   int validate = o->validate < 0 ? t->qos_model != PT_QOS_EMPIRICAL : o->validate;
   if (validate && nb) {
     pt_log(PT_LOG_INFO, "validating %d configs on the tune set", nb);
-    PT__TRY(measure_groups(t->app, nb, cf, 0, t->val_qos, o->progress, "validate"));
+    measure_groups(t->app, nb, cf, 0, t->val_qos, o->progress, "validate");
     double err = 0;
-    for (int i = 0; i < nb; i++) err += fabs(t->qos[t->bestpre[i]] - t->val_qos[i]);
+    int ok = 0;
+    for (int i = 0; i < nb; i++)
+      if (!isnan(t->val_qos[i])) err += fabs(t->qos[t->bestpre[i]] - t->val_qos[i]), ok++;
     t->sum.validated = 1;
-    t->sum.mean_abs_validation_error = err / nb;
-    pt_log(PT_LOG_INFO, "QoS changed by %.4f on the tune set (mean abs difference, predicted vs measured)", err / nb);
+    t->sum.mean_abs_validation_error = ok ? err / ok : NAN;
+    pt_log(PT_LOG_INFO, "QoS changed by %.4f on the tune set (mean abs difference, predicted vs measured)",
+           t->sum.mean_abs_validation_error);
   }
   if (o->test_configs && nb) {
     pt_log(PT_LOG_INFO, "measuring %d configs on the test set", nb);
-    PT__TRY(measure_groups(t->app, nb, cf, 1, t->test_qos, o->progress, "test"));
+    measure_groups(t->app, nb, cf, 1, t->test_qos, o->progress, "test");
     t->sum.tested = 1;
   }
   return PT_OK;
 }
 
-/* PredTuner's final filter: a best config stays when what was measured of it is above the keeps. */
+/* PredTuner's final filter: a best config stays when what was measured of it is above the keeps;
+ * one whose measurement failed (NaN) is dropped. */
 static void final_filter(pt_tuner *t) {
   const pt_thresholds *th = &t->sum.thresholds;
-  for (int i = 0; i < t->n_bestpre; i++)
-    if ((isnan(t->val_qos[i]) || t->val_qos[i] >= th->tune_keep) && (isnan(t->test_qos[i]) || t->test_qos[i] >= th->test_keep))
+  const pt_tune_summary *sum = &t->sum;
+  for (int i = 0; i < t->n_bestpre; i++) {
+    if ((sum->validated && isnan(t->val_qos[i])) || (sum->tested && isnan(t->test_qos[i]))) t->sum.dropped++;
+    else if ((!sum->validated || t->val_qos[i] >= th->tune_keep) && (!sum->tested || t->test_qos[i] >= th->test_keep))
       t->best[t->n_best++] = i;
+  }
 }
 
 pt_status pt__tune_select(pt_tuner *t, const pt_tune_opts *o) {

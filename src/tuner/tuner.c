@@ -8,8 +8,10 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "predtuner/io.h"
 #include "predtuner/log.h"
 #include "tuner/evaluator.h"
+#include "tuner/journal.h"
 #include "tuner/tuner_internal.h"
 
 void pt_tune_opts_init(pt_tune_opts *o) {
@@ -21,6 +23,7 @@ void pt_tune_opts_init(pt_tune_opts *o) {
   o->test_configs = 1;
   o->validate = -1;
   o->search_batch = 256;
+  o->max_failures = -1;
 }
 
 pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
@@ -52,8 +55,25 @@ const pt_tune_summary *pt_tuner_summary(const pt_tuner *t) { return &t->sum; }
 static pt_status check_opts(pt_tune_opts *o) {
   if (o->max_iter < 1) return pt__error(PT_EINVAL, "max_iter must be at least 1 (got %d)", o->max_iter);
   if (o->take_best_n < 0) return pt__error(PT_EINVAL, "take_best_n must be >= 0 (got %d)", o->take_best_n);
-  if (!(o->qos_tuner_threshold == o->qos_tuner_threshold)) return pt__error(PT_EINVAL, "the QoS tuner threshold is NaN");
+  if (!isfinite(o->qos_tuner_threshold))
+    return pt__error(PT_EINVAL, "the QoS tuner threshold must be a number (got %g)", o->qos_tuner_threshold);
+  if (isinf(o->qos_keep_threshold))
+    return pt__error(PT_EINVAL, "the QoS keep threshold must be a number or NaN (got %g)", o->qos_keep_threshold);
+  if (o->max_failures < -1) return pt__error(PT_EINVAL, "max_failures must be >= 0, or -1 (got %d)", o->max_failures);
+  if (o->resume && o->overwrite) return pt__error(PT_EINVAL, "resume and overwrite exclude each other");
   if (o->search_batch < 1) o->search_batch = 256;
+  return PT_OK;
+}
+
+/* A target QoS above the baseline's, or below 0 for an accuracy, is a mistake: no config could pass,
+ * or every one would. */
+static pt_status check_target(const pt_app *app, const char *what, double target, double baseline, int absolute) {
+  const char *how = absolute ? "absolute QoS" : "a loss relative to the baseline";
+  if (target > baseline + 1e-9)
+    return pt__error(PT_ERANGE, "the %s threshold (%s) puts the target QoS at %.4g, above the baseline's %.4g", what,
+                     how, target, baseline);
+  if (app->qos_percent && target < 0)
+    return pt__error(PT_ERANGE, "the %s threshold (%s) puts the target accuracy at %.4g, below 0 %%", what, how, target);
   return PT_OK;
 }
 
@@ -63,8 +83,13 @@ static pt_status stage_baseline(pt_tuner *t, const pt_tune_opts *o, double *exac
   double test_cost;
   PT__TRY(pt_app_measure(t->app, 1, NULL, 0, &sum->baseline_tune_qos, exact_cost));
   if (o->test_configs) PT__TRY(pt_app_measure(t->app, 1, NULL, 1, &sum->baseline_test_qos, &test_cost));
+  if (!isfinite(sum->baseline_tune_qos) || (o->test_configs && !isfinite(sum->baseline_test_qos)))
+    return pt__error(PT_ENONFINITE, "app %s: the exact program's QoS is not a number (tune %g, test %g)", t->app->name,
+                     sum->baseline_tune_qos, sum->baseline_test_qos);
   sum->thresholds = pt_thresholds_compute(sum->baseline_tune_qos, sum->baseline_test_qos, o->qos_tuner_threshold,
                                           o->qos_keep_threshold, !o->absolute);
+  PT__TRY(check_target(t->app, "tuner", sum->thresholds.tuner, sum->baseline_tune_qos, o->absolute));
+  PT__TRY(check_target(t->app, "keep", sum->thresholds.tune_keep, sum->baseline_tune_qos, o->absolute));
   pt_log(PT_LOG_INFO, "baseline (exact) QoS: tune %.4f, test %.4f; thresholds: tuner %.4f, tune keep %.4f, test keep %.4f",
          sum->baseline_tune_qos, sum->baseline_test_qos, sum->thresholds.tuner, sum->thresholds.tune_keep,
          sum->thresholds.test_keep);
@@ -97,12 +122,24 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   sum->baseline_test_qos = NAN;
   sum->exact_speedup = NAN;
   pt__evaluator ev = {0};
-  pt_status s = stage_baseline(t, &o, &exact_cost);
+  pt_status s = o.output_dir ? pt_make_dirs(o.output_dir) : PT_OK;
+  if (s == PT_OK && o.output_dir) s = pt_output_lock(o.output_dir);
+  if (s != PT_OK) return s;
+  char jpath[4200];
+  if (o.output_dir) {
+    snprintf(jpath, sizeof jpath, "%s/tuning.sqlite", o.output_dir);
+    if ((s = pt__journal_check_start(jpath, o.resume, o.overwrite)) != PT_OK) {
+      pt_output_unlock(o.output_dir);
+      return s;
+    }
+  }
+  s = stage_baseline(t, &o, &exact_cost);
   if (s == PT_OK) s = stage_models(t, &o, exact_cost, &ev);
   if (s == PT_OK) s = pt__tune_search(t, &o, &ev);
   pt__eval_free(&ev);
   if (s == PT_OK) s = pt__tune_select(t, &o);
   sum->total_seconds = pt_now() - t_start;
+  if (o.output_dir) pt_output_unlock(o.output_dir);
   if (s == PT_OK) {
     t->tuned = 1;
     pt_log(PT_LOG_INFO, "%d kept, %d best before filtering, %d after validation and test", t->n_kept, t->n_bestpre,
