@@ -298,7 +298,7 @@ Test(io, dataset_bad_input_is_a_named_error) {
   expect_ds_error("d", 0, -1, PT_ERANGE, "label -2");
   write_dataset("e", 10, 10, 0, 0);
   expect_ds_error("e", 8, 5, PT_ERANGE, "do not fit in 10 images");
-  expect_ds_error("e", 10, -1, PT_ERANGE, "do not fit");
+  expect_ds_error("e", 10, -1, PT_ERANGE, "offset 10 does not fit in 10 images");
   expect_ds_error("nothere", 0, -1, PT_ENOTFOUND, "nothere_input.bin");
   write_dataset("f", 0, 0, 0, 0);
   expect_ds_error("f", 0, -1, PT_EFORMAT, "empty");

@@ -14,10 +14,11 @@
 #include <unistd.h>
 
 #include "additive_app.h"
+#include "backend/backend_iface.h"
 #include "predtuner/predtuner.h"
 
 #define DEMO PT_SOURCE_DIR "/zoo/demo"
-#define SMALL "--tune-count 200 --test-count 200 --batch-size 100 --threads 2"
+#define SMALL "--tune-count 100 --test-count 100 --batch-size 100 --threads 2"
 
 /* Runs a shell command built like printf; its exit status (-1 when it did not exit). */
 static int sh(const char *fmt, ...) {
@@ -232,6 +233,93 @@ Test(failed, a_run_failing_systematically_stops_and_keeps_what_it_has, .timeout 
   free(d);
 }
 
+/* A test backend: the CPU backend, except that a convolution perforated with stride 3 fails. */
+static pt_backend_iface failing_iface;
+static pt_status (*cpu_conv)(void *, const pt_conv_desc *, const float *, const float *, const float *,
+                                              float *);
+#define PT__TRY_TEST(e)              \
+  do {                               \
+    pt_status s_ = (e);              \
+    if (s_ != PT_OK) return s_;      \
+  } while (0)
+static pt_status failing_conv(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                              float *y) {
+  if (d->perf_stride == 3) return pt_app_set_error(PT_EBACKEND, "failing backend: perforation stride 3 fails");
+  return cpu_conv(ctx, d, x, w, b, y);
+}
+static int failing_available(const char **why) {
+  (void)why;
+  return 1;
+}
+static pt_status failing_create(int threads, pt_backend **out) {
+  PT__TRY_TEST(pt_backend_create("cpu", threads, out));
+  failing_iface = *(*out)->iface;
+  cpu_conv = (*out)->iface->conv2d;
+  failing_iface.conv2d = failing_conv;
+  (*out)->iface = &failing_iface;
+  return PT_OK;
+}
+static const pt_backend_reg FAILING = {"failing", failing_available, failing_create};
+
+Test(failed, a_backend_failing_on_chosen_knobs_fails_those_configs_only, .timeout = 300) {
+  pt_status r = pt__backend_register(&FAILING);
+  cr_assert(r == PT_OK || r == PT_EEXIST);
+  char *d = tmpdir(), w[512], path[512];
+  snprintf(w, sizeof w, "%s/lenet_mnist.safetensors", DEMO);
+  pt_dnn_app_opts ao = {.model = "lenet_mnist", .weights = w, .data = DEMO, .backend = "failing", .threads = 2,
+                        .batch_size = 100, .tune_count = 100, .test_count = 100, .target_device = "cpu"};
+  pt_app *app;
+  cr_assert_eq(pt_app_dnn_create(&ao, &app), PT_OK, "%s", pt_last_error());
+  pt_tuner *t;
+  cr_assert_eq(pt_tuner_create(app, &t), PT_OK);
+  pt_tune_opts o;
+  pt_tune_opts_init(&o);
+  o.max_iter = 160;
+  o.search_batch = 32;
+  o.cost_model = PT_COST_LINEAR;
+  o.max_failures = 1000;
+  o.output_dir = d;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  const pt_tune_summary *s = pt_tuner_summary(t);
+  cr_assert_gt(s->failed, 0);
+  cr_assert_eq(s->failed, s->failed_by[-PT_EBACKEND]);
+  pt_knob_set *ks;
+  cr_assert_eq(pt_knobs_default(&ks), PT_OK);
+  /* every evaluated config failed exactly when one of its ops was perforated with stride 3 */
+  snprintf(path, sizeof path, "%s/tuning.sqlite", d);
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT config, status, error FROM evals", -1, &st, NULL), SQLITE_OK);
+  int rows = 0, failed = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *c = (const char *)sqlite3_column_text(st, 0);
+    int stride3 = 0;
+    for (int op = 0; op < pt_app_num_ops(app); op++) {
+      char *end;
+      long pos = strtol(c, &end, 10);
+      c = end;
+      const pt_knob *k = pt_knobs_at(ks, pt_knobs_find(ks, pt_app_op_knob(app, op, (int)pos)));
+      stride3 |= pt_knob_exec(k).perf_stride == 3;
+    }
+    int bad = sqlite3_column_int(st, 1) != 0;
+    cr_assert_eq(bad, stride3, "row %d: failed %d, perforated with stride 3 %d", rows, bad, stride3);
+    if (bad) cr_assert_not_null(strstr((const char *)sqlite3_column_text(st, 2), "perforation stride 3 fails"));
+    failed += bad;
+    rows++;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  cr_assert_eq(rows, 160);
+  cr_assert_eq(failed, s->failed);
+  cr_assert_gt(pt_tuner_count(t, PT_BEST), 0, "the configs that work were still tuned");
+  pt_knobs_free(ks);
+  pt_tuner_free(t);
+  pt_app_free(app);
+  sh("rm -rf %s", d);
+  free(d);
+}
+
 /* The binary of the piped tests aborts on the 8 configs that give both linears knob 151. */
 Test(failed, a_binary_crashing_on_some_configs_is_started_again, .timeout = 300) {
   char *d = tmpdir(), path[512];
@@ -272,7 +360,7 @@ Test(fingerprint, journals_and_models_are_bound_to_their_inputs, .timeout = 300)
   cr_assert_eq(journal_count(jr, NULL), 30, "a refused run writes nothing");
   cr_assert_eq(sh(base, PT_CLI_PATH, w2, DEMO, d, "--overwrite --force-reinit", err), 0);
   /* other tune data, on resume */
-  cr_assert_eq(sh("%s tune --model lenet_mnist --weights %s --data %s --tune-count 150 --test-count 200 --batch-size 100 "
+  cr_assert_eq(sh("%s tune --model lenet_mnist --weights %s --data %s --tune-count 50 --test-count 100 --batch-size 100 "
                   "--max-iter 40 --output %s/out --qos-model qos_p1 --cost-model cost_linear --quiet --resume "
                   "--model-storage %s/m2 > /dev/null 2> %s", PT_CLI_PATH, w2, DEMO, d, d, err), 1);
   cr_assert_eq(lines_with(err, "does not match this run's tune data"), 1);
@@ -294,6 +382,27 @@ Test(fingerprint, p2_files_are_checked_numbers_and_all, .timeout = 300) {
   cr_assert_eq(sh("sed -i 's/\"bqos\":[-0-9.e+]*/\"bqos\":1e300/' %s/out/models/p2.json", d), 0);
   cr_assert_eq(sh(run, PT_CLI_PATH, d, err), 1);
   cr_assert_eq(lines_with(err, "\"bqos\": QoS 1e+300 is not an accuracy in [0, 100]"), 1);
+  sh("rm -rf %s", d);
+  free(d);
+}
+
+Test(fingerprint, promise_ranges_are_bound_to_their_network_and_weights, .timeout = 120) {
+  char *d = tmpdir(), w2[512], err[512];
+  snprintf(w2, sizeof w2, "%s/other.safetensors", d);
+  snprintf(err, sizeof err, "%s/err", d);
+  write_weights(w2, 2, 0.5f);
+  const char *knobs = "--knobs " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json --knob convs.0=promise5";
+  cr_assert_eq(sh("%s measure --count 100 %s --save-promise-ranges %s/r.json > /dev/null 2> %s", PT_CLI_PATH, knobs, d,
+                  err), 0);
+  cr_assert_eq(sh("%s measure --count 100 %s --promise-ranges %s/r.json > /dev/null 2> %s", PT_CLI_PATH, knobs, d, err),
+               0, "the same network and weights");
+  cr_assert_eq(sh("%s measure --count 100 --model lenet_mnist --weights %s --data %s %s --promise-ranges %s/r.json "
+                  "> /dev/null 2> %s", PT_CLI_PATH, w2, DEMO, knobs, d, err), 1);
+  cr_assert_eq(lines_with(err, "r.json: made from other inputs: it does not match this run's weights; calibrate again"), 1);
+  /* hand-made ranges (PredTuner needs them) have no fingerprint: a warning */
+  cr_assert_eq(sh("sed -i '/\"fingerprint\"/d' %s/r.json && %s measure --count 100 %s --promise-ranges "
+                  "%s/r.json > /dev/null 2> %s", d, PT_CLI_PATH, knobs, d, err), 0);
+  cr_assert_eq(lines_with(err, "r.json: no fingerprint"), 1);
   sh("rm -rf %s", d);
   free(d);
 }

@@ -68,6 +68,10 @@ void pt__fp_format(const pt_app *app, unsigned mask, char *buf, size_t n);
  * made from against this app's parts in mask: none is a warning; a part that differs is PT_ESTALE
  * naming the parts and the way out (a fresh output folder, or --force-reinit / --overwrite). */
 pt_status pt__fp_check(const pt_app *app, unsigned mask, const char *stored, const char *file, const char *way_out);
+/* The same over parts of something other than an app (fp: PT__FP_N parts, 0 where none). */
+void pt__fp_format_parts(const uint64_t *fp, unsigned mask, char *buf, size_t n);
+pt_status pt__fp_check_parts(const uint64_t *fp, unsigned mask, const char *stored, const char *file,
+                             const char *way_out);
 /* The knobs part of an app whose knobs are names and speedups (generic, piped): op names, knob
  * names and speedups in order. */
 uint64_t pt__fp_space(const pt_app *app);

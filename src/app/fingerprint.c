@@ -18,14 +18,16 @@ static const char *const PART_WORDS[PT__FP_N] = {"network",        "weights", "t
                                                  "knob set",       "target device", "backend",
                                                  "batch size or PromiseSim settings"};
 
-void pt__fp_format(const pt_app *app, unsigned mask, char *buf, size_t n) {
+void pt__fp_format_parts(const uint64_t *fp, unsigned mask, char *buf, size_t n) {
   size_t at = 0;
   buf[0] = '\0';
   for (int p = 0; p < PT__FP_N && at < n; p++) {
-    if (!(mask & PT__FP(p)) || !app->fp[p]) continue;
-    at += (size_t)snprintf(buf + at, n - at, "%s%s=%016" PRIx64, at ? "," : "", PART_NAMES[p], app->fp[p]);
+    if (!(mask & PT__FP(p)) || !fp[p]) continue;
+    at += (size_t)snprintf(buf + at, n - at, "%s%s=%016" PRIx64, at ? "," : "", PART_NAMES[p], fp[p]);
   }
 }
+
+void pt__fp_format(const pt_app *app, unsigned mask, char *buf, size_t n) { pt__fp_format_parts(app->fp, mask, buf, n); }
 
 /* The value stored for part p in s ("name=hex,..."), 0 when s has none. */
 static uint64_t stored_part(const char *s, int p) {
@@ -36,6 +38,11 @@ static uint64_t stored_part(const char *s, int p) {
 }
 
 pt_status pt__fp_check(const pt_app *app, unsigned mask, const char *stored, const char *file, const char *way_out) {
+  return pt__fp_check_parts(app->fp, mask, stored, file, way_out);
+}
+
+pt_status pt__fp_check_parts(const uint64_t *fp, unsigned mask, const char *stored, const char *file,
+                             const char *way_out) {
   if (!stored || !stored[0]) {
     pt_log(PT_LOG_WARN, "%s: no fingerprint (written by PredTuner or predtuner-gpu 0.1): cannot check that it was made "
                         "from this run's inputs", file);
@@ -44,7 +51,7 @@ pt_status pt__fp_check(const pt_app *app, unsigned mask, const char *stored, con
   char what[256] = "";
   size_t at = 0;
   for (int p = 0; p < PT__FP_N; p++) {
-    if (!(mask & PT__FP(p)) || !app->fp[p] || stored_part(stored, p) == app->fp[p]) continue;
+    if (!(mask & PT__FP(p)) || !fp[p] || stored_part(stored, p) == fp[p]) continue;
     at += (size_t)snprintf(what + at, at < sizeof what ? sizeof what - at : 0, "%s%s", at ? ", " : "", PART_WORDS[p]);
   }
   if (!what[0]) return PT_OK;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/app_internal.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/knobs.h"
@@ -10,6 +11,14 @@
 #include "predtuner/promise.h"
 
 static const char *const pt__range_keys[4] = {"input", "weight", "bias", "output"};
+
+/* PromiseSim ranges depend on the network and its weights (the data they were calibrated on is the
+ * user's choice). */
+#define RANGES_FP (PT__FP(PT__FP_GRAPH) | PT__FP(PT__FP_WEIGHTS))
+static void graph_parts(const pt_graph *g, uint64_t fp[PT__FP_N]) {
+  memset(fp, 0, PT__FP_N * sizeof *fp);
+  pt_graph_fingerprint(g, &fp[PT__FP_GRAPH], &fp[PT__FP_WEIGHTS]);
+}
 
 static float *range_slot(pt_promise_ranges *r, int k) {
   return k == 0 ? r->in : k == 1 ? r->weight : k == 2 ? r->bias : r->out;
@@ -26,7 +35,15 @@ pt_status pt_promise_ranges_load(const char *path, const pt_graph *g, pt_promise
   if (!root) return pt__error(PT_EFORMAT, "%s: not valid JSON", path);
   pt_status s = PT_OK;
   if (!cJSON_IsObject(root)) s = pt__error(PT_EFORMAT, "%s: expected an object {op: {input, weight, bias, output}}", path);
+  const cJSON *fj = s == PT_OK ? cJSON_GetObjectItemCaseSensitive(root, "fingerprint") : NULL;
+  if (fj && !cJSON_IsString(fj)) s = pt__error(PT_EFORMAT, "%s: \"fingerprint\" is not a string", path);
+  uint64_t fp[PT__FP_N];
+  graph_parts(g, fp);
+  if (s == PT_OK)
+    s = pt__fp_check_parts(fp, RANGES_FP, fj ? fj->valuestring : NULL, path,
+                           "calibrate again (measure --save-promise-ranges) or leave out --promise-ranges");
   for (const cJSON *o = s == PT_OK ? root->child : NULL; o && s == PT_OK; o = o->next) {
+    if (o == fj) continue;
     int op = pt_graph_find_op(g, o->string);
     if (op < 0) {
       s = pt__error(PT_ENOTFOUND, "%s: unknown op '%s' in model %s", path, o->string, pt_graph_name(g));
@@ -69,6 +86,11 @@ pt_status pt_promise_ranges_load(const char *path, const pt_graph *g, pt_promise
 pt_status pt_promise_ranges_save(const char *path, const pt_graph *g, const pt_promise_ranges *ranges) {
   cJSON *root = cJSON_CreateObject();
   if (!root) return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  uint64_t fp[PT__FP_N];
+  char fps[256];
+  graph_parts(g, fp);
+  pt__fp_format_parts(fp, RANGES_FP, fps, sizeof fps);
+  cJSON_AddStringToObject(root, "fingerprint", fps);
   for (int op = 0; op < pt_graph_num_ops(g); op++) {
     if (!ranges[op].set) continue;
     cJSON *o = cJSON_AddObjectToObject(root, pt_graph_op_name(g, op));

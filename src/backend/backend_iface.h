@@ -112,4 +112,8 @@ typedef struct pt_backend_reg {
   pt_status (*create)(int threads, pt_backend **out);
 } pt_backend_reg;
 
+/* Adds a backend after the built ones (r must outlive every use; not thread-safe): the tests' test
+ * backends are found by name like the built-in ones. "auto" never picks one. */
+pt_status pt__backend_register(const pt_backend_reg *r);
+
 #endif

@@ -65,7 +65,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
-    {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name>; one run at a time (DIR/tune.lock)", 0},
+    {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
     {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
     {"--resume", PT_CLI_FLAG, AT(o.resume), 0, 0, 1, NULL, "continue the journal in the output folder (no config is re-evaluated)", 0},
     {"--overwrite", PT_CLI_FLAG, AT(o.overwrite), 0, 0, 1, NULL, "replace an earlier run's journal (without it, or --resume, that is an error)", 0},
@@ -162,8 +162,8 @@ static int resolve(tune_args *a, char *demo_w, size_t n, int *demo) {
   return PT_EXIT_OK;
 }
 
-/* --output, or predtuner-out/<name>: a binary names its folder by its file name, an .onnx path by
- * its file name and "-onnx" (the zoo network of the same name has the folder without it). */
+/* --output, or predtuner-out/<name>: a binary names its folder by its file name and "-hpvm", an
+ * .onnx path by its file name and "-onnx" (the zoo network of the same name has the folder without). */
 static void output_dir(const tune_args *a, char *out, size_t n) {
   if (a->output) {
     snprintf(out, n, "%s", a->output);
@@ -172,7 +172,8 @@ static void output_dir(const tune_args *a, char *out, size_t n) {
   const char *label = a->name ? a->name : a->piped ? a->po.binary : a->ao.model, *slash = strrchr(label, '/');
   if (!a->name && slash) label = slash + 1;
   int len = (int)strlen(label), onnx = !a->name && !a->piped && pt_model_is_onnx(label);
-  snprintf(out, n, "predtuner-out/%.*s%s", onnx ? len - 5 : len, label, onnx ? "-onnx" : "");
+  snprintf(out, n, "predtuner-out/%.*s%s", onnx ? len - 5 : len, label,
+           onnx ? "-onnx" : a->piped && !a->name ? "-hpvm" : "");
 }
 
 static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_dir, int dump_all) {

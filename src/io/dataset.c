@@ -50,8 +50,12 @@ pt_status pt_dataset_open_files(const char *images_path, const char *labels_path
     goto fail;
   }
   if (offset >= n_img || (count >= 0 && (count == 0 || offset + count > n_img))) {
-    s = pt__error(PT_ERANGE, "%s: offset %lld and count %lld do not fit in %lld images", images_path,
-                  (long long)offset, (long long)count, (long long)n_img);
+    if (count < 0)
+      s = pt__error(PT_ERANGE, "%s: offset %lld does not fit in %lld images", images_path, (long long)offset,
+                    (long long)n_img);
+    else
+      s = pt__error(PT_ERANGE, "%s: offset %lld and count %lld do not fit in %lld images", images_path,
+                    (long long)offset, (long long)count, (long long)n_img);
     goto fail;
   }
   ds->n = count < 0 ? n_img - offset : count;
