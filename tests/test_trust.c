@@ -233,8 +233,10 @@ Test(failed, a_run_failing_systematically_stops_and_keeps_what_it_has, .timeout 
   free(d);
 }
 
-/* A test backend: the CPU backend, except that a convolution perforated with stride 3 fails. */
+/* A test backend: the CPU backend, except that a convolution perforated with stride 3 fails
+ * (failing_nan 0) or writes NaN (failing_nan 1). */
 static pt_backend_iface failing_iface;
+static int failing_nan;
 static pt_status (*cpu_conv)(void *, const pt_conv_desc *, const float *, const float *, const float *,
                                               float *);
 #define PT__TRY_TEST(e)              \
@@ -244,8 +246,11 @@ static pt_status (*cpu_conv)(void *, const pt_conv_desc *, const float *, const 
   } while (0)
 static pt_status failing_conv(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b,
                               float *y) {
-  if (d->perf_stride == 3) return pt_app_set_error(PT_EBACKEND, "failing backend: perforation stride 3 fails");
-  return cpu_conv(ctx, d, x, w, b, y);
+  if (d->perf_stride == 3 && !failing_nan)
+    return pt_app_set_error(PT_EBACKEND, "failing backend: perforation stride 3 fails");
+  pt_status s = cpu_conv(ctx, d, x, w, b, y);
+  for (int64_t i = 0; d->perf_stride == 3 && i < (int64_t)d->n * d->cout * d->oh * d->ow; i++) y[i] = NAN;
+  return s;
 }
 static int failing_available(const char **why) {
   (void)why;
@@ -316,6 +321,61 @@ Test(failed, a_backend_failing_on_chosen_knobs_fails_those_configs_only, .timeou
   pt_knobs_free(ks);
   pt_tuner_free(t);
   pt_app_free(app);
+  sh("rm -rf %s", d);
+  free(d);
+}
+
+/* Tunes the demo on the failing backend (writing NaN) with qos model m. */
+static pt_tuner *tune_nan(pt_app **app, const char *dir, pt_qos_model m) {
+  static char w[512];
+  snprintf(w, sizeof w, "%s/lenet_mnist.safetensors", DEMO);
+  pt_dnn_app_opts ao = {.model = "lenet_mnist", .weights = w, .data = DEMO, .backend = "failing", .threads = 2,
+                        .batch_size = 100, .tune_count = 100, .test_count = 100, .target_device = "cpu"};
+  cr_assert_eq(pt_app_dnn_create(&ao, app), PT_OK, "%s", pt_last_error());
+  pt_tuner *t;
+  cr_assert_eq(pt_tuner_create(*app, &t), PT_OK);
+  pt_tune_opts o;
+  pt_tune_opts_init(&o);
+  o.max_iter = 80;
+  o.search_batch = 32;
+  o.qos_model = m;
+  o.cost_model = PT_COST_LINEAR;
+  o.max_failures = 1000;
+  o.output_dir = dir;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  return t;
+}
+
+Test(failed, configs_with_nan_outputs_fail_and_p2_scores_such_knobs_zero, .timeout = 300) {
+  pt_status r = pt__backend_register(&FAILING);
+  cr_assert(r == PT_OK || r == PT_EEXIST);
+  failing_nan = 1;
+  char *d = tmpdir(), sub[512];
+  pt_app *app;
+  snprintf(sub, sizeof sub, "%s/empirical", d);
+  pt_tuner *t = tune_nan(&app, sub, PT_QOS_EMPIRICAL);
+  const pt_tune_summary *s = pt_tuner_summary(t);
+  cr_assert_gt(s->failed, 0);
+  cr_assert_eq(s->failed, s->failed_by[-PT_ENONFINITE], "NaN outputs are non-finite failures");
+  pt_tuner_free(t);
+  pt_app_free(app);
+  snprintf(sub, sizeof sub, "%s/p2", d);
+  t = tune_nan(&app, sub, PT_QOS_P2);
+  cr_assert_eq(pt_tuner_summary(t)->failed, 0, "predicted QoS is finite");
+  pt_knob_set *ks;
+  cr_assert_eq(pt_knobs_default(&ks), PT_OK);
+  for (int i = 0; i < pt_tuner_count(t, PT_KEPT); i++) {
+    pt_tuned_config c;
+    pt_tuner_get(t, PT_KEPT, i, &c);
+    for (int op = 0; op < pt_app_num_ops(app); op++)
+      cr_assert_neq(pt_knob_exec(pt_knobs_at(ks, pt_knobs_find(ks, pt_app_op_knob(app, op, c.knobs[op])))).perf_stride, 3,
+                    "a knob with NaN outputs was kept");
+  }
+  cr_assert_gt(pt_tuner_count(t, PT_KEPT), 0);
+  pt_knobs_free(ks);
+  pt_tuner_free(t);
+  pt_app_free(app);
+  failing_nan = 0;
   sh("rm -rf %s", d);
   free(d);
 }

@@ -117,12 +117,26 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
 }
 
 static pt_status measure_single(pt_app *app, int op, int pos, uint16_t *cfg, double *q) {
-  if (app->vt->measure_single) return app->vt->measure_single(app, op, pos, q);
   double cost;
-  if (op < 0) return pt_app_measure(app, 1, NULL, 0, q, &cost);
-  memset(cfg, 0, (size_t)app->n_ops * sizeof *cfg);
-  cfg[op] = (uint16_t)pos;
-  return pt_app_measure(app, 1, cfg, 0, q, &cost);
+  pt_status s;
+  if (app->vt->measure_single) {
+    s = app->vt->measure_single(app, op, pos, q);
+  } else if (op < 0) {
+    s = pt_app_measure(app, 1, NULL, 0, q, &cost);
+  } else {
+    memset(cfg, 0, (size_t)app->n_ops * sizeof *cfg);
+    cfg[op] = (uint16_t)pos;
+    s = pt_app_measure(app, 1, cfg, 0, q, &cost);
+  }
+  /* a knob whose outputs are not finite even alone gets no right answer: QoS 0, so no config with
+   * it is ever kept (docs/design.md, "QoS, cost and models"); the exact network must be finite */
+  if (op >= 0 && ((s == PT_ENONFINITE) || (s == PT_OK && !isfinite(*q)))) {
+    pt_log(PT_LOG_WARN, "qos_p2: op '%s' knob '%s' alone gives non-finite outputs; its QoS is 0", app->op_names[op],
+           app->entry_knob[app->entry_off[op] + pos]);
+    *q = 0;
+    return PT_OK;
+  }
+  return s;
 }
 
 pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m) {
