@@ -5,7 +5,8 @@
  *   hpvm_fake_bin --init DIR [MODE]   writes DIR/metadata.json (relative paths), DIR/tune_labels.bin
  *                                     and DIR/mode; MODE: ok (default), exit_early, exit_after_3,
  *                                     bad_tensor, no_accuracy, hang, crash_151_151 (aborts on the
- *                                     8 configs that give both linears knob 151)
+ *                                     8 configs that give both linears knob 151), nan_151 (outputs NaN
+ *                                     when linear_0 has knob 151, its accuracy still 95), accuracy_200
  *   hpvm_fake_bin                     (run in DIR by the tuner) serves "tune"/"test" commands until
  *                                     killed; writes its pid to DIR/pid */
 #include <math.h>
@@ -174,9 +175,12 @@ static int serve(void) {
     if (strcmp(mode, "no_accuracy")) {
       FILE *a = fopen("final_accuracy", "w");
       if (!a) return 6;
-      fprintf(a, "%.4f", 100.0 * correct / N);
+      fprintf(a, "%.4f", !strcmp(mode, "accuracy_200") ? 200.0 : !strcmp(mode, "nan_151") && knob[0] == 151 ? 95.0
+                                                                                                      : 100.0 * correct / N);
       fclose(a);
     }
+    if (!strcmp(mode, "nan_151") && knob[0] == 151)
+      for (int n = 0; n < N; n++) out[n][0] = NAN;
     FILE *w = fopen("hpvm_fifo_w", "wb");
     if (!w) return 7;
     for (int b = 0; b < 2; b++) { /* two batches of (N/2, C, 1, 1), as HPVM writes them */

@@ -113,7 +113,7 @@ Test(nonfinite, nan_weights_are_named_and_the_network_fails_at_the_op, .timeout 
   free(d);
 }
 
-Test(nonfinite, a_nan_image_is_named_as_the_input, .timeout = 60) {
+Test(nonfinite, a_nan_image_is_named_when_the_data_set_is_opened, .timeout = 60) {
   char *d = tmpdir(), path[512];
   cr_assert_eq(sh("cp %s/*.bin %s/", DEMO, d), 0);
   snprintf(path, sizeof path, "%s/tune_input.bin", d);
@@ -126,7 +126,7 @@ Test(nonfinite, a_nan_image_is_named_as_the_input, .timeout = 60) {
   cr_assert_eq(sh("%s measure --data %s --model lenet_mnist --weights %s/lenet_mnist.safetensors --batch-size 50 "
                   "2> %s/err > /dev/null", PT_CLI_PATH, d, DEMO, d), 1);
   snprintf(path, sizeof path, "%s/err", d);
-  cr_assert_eq(lines_with(path, "on images 0-49; first at op 'input'"), 1);
+  cr_assert_eq(lines_with(path, "tune_input.bin: image 3 holds NaN at value 17"), 1);
   sh("rm -rf %s", d);
   free(d);
 }
@@ -395,6 +395,24 @@ Test(failed, a_binary_crashing_on_some_configs_is_started_again, .timeout = 300)
   free(d);
 }
 
+Test(failed, a_binary_answering_nan_fails_those_configs_and_a_bad_accuracy_is_an_error, .timeout = 300) {
+  char *d = tmpdir(), path[512];
+  cr_assert_eq(sh("cp '%s' %s/bin && cd %s && ./bin --init %s nan_151", PT_FAKE_BIN, d, d, d), 0);
+  cr_assert_eq(sh("%s tune-binary --binary %s/bin --metadata %s/metadata.json --qos-model empirical --max-iter 288 "
+                  "--search-batch 32 --quiet --output %s/out > /dev/null 2> %s/err", PT_CLI_PATH, d, d, d, d), 0);
+  snprintf(path, sizeof path, "%s/out/tuning.sqlite", d);
+  cr_assert_eq(journal_count(path, "status != 0 AND error LIKE '%output holds 200 NaN or infinite values%'"), 48,
+               "every config giving linear_0 knob 151 (1 in 6 of 288)");
+  cr_assert_eq(journal_count(path, "status != 0"), 48);
+  cr_assert_eq(sh("cp '%s' %s/bin2 && cd %s && ./bin2 --init %s accuracy_200", PT_FAKE_BIN, d, d, d), 0);
+  cr_assert_eq(sh("%s tune-binary --binary %s/bin2 --metadata %s/metadata.json --quiet --output %s/out2 > /dev/null "
+                  "2> %s/err", PT_CLI_PATH, d, d, d, d), 1);
+  snprintf(path, sizeof path, "%s/err", d);
+  cr_assert_eq(lines_with(path, "final_accuracy 200 is not an accuracy in [0, 100]"), 1);
+  sh("rm -rf %s", d);
+  free(d);
+}
+
 /* ---- 2. fingerprints; 3. no silent loss ---- */
 
 Test(fingerprint, journals_and_models_are_bound_to_their_inputs, .timeout = 300) {
@@ -424,6 +442,16 @@ Test(fingerprint, journals_and_models_are_bound_to_their_inputs, .timeout = 300)
                   "--max-iter 40 --output %s/out --qos-model qos_p1 --cost-model cost_linear --quiet --resume "
                   "--model-storage %s/m2 > /dev/null 2> %s", PT_CLI_PATH, w2, DEMO, d, d, err), 1);
   cr_assert_eq(lines_with(err, "does not match this run's tune data"), 1);
+  /* a refused --resume --force-reinit replaces no stored model: the run can still be resumed */
+  cr_assert_eq(sh(base, PT_CLI_PATH, w2, DEMO, d, "--resume --force-reinit --tune-count 50", err), 1);
+  cr_assert_eq(sh(base, PT_CLI_PATH, w2, DEMO, d, "--resume", err), 0, "the journal and its model still fit");
+  /* a journal missing a meta key (a first batch cut short, or edited) is not resumed */
+  sqlite3 *db;
+  cr_assert_eq(sqlite3_open(jr, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE key = 'fingerprint'", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  cr_assert_eq(sh(base, PT_CLI_PATH, w2, DEMO, d, "--resume", err), 1);
+  cr_assert_eq(lines_with(err, "tuning.sqlite: the journal has no fingerprint"), 1);
   sh("rm -rf %s", d);
   free(d);
 }
@@ -442,6 +470,10 @@ Test(fingerprint, p2_files_are_checked_numbers_and_all, .timeout = 300) {
   cr_assert_eq(sh("sed -i 's/\"bqos\":[-0-9.e+]*/\"bqos\":1e300/' %s/out/models/p2.json", d), 0);
   cr_assert_eq(sh(run, PT_CLI_PATH, d, err), 1);
   cr_assert_eq(lines_with(err, "\"bqos\": QoS 1e+300 is not an accuracy in [0, 100]"), 1);
+  /* an edited exact QoS that no longer matches the network */
+  cr_assert_eq(sh("sed -i 's/\"bqos\":1e300/\"bqos\":50/' %s/out/models/p2.json", d), 0);
+  cr_assert_eq(sh(run, PT_CLI_PATH, d, err), 1);
+  cr_assert_eq(lines_with(err, "p2.json: its exact QoS (bqos) is 50 but the exact network measures"), 1);
   sh("rm -rf %s", d);
   free(d);
 }
@@ -498,6 +530,10 @@ Test(lock, one_run_per_output_folder, .timeout = 120) {
   cr_assert_eq(access(lockp, F_OK), 0);
   pt_output_unlock(d);
   cr_assert_neq(access(lockp, F_OK), 0, "released");
+  /* a link planted as the lock file is never written through */
+  cr_assert_eq(sh("echo keep > %s/victim && ln -s %s/victim %s", d, d, lockp), 0);
+  cr_assert_eq(pt_output_lock(d), PT_EIO);
+  cr_assert_eq(sh("grep -qx keep %s/victim", d), 0);
   sh("rm -rf %s", d);
   free(d);
 }

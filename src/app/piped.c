@@ -205,6 +205,8 @@ static pt_status read_qos(pt_app *app, piped_ctx *c, double *qos) {
   while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t') end++;
   if (end == text || *end || !isfinite(v))
     return pt__error(PT_EFORMAT, "%s: final_accuracy holds '%.40s', not a number", c->qos_file, text);
+  if (v < 0 || v > 100)
+    return pt__error(PT_ERANGE, "%s: final_accuracy %g is not an accuracy in [0, 100]", c->qos_file, v);
   *qos = v;
   return PT_OK;
 }
@@ -248,6 +250,10 @@ static pt_status run_once(pt_app *app, const uint16_t *cfg, int test, double *qo
   int64_t r = 0, k = 0;
   if (s == PT_OK) s = pt__parse_hpvm_tensors(bytes, nbytes, c->meta.fifo_path_w, &data, &r, &k);
   free(bytes);
+  int64_t bad = s == PT_OK ? pt_count_nonfinite(data, r * k) : 0; /* its accuracy cannot be right then */
+  if (bad)
+    s = pt__error(PT_ENONFINITE, "app %s: the binary's output holds %lld NaN or infinite values", app->name,
+                  (long long)bad);
   if (s == PT_OK) s = read_qos(app, c, qos);
   if (seconds) *seconds = now() - t0;
   if (s != PT_OK) stop_child(c); /* it may be hung or out of step with the protocol: the next config restarts it */

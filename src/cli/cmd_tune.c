@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
 
+#define PT_CLI_MAX_OUTPUT 400
 #define PT__STR2(x) #x
 #define PT__STR(x) PT__STR2(x)
 
@@ -154,6 +155,10 @@ static int resolve(tune_args *a, char *demo_w, size_t n, int *demo) {
     if (!a->qos_name) a->o.qos_model = PT_QOS_P1;
     if (!a->cost_name) a->o.cost_model = PT_COST_LINEAR;
   }
+  if (a->o.resume && a->o.overwrite) return pt_cli_usage_error(a->cmd, "--resume and --overwrite exclude each other");
+  if (a->output && !a->output[0]) return pt_cli_usage_error(a->cmd, "--output needs a folder, got ''");
+  if (a->name && (!a->name[0] || strchr(a->name, '/') || !strcmp(a->name, ".") || !strcmp(a->name, "..")))
+    return pt_cli_usage_error(a->cmd, "--name '%s' is not a plain name (it names the output folder)", a->name);
   if (a->target && pt_device_parse(a->target) < 0)
     return pt_cli_usage_error(a->cmd, "--target-device takes cpu, gpu or any, got '%s'", a->target);
   a->ao.target_device = a->po.target_device = a->target;
@@ -276,6 +281,8 @@ static int tune_main(int argc, char **argv, int piped) {
   int demo;
   if (rc != PT_EXIT_OK || (rc = resolve(&a, demo_w, sizeof demo_w, &demo)) != PT_EXIT_OK) return rc;
   output_dir(&a, out_dir, sizeof out_dir);
+  if (strlen(out_dir) > PT_CLI_MAX_OUTPUT) /* SQLite opens no journal at a longer path */
+    return pt_cli_usage_error(a.cmd, "--output is %zu characters long; at most %d", strlen(out_dir), PT_CLI_MAX_OUTPUT);
   pt_status s = pt_make_dirs(out_dir);
   if (s == PT_OK) s = pt_output_lock(out_dir); /* before tune.log: a second run must not touch the first's files */
   if (s != PT_OK) return pt_cli_fail(s);

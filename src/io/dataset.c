@@ -1,5 +1,6 @@
 /* PredTuner's data sets: headerless little-endian float32 images (N, C, H, W) and int32 labels,
  * memory-mapped so a 50,000-image ImageNet set costs no copy. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,13 @@ pt_status pt_dataset_open_files(const char *images_path, const char *labels_path
     if (ds->labels[i] < 0 || ds->labels[i] >= num_classes) {
       s = pt__error(PT_ERANGE, "%s: label %d of image %lld is outside [0, %d)", labels_path, (int)ds->labels[i],
                     (long long)(offset + i), num_classes);
+      goto fail;
+    }
+  const int64_t per = (int64_t)c * h * w;
+  for (int64_t i = 0; i < ds->n * per; i++) /* a NaN or infinite pixel makes every QoS on it meaningless */
+    if (!isfinite(ds->images[i])) {
+      s = pt__error(PT_ENONFINITE, "%s: image %lld holds %s at value %lld", images_path, (long long)(offset + i / per),
+                    isnan(ds->images[i]) ? "NaN" : "an infinity", (long long)(i % per));
       goto fail;
     }
   *out = ds;

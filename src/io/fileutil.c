@@ -16,7 +16,7 @@
 pt_status pt__map_file(const char *path, void **data, size_t *len) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY);
+  int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block the open: it is refused below */
   if (fd < 0) return pt__error(errno == ENOENT ? PT_ENOTFOUND : PT_EIO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "graph/graph_internal.h"
+#include "io/fileutil.h"
 #include "predtuner/io.h"
 
 static int is_bookkeeping(const char *name) {
@@ -33,9 +34,12 @@ static pt_status w_read(const wsrc *w, int i, float *d) { return w->st ? pt_st_r
 static pt_status w_open(const char *path, wsrc *w) {
   memset(w, 0, sizeof *w);
   unsigned char head[4] = {0};
-  FILE *f = fopen(path, "rb");
-  size_t got = f ? fread(head, 1, sizeof head, f) : 0;
-  if (f) fclose(f);
+  void *data = NULL;
+  size_t len = 0; /* mapped, as the readers do: a FIFO or a device is refused, never read */
+  PT__TRY(pt__map_file(path, &data, &len));
+  size_t got = len < sizeof head ? len : sizeof head;
+  if (got) memcpy(head, data, got);
+  pt__unmap_file(data, len);
   /* legacy torch.save: PROTO 2, then LONG1 of 10 bytes (the magic number); as a safetensors header
    * length these bytes would mean a 176 MB header */
   if ((got >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (got >= 4 && !memcmp(head, "\x80\x02\x8a\x0a", 4)))

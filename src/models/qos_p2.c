@@ -25,8 +25,10 @@ typedef struct p2_parse {
 /* A stored QoS must be a finite number, and an accuracy within [0, 100]. */
 static pt_status check_qos(const pt_app *app, const char *src, const char *knob, const char *op, double v) {
   if (isfinite(v) && (!app->qos_percent || (v >= 0 && v <= 100))) return PT_OK;
-  return pt__error(PT_ERANGE, "%s: %s%s%s%s: QoS %g is not %s", src, op[0] ? "df[\"" : "\"", knob,
-                   op[0] ? "\"][\"" : "\"", op[0] ? op : "", v, app->qos_percent ? "an accuracy in [0, 100]" : "finite");
+  char where[320];
+  if (op[0]) snprintf(where, sizeof where, "df[\"%s\"][\"%s\"]", knob, op);
+  else snprintf(where, sizeof where, "\"%s\"", knob);
+  return pt__error(PT_ERANGE, "%s: %s: QoS %g is not %s", src, where, v, app->qos_percent ? "an accuracy in [0, 100]" : "finite");
 }
 
 static pt_status parse_p2(const char *text, size_t len, const char *src, void *out) {

@@ -37,11 +37,19 @@ void pt__eval_free(pt__evaluator *ev) {
 }
 
 /* The QoS model, moved onto the app's backend when that backend scores P1 on its device. */
-static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *storage) {
+static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *storage, double baseline_qos) {
   pt_app *app = ev->app;
   if (ev->qos == PT_QOS_EMPIRICAL) return PT_OK;
   pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", pt_qos_model_name(ev->qos), storage ? storage : "none");
-  if (ev->qos == PT_QOS_P2) return pt__p2_init(app, storage, o->force_reinit, o->progress, &ev->p2);
+  if (ev->qos == PT_QOS_P2) {
+    PT__TRY(pt__p2_init(app, storage, o->force_reinit, o->progress, &ev->p2));
+    /* a stored model must agree with what the exact network measures now (half a point: discrete
+     * accuracies may flip an image on a nondeterministic device) */
+    if (isfinite(baseline_qos) && !(fabs(ev->p2.q0 - baseline_qos) <= 0.5))
+      return pt__error(PT_ESTALE, "%s/p2.json: its exact QoS (bqos) is %g but the exact network measures %g on the tune "
+                                  "set; --force-reinit rebuilds it", storage ? storage : ".", ev->p2.q0, baseline_qos);
+    return PT_OK;
+  }
   PT__TRY(pt__p1_init(app, storage, o->force_reinit, o->progress, &ev->p1));
   if (app->be) {
     if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
@@ -73,7 +81,8 @@ static pt_status init_search_loss(pt__evaluator *ev) {
   return s;
 }
 
-pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage) {
+pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage,
+                        double baseline_qos) {
   memset(ev, 0, sizeof *ev);
   ev->app = app;
   if (!pt_qos_model_name(o->qos_model))
@@ -88,7 +97,7 @@ pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, c
   if (ev->cost != PT_COST_EMPIRICAL) ev->cost_tbl = pt__malloc((ne ? ne : 1) * sizeof *ev->cost_tbl);
   if (!ev->search_cost || !ev->search_loss || (ev->cost != PT_COST_EMPIRICAL && !ev->cost_tbl))
     return pt__error(PT_ENOMEM, "tuner: out of memory for the model tables (%d knob choices)", app->n_entries);
-  PT__TRY(init_qos(ev, o, storage));
+  PT__TRY(init_qos(ev, o, storage, baseline_qos));
   PT__TRY(pt__cost_linear(app, ev->search_cost));
   if (ev->cost == PT_COST_LINEAR) memcpy(ev->cost_tbl, ev->search_cost, ne * sizeof *ev->search_cost);
   if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, ev->cost_tbl));

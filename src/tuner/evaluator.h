@@ -20,8 +20,10 @@ typedef struct pt__evaluator {
   double *search_loss; /* (n_entries) the QoS it loses, NaN when the QoS model does not say */
 } pt__evaluator;
 
-/* Builds (or loads from storage, NULL: none) the models o names, with progress on o->progress. */
-pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage);
+/* Builds (or loads from storage, NULL: none) the models o names, with progress on o->progress;
+ * baseline_qos (the exact network's tune QoS, NaN: unknown) checks a stored P2 model against it. */
+pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage,
+                        double baseline_qos);
 void pt__eval_free(pt__evaluator *ev);
 /* Whether QoS comes from a model. */
 static inline int pt__eval_predicts_qos(const pt__evaluator *ev) { return ev->qos != PT_QOS_EMPIRICAL; }

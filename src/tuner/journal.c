@@ -94,6 +94,21 @@ static pt_status prepare(const char *path, int resume, int overwrite) {
   return PT_OK;
 }
 
+/* A journal to resume has both tables (else creating them would make an empty one look resumable). */
+static pt_status check_tables(pt__journal *j) {
+  sqlite3_stmt *st = NULL;
+  int n = 0;
+  if (sqlite3_prepare_v2(j->db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'evals')",
+                         -1, &st, NULL) != SQLITE_OK)
+    return db_error(j, "reading the schema");
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (n != 2)
+    return pt__error(PT_EFORMAT, "%s: not a complete tuning journal (tables meta and evals): it cannot be resumed; "
+                                 "--overwrite starts afresh", j->path);
+  return PT_OK;
+}
+
 /* The meta keys a resumed journal must agree on; the first run writes them. */
 static pt_status check_meta(pt__journal *j, int resume, const pt_app *app, const char *qos_model, const char *cost_model) {
   char sig[128], fp[512], have[600];
@@ -108,6 +123,9 @@ static pt_status check_meta(pt__journal *j, int resume, const pt_app *app, const
                          cost_model ? cost_model : "empirical", sig, fp};
   for (int k = 0; k < 6; k++) {
     PT__TRY(get_meta(j, keys[k], have, sizeof have));
+    if (!have[0] && resume)
+      return pt__error(PT_EFORMAT, "%s: the journal has no %s (an interrupted first batch, or edited): it cannot be "
+                                   "resumed; --overwrite starts afresh", j->path, keys[k]);
     if (!have[0]) PT__TRY(pt__journal_meta(j, keys[k], vals[k]));
     else if (k == 5)
       PT__TRY(pt__fp_check(app, PT__FP_ALL, have, j->path, "--overwrite starts afresh, or choose another --output folder"));
@@ -129,6 +147,7 @@ pt_status pt__journal_open(const char *path, int resume, int overwrite, const pt
   if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
     s = db_error(j, "cannot open");
   if (s == PT_OK) s = exec_sql(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  if (s == PT_OK && resume) s = check_tables(j);
   if (s == PT_OK)
     s = exec_sql(j, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
                     "CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, config TEXT NOT NULL UNIQUE,"
@@ -203,6 +222,11 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, pt__journal_rows *
     int code = sqlite3_column_int(st, 4);
     r->status[*n] = (int8_t)(code <= 0 && code > -PT_STATUS_COUNT ? code : PT_EBACKEND);
     if (r->status[*n] != PT_OK) (*qos)[*n] = (*cost)[*n] = NAN; /* a failed config stays failed */
+    double q = (*qos)[*n], co = (*cost)[*n];
+    if (s == PT_OK && r->status[*n] == PT_OK &&
+        (!isfinite(q) || (app->qos_percent && !(*predicted)[*n] && (q < 0 || q > 100)) || !isfinite(co) || !(co > 0)))
+      s = pt__error(PT_EFORMAT, "%s: evals row %lld: QoS %g and relative cost %g cannot be a result", j->path,
+                    (long long)*n + 1, q, co);
     if (s == PT_OK) (*n)++;
   }
   sqlite3_finalize(st);

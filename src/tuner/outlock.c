@@ -42,7 +42,7 @@ static long read_pid(int fd) {
 }
 
 static pt_status take(const char *dir, const char *path, int *fd_out) {
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644); /* never write through a link */
   if (fd < 0) return pt__error(PT_EIO, "%s: cannot create the lock file: %s", path, strerror(errno));
   long prev = read_pid(fd);
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -89,24 +89,30 @@ typedef struct round_buf {
   pt__fail *fail;
 } round_buf;
 
-/* The failures of a round: logged and counted; past the limit the search stops (sum.stopped says why). */
+/* More failed configs than the limit (resumed ones count: a run that failed systematically stops
+ * again when resumed as it was) stop the search; sum.stopped says why, with the last reason. */
+static void check_limit(pt_tuner *t, const pt_tune_opts *o, const char *last_why) {
+  int limit = o->max_failures >= 0 ? o->max_failures : (o->max_iter / 4 > 8 ? o->max_iter / 4 : 8);
+  if (t->sum.failed > limit && !t->sum.stopped[0])
+    snprintf(t->sum.stopped, sizeof t->sum.stopped, "%lld configs failed, more than --max-failures %d%s%s",
+             (long long)t->sum.failed, limit, last_why[0] ? "; the last: " : "", last_why);
+}
+
+/* The failures of a round: counted, the first five of the run on the terminal (all in tune.log). */
 static void note_failures(pt_tuner *t, const pt_tune_opts *o, const pt_app *app, int got, const round_buf *b,
                           int64_t *fresh_failed) {
+  const char *last = "";
   for (int k = 0; k < got; k++) {
     if (b->fail[k].status == PT_OK) continue;
     count_failure(t, b->fail[k].status);
-    { /* the first five on the terminal, every one in tune.log */
-      char cfg[256];
-      size_t at = 0;
-      for (int op = 0; op < app->n_ops && at < sizeof cfg; op++)
-        at += (size_t)snprintf(cfg + at, sizeof cfg - at, op ? " %u" : "%u", b->cfg[(int64_t)k * app->n_ops + op]);
-      pt_log(++*fresh_failed <= 5 ? PT_LOG_WARN : PT_LOG_DEBUG, "config [%s] failed: %s", cfg, b->fail[k].why);
-    }
+    char cfg[256];
+    size_t at = 0;
+    for (int op = 0; op < app->n_ops && at < sizeof cfg; op++)
+      at += (size_t)snprintf(cfg + at, sizeof cfg - at, op ? " %u" : "%u", b->cfg[(int64_t)k * app->n_ops + op]);
+    pt_log(++*fresh_failed <= 5 ? PT_LOG_WARN : PT_LOG_DEBUG, "config [%s] failed: %s", cfg, b->fail[k].why);
+    last = b->fail[k].why;
   }
-  int limit = o->max_failures >= 0 ? o->max_failures : (o->max_iter / 4 > 8 ? o->max_iter / 4 : 8);
-  if (*fresh_failed > limit && !t->sum.stopped[0])
-    snprintf(t->sum.stopped, sizeof t->sum.stopped, "%lld configs failed, more than --max-failures %d; the last: %s",
-             (long long)*fresh_failed, limit, b->fail[got - 1].status != PT_OK ? b->fail[got - 1].why : "(see tune.log)");
+  check_limit(t, o, last);
 }
 
 /* Rounds of ask, evaluate, tell, journal, append. */
@@ -120,6 +126,7 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
   int64_t fresh_failed = 0;
   if (!b.cfg || !b.qos || !b.cost || !b.tech || !b.fail)
     s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
+  if (s == PT_OK) check_limit(t, o, "");
   pt_progress prog;
   pt_progress_begin(&prog, o->progress, "search", o->max_iter);
   pt_progress_update(&prog, t->n < o->max_iter ? t->n : o->max_iter);

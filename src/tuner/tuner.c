@@ -101,7 +101,7 @@ static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_c
   char storage[4096] = "";
   if (o->model_storage) snprintf(storage, sizeof storage, "%s", o->model_storage);
   else if (o->output_dir) snprintf(storage, sizeof storage, "%s/models", o->output_dir);
-  PT__TRY(pt__eval_init(ev, t->app, o, storage[0] ? storage : NULL));
+  PT__TRY(pt__eval_init(ev, t->app, o, storage[0] ? storage : NULL, t->sum.baseline_tune_qos));
   t->qos_model = ev->qos;
   t->cost_model = ev->cost;
   pt_status s = pt__eval_cost_reference(ev, exact_cost, &t->sum.exact_speedup);
@@ -128,7 +128,12 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   char jpath[4200];
   if (o.output_dir) {
     snprintf(jpath, sizeof jpath, "%s/tuning.sqlite", o.output_dir);
-    if ((s = pt__journal_check_start(jpath, o.resume, o.overwrite)) != PT_OK) {
+    s = pt__journal_check_start(jpath, o.resume, o.overwrite);
+    pt__journal *jr = NULL; /* a journal to resume is checked now, before any model is built or replaced */
+    if (s == PT_OK && o.resume)
+      s = pt__journal_open(jpath, 1, 0, t->app, pt_qos_model_name(o.qos_model), pt_cost_model_name(o.cost_model), &jr);
+    pt__journal_close(jr);
+    if (s != PT_OK) {
       pt_output_unlock(o.output_dir);
       return s;
     }

@@ -47,6 +47,9 @@ mkdir -p "$D/p2bad/models" && printf '{"df": {"11": {"convs.0": "x"}}, "bqos": 9
 mkdir -p "$D/p2nan/models" && printf '{"df": {}, "bqos": 1e999}' > "$D/p2nan/models/p2.json"
 mkdir -p "$D/costbad/models" && printf '{"seconds": {"convs.0": {"11": -1}}}' > "$D/costbad/models/cost_profiled.json"
 mkdir -p "$D/p1bad/models" && head -c 100 "$w" > "$D/p1bad/models/p1.safetensors"
+mkfifo "$D/fifo.safetensors" "$D/fifo.json"
+mk_data nan_image && printf '\x00\x00\xc0\x7f' | dd of="$D/nan_image/tune_input.bin" bs=1 conv=notrunc status=none
+mk_data inf_image && printf '\x00\x00\x80\x7f' | dd of="$D/inf_image/test_input.bin" bs=1 conv=notrunc status=none
 # a good run, whose results the plot cases read
 "$bin" tune --max-iter 20 --tune-count 100 --test-count 100 --output "$D/good" --quiet > /dev/null 2>&1 ||
   { echo "adversarial corpus: the good run failed"; exit 1; }
@@ -58,7 +61,7 @@ while IFS='|' read -r name code frag forbid cmd; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   out="$D/$name.out"
   err="$D/$name.err"
-  (cd "$D" && eval "$cmd") > "$out" 2> "$err"
+  (cd "$D" && timeout 120 bash -c "$cmd") > "$out" 2> "$err" # exit 124: it hung
   rc=$?
   why=""
   [ "$rc" -eq "$code" ] || why="exit $rc, expected $code"
