@@ -167,7 +167,7 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
 static pt_status setup_promise(const measure_args *a, pt_graph *g, pt_exec *ex, const pt_op_exec *ops, int batch,
                                char *desc, size_t dn) {
   int no = pt_graph_num_ops(g), any = 0;
-  for (int op = 0; op < no; op++) any |= ops[op].kind == PT_APPROX_PROMISE;
+  for (int op = 0; ops && op < no; op++) any |= ops[op].kind == PT_APPROX_PROMISE;
   if (!any && !a->save_ranges) return PT_OK;
   pt_promise_ranges *r = calloc((size_t)no, sizeof *r);
   if (!r) return pt__error(PT_ENOMEM, "measure: out of memory");
@@ -175,14 +175,14 @@ static pt_status setup_promise(const measure_args *a, pt_graph *g, pt_exec *ex, 
   size_t at = strlen(desc);
   if (a->ranges) {
     s = pt_promise_ranges_load(a->ranges, g, r);
-    if (at < dn) snprintf(desc + at, dn - at, "; PromiseSim ranges from %s", a->ranges);
+    if (at < dn && ops) snprintf(desc + at, dn - at, "; PromiseSim ranges from %s", a->ranges);
   } else {
     int c, h, w;
     pt_graph_input_shape(g, &c, &h, &w);
     pt_dataset *tune = NULL;
     s = pt_dataset_open(a->data, "tune", c, h, w, pt_graph_num_classes(g), 0, -1, &tune);
     if (s == PT_OK) s = pt_promise_calibrate(ex, g, tune, batch, r);
-    if (s == PT_OK && at < dn)
+    if (s == PT_OK && at < dn && ops)
       snprintf(desc + at, dn - at, "; PromiseSim ranges calibrated on the tune set (%lld images)", (long long)tune->n);
     pt_dataset_close(tune);
   }
@@ -234,7 +234,8 @@ int pt_cmd_measure(int argc, char **argv) {
   if (s == PT_OK) s = pt_exec_create(g, be, &ex);
   char config_desc[4096] = "";
   if (s == PT_OK) s = resolve_config(&a, g, be, &ops, config_desc, sizeof config_desc);
-  if (s == PT_OK && ops) s = setup_promise(&a, g, ex, ops, (int)a.batch, config_desc, sizeof config_desc);
+  if (s == PT_OK && (ops || a.save_ranges)) /* --save-promise-ranges calibrates even with no PromiseSim op */
+    s = setup_promise(&a, g, ex, ops, (int)a.batch, config_desc, sizeof config_desc);
   if (s == PT_OK && a.predictions && !(pred = malloc((size_t)ds->n * sizeof *pred)))
     s = pt__error(PT_ENOMEM, "measure: out of memory for %lld predictions", (long long)ds->n);
   if (s != PT_OK) goto out;
