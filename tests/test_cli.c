@@ -55,7 +55,10 @@ Test(cli, usage_errors_exit_2) {
   expect_error("measure --batch-size abc", 2, "got 'abc'");
   expect_error("measure --count", 2, "--count needs a value");
   expect_error("measure --model lenet_mnist", 2, "go together");
-  expect_error("zoo --ops", 2, "--ops needs a network name");
+  expect_error("zoo --ops", 2, "--ops needs a value (NAME)");
+  expect_error("plot a.json b.json", 2, "unexpected argument 'b.json'");
+  expect_error("export-hpvm c.json -o", 2, "-o needs a value (FILE)");
+  expect_error("knobs --target-device tpu", 2, "--target-device takes cpu, gpu or any");
 }
 
 Test(cli, failures_exit_1_with_the_file_named) {
@@ -72,8 +75,9 @@ Test(cli, failures_exit_1_with_the_file_named) {
 }
 
 Test(cli, help_for_every_command) {
-  const char *cmds[] = {"--help", "measure --help", "zoo --help", "knobs --help"};
-  for (int i = 0; i < 4; i++) {
+  const char *cmds[] = {"--help",      "measure --help", "zoo --help",         "knobs --help",
+                        "tune --help", "plot --help",    "export-hpvm --help", "tune-binary --help"};
+  for (int i = 0; i < 8; i++) {
     run(cmds[i]);
     cr_assert_eq(R.rc, 0, "%s", cmds[i]);
     cr_assert_not_null(strstr(R.out, "usage: predtuner-gpu"), "%s", cmds[i]);

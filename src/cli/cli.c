@@ -1,4 +1,3 @@
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,32 +5,6 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-
-int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val) {
-  const char *a = argv[*i];
-  size_t n = strlen(name);
-  if (strncmp(a, name, n)) return 0;
-  if (a[n] == '=') {
-    *val = a + n + 1;
-    return 1;
-  }
-  if (a[n] != '\0') return 0;
-  if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) return -1; /* the next option is not a value */
-  *val = argv[++*i];
-  return 1;
-}
-
-int pt_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) {
-    pt_cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
 
 int pt_cli_usage_error(const char *cmd, const char *fmt, ...) {
   char msg[512];

@@ -8,11 +8,6 @@
 #define PT_EXIT_FAIL 1
 #define PT_EXIT_USAGE 2
 
-/* Matches argv[*i] against "--name VALUE" or "--name=VALUE". Returns 1 and sets *val (advancing *i
- * past a separate value) on a match, 0 when argv[*i] is another option, -1 when the value is missing (or is the next option, "--..."). */
-int pt_cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
-/* Integer option in [lo, hi]; on failure prints a usage error and returns 0. */
-int pt_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 /* Prints "predtuner-gpu CMD: message (see 'predtuner-gpu CMD --help')" and returns PT_EXIT_USAGE. */
 int pt_cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -56,9 +56,15 @@ static int set_value(const char *cmd, const pt_cli_opt_def *d, void *args, const
 static int one(const char *cmd, const pt_cli_opt_def *defs, int n_defs, unsigned mask, void *args, int argc,
                char **argv, int *i) {
   const char *a = argv[*i];
+  for (int k = 0; a[0] != '-' && k < n_defs; k++) { /* the first positional not given yet */
+    const char **slot = (const char **)((char *)args + defs[k].off);
+    if (defs[k].kind != PT_CLI_ARG || !in_mask(&defs[k], mask) || *slot) continue;
+    *slot = a;
+    return PT_EXIT_OK;
+  }
   for (int k = 0; k < n_defs; k++) {
     const pt_cli_opt_def *d = &defs[k];
-    if (d->kind == PT_CLI_HEADING || !in_mask(d, mask)) continue;
+    if (d->kind == PT_CLI_HEADING || d->kind == PT_CLI_ARG || !in_mask(d, mask)) continue;
     size_t len = strlen(d->name);
     if (strncmp(a, d->name, len) || (a[len] != '\0' && a[len] != '=')) continue;
     if (d->kind == PT_CLI_FLAG) {
@@ -72,7 +78,7 @@ static int one(const char *cmd, const pt_cli_opt_def *defs, int n_defs, unsigned
     if (a[len] != '=') ++*i;
     return set_value(cmd, d, args, v);
   }
-  return pt_cli_usage_error(cmd, "unknown argument '%s'", a);
+  return pt_cli_usage_error(cmd, a[0] == '-' ? "unknown argument '%s'" : "unexpected argument '%s'", a);
 }
 
 int pt_cli_parse(const char *cmd, const pt_cli_opt_def *defs, int n_defs, unsigned mask, void *args, int argc,

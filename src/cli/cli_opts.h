@@ -17,6 +17,7 @@ typedef enum pt_cli_kind {
   PT_CLI_U64,     /* uint64_t in [lo, hi] */
   PT_CLI_DBL,     /* finite double in [lo, hi] */
   PT_CLI_LIST,    /* pt_cli_list: the option may be repeated */
+  PT_CLI_ARG,     /* const char *: a positional argument (name: how help calls it, "CONFIGS.json") */
 } pt_cli_kind;
 
 #define PT_CLI_LIST_MAX 4096

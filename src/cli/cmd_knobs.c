@@ -1,8 +1,22 @@
 /* predtuner-gpu knobs: the knob declarations, and for a model how many apply to each op. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
+
+typedef struct knobs_args {
+  const char *model, *knobs_file, *target;
+} knobs_args;
+
+static const pt_cli_opt_def OPTS[] = {
+    {"--model", PT_CLI_STR, offsetof(knobs_args, model), 0, 0, 0, "NAME", "a zoo network or an .onnx file", 0},
+    {"--target-device", PT_CLI_STR, offsetof(knobs_args, target), 0, 0, 0, "D",
+     "cpu, gpu or any (no filter); default: gpu when a GPU backend can run, else cpu", 0},
+    {"--knobs", PT_CLI_STR, offsetof(knobs_args, knobs_file), 0, 0, 0, "FILE", "knob declarations instead of the built-in default", 0},
+};
+#define N_OPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
 
 static void help(void) {
   printf("usage: predtuner-gpu knobs [--model NAME] [--target-device cpu|gpu|any] [--knobs FILE]\n"
@@ -10,10 +24,8 @@ static void help(void) {
          "Lists the approximation knobs (the built-in default: PredTuner's 56, or a knob file in\n"
          "PredTuner's JSON format), filtered to the target device, with the baseline knob. With\n"
          "--model, also lists how many knobs apply to each op of that network.\n"
-         "\n"
-         "  --model NAME          a zoo network or an .onnx file\n"
-         "  --target-device D     cpu, gpu or any (no filter); default: gpu when a GPU backend can run, else cpu\n"
-         "  --knobs FILE          knob declarations instead of the built-in default\n");
+         "\n");
+  pt_cli_print_opts(stdout, OPTS, N_OPTS, 0, NULL);
 }
 
 void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n) {
@@ -32,26 +44,13 @@ void pt_cli_knob_params(const pt_knob *k, char *buf, size_t n) {
 }
 
 int pt_cmd_knobs(int argc, char **argv) {
-  const char *model = NULL, *knobs_file = NULL, *target = pt_cli_default_device("auto");
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    int r;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      help();
-      return PT_EXIT_OK;
-    } else if ((r = pt_cli_opt(argc, argv, &i, "--model", &v))) {
-      if (r < 0) return pt_cli_usage_error("knobs", "--model needs a network name");
-      model = v;
-    } else if ((r = pt_cli_opt(argc, argv, &i, "--target-device", &v))) {
-      if (r < 0 || pt_device_parse(v) < 0) return pt_cli_usage_error("knobs", "--target-device takes cpu, gpu or any");
-      target = v;
-    } else if ((r = pt_cli_opt(argc, argv, &i, "--knobs", &v))) {
-      if (r < 0) return pt_cli_usage_error("knobs", "--knobs needs a file");
-      knobs_file = v;
-    } else {
-      return pt_cli_usage_error("knobs", "unknown argument '%s'", argv[i]);
-    }
-  }
+  knobs_args a = {.target = pt_cli_default_device("auto")};
+  int r = pt_cli_parse("knobs", OPTS, N_OPTS, 0, &a, argc, argv);
+  if (r < 0) help();
+  if (r != PT_EXIT_OK) return r < 0 ? PT_EXIT_OK : r;
+  if (pt_device_parse(a.target) < 0)
+    return pt_cli_usage_error("knobs", "--target-device takes cpu, gpu or any, got '%s'", a.target);
+  const char *model = a.model, *knobs_file = a.knobs_file, *target = a.target;
   unsigned dev = (unsigned)pt_device_parse(target);
   pt_knob_set *ks = NULL;
   pt_graph *g = NULL;

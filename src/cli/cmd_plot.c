@@ -1,46 +1,46 @@
 /* predtuner-gpu plot: redraws the plot of a tuning run from its configs.json. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
+
+typedef struct plot_args {
+  const char *in, *out;
+  int loss;
+} plot_args;
+
+static const pt_cli_opt_def OPTS[] = {
+    {"CONFIGS.json", PT_CLI_ARG, offsetof(plot_args, in), 0, 0, 0, NULL, "the tuning run's configs.json", 0},
+    {"-o", PT_CLI_STR, offsetof(plot_args, out), 0, 0, 0, "FILE", "the plot, .png or .svg (default: CONFIGS with .png and .svg)", 0},
+    {"--output", PT_CLI_STR, offsetof(plot_args, out), 0, 0, 0, "FILE", "the same", 0},
+    {"--show-qos-loss", PT_CLI_FLAG, offsetof(plot_args, loss), 0, 0, 1, NULL, "plot QoS loss instead of QoS", 0},
+};
 
 int pt_cmd_plot(int argc, char **argv) {
-  const char *in = NULL, *out = NULL;
-  int loss = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: predtuner-gpu plot CONFIGS.json [-o OUT.png|OUT.svg] [--show-qos-loss]\n\n"
-             "Redraws the plot of a tuning run from its configs.json (default output: the same name\n"
-             "with .png and .svg).\n");
-      return PT_EXIT_OK;
-    }
-    if (!strcmp(argv[i], "--show-qos-loss")) {
-      loss = 1;
-      continue;
-    }
-    if ((r = pt_cli_opt(argc, argv, &i, "-o", &v)) || (r = pt_cli_opt(argc, argv, &i, "--output", &v))) {
-      if (r < 0) return pt_cli_usage_error("plot", "-o needs a file name");
-      out = v;
-      continue;
-    }
-    if (argv[i][0] == '-' || in) return pt_cli_usage_error("plot", "unexpected argument '%s'", argv[i]);
-    in = argv[i];
+  plot_args a = {0};
+  int r = pt_cli_parse("plot", OPTS, (int)(sizeof OPTS / sizeof OPTS[0]), 0, &a, argc, argv);
+  if (r < 0) {
+    printf("usage: predtuner-gpu plot CONFIGS.json [-o OUT.png|OUT.svg] [--show-qos-loss]\n\n"
+           "Redraws the plot of a tuning run from its configs.json.\n\n");
+    pt_cli_print_opts(stdout, OPTS, (int)(sizeof OPTS / sizeof OPTS[0]), 0, NULL);
+    return PT_EXIT_OK;
   }
-  if (!in) return pt_cli_usage_error("plot", "which configs.json?");
+  if (r != PT_EXIT_OK) return r;
+  if (!a.in) return pt_cli_usage_error("plot", "which configs.json?");
   char path[4200];
   pt_status s = PT_OK;
-  if (out) {
-    s = pt_plot_configs_file(in, out, loss);
-    if (s == PT_OK) printf("wrote %s\n", out);
+  if (a.out) {
+    s = pt_plot_configs_file(a.in, a.out, a.loss);
+    if (s == PT_OK) printf("wrote %s\n", a.out);
   } else {
     for (int k = 0; s == PT_OK && k < 2; k++) {
-      snprintf(path, sizeof path, "%s", in);
+      snprintf(path, sizeof path, "%s", a.in);
       char *dot = strrchr(path, '.');
       if (dot && !strcmp(dot, ".json")) *dot = '\0';
       strcat(path, k ? ".svg" : ".png");
-      s = pt_plot_configs_file(in, path, loss);
+      s = pt_plot_configs_file(a.in, path, a.loss);
       if (s == PT_OK) printf("wrote %s\n", path);
     }
   }

@@ -1,14 +1,25 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
+
+typedef struct zoo_args {
+  const char *ops;
+} zoo_args;
+
+static const pt_cli_opt_def OPTS[] = {
+    {"--ops", PT_CLI_STR, offsetof(zoo_args, ops), 0, 0, 0, "NAME", "list that network's ops instead", 0},
+};
 
 static void help(void) {
   printf("usage: predtuner-gpu zoo [--ops NAME]\n"
          "\n"
          "Lists the built-in networks (PredTuner's model zoo): ops, convolutions, parameters and\n"
          "GFLOPs per image (PredTuner's FLOP rules). With --ops NAME, lists that network's ops in\n"
-         "registration order with type, output shape, parameters and MFLOPs per image.\n");
+         "registration order with type, output shape, parameters and MFLOPs per image.\n\n");
+  pt_cli_print_opts(stdout, OPTS, 1, 0, NULL);
 }
 
 static int list_ops(const char *name) {
@@ -29,20 +40,11 @@ static int list_ops(const char *name) {
 }
 
 int pt_cmd_zoo(int argc, char **argv) {
-  const char *ops = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    int r;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      help();
-      return PT_EXIT_OK;
-    } else if ((r = pt_cli_opt(argc, argv, &i, "--ops", &v))) {
-      if (r < 0) return pt_cli_usage_error("zoo", "--ops needs a network name");
-      ops = v;
-    } else {
-      return pt_cli_usage_error("zoo", "unknown argument '%s'", argv[i]);
-    }
-  }
+  zoo_args a = {0};
+  int r = pt_cli_parse("zoo", OPTS, 1, 0, &a, argc, argv);
+  if (r < 0) help();
+  if (r != PT_EXIT_OK) return r < 0 ? PT_EXIT_OK : r;
+  const char *ops = a.ops;
   if (ops) return list_ops(ops);
   printf("%-20s %-34s %5s %6s %12s %12s\n", "network", "input", "ops", "convs", "parameters", "GFLOPs/image");
   for (int i = 0; i < pt_zoo_count(); i++) {
