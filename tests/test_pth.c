@@ -236,6 +236,12 @@ Test(pth, bad_input_is_a_clear_error) {
   /* truncated: the central directory is gone */
   expect_error(good, n - 30, PT_EFORMAT, "zip");
   expect_error(good, n / 2, PT_EFORMAT, "zip");
+  /* a file shorter than a zip64 record whose locator points at its last bytes (found by fuzzing:
+   * the bound check wrapped and the signature read ran past the buffer) */
+  unsigned char z64[50] = {'P', 'K', 3, 4};
+  memcpy(z64 + 8, "PK\x06\x07", 4), z64[16] = 48; /* locator at eocd - 20, record offset 48 */
+  memcpy(z64 + 28, "PK\x05\x06", 4), memset(z64 + 40, 0xFF, 4); /* eocd: cd_size saturated */
+  expect_error(z64, sizeof z64, PT_EFORMAT, "bad zip64 end of central directory");
   /* a flipped byte inside a stored entry: CRC */
   unsigned char *bad = malloc(n);
   memcpy(bad, good, n);

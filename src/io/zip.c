@@ -71,7 +71,8 @@ pt_status pt__zip_open(const void *data, size_t len, const char *what, pt__zip *
     if (eocd < 20 || u32(b + eocd - 20) != 0x07064b50u)
       return pt__error(PT_EFORMAT, "%s: zip64 archive without its locator", what);
     uint64_t z64 = u64(b + eocd - 20 + 8);
-    if (z64 > len - 56 || u32(b + z64) != 0x06064b50u) return pt__error(PT_EFORMAT, "%s: bad zip64 end of central directory", what);
+    /* the zip64 record is 56 bytes; len - 56 would wrap on a short file */
+    if (len < 56 || z64 > len - 56 || u32(b + z64) != 0x06064b50u) return pt__error(PT_EFORMAT, "%s: bad zip64 end of central directory", what);
     count = u64(b + z64 + 32), cd_size = u64(b + z64 + 40), cd_off = u64(b + z64 + 48);
   }
   if (cd_off > len || cd_size > len - cd_off || count > cd_size / 46)
@@ -110,7 +111,7 @@ pt_status pt__zip_open(const void *data, size_t len, const char *what, pt__zip *
     e->crc = crc;
     e->size = usize;
     /* the data follows the local header, whose name and extra lengths may differ from the central copy */
-    if (loff > len - 30 || u32(b + loff) != 0x04034b50u) {
+    if (len < 30 || loff > len - 30 || u32(b + loff) != 0x04034b50u) {
       pt__error(PT_EFORMAT, "%s: zip entry '%s' has no local header (truncated file?)", what, e->name);
       pt__zip_close(z);
       return PT_EFORMAT;
