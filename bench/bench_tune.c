@@ -22,7 +22,7 @@
 
 #include "app/app_internal.h"
 #include "backend/backend_ext.h"
-#include "core/rng.h"
+#include "bench_data.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
 
@@ -190,26 +190,6 @@ static void bench_app(pt_app *app, const char *label) {
   free(d), free(base), free(labels);
 }
 
-static void write_random_set(const char *dir, const char *split, int n, int c, int h, int w, int classes) {
-  char p[512];
-  pt_rng r;
-  pt_rng_seed(&r, 11);
-  snprintf(p, sizeof p, "%s/%s_input.bin", dir, split);
-  FILE *f = fopen(p, "wb");
-  for (long i = 0; i < (long)n * c * h * w; i++) {
-    float v = pt_rng_range(&r, -1, 1);
-    fwrite(&v, 4, 1, f);
-  }
-  fclose(f);
-  snprintf(p, sizeof p, "%s/%s_labels.bin", dir, split);
-  f = fopen(p, "wb");
-  for (int i = 0; i < n; i++) {
-    int32_t l = (int32_t)pt_rng_below(&r, (uint64_t)classes);
-    fwrite(&l, 4, 1, f);
-  }
-  fclose(f);
-}
-
 int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -253,8 +233,8 @@ int main(int argc, char **argv) {
   snprintf(wpath, sizeof wpath, "%s/w.safetensors", dir);
   if (pt_weights_save(g, wpath, 0) != PT_OK) return 1;
   pt_graph_free(g);
-  write_random_set(dir, "tune", 5000, 3, 32, 32, 10);
-  write_random_set(dir, "test", 100, 3, 32, 32, 10);
+  pt_bench_random_set(dir, "tune", 5000, 3, 32, 32, 10);
+  pt_bench_random_set(dir, "test", 100, 3, 32, 32, 10);
   o.model = "vgg16_cifar10";
   o.weights = wpath;
   o.data = dir;

@@ -2,6 +2,10 @@
 """PyTorch's side of bench_infer: the same networks, batch and thread count, timed the same way
 (one warm-up run, then the median of --reps runs), so bench/RESULTS.md can give a ratio measured
 on one machine in one sitting.  Needs Debian's python3-torch:  /usr/bin/python3 bench/pytorch_infer.py
+
+--tune-forward N: instead, bench_init's side: one forward pass of N random 32x32 images in batches of
+--batch through resnet18, alexnet2 and vgg16 (CIFAR-10 shapes), the unit of PredTuner's P1
+initialisation cost (one such pass per (op, knob) entry).
 """
 import argparse
 import json
@@ -15,7 +19,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
-from make_zoo_reference import lenet, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
+from make_zoo_reference import alexnet2, lenet, resnet18, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
 
 
 def load_safetensors(path):
@@ -49,16 +53,39 @@ def bench(name, model, x, reps, threads):
           f"min_s={times[0]:.4f} images_per_s={x.shape[0] / med:.1f}", flush=True)
 
 
+def tune_forward(images, batch, reps, threads):
+    """The median over reps of one pass over `images` images, batch by batch."""
+    x = torch.rand(images, 3, 32, 32) * 2 - 1
+    for name, model in (("resnet18_cifar10", resnet18()), ("alexnet2_cifar10", alexnet2()),
+                        ("vgg16_cifar10", vgg16([512, 512, 10]))):
+        model.eval()
+        with torch.no_grad():
+            model(x[:batch])
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for i in range(0, images, batch):
+                    model(x[i:i + batch])
+                times.append(time.perf_counter() - t0)
+        times.sort()
+        print(f"pytorch       {name:16s} images={images} batch={batch} threads={threads} reps={reps} "
+              f"forward_s={times[len(times) // 2]:.3f} min_s={times[0]:.3f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--tune-forward", type=int, default=0, metavar="N")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     print(f"  torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"mkldnn {torch.backends.mkldnn.is_available()}", flush=True)
+    if a.tune_forward:
+        tune_forward(a.tune_forward, a.batch, a.reps, a.threads)
+        return
     bench("vgg16_cifar10", vgg16([512, 512, 10]), torch.rand(a.batch, 3, 32, 32) * 2 - 1, a.reps, a.threads)
     demo = os.path.join(ROOT, "zoo", "demo")
     net = lenet()

@@ -68,6 +68,7 @@ typedef struct pt_tune_opts {
   int overwrite;              /* start afresh over an existing journal (else that is PT_EEXIST) */
   int force_reinit;           /* rebuild the models even where stored ones match this run's inputs */
   int max_failures;           /* failed configs that stop the search; -1 (default): max(8, max_iter / 4) */
+  int time_passes;            /* timed passes per best config and the exact network (default 5, 0 = no timing) */
   FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
 } pt_tune_opts;
 
@@ -94,6 +95,8 @@ typedef struct pt_tuned_config {
   double validated_qos; /* NaN when not validated */
   double test_qos;      /* NaN when not tested */
   int predicted;        /* qos came from a model */
+  double measured_seconds; /* median wall time of a timed pass (summary: timed_images images); NaN if not timed */
+  double measured_speedup; /* the exact network's time over measured_seconds; NaN if not timed */
   const uint16_t *knobs;/* pt_app_num_ops positions; valid until the next tune or free */
 } pt_tuned_config;
 
@@ -116,6 +119,10 @@ typedef struct pt_tune_summary {
   int64_t failed_by[PT_STATUS_COUNT]; /* of which with status -k at [k] (PT_ENONFINITE, PT_ENOMEM, ...) */
   int dropped;                      /* best configs whose validation or test failed */
   char stopped[320];                /* why the search stopped early (too many failures), "" if it did not */
+  int timed_passes;                 /* timed passes per best config (0: not timed) */
+  int64_t timed_images;             /* images per timed pass */
+  double exact_seconds;             /* the exact network's median time per pass, NaN if not timed */
+  double mean_speedup_error;        /* mean |predicted - measured| / measured speedup of the timed best configs */
 } pt_tune_summary;
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);

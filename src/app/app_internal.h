@@ -11,11 +11,17 @@ typedef struct pt__app_vt {
   /* Empirical QoS and cost of n configs (NULL with n == 1: the exact network); cost NULL: QoS only
    * (the DNN app then shares the work of configs' common prefixes without timing them). */
   pt_status (*measure)(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost);
-  /* Models measure one (op, knob) change over the exact network (op < 0: the exact network itself):
-   * its QoS on the tune set (NULL: measure() on the config with only op off position 0) and, for
-   * P1, its raw output (out_rows x out_cols; NULL when the app has no output tensor). */
-  pt_status (*measure_single)(pt_app *app, int op, int pos, double *qos);
-  pt_status (*output)(pt_app *app, int op, int pos, float *out);
+  /* P1: the raw tune-set outputs (out_rows x out_cols each, into out[k]) of n one-op changes of the
+   * exact network: op[k] at position pos[k], every other op at position 0 (op[k] < 0: the exact
+   * network itself). NULL when the app has no output tensor. The DNN app runs them together so that
+   * each costs its op and the ops after it. prog (or NULL) is advanced from done by the images run
+   * per change (n x out_rows in all). */
+  pt_status (*outputs)(pt_app *app, int n, const int *op, const int *pos, float *const *out, pt_progress *prog,
+                       int64_t done);
+  /* Measured speedups: the wall time of one run of cfg (NULL: the exact network) over the app's
+   * timing images (*images of them: the DNN app's first batch of the tune set, the piped binary's
+   * whole tune set). NULL when the app's costs are not times (generic apps). */
+  pt_status (*time)(pt_app *app, const uint16_t *cfg, double *seconds, int64_t *images);
   /* P1: the QoS of an output tensor (out_rows x out_cols) against the tune labels. */
   double (*output_qos)(const pt_app *app, const float *out);
   /* cost_profiled: seconds per op for every entry. */

@@ -56,34 +56,58 @@ static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test,
   return s;
 }
 
-/* Only op changed (to position pos), every other op exact; op < 0: the exact network. */
-static const pt_op_exec *single_ops(pt_app *app, int op, int pos) {
+/* The tune set's outputs under n one-op changes, every batch of images run through
+ * pt_exec_run_many for a group of changes at once: changes of op i share the exact network's work
+ * up to op i, so each costs its op and the ops after it, with outputs bit for bit those of running
+ * it alone. Memory: the group's staged outputs (under 64 MiB) plus the executor's checkpoints (at
+ * most one set of live activations per op, for one batch of images). */
+static pt_status dnn_outputs(pt_app *app, int n, const int *op, const int *pos, float *const *out, pt_progress *prog,
+                             int64_t done) {
   dnn_ctx *d = app->ctx;
-  if (op < 0) return NULL;
-  memset(d->ops, 0, (size_t)app->n_ops * sizeof *d->ops);
-  d->ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + pos]);
-  return d->ops;
-}
-
-static pt_status dnn_measure_single(pt_app *app, int op, int pos, double *qos) {
-  dnn_ctx *d = app->ctx;
-  pt_measure_opts mo = {.batch_size = d->batch, .ops = single_ops(app, op, pos)};
-  pt_measure_result r;
-  PT__TRY(pt_measure(d->ex, d->g, d->tune, &mo, &r));
-  *qos = r.accuracy;
-  return PT_OK;
-}
-
-static pt_status dnn_output(pt_app *app, int op, int pos, float *out) {
-  dnn_ctx *d = app->ctx;
-  const pt_op_exec *ops = single_ops(app, op, pos);
   const pt_dataset *ds = d->tune;
-  int64_t img = (int64_t)ds->c * ds->h * ds->w;
-  for (int64_t i = 0; i < ds->n; i += d->batch) {
-    int n = (int)(ds->n - i < d->batch ? ds->n - i : d->batch);
-    PT__TRY(pt_exec_run_at(d->ex, ds->images + i * img, n, ds->first + i, ops, out + i * app->out_cols));
+  const int64_t img = (int64_t)ds->c * ds->h * ds->w, cols = app->out_cols;
+  const int bs = (int)(ds->n < d->batch ? ds->n : d->batch);
+  const size_t per = (size_t)bs * (size_t)cols * sizeof(float);
+  int group = (int)((64u << 20) / per);
+  group = group < 1 ? 1 : group > n ? n : group;
+  pt_op_exec *ops = pt__malloc((size_t)group * (size_t)app->n_ops * sizeof *ops);
+  float *stage = pt__malloc((size_t)group * per);
+  pt_status s = ops && stage ? PT_OK : pt__error(PT_ENOMEM, "app %s: out of memory for %d outputs", app->name, group);
+  for (int k0 = 0; s == PT_OK && k0 < n; k0 += group) {
+    const int nk = n - k0 < group ? n - k0 : group;
+    memset(ops, 0, (size_t)nk * (size_t)app->n_ops * sizeof *ops);
+    for (int k = 0; k < nk; k++)
+      if (op[k0 + k] >= 0)
+        ops[(size_t)k * (size_t)app->n_ops + (size_t)op[k0 + k]] = pt_knob_exec(d->entry[app->entry_off[op[k0 + k]] + pos[k0 + k]]);
+    for (int64_t i = 0; s == PT_OK && i < ds->n; i += bs) {
+      const int nb = (int)(ds->n - i < bs ? ds->n - i : bs);
+      s = pt_exec_run_many(d->ex, ds->images + i * img, nb, ds->first + i, nk, ops, stage, NULL);
+      for (int k = 0; s == PT_OK && k < nk; k++)
+        memcpy(out[k0 + k] + i * cols, stage + (size_t)k * (size_t)nb * (size_t)cols, (size_t)nb * (size_t)cols * sizeof *stage);
+      done += (int64_t)nb * nk;
+      if (prog && s == PT_OK) pt_progress_update(prog, done);
+    }
   }
-  return PT_OK;
+  free(ops);
+  free(stage);
+  return s;
+}
+
+/* One timed run of the first batch of the tune set (input upload and output download included, so
+ * the backend has finished when the clock stops). */
+static pt_status dnn_time(pt_app *app, const uint16_t *cfg, double *seconds, int64_t *images) {
+  dnn_ctx *d = app->ctx;
+  const pt_dataset *ds = d->tune;
+  const int n = (int)(ds->n < d->batch ? ds->n : d->batch);
+  float *out = pt__malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
+  if (!out) return pt__error(PT_ENOMEM, "app %s: out of memory for a timed run", app->name);
+  if (cfg) config_ops(app, cfg, d->ops);
+  double t0 = pt_now();
+  pt_status s = pt_exec_run_at(d->ex, ds->images, n, ds->first, cfg ? d->ops : NULL, out);
+  *seconds = pt_now() - t0;
+  *images = n;
+  free(out);
+  return s;
 }
 
 static double dnn_output_qos(const pt_app *app, const float *out) {
@@ -150,8 +174,8 @@ static void dnn_destroy(pt_app *app) {
 
 static const pt__app_vt DNN_VT = {
     .measure = dnn_measure,
-    .measure_single = dnn_measure_single,
-    .output = dnn_output,
+    .outputs = dnn_outputs,
+    .time = dnn_time,
     .output_qos = dnn_output_qos,
     .profile = dnn_profile,
     .destroy = dnn_destroy,

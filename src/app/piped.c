@@ -277,23 +277,38 @@ static pt_status piped_measure(pt_app *app, int n, const uint16_t *cfgs, int tes
   return PT_OK;
 }
 
-static pt_status piped_output(pt_app *app, int op, int pos, float *out) {
+/* One run of the binary per change (it shares nothing between configs). */
+static pt_status piped_outputs(pt_app *app, int n, const int *op, const int *pos, float *const *out, pt_progress *prog,
+                               int64_t done) {
   piped_ctx *c = app->ctx;
   uint16_t *cfg = pt__malloc((size_t)app->n_ops * sizeof *cfg);
   if (!cfg) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
-  memcpy(cfg, c->zeros, (size_t)app->n_ops * sizeof *cfg);
-  if (op >= 0) cfg[op] = (uint16_t)pos;
-  double q;
-  float *data = NULL;
-  int64_t r, k;
-  pt_status s = run_once(app, cfg, 0, &q, &data, &r, &k, NULL);
+  pt_status s = PT_OK;
+  for (int k = 0; s == PT_OK && k < n; k++) {
+    memcpy(cfg, c->zeros, (size_t)app->n_ops * sizeof *cfg);
+    if (op[k] >= 0) cfg[op[k]] = (uint16_t)pos[k];
+    double q;
+    float *data = NULL;
+    int64_t r, cols;
+    s = run_once(app, cfg, 0, &q, &data, &r, &cols, NULL);
+    if (s == PT_OK && (r != app->out_rows || cols != app->out_cols))
+      s = pt__error(PT_EFORMAT, "app %s: the binary answered %lld x %lld values, %d x %d before", app->name,
+                    (long long)r, (long long)cols, app->out_rows, app->out_cols);
+    if (s == PT_OK) memcpy(out[k], data, (size_t)r * (size_t)cols * sizeof *data);
+    free(data);
+    done += app->out_rows;
+    if (prog && s == PT_OK) pt_progress_update(prog, done);
+  }
   free(cfg);
-  if (s == PT_OK && (r != app->out_rows || k != app->out_cols))
-    s = pt__error(PT_EFORMAT, "app %s: the binary answered %lld x %lld values, %d x %d before", app->name, (long long)r,
-                  (long long)k, app->out_rows, app->out_cols);
-  if (s == PT_OK) memcpy(out, data, (size_t)r * (size_t)k * sizeof *out);
-  free(data);
   return s;
+}
+
+/* One timed run of the binary over the tune set. */
+static pt_status piped_time(pt_app *app, const uint16_t *cfg, double *seconds, int64_t *images) {
+  piped_ctx *c = app->ctx;
+  double q;
+  *images = app->out_rows;
+  return run_once(app, cfg ? cfg : c->zeros, 0, &q, NULL, NULL, NULL, seconds);
 }
 
 static double piped_output_qos(const pt_app *app, const float *out) {
@@ -319,7 +334,8 @@ static void piped_destroy(pt_app *app) {
 
 static const pt__app_vt PIPED_VT = {
     .measure = piped_measure,
-    .output = piped_output,
+    .outputs = piped_outputs,
+    .time = piped_time,
     .output_qos = piped_output_qos,
     .destroy = piped_destroy,
 };

@@ -64,6 +64,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--seed", PT_CLI_U64, AT(o.seed), 0, 2147483647.0, 0, "N", "search and PromiseSim seed (default {})", 0},
     {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", 0},
     {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
+    {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", 0},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
     {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
@@ -98,7 +99,7 @@ static void help(int piped) {
     printf("usage: predtuner-gpu tune [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
            "\n"
            "Searches per-op approximation knobs that keep QoS (accuracy) within a threshold of the exact\n"
-           "network, then picks the Pareto-best configs, validates and tests them, and writes configs.json,\n"
+           "network, then picks the Pareto-best configs, validates, tests and times them, and writes configs.json,\n"
            "configs.png/.svg, the journal tuning.sqlite and tune.log into the output folder. A config that\n"
            "fails (an error, NaN outputs) is journaled as failed and the search goes on.\n"
            "With no --model/--weights/--data it tunes the bundled demo (LeNet) with qos_p1 and cost_linear,\n"
@@ -202,17 +203,22 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
   }
   if (s->stopped[0]) printf("stopped        %s\n", s->stopped);
   if (s->dropped) printf("dropped        %d best configs whose validation or test failed\n", s->dropped);
+  if (s->timed_passes)
+    printf("timed          exact network %.4g s per %lld images (median of %d passes); predicted speedups off by "
+           "%.0f %% on average\n", s->exact_seconds, (long long)s->timed_images, s->timed_passes,
+           100.0 * s->mean_speedup_error);
   int n = pt_tuner_count(t, PT_BEST);
   if (n) {
-    printf("\n  #   speedup    QoS(tune)  validated  QoS(test)  ops changed\n");
+    printf("\n  #   speedup  measured  QoS(tune)  validated  QoS(test)  ops changed\n");
     for (int i = 0; i < n; i++) {
       pt_tuned_config c;
       pt_tuner_get(t, PT_BEST, i, &c);
       int changed = 0;
       for (int op = 0; op < pt_app_num_ops(app); op++) changed += c.knobs[op] != 0;
-      printf("  %-3d %7.3fx  %9.2f  %9.2f  %9.2f  %d of %d\n", i, c.speedup, c.qos, c.validated_qos, c.test_qos, changed,
-             pt_app_num_ops(app));
+      printf("  %-3d %7.3fx  %7.3fx  %9.2f  %9.2f  %9.2f  %d of %d\n", i, c.speedup, c.measured_speedup, c.qos,
+             c.validated_qos, c.test_qos, changed, pt_app_num_ops(app));
     }
+    printf("  (speedup: the cost model's, over the baseline config; measured: timed against the exact network)\n");
   }
   printf("\nfiles in %s:\n  configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal), tune.log, models/\n",
          out_dir, dump_all ? "every kept config" : "best configs");

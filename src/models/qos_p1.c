@@ -124,55 +124,78 @@ static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols
   return s;
 }
 
+/* Entries measured together (they share the exact network's work up to their ops). The file is
+ * saved between groups once 30 s have passed since the last save, so an interrupted init loses at
+ * most that much work plus one group. */
+#define P1_GROUP 32
+
+/* The deltas of entries e[0 .. n-1] (output under the entry minus base); none is kept on failure. */
+static pt_status measure_group(pt_app *app, int n, const int *e, const float *base, float **d, pt_progress *prog,
+                               int64_t done) {
+  const size_t per = (size_t)app->out_rows * (size_t)app->out_cols;
+  int op[P1_GROUP], pos[P1_GROUP];
+  pt_status s = PT_OK;
+  for (int k = 0; k < n && s == PT_OK; k++) {
+    for (op[k] = 0; app->entry_off[op[k] + 1] <= e[k]; op[k]++) {}
+    pos[k] = e[k] - app->entry_off[op[k]];
+    if (!(d[e[k]] = pt__malloc(per * sizeof(float))))
+      s = pt__error(PT_ENOMEM, "qos_p1: out of memory for the delta of op '%s' knob '%s'", app->op_names[op[k]],
+                    app->entry_knob[e[k]]);
+  }
+  float *out[P1_GROUP];
+  for (int k = 0; k < n; k++) out[k] = d[e[k]];
+  if (s == PT_OK) s = app->vt->outputs(app, n, op, pos, out, prog, done);
+  for (int k = 0; s == PT_OK && k < n; k++)
+    for (size_t i = 0; i < per; i++) d[e[k]][i] -= base[i];
+  for (int k = 0; s != PT_OK && k < n; k++) { /* never store a half-made delta */
+    free(d[e[k]]);
+    d[e[k]] = NULL;
+  }
+  return s;
+}
+
 pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p1 *m) {
   memset(m, 0, sizeof *m);
-  if (!app->vt->output || app->out_rows <= 0)
+  if (!app->vt->outputs || app->out_rows <= 0)
     return pt__error(PT_EUNSUPPORTED, "qos_p1 needs an app with an output tensor (a DNN app); app %s has none", app->name);
   int rows = app->out_rows, cols = app->out_cols;
   size_t per = (size_t)rows * (size_t)cols;
   float *base = pt__malloc(per * sizeof *base);
   float **d = pt__calloc((size_t)app->n_entries, sizeof *d);
+  int *todo = pt__malloc((size_t)app->n_entries * sizeof *todo + 1);
   char path[4096] = "";
   int have_base = 0;
-  pt_status s = base && d ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for the model (%d x %d)", rows, cols);
+  pt_status s = base && d && todo ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for the model (%d x %d)", rows, cols);
   if (s == PT_OK && dir) {
     s = pt__model_path(dir, "p1.safetensors", 1, path, sizeof path);
     if (s == PT_OK && !reinit && access(path, F_OK) == 0) s = load_p1(path, app, rows, cols, base, d, &have_base);
   }
-  if (s == PT_OK && !have_base) s = app->vt->output(app, -1, 0, base);
+  const int exact_op = -1, exact_pos = 0;
+  if (s == PT_OK && !have_base) s = app->vt->outputs(app, 1, &exact_op, &exact_pos, &base, NULL, 0);
   int missing = 0;
-  for (int e = 0; e < app->n_entries; e++) missing += !d[e];
-  pt_progress prog;
-  pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p1 init", missing);
+  for (int e = 0; s == PT_OK && e < app->n_entries; e++)
+    if (!d[e]) todo[missing++] = e;
+  pt_progress prog; /* counts images run, `rows` per entry */
+  pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p1 init (images x knobs)", (int64_t)missing * rows);
   double last_save = pt_now();
   int done = 0;
-  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
-    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
-      int e = app->entry_off[op] + p;
-      if (d[e]) continue;
-      if (!(d[e] = pt__malloc(per * sizeof(float)))) {
-        s = pt__error(PT_ENOMEM, "qos_p1: out of memory for the delta of op '%s' knob '%s'", app->op_names[op],
-                      app->entry_knob[e]);
-        break;
-      }
-      s = app->vt->output(app, op, p, d[e]);
-      for (size_t i = 0; s == PT_OK && i < per; i++) d[e][i] -= base[i];
-      if (s != PT_OK) { /* never store a half-made delta */
-        free(d[e]);
-        d[e] = NULL;
-      }
-      pt_progress_update(&prog, ++done);
-      if (s == PT_OK && path[0] && pt_now() - last_save > 30.0) {
-        s = save_p1(path, app, rows, cols, base, d);
-        last_save = pt_now();
-      }
+  while (s == PT_OK && done < missing) {
+    int n = missing - done < P1_GROUP ? missing - done : P1_GROUP;
+    s = measure_group(app, n, todo + done, base, d, &prog, (int64_t)done * rows);
+    if (s != PT_OK) break;
+    done += n;
+    if (path[0] && done < missing && pt_now() - last_save > 30.0) { /* an interrupted init resumes from here */
+      s = save_p1(path, app, rows, cols, base, d);
+      last_save = pt_now();
     }
+  }
   pt_progress_end(&prog);
   if (s == PT_OK && path[0] && (done || !have_base)) s = save_p1(path, app, rows, cols, base, d);
   if (s == PT_OK) s = build_blocked(app, rows, cols, base, (const float *const *)d, app->out_labels, m);
   for (int e = 0; d && e < app->n_entries; e++) free(d[e]);
   free(d);
   free(base);
+  free(todo);
   if (s != PT_OK) pt__p1_free(m);
   return s;
 }

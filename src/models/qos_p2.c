@@ -118,37 +118,48 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
   return s;
 }
 
-static pt_status measure_single(pt_app *app, int op, int pos, uint16_t *cfg, double *q) {
-  double cost;
-  pt_status s;
-  if (app->vt->measure_single) {
-    s = app->vt->measure_single(app, op, pos, q);
-  } else if (op < 0) {
-    s = pt_app_measure(app, 1, NULL, 0, q, &cost);
-  } else {
-    memset(cfg, 0, (size_t)app->n_ops * sizeof *cfg);
-    cfg[op] = (uint16_t)pos;
-    s = pt_app_measure(app, 1, cfg, 0, q, &cost);
+/* Entries measured together as one batch of configs (the DNN app shares their exact prefixes). */
+#define P2_GROUP 32
+
+/* The QoS of entries e[0 .. n-1], each alone over the exact network (cfg: n x n_ops scratch). A knob
+ * whose outputs are not finite even alone gets no right answer: QoS 0, so no config with it is ever
+ * kept (docs/design.md, "QoS, cost and models"). */
+static pt_status measure_group(pt_app *app, int n, const int *e, uint16_t *cfg, double *q) {
+  double qs[P2_GROUP];
+  int op[P2_GROUP];
+  memset(cfg, 0, (size_t)n * (size_t)app->n_ops * sizeof *cfg);
+  for (int k = 0; k < n; k++) {
+    for (op[k] = 0; app->entry_off[op[k] + 1] <= e[k]; op[k]++) {}
+    cfg[(size_t)k * (size_t)app->n_ops + (size_t)op[k]] = (uint16_t)(e[k] - app->entry_off[op[k]]);
   }
-  /* a knob whose outputs are not finite even alone gets no right answer: QoS 0, so no config with
-   * it is ever kept (docs/design.md, "QoS, cost and models"); the exact network must be finite */
-  if (op >= 0 && ((s == PT_ENONFINITE) || (s == PT_OK && !isfinite(*q)))) {
-    pt_log(PT_LOG_WARN, "qos_p2: op '%s' knob '%s' alone gives non-finite outputs; its QoS is 0", app->op_names[op],
-           app->entry_knob[app->entry_off[op] + pos]);
-    *q = 0;
-    return PT_OK;
+  pt_status s = pt_app_measure(app, n, cfg, 0, qs, NULL);
+  if (s == PT_ENONFINITE && n > 1) /* an app that fails the whole batch (piped): each alone then */
+    for (int k = 0; k < n; k++) PT__TRY(measure_group(app, 1, e + k, cfg, q));
+  if (s == PT_ENONFINITE) {
+    if (n == 1) qs[0] = NAN;
+    else return PT_OK;
+  } else if (s != PT_OK) {
+    return s;
   }
-  return s;
+  for (int k = 0; k < n; k++) {
+    if (!isfinite(qs[k])) {
+      pt_log(PT_LOG_WARN, "qos_p2: op '%s' knob '%s' alone gives non-finite outputs; its QoS is 0", app->op_names[op[k]],
+             app->entry_knob[e[k]]);
+      qs[k] = 0;
+    }
+    q[e[k]] = qs[k];
+  }
+  return PT_OK;
 }
 
 pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m) {
   memset(m, 0, sizeof *m);
   char path[4096] = "";
   int missing = app->n_entries, have_file = 0;
-  uint16_t *cfg = pt__calloc((size_t)app->n_ops, sizeof *cfg);
-  if (!cfg) return pt__error(PT_ENOMEM, "qos_p2: out of memory");
-  pt_status s = PT_OK;
-  if (dir) {
+  uint16_t *cfg = pt__calloc((size_t)P2_GROUP * (size_t)app->n_ops, sizeof *cfg);
+  int *todo = pt__malloc((size_t)app->n_entries * sizeof *todo + 1);
+  pt_status s = cfg && todo ? PT_OK : pt__error(PT_ENOMEM, "qos_p2: out of memory");
+  if (s == PT_OK && dir) {
     s = pt__model_path(dir, "p2.json", 1, path, sizeof path);
     if (s == PT_OK && !reinit && access(path, F_OK) == 0) {
       s = pt__p2_load(path, app, m, &missing);
@@ -157,28 +168,33 @@ pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, 
   }
   if (s == PT_OK && !m->q && !(m->q = pt__malloc((size_t)app->n_entries * sizeof *m->q)))
     s = pt__error(PT_ENOMEM, "qos_p2: out of memory for %d knob choices", app->n_entries);
-  if (s == PT_OK && !have_file) {
+  if (s == PT_OK && !have_file) { /* the exact network must be finite: its failure is an error */
     for (int e = 0; e < app->n_entries; e++) m->q[e] = NAN;
-    s = measure_single(app, -1, 0, cfg, &m->q0);
+    double cost;
+    s = pt_app_measure(app, 1, NULL, 0, &m->q0, &cost);
   }
+  missing = 0;
+  for (int e = 0; s == PT_OK && e < app->n_entries; e++)
+    if (isnan(m->q[e])) todo[missing++] = e;
   pt_progress prog;
   pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p2 init", missing);
   double last_save = pt_now();
   int done = 0;
-  for (int op = 0; s == PT_OK && op < app->n_ops; op++)
-    for (int p = 0; s == PT_OK && p < app->n_knobs[op]; p++) {
-      double *q = &m->q[app->entry_off[op] + p];
-      if (!isnan(*q)) continue;
-      s = measure_single(app, op, p, cfg, q);
-      pt_progress_update(&prog, ++done);
-      if (s == PT_OK && path[0] && pt_now() - last_save > 10.0) { /* an interrupted init resumes from here */
-        s = save_p2(path, app, m);
-        last_save = pt_now();
-      }
+  while (s == PT_OK && done < missing) {
+    int n = missing - done < P2_GROUP ? missing - done : P2_GROUP;
+    s = measure_group(app, n, todo + done, cfg, m->q);
+    if (s != PT_OK) break;
+    done += n;
+    pt_progress_update(&prog, done);
+    if (path[0] && done < missing && pt_now() - last_save > 10.0) { /* an interrupted init resumes from here */
+      s = save_p2(path, app, m);
+      last_save = pt_now();
     }
+  }
   pt_progress_end(&prog);
   if (s == PT_OK && path[0] && done) s = save_p2(path, app, m);
   free(cfg);
+  free(todo);
   if (s != PT_OK) pt__p2_free(m);
   return s;
 }

@@ -1,6 +1,7 @@
 /* configs.png / configs.svg with PLplot, laid out like PredTuner's plot_configs: (1) QoS vs speedup
  * of kept and best configs with the keep threshold, (2) predicted vs validated QoS of the best
- * configs when they were validated, (3) tune vs test QoS loss when they were tested. */
+ * configs when they were validated, (3) tune vs test QoS loss when they were tested; beyond
+ * PredTuner, (4) predicted vs measured speedup of the best configs when they were timed. */
 #include <errno.h>
 #include <math.h>
 #include <plplot/plplot.h>
@@ -79,7 +80,7 @@ static void panel(double xl, double xh, double yl, double yh, const char *xlab, 
 /* One plot being drawn: the data, which panels there are, and scratch coordinates. */
 typedef struct plot_job {
   const pt__plot_data *d;
-  int show_loss, nbest, val_panel, test_panel;
+  int show_loss, nbest, val_panel, test_panel, meas_panel;
   double base, keep; /* the tune baseline, the keep threshold as plotted (QoS or loss) */
   double *x1, *x2, *x3; /* (n) x coordinates of the panels */
 } plot_job;
@@ -144,18 +145,42 @@ static void panel_test(const plot_job *j) {
   legend_text(3, C_LINE, label);
 }
 
-/* Which panels there are: validation and test ones when every best config has those QoS. */
+/* 4. predicted vs measured speedup of the best configs that were timed, with the line y = x */
+static void panel_measured(const plot_job *j) {
+  const pt__plot_data *d = j->d;
+  const int n = d->n;
+  double lo, hi; /* one range for both axes, so y = x is the diagonal */
+  range_of(d->speedup, d->measured, n, d->is_best, 1.0, &lo, &hi);
+  pladv(0);
+  plvpor(0.17, 0.95, 0.32, 0.90);
+  plcol0(C_FG);
+  plwind(lo, hi, lo, hi);
+  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+  pllab("Predicted speedup (x)", "Measured speedup (x)", "measured speedup");
+  plcol0(C_LINE);
+  pllsty(2);
+  pljoin(lo, lo, hi, hi);
+  pllsty(1);
+  points(d->speedup, d->measured, n, d->is_best, 1, C_BEST, 17);
+  legend_text(1, C_BEST, "best configs (timed)");
+  legend_text(2, C_LINE, "measured = predicted");
+}
+
+/* Which panels there are: validation and test ones when every best config has those QoS, the
+ * measured one when any best config was timed. */
 static void choose_panels(plot_job *j) {
   const pt__plot_data *d = j->d;
-  int all_val = 1, all_test = 1;
+  int all_val = 1, all_test = 1, any_meas = 0;
   for (int i = 0; i < d->n; i++) {
     if (!d->is_best[i]) continue;
     j->nbest++;
     all_val &= !isnan(d->val_qos[i]);
     all_test &= !isnan(d->test_qos[i]);
+    any_meas |= isfinite(d->measured[i]) != 0;
   }
   j->val_panel = j->nbest && all_val;
   j->test_panel = j->nbest && all_test;
+  j->meas_panel = any_meas;
 }
 
 /* A new PLplot stream on device dev drawing into file tmp, with panels side by side. */
@@ -202,10 +227,11 @@ static pt_status draw(plot_job *j, const char *dev, const char *tmp, const char 
     g_plot_jump = NULL;
     return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);
   }
-  open_stream(dev, tmp, 1 + j->val_panel + j->test_panel);
+  open_stream(dev, tmp, 1 + j->val_panel + j->test_panel + j->meas_panel);
   panel_kept(j);
   if (j->val_panel) panel_validated(j);
   if (j->test_panel) panel_test(j);
+  if (j->meas_panel) panel_measured(j);
   plend1();
   g_plot_jump = NULL;
   if (g_plot_msg[0]) return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);

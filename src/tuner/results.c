@@ -32,6 +32,11 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
   add_num(b, "test_qos", s->baseline_test_qos);
   add_num(b, "config_tune_qos", s->baseline_config_tune_qos);
   add_num(b, "config_speedup_over_exact", s->exact_speedup);
+  add_num(b, "exact_seconds", s->exact_seconds);
+  cJSON *tm = cJSON_AddObjectToObject(root, "timing");
+  cJSON_AddNumberToObject(tm, "passes", s->timed_passes);
+  cJSON_AddNumberToObject(tm, "images", (double)s->timed_images);
+  add_num(tm, "mean_speedup_error", s->mean_speedup_error);
   cJSON *th = cJSON_AddObjectToObject(root, "thresholds");
   add_num(th, "tuner", s->thresholds.tuner);
   add_num(th, "tune_keep", s->thresholds.tune_keep);
@@ -50,6 +55,8 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
     add_num(o, "qos", c.qos);
     add_num(o, "cost", c.cost);
     add_num(o, "speedup", c.speedup);
+    add_num(o, "measured_speedup", c.measured_speedup);
+    add_num(o, "measured_seconds", c.measured_seconds);
     cJSON *k = cJSON_AddObjectToObject(o, "knobs");
     for (int op = 0; op < app->n_ops; op++)
       cJSON_AddStringToObject(k, app->op_names[op], app->entry_knob[app->entry_off[op] + c.knobs[op]]);
@@ -72,8 +79,9 @@ pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) 
   int n = t->n_kept;
   double *q = pt__malloc(((size_t)n + 1) * sizeof *q), *sp = pt__malloc(((size_t)n + 1) * sizeof *sp);
   double *v = pt__malloc(((size_t)n + 1) * sizeof *v), *te = pt__malloc(((size_t)n + 1) * sizeof *te);
+  double *me = pt__malloc(((size_t)n + 1) * sizeof *me);
   uint8_t *best = pt__calloc((size_t)n + 1, 1);
-  pt_status s = q && sp && v && te && best ? PT_OK : pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
+  pt_status s = q && sp && v && te && me && best ? PT_OK : pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
   for (int i = 0; s == PT_OK && i < n; i++) {
     pt_tuned_config c;
     pt_tuner_get(t, PT_KEPT, i, &c);
@@ -81,18 +89,19 @@ pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) 
     sp[i] = c.speedup;
     v[i] = c.validated_qos;
     te[i] = c.test_qos;
+    me[i] = c.measured_speedup;
     best[i] = (uint8_t)in_bestpre(t, t->kept[i]);
   }
-  pt__plot_data d = {n, q, sp, v, te, best, t->sum.baseline_tune_qos, t->sum.baseline_test_qos,
+  pt__plot_data d = {n, q, sp, v, te, me, best, t->sum.baseline_tune_qos, t->sum.baseline_test_qos,
                      t->sum.thresholds.tune_keep, t->sum.thresholds.test_keep};
   if (s == PT_OK) s = pt__plot_draw(&d, path, show_qos_loss);
-  free(q), free(sp), free(v), free(te), free(best);
+  free(q), free(sp), free(v), free(te), free(me), free(best);
   return s;
 }
 
 typedef struct plot_file {
   int n;
-  double *q, *sp, *v, *te;
+  double *q, *sp, *v, *te, *me;
   uint8_t *best;
   double base_tune, base_test, tune_keep, test_keep;
 } plot_file;
@@ -125,8 +134,9 @@ static pt_status parse_results(const char *text, size_t len, const char *src, vo
   pf->sp = pt__malloc(((size_t)n + 1) * sizeof *pf->sp);
   pf->v = pt__malloc(((size_t)n + 1) * sizeof *pf->v);
   pf->te = pt__malloc(((size_t)n + 1) * sizeof *pf->te);
+  pf->me = pt__malloc(((size_t)n + 1) * sizeof *pf->me);
   pf->best = pt__calloc((size_t)n + 1, 1);
-  if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->best) s = pt__error(PT_ENOMEM, "%s: out of memory for %d configs", src, n);
+  if (!pf->q || !pf->sp || !pf->v || !pf->te || !pf->me || !pf->best) s = pt__error(PT_ENOMEM, "%s: out of memory for %d configs", src, n);
   const cJSON *c, *list = s == PT_OK ? cfgs : NULL;
   int i = 0;
   cJSON_ArrayForEach(c, list) {
@@ -139,6 +149,8 @@ static pt_status parse_results(const char *text, size_t len, const char *src, vo
     }
     pf->v[i] = num_or_nan(c, "validated_qos");
     pf->te[i] = num_or_nan(c, "test_qos");
+    pf->me[i] = num_or_nan(c, "measured_speedup");
+    if (!(pf->me[i] > 0)) pf->me[i] = NAN; /* not timed (null), or not a speedup */
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "best");
     if (cJSON_IsBool(b)) {
       any_best = 1;
@@ -155,8 +167,8 @@ static pt_status parse_results(const char *text, size_t len, const char *src, vo
 pt_status pt_plot_configs_file(const char *configs_json, const char *path, int show_qos_loss) {
   plot_file pf = {0};
   pt_status s = pt__parse_file(configs_json, parse_results, &pf);
-  pt__plot_data d = {pf.n, pf.q, pf.sp, pf.v, pf.te, pf.best, pf.base_tune, pf.base_test, pf.tune_keep, pf.test_keep};
+  pt__plot_data d = {pf.n, pf.q, pf.sp, pf.v, pf.te, pf.me, pf.best, pf.base_tune, pf.base_test, pf.tune_keep, pf.test_keep};
   if (s == PT_OK) s = pt__plot_draw(&d, path, show_qos_loss);
-  free(pf.q), free(pf.sp), free(pf.v), free(pf.te), free(pf.best);
+  free(pf.q), free(pf.sp), free(pf.v), free(pf.te), free(pf.me), free(pf.best);
   return s;
 }

@@ -24,6 +24,7 @@ void pt_tune_opts_init(pt_tune_opts *o) {
   o->validate = -1;
   o->search_batch = 256;
   o->max_failures = -1;
+  o->time_passes = 5;
 }
 
 pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
@@ -38,7 +39,7 @@ pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
 
 static void reset(pt_tuner *t) {
   free(t->cfg), free(t->qos), free(t->cost), free(t->pred), free(t->kept), free(t->bestpre);
-  free(t->val_qos), free(t->test_qos), free(t->best);
+  free(t->val_qos), free(t->test_qos), free(t->best), free(t->meas_s);
   pt_app *app = t->app;
   memset(t, 0, sizeof *t);
   t->app = app;
@@ -60,6 +61,7 @@ static pt_status check_opts(pt_tune_opts *o) {
   if (isinf(o->qos_keep_threshold))
     return pt__error(PT_EINVAL, "the QoS keep threshold must be a number or NaN (got %g)", o->qos_keep_threshold);
   if (o->max_failures < -1) return pt__error(PT_EINVAL, "max_failures must be >= 0, or -1 (got %d)", o->max_failures);
+  if (o->time_passes < 0) return pt__error(PT_EINVAL, "time_passes must be >= 0 (got %d)", o->time_passes);
   if (o->resume && o->overwrite) return pt__error(PT_EINVAL, "resume and overwrite exclude each other");
   if (o->search_batch < 1) o->search_batch = 256;
   return PT_OK;
@@ -121,6 +123,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   sum->mean_abs_validation_error = NAN;
   sum->baseline_test_qos = NAN;
   sum->exact_speedup = NAN;
+  sum->exact_seconds = sum->mean_speedup_error = NAN;
   pt__evaluator ev = {0};
   pt_status s = o.output_dir ? pt_make_dirs(o.output_dir) : PT_OK;
   if (s == PT_OK && o.output_dir) s = pt_output_lock(o.output_dir);
@@ -143,6 +146,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   if (s == PT_OK) s = pt__tune_search(t, &o, &ev);
   pt__eval_free(&ev);
   if (s == PT_OK) s = pt__tune_select(t, &o);
+  if (s == PT_OK) s = pt__tune_time(t, &o);
   sum->total_seconds = pt_now() - t_start;
   if (o.output_dir) pt_output_unlock(o.output_dir);
   if (s == PT_OK) {
@@ -165,17 +169,20 @@ int pt_tuner_count(const pt_tuner *t, pt_config_kind kind) {
 pt_status pt_tuner_get(const pt_tuner *t, pt_config_kind kind, int i, pt_tuned_config *out) {
   if (i < 0 || i >= pt_tuner_count(t, kind)) return pt__error(PT_ERANGE, "tuner: config %d of %d", i, pt_tuner_count(t, kind));
   int64_t idx;
-  double val = NAN, test = NAN;
+  double val = NAN, test = NAN, sec = NAN;
   if (kind == PT_KEPT) {
     idx = t->kept[i];
     for (int b = 0; b < t->n_bestpre; b++) /* a kept config that was also measured */
-      if (t->bestpre[b] == idx) val = t->val_qos[b], test = t->test_qos[b];
+      if (t->bestpre[b] == idx) val = t->val_qos[b], test = t->test_qos[b], sec = t->meas_s ? t->meas_s[b] : NAN;
   } else {
     int b = kind == PT_BEST ? t->best[i] : i;
     idx = t->bestpre[b];
     val = t->val_qos[b];
     test = t->test_qos[b];
+    sec = t->meas_s ? t->meas_s[b] : NAN;
   }
+  out->measured_seconds = sec;
+  out->measured_speedup = t->sum.exact_seconds / sec; /* NaN when either is */
   out->qos = t->qos[idx];
   out->cost = t->cost[idx];
   out->speedup = 1.0 / t->cost[idx];

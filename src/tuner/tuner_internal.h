@@ -27,6 +27,7 @@ struct pt_tuner {
   double *val_qos, *test_qos; /* (n_bestpre) NaN when not measured */
   int n_best;
   int *best;        /* (n_best) indices into bestpre that pass the final filter */
+  double *meas_s;   /* (n_bestpre) measured seconds per timed pass, NaN when not timed */
 };
 
 /* Stages of pt_tuner_tune after the baseline and the models (docs/design.md, "The tuning pipeline"):
@@ -34,11 +35,15 @@ struct pt_tuner {
  * validation, test, final filter). */
 pt_status pt__tune_search(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev);
 pt_status pt__tune_select(pt_tuner *t, const pt_tune_opts *o);
+/* The last stage: the best configs and the exact network timed in one sitting (tune_time.c). Never
+ * fails the tune: a config whose timed run fails keeps a NaN time, with a warning. */
+pt_status pt__tune_time(pt_tuner *t, const pt_tune_opts *o);
 
 /* What a plot shows, from a tuner or from a configs.json. */
 typedef struct pt__plot_data {
   int n;
   const double *qos, *speedup, *val_qos, *test_qos; /* (n) */
+  const double *measured;                           /* (n) measured speedup, NaN where not timed */
   const uint8_t *is_best;                           /* (n) */
   double base_tune, base_test, tune_keep, test_keep;
 } pt__plot_data;
