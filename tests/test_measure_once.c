@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "models/models.h"
@@ -226,4 +227,231 @@ Test(timing, a_generic_app_whose_costs_are_not_times_is_not_timed) {
   cr_assert_eq(pt_tuner_tune(t, &o), PT_EINVAL);
   pt_tuner_free(t);
   pt_app_free(app);
+}
+
+/* ---- early stopping ---- */
+
+static double kl(double a, double b) {
+  return (a > 0 ? a * log(a / b) : 0) + (a < 1 ? (1 - a) * log((1 - a) / (1 - b)) : 0);
+}
+
+Test(early_stop, bounds_on_hand_made_cases) {
+  const int sizes[3] = {1000, 1000, 500}; /* the last batch is partial: it weighs as much as a full one */
+  const int correct[3] = {900, 800, 250};
+  pt_stop_rule ex = {PT_EARLY_STOP_EXACT, 0, 0}, cf = {PT_EARLY_STOP_CONFIDENT, 0, 1e-4};
+  cr_assert_float_eq(pt_qos_bound(&ex, 3, sizes, correct, 0), 100.0, 1e-12);
+  cr_assert_float_eq(pt_qos_bound(&ex, 3, sizes, correct, 1), (90.0 + 100 + 100) / 3, 1e-12);
+  cr_assert_float_eq(pt_qos_bound(&ex, 3, sizes, correct, 2), (90.0 + 80 + 100) / 3, 1e-12);
+  cr_assert_float_eq(pt_qos_bound(&ex, 3, sizes, correct, 3), (90.0 + 80 + 50) / 3, 1e-12, "all measured: the QoS");
+  cr_assert_float_eq(pt_qos_bound(&cf, 3, sizes, correct, 3), (90.0 + 80 + 50) / 3, 1e-12);
+  cr_assert_float_eq(pt_qos_bound(&cf, 3, sizes, correct, 0), 100.0, 1e-12, "nothing measured: no bound");
+  /* confident after two batches: p_u from 1700 of 2000 right, then the 500-image batch given p_u;
+   * 2 checks (after batches 1 and 2) of 2 bounds each share delta */
+  double b = pt_qos_bound(&cf, 3, sizes, correct, 2);
+  double lim1 = log(2 * 2 / 1e-4), lim2 = lim1;
+  double pu = NAN, q = NAN;
+  for (double lo = 0.85, hi = 1, i = 0; i < 200; i++) { /* m KL(0.85 || p) = lim1 */
+    pu = 0.5 * (lo + hi);
+    *(2000 * kl(0.85, pu) <= lim1 ? &lo : &hi) = pu;
+  }
+  for (double lo = pu, hi = 1, i = 0; i < 200; i++) { /* 500 KL(q || p_u) = lim2 */
+    q = 0.5 * (lo + hi);
+    *(500 * kl(q, pu) >= lim2 ? &hi : &lo) = q;
+  }
+  cr_assert(pu > 0.85 && pu < 0.9 && q > pu && q < 1, "p_u %g, q %g", pu, q);
+  cr_assert_float_eq(b, (90.0 + 80 + 100 * q) / 3, 1e-6, "confident %.9f, by hand %.9f", b, (90.0 + 80 + 100 * q) / 3);
+  cr_assert_lt(b, pt_qos_bound(&ex, 3, sizes, correct, 2));
+  pt_stop_rule loose = cf;
+  loose.delta = 0.1;
+  cr_assert_lt(pt_qos_bound(&loose, 3, sizes, correct, 2), b, "a larger delta gives a lower bound");
+  /* two runs remain (two full batches, one partial): 3 checks of 3 bounds each share delta */
+  const int s4[4] = {1000, 1000, 1000, 500}, c4[4] = {850};
+  double lim = log(3 * 3 / 1e-4), q2 = NAN, q1 = NAN;
+  for (double lo = 0.85, hi = 1, i = 0; i < 200; i++) {
+    pu = 0.5 * (lo + hi);
+    *(1000 * kl(0.85, pu) <= lim ? &lo : &hi) = pu;
+  }
+  for (double lo = pu, hi = 1, i = 0; i < 200; i++) { /* the two full batches: 2000 images */
+    q2 = 0.5 * (lo + hi);
+    *(2000 * kl(q2, pu) >= lim ? &hi : &lo) = q2;
+  }
+  for (double lo = pu, hi = 1, i = 0; i < 200; i++) { /* the partial one */
+    q1 = 0.5 * (lo + hi);
+    *(500 * kl(q1, pu) >= lim ? &hi : &lo) = q1;
+  }
+  cr_assert_float_eq(pt_qos_bound(&cf, 4, s4, c4, 1), (85.0 + 200 * q2 + 100 * q1) / 4, 1e-6);
+  /* every image right so far: p_u = 1 and the bound is the exact one */
+  const int all[3] = {1000, 1000, 500};
+  cr_assert_float_eq(pt_qos_bound(&cf, 3, sizes, all, 1), pt_qos_bound(&ex, 3, sizes, all, 1), 1e-12);
+  cr_assert(isnan(pt_qos_bound(&ex, 3, sizes, correct, 4)), "done past the end");
+  cr_assert(isnan(pt_qos_bound(NULL, 3, sizes, correct, 1)));
+  const int zero[2] = {100, 0}, hundred[2] = {100, 100}, over[2] = {101, 0};
+  cr_assert(isnan(pt_qos_bound(&ex, 2, zero, correct, 0)), "an empty batch");
+  cr_assert(isnan(pt_qos_bound(&ex, 2, hundred, over, 1)), "more right than images");
+  cr_assert_eq(pt_early_stop_parse("confident"), PT_EARLY_STOP_CONFIDENT);
+  cr_assert_eq(pt_early_stop_parse("maybe"), -1);
+  cr_assert_str_eq(pt_early_stop_name(PT_EARLY_STOP_OFF), "off");
+}
+
+/* Empirical QoS, cost_linear, no test set, no timing: the search alone. */
+static void empirical_opts(pt_tune_opts *o, int iters, const char *dir) {
+  pt_tune_opts_init(o);
+  o->max_iter = iters;
+  o->cost_model = PT_COST_LINEAR;
+  o->time_passes = 0;
+  o->test_configs = 0;
+  o->output_dir = dir;
+}
+
+/* Tunes app empirically with early stopping `mode`, then measures every stopped config in full:
+ * none may end above the keep threshold, none above its bound. Returns how many stopped. */
+static int stopped_configs_hold(pt_app *app, pt_early_stop mode, double threshold, int iters) {
+  char *d = once_dir();
+  pt_tuner *t;
+  pt_tune_opts o;
+  empirical_opts(&o, iters, d);
+  o.qos_tuner_threshold = o.qos_keep_threshold = threshold;
+  o.early_stop = mode;
+  cr_assert_eq(pt_tuner_create(app, &t), PT_OK);
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  const double keep = pt_tuner_summary(t)->thresholds.tune_keep;
+  char db[128], line[256];
+  snprintf(db, sizeof db, "%s/tuning.sqlite", d);
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT qos, config FROM evals WHERE status = 1", -1, &st, NULL), SQLITE_OK);
+  int n_ops = pt_app_num_ops(app), stopped = 0;
+  uint16_t *cfg = calloc((size_t)n_ops, sizeof *cfg);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    double bound = sqlite3_column_double(st, 0);
+    char *at = (char *)sqlite3_column_text(st, 1);
+    for (int op = 0; op < n_ops; op++) cfg[op] = (uint16_t)strtol(at, &at, 10);
+    double q;
+    cr_assert_eq(pt_app_measure(app, 1, cfg, 0, &q, NULL), PT_OK, "%s", pt_last_error());
+    cr_expect_leq(bound, keep, "a stopped config's bound %.4f is above the keep threshold %.4f", bound, keep);
+    cr_expect_leq(q, keep, "%s stopped a config that measures %.4f in full, above the keep threshold %.4f",
+                  pt_early_stop_name(mode), q, keep);
+    if (mode == PT_EARLY_STOP_EXACT) cr_expect_leq(q, bound + 1e-9, "measured %.6f above its exact bound %.6f", q, bound);
+    stopped++;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  cr_assert_eq(pt_tuner_summary(t)->early_stopped, stopped);
+  free(cfg);
+  pt_tuner_free(t);
+  snprintf(line, sizeof line, "rm -rf %s", d);
+  cr_expect_eq(system(line), 0);
+  return stopped;
+}
+
+Test(early_stop, stopped_configs_measured_in_full_stay_below_the_keep_threshold_demo, .timeout = 600) {
+  pt_dnn_app_opts ao = {.model = "lenet_mnist", .weights = DEMO "/lenet_mnist.safetensors", .data = DEMO,
+                        .backend = "cpu", .threads = 2, .batch_size = 100, .tune_count = 1000, .test_count = 100,
+                        .target_device = "any"};
+  pt_app *app = NULL;
+  cr_assert_eq(pt_app_dnn_create(&ao, &app), PT_OK, "%s", pt_last_error());
+  int ex = stopped_configs_hold(app, PT_EARLY_STOP_EXACT, 2.0, 60);
+  int cf = stopped_configs_hold(app, PT_EARLY_STOP_CONFIDENT, 2.0, 60);
+  cr_assert_gt(ex, 0, "exact stopped no config: the test shows nothing");
+  /* 60 configs are asked in one batch, so both runs measure the same ones; confident's bound is the lower */
+  cr_assert_geq(cf, ex, "confident stopped %d configs, exact %d", cf, ex);
+  pt_app_free(app);
+}
+
+Test(early_stop, stopped_configs_measured_in_full_stay_below_the_keep_threshold_alexnet2, .timeout = 600) {
+  char *d = once_dir(), w[128];
+  pt_graph *g;
+  cr_assert_eq(pt_zoo_build("alexnet2_cifar10", &g), PT_OK);
+  pt_graph_init_random(g, 5);
+  snprintf(w, sizeof w, "%s/w.safetensors", d);
+  cr_assert_eq(pt_weights_save(g, w, 0), PT_OK);
+  /* 100 random images labelled with the exact network's own predictions: the exact QoS is 100 % and
+   * approximations lose accuracy, as with a trained network */
+  enum { N = 100 };
+  char cmd[512];
+  float *x = malloc((size_t)N * 3 * 32 * 32 * sizeof *x), *out = malloc((size_t)N * 10 * sizeof *out);
+  pt_backend *be;
+  pt_exec *e;
+  cr_assert_eq(pt_backend_create("cpu", 2, &be), PT_OK);
+  cr_assert_eq(pt_exec_create(g, be, &e), PT_OK);
+  for (int split = 0; split < 2; split++) {
+    uint64_t r = 99 + (uint64_t)split;
+    for (int i = 0; i < N * 3 * 32 * 32; i++) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      x[i] = (float)((r >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    }
+    cr_assert_eq(pt_exec_run(e, x, N, NULL, out), PT_OK, "%s", pt_last_error());
+    FILE *f;
+    snprintf(cmd, sizeof cmd, "%s/%s_input.bin", d, split ? "test" : "tune");
+    cr_assert_not_null(f = fopen(cmd, "wb"));
+    cr_assert_eq(fwrite(x, sizeof *x, (size_t)N * 3 * 32 * 32, f), (size_t)N * 3 * 32 * 32);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/%s_labels.bin", d, split ? "test" : "tune");
+    cr_assert_not_null(f = fopen(cmd, "wb"));
+    for (int i = 0; i < N; i++) {
+      int32_t l = pt_argmax(out + i * 10, 10);
+      fwrite(&l, 4, 1, f);
+    }
+    fclose(f);
+  }
+  pt_exec_free(e);
+  pt_backend_free(be);
+  pt_graph_free(g);
+  free(x), free(out);
+  pt_dnn_app_opts ao = {.model = "alexnet2_cifar10", .weights = w, .data = d, .backend = "cpu", .threads = 2,
+                        .batch_size = 10, .target_device = "cpu"};
+  pt_app *app = NULL;
+  cr_assert_eq(pt_app_dnn_create(&ao, &app), PT_OK, "%s", pt_last_error());
+  int ex = stopped_configs_hold(app, PT_EARLY_STOP_EXACT, 2.0, 30);
+  stopped_configs_hold(app, PT_EARLY_STOP_CONFIDENT, 2.0, 30);
+  cr_assert_gt(ex, 0, "exact stopped no config: the test shows nothing");
+  pt_app_free(app);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+  cr_expect_eq(system(cmd), 0);
+}
+
+static void set_format(const char *dir, const char *fmt, char *now, size_t n) {
+  char db[128];
+  snprintf(db, sizeof db, "%s/tuning.sqlite", dir);
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  if (fmt) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE meta SET value = '%s' WHERE key = 'format'", fmt);
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+  }
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT value FROM meta WHERE key = 'format'", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  snprintf(now, n, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+}
+
+Test(early_stop, a_format_2_journal_resumes_and_an_unknown_format_is_refused, .timeout = 300) {
+  pt_app *app = demo_app();
+  char *d = once_dir(), fmt[16];
+  pt_tuner *t;
+  pt_tune_opts o;
+  empirical_opts(&o, 8, d);
+  cr_assert_eq(pt_tuner_create(app, &t), PT_OK);
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  set_format(d, NULL, fmt, sizeof fmt);
+  cr_assert_str_eq(fmt, "3");
+  set_format(d, "2", fmt, sizeof fmt); /* as the trust issue's version wrote it */
+  o.resume = 1;
+  o.max_iter = 12;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt_tuner_summary(t)->resumed, 8);
+  set_format(d, NULL, fmt, sizeof fmt);
+  cr_assert_str_eq(fmt, "3", "a resumed format-2 journal is a 3 now");
+  set_format(d, "9", fmt, sizeof fmt);
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_ESTALE);
+  cr_assert_not_null(strstr(pt_last_error(), "journal format '9'"), "%s", pt_last_error());
+  pt_tuner_free(t);
+  pt_app_free(app);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+  cr_expect_eq(system(cmd), 0);
 }

@@ -53,6 +53,43 @@ pt_status pt_measure(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, const
 pt_status pt_measure_many(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
                           const pt_op_exec *ops, pt_progress *progress, double *accuracy, double *seconds);
 
+/* Early stopping of empirical QoS (docs/design.md, "Early stopping"): a config measured batch by
+ * batch stops as soon as it cannot end above a threshold (the keep threshold). */
+typedef enum pt_early_stop {
+  PT_EARLY_STOP_OFF = 0,   /* every config is measured on the whole set */
+  PT_EARLY_STOP_EXACT,     /* stops when its QoS stays at or below the threshold even if every remaining
+                              image were right: no config that could end above it is stopped */
+  PT_EARLY_STOP_CONFIDENT, /* stops when its QoS ends at or below the threshold with probability at least
+                              1 - delta (over all the checks of its run), by one-sided binomial (Chernoff)
+                              bounds on the remaining images */
+} pt_early_stop;
+
+typedef struct pt_stop_rule {
+  pt_early_stop mode;
+  double threshold; /* a config is measured in full only while its QoS can end above this */
+  double delta;     /* confident: the chance allowed of stopping a config that would end above it; 0: 1e-4 */
+} pt_stop_rule;
+
+/* "off", "exact", "confident" (NULL outside the enum) and back (-1 for an unknown name). */
+const char *pt_early_stop_name(pt_early_stop m);
+int pt_early_stop_parse(const char *name);
+
+/* The highest QoS (mean of per-batch accuracies, percent, over n_batches batches of sizes[b]
+ * images) a config can still reach when correct[b] of the images of each of its first `done`
+ * batches were right: exact, every remaining image right; confident, the 1 - delta upper bound (100
+ * while nothing is measured). With done == n_batches it is the QoS itself. */
+double pt_qos_bound(const pt_stop_rule *rule, int n_batches, const int *sizes, const int *correct, int done);
+
+/* pt_measure_many, measuring batch by batch and stopping configs whose pt_qos_bound falls to the
+ * rule's threshold or below (stop NULL or mode off: none stops). A stopped config gets stopped[k]
+ * = 1, accuracy[k] = its bound (at or below the threshold), seconds[k] = its time scaled to the whole
+ * set; a config whose output holds a NaN or an infinity stops with a NaN accuracy (stopped[k] = 0;
+ * its seconds cover the batches it ran).
+ * progress counts images x configs, a stopped config's remaining images included. */
+pt_status pt_measure_many_stop(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
+                               const pt_op_exec *ops, const pt_stop_rule *stop, pt_progress *progress,
+                               double *accuracy, double *seconds, uint8_t *stopped);
+
 #ifdef __cplusplus
 }
 #endif

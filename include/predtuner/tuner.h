@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "predtuner/app.h"
+#include "predtuner/measure.h"
 #include "predtuner/pareto.h"
 
 #ifdef __cplusplus
@@ -68,6 +69,7 @@ typedef struct pt_tune_opts {
   int overwrite;              /* start afresh over an existing journal (else that is PT_EEXIST) */
   int force_reinit;           /* rebuild the models even where stored ones match this run's inputs */
   int max_failures;           /* failed configs that stop the search; -1 (default): max(8, max_iter / 4) */
+  pt_early_stop early_stop;   /* empirical QoS in the search: stop configs that cannot be kept (default exact) */
   int time_passes;            /* timed passes per best config and the exact network (default 5, 0 = no timing) */
   FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
 } pt_tune_opts;
@@ -118,6 +120,7 @@ typedef struct pt_tune_summary {
   int64_t failed;                   /* configs of the search that failed (resumed ones included) */
   int64_t failed_by[PT_STATUS_COUNT]; /* of which with status -k at [k] (PT_ENONFINITE, PT_ENOMEM, ...) */
   int dropped;                      /* best configs whose validation or test failed */
+  int64_t early_stopped;            /* configs of the search stopped early (resumed ones included) */
   char stopped[320];                /* why the search stopped early (too many failures), "" if it did not */
   int timed_passes;                 /* timed passes per best config (0: not timed) */
   int64_t timed_images;             /* images per timed pass */

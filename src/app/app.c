@@ -69,14 +69,28 @@ double pt_app_space_size(const pt_app *app) {
   return n;
 }
 
-pt_status pt_app_measure(pt_app *app, int n, const uint16_t *configs, int test, double *qos, double *cost) {
+static pt_status check_configs(const pt_app *app, int n, const uint16_t *configs) {
   if (!configs && n != 1) return pt__error(PT_EINVAL, "app %s: the exact network is measured alone", app->name);
   for (int k = 0; configs && k < n; k++)
     for (int op = 0; op < app->n_ops; op++)
       if (configs[(int64_t)k * app->n_ops + op] >= app->n_knobs[op])
         return pt__error(PT_EINVAL, "app %s: op '%s' has no knob position %u", app->name, app->op_names[op],
                          configs[(int64_t)k * app->n_ops + op]);
+  return PT_OK;
+}
+
+pt_status pt_app_measure(pt_app *app, int n, const uint16_t *configs, int test, double *qos, double *cost) {
+  PT__TRY(check_configs(app, n, configs));
   return app->vt->measure(app, n, configs, test, qos, cost);
+}
+
+pt_status pt__app_measure_stop(pt_app *app, int n, const uint16_t *cfgs, const pt_stop_rule *stop, double *qos,
+                               double *cost, uint8_t *stopped) {
+  memset(stopped, 0, (size_t)n);
+  if (!stop || stop->mode == PT_EARLY_STOP_OFF || !app->vt->measure_stop || !cfgs)
+    return pt_app_measure(app, n, cfgs, 0, qos, cost);
+  PT__TRY(check_configs(app, n, cfgs));
+  return app->vt->measure_stop(app, n, cfgs, stop, qos, cost, stopped);
 }
 
 pt_status pt_app_set_error(pt_status s, const char *msg) { return pt__error(s, "%s", msg ? msg : ""); }

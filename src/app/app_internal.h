@@ -6,11 +6,16 @@
 
 #include "predtuner/app.h"
 #include "predtuner/log.h"
+#include "predtuner/measure.h"
 
 typedef struct pt__app_vt {
   /* Empirical QoS and cost of n configs (NULL with n == 1: the exact network); cost NULL: QoS only
    * (the DNN app then shares the work of configs' common prefixes without timing them). */
   pt_status (*measure)(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost);
+  /* measure() on the tune set with early stopping (pt_measure_many_stop's contract: a stopped config
+   * gets stopped[k] = 1 and its bound as QoS). NULL: the app cannot stop a config part way. */
+  pt_status (*measure_stop)(pt_app *app, int n, const uint16_t *cfgs, const pt_stop_rule *stop, double *qos,
+                            double *cost, uint8_t *stopped);
   /* P1: the raw tune-set outputs (out_rows x out_cols each, into out[k]) of n one-op changes of the
    * exact network: op[k] at position pos[k], every other op at position 0 (op[k] < 0: the exact
    * network itself). NULL when the app has no output tensor. The DNN app runs them together so that
@@ -86,6 +91,11 @@ uint64_t pt__fp_ops(const pt_app *app);
 /* A file's bytes (0 when it cannot be read), a string's (0 for NULL or ""). */
 uint64_t pt__fp_file(const char *path);
 uint64_t pt__fp_text(const char *s);
+
+/* pt_app_measure on the tune set with early stopping where the app can stop a config part way
+ * (else measured in full: stopped all 0). */
+pt_status pt__app_measure_stop(pt_app *app, int n, const uint16_t *cfgs, const pt_stop_rule *stop, double *qos,
+                               double *cost, uint8_t *stopped);
 
 /* Allocates the op tables of an app with n_ops ops and n_entries (op, knob) pairs in total. */
 pt_status pt__app_alloc(pt_app *app, int n_ops, int n_entries);

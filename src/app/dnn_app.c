@@ -56,6 +56,18 @@ static pt_status dnn_measure(pt_app *app, int n, const uint16_t *cfgs, int test,
   return s;
 }
 
+/* dnn_measure on the tune set, stopping configs that cannot end above the rule's threshold. */
+static pt_status dnn_measure_stop(pt_app *app, int n, const uint16_t *cfgs, const pt_stop_rule *stop, double *qos,
+                                  double *cost, uint8_t *stopped) {
+  dnn_ctx *d = app->ctx;
+  pt_op_exec *ops = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *ops);
+  if (!ops) return pt__error(PT_ENOMEM, "app %s: out of memory", app->name);
+  for (int k = 0; k < n; k++) config_ops(app, cfgs + (int64_t)k * app->n_ops, ops + (int64_t)k * app->n_ops);
+  pt_status s = pt_measure_many_stop(d->ex, d->g, d->tune, d->batch, n, ops, stop, NULL, qos, cost, stopped);
+  free(ops);
+  return s;
+}
+
 /* The tune set's outputs under n one-op changes, every batch of images run through
  * pt_exec_run_many for a group of changes at once: changes of op i share the exact network's work
  * up to op i, so each costs its op and the ops after it, with outputs bit for bit those of running
@@ -174,6 +186,7 @@ static void dnn_destroy(pt_app *app) {
 
 static const pt__app_vt DNN_VT = {
     .measure = dnn_measure,
+    .measure_stop = dnn_measure_stop,
     .outputs = dnn_outputs,
     .time = dnn_time,
     .output_qos = dnn_output_qos,

@@ -20,7 +20,7 @@ typedef struct tune_args {
   pt_tune_opts o;
   pt_dnn_app_opts ao;
   pt_piped_app_opts po;
-  const char *output, *name, *target, *qos_name, *cost_name;
+  const char *output, *name, *target, *qos_name, *cost_name, *early_name;
   int dump_all, show_loss, quiet;
 } tune_args;
 
@@ -64,6 +64,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--seed", PT_CLI_U64, AT(o.seed), 0, 2147483647.0, 0, "N", "search and PromiseSim seed (default {})", 0},
     {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", 0},
     {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
+    {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", 0},
     {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", 0},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
@@ -83,6 +84,7 @@ static void help(int piped) {
   pt_tune_opts_init(&d.o);
   d.qos_name = pt_qos_model_name(d.o.qos_model);
   d.cost_name = pt_cost_model_name(d.o.cost_model);
+  d.early_name = pt_early_stop_name(d.o.early_stop);
   if (piped)
     printf("usage: predtuner-gpu tune-binary --binary B --metadata M.json [options]\n"
            "\n"
@@ -122,6 +124,11 @@ static int models(tune_args *a) {
     if (m < 0)
       return pt_cli_usage_error(a->cmd, "--cost-model takes cost_linear, cost_profiled or empirical, got '%s'", a->cost_name);
     a->o.cost_model = (pt_cost_model)m;
+  }
+  if (a->early_name) {
+    int m = pt_early_stop_parse(a->early_name);
+    if (m < 0) return pt_cli_usage_error(a->cmd, "--early-stop takes off, exact or confident, got '%s'", a->early_name);
+    a->o.early_stop = (pt_early_stop)m;
   }
   return PT_EXIT_OK;
 }
@@ -203,6 +210,9 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
   }
   if (s->stopped[0]) printf("stopped        %s\n", s->stopped);
   if (s->dropped) printf("dropped        %d best configs whose validation or test failed\n", s->dropped);
+  if (s->early_stopped)
+    printf("stopped early  %lld configs whose QoS could not reach the keep threshold (measured in part)\n",
+           (long long)s->early_stopped);
   if (s->timed_passes)
     printf("timed          exact network %.4g s per %lld images (median of %d passes); predicted speedups off by "
            "%.0f %% on average\n", s->exact_seconds, (long long)s->timed_images, s->timed_passes,

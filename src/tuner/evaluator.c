@@ -136,10 +136,11 @@ static void set_fail(pt__fail *f, pt_status st, const char *why) {
 }
 
 /* A measured config whose numbers cannot be right fails: NaN or infinite QoS, a cost that is not a
- * positive number. */
+ * positive number. A stopped one has a finite bound as QoS and a cost from its part of the set. */
 static int check_results(int n, double *qos, double *cost, pt__fail *fail) {
   int failed = 0;
   for (int k = 0; k < n; k++) {
+    if (fail[k].status == PT__STOPPED) continue;
     if (fail[k].status == PT_OK && !isfinite(qos[k]))
       set_fail(&fail[k], PT_ENONFINITE, "non-finite QoS (the output holds NaN or infinity)");
     else if (fail[k].status == PT_OK && cost && !(cost[k] > 0 && isfinite(cost[k]))) {
@@ -156,12 +157,32 @@ static int check_results(int n, double *qos, double *cost, pt__fail *fail) {
   return failed;
 }
 
-int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, double *cost, pt__fail *fail) {
+/* One measurement of n configs (with early stopping when stop says so); stopped ones marked. */
+static pt_status measure(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                         double *cost, pt__fail *fail) {
+  if (test || !stop || stop->mode == PT_EARLY_STOP_OFF) return pt_app_measure(app, n, cfgs, test, qos, cost);
+  uint8_t one, *stopped = n > 1 ? pt__malloc((size_t)n) : &one;
+  if (!stopped) return pt__error(PT_ENOMEM, "tuner: out of memory");
+  pt_status s = pt__app_measure_stop(app, n, cfgs, stop, qos, cost, stopped);
+  for (int k = 0; s == PT_OK && k < n; k++)
+    if (stopped[k]) {
+      fail[k].status = PT__STOPPED;
+      snprintf(fail[k].why, sizeof fail[k].why, "stopped early (%s): its QoS can be at most %.4f, not above the threshold "
+               "%.4f", pt_early_stop_name(stop->mode), qos[k], stop->threshold);
+    }
+  if (stopped != &one) free(stopped);
+  return s;
+}
+
+int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                         double *cost, pt__fail *fail) {
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
-  if (pt_app_measure(app, n, cfgs, test, qos, cost) != PT_OK) {
+  if (measure(app, n, cfgs, test, stop, qos, cost, fail) != PT_OK) {
     if (n > 1) pt_log(PT_LOG_WARN, "a batch of %d configs failed (%s); measuring them one by one", n, pt_last_error());
     for (int k = 0; k < n; k++) {
-      pt_status st = n > 1 ? pt_app_measure(app, 1, cfgs + (int64_t)k * app->n_ops, test, &qos[k], cost ? &cost[k] : NULL)
+      fail[k].status = PT_OK;
+      pt_status st = n > 1 ? measure(app, 1, cfgs + (int64_t)k * app->n_ops, test, stop, &qos[k], cost ? &cost[k] : NULL,
+                                     &fail[k])
                            : PT_EBACKEND;
       if (st != PT_OK || n == 1) set_fail(&fail[k], n > 1 ? st : PT_EBACKEND, pt_last_error());
     }
@@ -174,7 +195,7 @@ int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, 
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
   /* QoS alone when a model gives the cost: the DNN app then shares common prefixes untimed */
   if (ev->qos == PT_QOS_EMPIRICAL || !ev->cost_tbl)
-    pt__measure_isolated(app, n, cfgs, 0, qos, ev->cost_tbl ? NULL : cost, fail);
+    pt__measure_isolated(app, n, cfgs, 0, &ev->stop, qos, ev->cost_tbl ? NULL : cost, fail);
   pt_status s = PT_OK;
   if (ev->qos == PT_QOS_P1) s = pt__p1_predict(app, &ev->p1, n, cfgs, qos);
   if (ev->qos == PT_QOS_P2) pt__p2_predict(app, &ev->p2, n, cfgs, qos);

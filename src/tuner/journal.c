@@ -10,8 +10,9 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
-/* "2": fingerprints and failed configs (status, error); 0.1's journals have no format key. */
-#define JOURNAL_FORMAT "2"
+/* "2": fingerprints and failed configs (status, error); "3": status 1, a config stopped early (its
+ * QoS the bound). A "2" journal resumes (it has no stopped rows); 0.1's have no format key. */
+#define JOURNAL_FORMAT "3"
 
 struct pt__journal {
   sqlite3 *db;
@@ -115,9 +116,16 @@ static pt_status check_meta(pt__journal *j, int resume, const pt_app *app, const
   space_signature(app, sig, sizeof sig);
   pt__fp_format(app, PT__FP_ALL, fp, sizeof fp);
   PT__TRY(get_meta(j, "format", have, sizeof have));
-  if (resume && strcmp(have, JOURNAL_FORMAT))
+  if (resume && !strcmp(have, "2")) { /* no stopped rows: readable as it is, and from now on a "3" */
+    PT__TRY(pt__journal_meta(j, "format", JOURNAL_FORMAT));
+    snprintf(have, sizeof have, "%s", JOURNAL_FORMAT);
+  }
+  if (resume && !have[0])
     return pt__error(PT_ESTALE, "%s: written by predtuner-gpu 0.1 (no fingerprint, no failed configs): it cannot be "
                                 "resumed; --overwrite starts afresh", j->path);
+  if (resume && strcmp(have, JOURNAL_FORMAT))
+    return pt__error(PT_ESTALE, "%s: journal format '%s' (this version resumes 2 and " JOURNAL_FORMAT "): it cannot be "
+                                "resumed; --overwrite starts afresh", j->path, have);
   const char *keys[6] = {"format", "app", "qos_model", "cost_model", "space", "fingerprint"};
   const char *vals[6] = {JOURNAL_FORMAT, app->name, qos_model ? qos_model : "empirical",
                          cost_model ? cost_model : "empirical", sig, fp};
@@ -220,10 +228,10 @@ pt_status pt__journal_read(pt__journal *j, const pt_app *app, pt__journal_rows *
     (*cost)[*n] = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
     (*predicted)[*n] = (uint8_t)sqlite3_column_int(st, 3);
     int code = sqlite3_column_int(st, 4);
-    r->status[*n] = (int8_t)(code <= 0 && code > -PT_STATUS_COUNT ? code : PT_EBACKEND);
-    if (r->status[*n] != PT_OK) (*qos)[*n] = (*cost)[*n] = NAN; /* a failed config stays failed */
+    r->status[*n] = (int8_t)(code == PT__STOPPED || (code <= 0 && code > -PT_STATUS_COUNT) ? code : PT_EBACKEND);
+    if (r->status[*n] < 0) (*qos)[*n] = (*cost)[*n] = NAN; /* a failed config stays failed */
     double q = (*qos)[*n], co = (*cost)[*n];
-    if (s == PT_OK && r->status[*n] == PT_OK &&
+    if (s == PT_OK && r->status[*n] >= 0 && /* a result, or a stopped config's bound */
         (!isfinite(q) || (app->qos_percent && !(*predicted)[*n] && (q < 0 || q > 100)) || !isfinite(co) || !(co > 0)))
       s = pt__error(PT_EFORMAT, "%s: evals row %lld: QoS %g and relative cost %g cannot be a result", j->path,
                     (long long)*n + 1, q, co);

@@ -19,8 +19,8 @@ void pt__journal_close(pt__journal *j);
 /* pt__journal_open's check of whether a run may start (before any work is done). */
 pt_status pt__journal_check_start(const char *path, int resume, int overwrite);
 
-/* Journaled configs, oldest first: cfgs (n, n_ops); the rest (n); status 0, or the failed config's
- * status (its qos and cost NaN). */
+/* Journaled configs, oldest first: cfgs (n, n_ops); the rest (n); status 0, PT__STOPPED (stopped
+ * early: qos is its bound), or the failed config's status (its qos and cost NaN). */
 typedef struct pt__journal_rows {
   int64_t n;
   uint16_t *cfgs;

@@ -12,8 +12,9 @@
 #include "tuner/journal.h"
 #include "tuner/tuner_internal.h"
 
-/* Appends n evaluated configs to the tuner's list. */
-static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred) {
+/* Appends n evaluated configs to the tuner's list; early[k] (NULL: none) marks those stopped early. */
+static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *qos, const double *cost, int pred,
+                        const uint8_t *early) {
   int no = t->app->n_ops;
   if (t->n + n > t->cap) {
     int64_t cap = t->cap ? t->cap : 1024;
@@ -24,9 +25,10 @@ static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *
     if (b) t->qos = b;
     void *c = pt__realloc(t->cost, (size_t)cap * sizeof *t->cost);
     if (c) t->cost = c;
-    void *d = pt__realloc(t->pred, (size_t)cap);
+    void *d = pt__realloc(t->pred, (size_t)cap), *e = pt__realloc(t->early, (size_t)cap);
     if (d) t->pred = d;
-    if (!a || !b || !c || !d) return pt__error(PT_ENOMEM, "tuner: out of memory for %lld configs", (long long)cap);
+    if (e) t->early = e;
+    if (!a || !b || !c || !d || !e) return pt__error(PT_ENOMEM, "tuner: out of memory for %lld configs", (long long)cap);
     t->cap = cap;
   }
   memcpy(t->cfg + t->n * no, cfgs, (size_t)n * (size_t)no * sizeof *cfgs);
@@ -34,6 +36,7 @@ static pt_status append(pt_tuner *t, int n, const uint16_t *cfgs, const double *
     t->qos[t->n + k] = qos[k];
     t->cost[t->n + k] = cost[k];
     t->pred[t->n + k] = (uint8_t)pred;
+    t->early[t->n + k] = early ? early[k] : 0;
   }
   t->n += n;
   return PT_OK;
@@ -59,13 +62,21 @@ static pt_status resume(pt_tuner *t, pt__journal *jr, pt_search *se) {
   pt__journal_rows r;
   pt_status s = pt__journal_read(jr, app, &r);
   for (int64_t i = 0; s == PT_OK && i < r.n; i++) {
+    const uint8_t early = r.status[i] == PT__STOPPED;
     s = pt_search_tell(se, 1, r.cfgs + i * app->n_ops, r.qos + i, r.cost + i);
-    if (s == PT_OK) s = append(t, 1, r.cfgs + i * app->n_ops, r.qos + i, r.cost + i, r.predicted[i]);
-    if (s == PT_OK && r.status[i] != PT_OK) count_failure(t, (pt_status)r.status[i]);
+    if (s == PT_OK) s = append(t, 1, r.cfgs + i * app->n_ops, r.qos + i, r.cost + i, r.predicted[i], &early);
+    if (s == PT_OK && early) t->sum.early_stopped++;
+    else if (s == PT_OK && r.status[i] != PT_OK) count_failure(t, (pt_status)r.status[i]);
   }
+  int64_t loose = 0; /* stopped against a stricter keep threshold than this run's */
+  for (int64_t i = 0; s == PT_OK && i < r.n; i++) loose += r.status[i] == PT__STOPPED && r.qos[i] > t->sum.thresholds.tune_keep;
+  if (loose)
+    pt_log(PT_LOG_WARN, "%lld journaled configs were stopped early against a stricter keep threshold; they are not kept "
+           "(--overwrite measures every config afresh)", (long long)loose);
   if (s == PT_OK) {
     t->sum.resumed = r.n;
-    pt_log(PT_LOG_INFO, "resumed %lld configs from the journal (%lld failed)", (long long)r.n, (long long)t->sum.failed);
+    pt_log(PT_LOG_INFO, "resumed %lld configs from the journal (%lld failed, %lld stopped early)", (long long)r.n,
+           (long long)t->sum.failed, (long long)t->sum.early_stopped);
   }
   pt__journal_rows_free(&r);
   return s;
@@ -87,6 +98,7 @@ typedef struct round_buf {
   double *qos, *cost;
   const char **tech;
   pt__fail *fail;
+  uint8_t *early; /* (batch) stopped early */
 } round_buf;
 
 /* More failed configs than the limit (resumed ones count: a run that failed systematically stops
@@ -103,7 +115,8 @@ static void note_failures(pt_tuner *t, const pt_tune_opts *o, const pt_app *app,
                           int64_t *fresh_failed) {
   const char *last = "";
   for (int k = 0; k < got; k++) {
-    if (b->fail[k].status == PT_OK) continue;
+    if (b->fail[k].status == PT__STOPPED) t->sum.early_stopped++;
+    if (b->fail[k].status == PT_OK || b->fail[k].status == PT__STOPPED) continue;
     count_failure(t, b->fail[k].status);
     char cfg[256];
     size_t at = 0;
@@ -121,10 +134,10 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
   const int nb = o->search_batch, pred = pt__eval_predicts_qos(ev);
   round_buf b = {pt__malloc((size_t)nb * (size_t)app->n_ops * sizeof *b.cfg), pt__malloc((size_t)nb * sizeof *b.qos),
                  pt__malloc((size_t)nb * sizeof *b.cost), pt__malloc((size_t)nb * sizeof *b.tech),
-                 pt__malloc((size_t)nb * sizeof *b.fail)};
+                 pt__malloc((size_t)nb * sizeof *b.fail), pt__malloc((size_t)nb)};
   pt_status s = PT_OK;
   int64_t fresh_failed = 0;
-  if (!b.cfg || !b.qos || !b.cost || !b.tech || !b.fail)
+  if (!b.cfg || !b.qos || !b.cost || !b.tech || !b.fail || !b.early)
     s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
   if (s == PT_OK) check_limit(t, o, "");
   pt_progress prog;
@@ -151,12 +164,13 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
     s = pt_search_tell(se, got, b.cfg, b.qos, b.cost);
     for (int k = 0; k < got; k++) b.tech[k] = pt_search_config_technique(se, b.cfg + (int64_t)k * app->n_ops);
     if (s == PT_OK && jr) s = pt__journal_add(jr, app, got, b.cfg, b.qos, b.cost, pred, each, b.tech, b.fail);
-    if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred);
+    for (int k = 0; k < got; k++) b.early[k] = b.fail[k].status == PT__STOPPED;
+    if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred, b.early);
     if (s == PT_OK) note_failures(t, o, app, got, &b, &fresh_failed);
     pt_progress_update(&prog, t->n);
   }
   pt_progress_end(&prog);
-  free(b.cfg), free(b.qos), free(b.cost), free(b.tech), free(b.fail);
+  free(b.cfg), free(b.qos), free(b.cost), free(b.tech), free(b.fail), free(b.early);
   if (t->sum.stopped[0]) pt_log(PT_LOG_ERROR, "search stopped: %s", t->sum.stopped);
   return s;
 }

@@ -18,7 +18,7 @@ static pt_status select_kept(pt_tuner *t) {
   t->kept = pt__malloc((size_t)(t->n ? t->n : 1) * sizeof *t->kept);
   if (!t->kept) return pt__error(PT_ENOMEM, "tuner: out of memory for the kept configs");
   for (int64_t i = 0; i < t->n; i++)
-    if (t->qos[i] > t->sum.thresholds.tune_keep) t->kept[t->n_kept++] = i;
+    if (t->qos[i] > t->sum.thresholds.tune_keep && !t->early[i]) t->kept[t->n_kept++] = i;
   return PT_OK;
 }
 
@@ -64,7 +64,7 @@ static void measure_groups(pt_app *app, int n, const uint16_t *cfgs, int test, d
   pt_progress_begin(&prog, progress, label, n);
   for (int i = 0; i < n; i += MEASURE_GROUP) {
     int m = n - i < MEASURE_GROUP ? n - i : MEASURE_GROUP;
-    pt__measure_isolated(app, m, cfgs + (int64_t)i * app->n_ops, test, &qos[i], NULL, fail);
+    pt__measure_isolated(app, m, cfgs + (int64_t)i * app->n_ops, test, NULL, &qos[i], NULL, fail);
     for (int k = 0; k < m; k++)
       if (fail[k].status != PT_OK) pt_log(PT_LOG_WARN, "best config %d failed on the %s set: %s", i + k, test ? "test" : "tune", fail[k].why);
     pt_progress_update(&prog, i + m);

@@ -25,6 +25,7 @@ void pt_tune_opts_init(pt_tune_opts *o) {
   o->search_batch = 256;
   o->max_failures = -1;
   o->time_passes = 5;
+  o->early_stop = PT_EARLY_STOP_EXACT;
 }
 
 pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
@@ -39,7 +40,7 @@ pt_status pt_tuner_create(pt_app *app, pt_tuner **out) {
 
 static void reset(pt_tuner *t) {
   free(t->cfg), free(t->qos), free(t->cost), free(t->pred), free(t->kept), free(t->bestpre);
-  free(t->val_qos), free(t->test_qos), free(t->best), free(t->meas_s);
+  free(t->val_qos), free(t->test_qos), free(t->best), free(t->meas_s), free(t->early);
   pt_app *app = t->app;
   memset(t, 0, sizeof *t);
   t->app = app;
@@ -61,6 +62,7 @@ static pt_status check_opts(pt_tune_opts *o) {
   if (isinf(o->qos_keep_threshold))
     return pt__error(PT_EINVAL, "the QoS keep threshold must be a number or NaN (got %g)", o->qos_keep_threshold);
   if (o->max_failures < -1) return pt__error(PT_EINVAL, "max_failures must be >= 0, or -1 (got %d)", o->max_failures);
+  if (!pt_early_stop_name(o->early_stop)) return pt__error(PT_EINVAL, "unknown early-stop mode %d (off, exact, confident)", (int)o->early_stop);
   if (o->time_passes < 0) return pt__error(PT_EINVAL, "time_passes must be >= 0 (got %d)", o->time_passes);
   if (o->resume && o->overwrite) return pt__error(PT_EINVAL, "resume and overwrite exclude each other");
   if (o->search_batch < 1) o->search_batch = 256;
@@ -106,6 +108,10 @@ static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_c
   PT__TRY(pt__eval_init(ev, t->app, o, storage[0] ? storage : NULL, t->sum.baseline_tune_qos));
   t->qos_model = ev->qos;
   t->cost_model = ev->cost;
+  /* a config is worth measuring in full while it can still be kept, or pass the search's threshold
+   * (a stricter keep threshold must not let a bound look like a pass to the search) */
+  const pt_thresholds *th = &t->sum.thresholds;
+  if (ev->qos == PT_QOS_EMPIRICAL) ev->stop = (pt_stop_rule){o->early_stop, fmin(th->tune_keep, th->tuner), 1e-4};
   pt_status s = pt__eval_cost_reference(ev, exact_cost, &t->sum.exact_speedup);
   t->sum.baseline_cost = ev->base_cost;
   return s;

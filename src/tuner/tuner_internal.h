@@ -20,6 +20,7 @@ struct pt_tuner {
   uint16_t *cfg;      /* (n, n_ops) */
   double *qos, *cost; /* (n); cost relative to the baseline config */
   uint8_t *pred;      /* (n) QoS from a model */
+  uint8_t *early;     /* (n) stopped early: its QoS is a bound at or below the keep threshold, never kept */
   int n_kept;
   int64_t *kept;    /* (n_kept) indices of configs above the tune keep threshold */
   int n_bestpre;
