@@ -5,7 +5,7 @@
  * weights on random images labelled with its own exact predictions (so its exact QoS is 100 %, and
  * approximations lose accuracy as they do on a trained network).
  *
- *   bench_early [--threads N] [--images N] [--batch N] [--iters N] [--net NAME] [--threshold X] */
+ *   bench_early [--threads N] [--images N] [--batch N] [--iters N] [--net NAME] [--threshold X] [--only-net 1] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 
 static int threads = 2, images = 500, batch = 100, iters = 150;
 static double threshold = 2.0;
+static int only_net = 0;
 
 /* Relabels <dir>/<split>_labels.bin with the exact network's predictions. */
 static int self_label(const char *dir, const char *split, const char *weights, const char *net, int n) {
@@ -95,6 +96,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--net")) net = argv[i + 1];
     else if (!strcmp(argv[i], "--threshold")) threshold = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--only-net")) only_net = atoi(argv[i + 1]);
     else return fprintf(stderr, "bench_early: unknown option %s\n", argv[i]), 2;
   }
   char host[256] = "?";
@@ -103,15 +105,16 @@ int main(int argc, char **argv) {
          batch, iters, threshold);
   char dir[] = "/tmp/pt_bench_early_XXXXXX";
   if (!mkdtemp(dir)) return 1;
-  char out[600], w[600];
-  snprintf(out, sizeof out, "%s/out", dir);
+  char out[600], w[600]; /* one output folder per app: stored models are the app's own */
+  snprintf(out, sizeof out, "%s/out-demo", dir);
   pt_dnn_app_opts o = {.model = "lenet_mnist", .weights = PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors",
                        .data = PT_SOURCE_DIR "/zoo/demo", .backend = "cpu", .threads = threads, .batch_size = batch,
                        .test_count = 100, .target_device = "cpu"};
   pt_app *app = NULL;
   if (pt_app_dnn_create(&o, &app)) return fprintf(stderr, "bench_early: %s\n", pt_last_error()), 1;
-  int rc = bench_app(app, "demo lenet_mnist (1000 tune)", out);
+  int rc = only_net ? 0 : bench_app(app, "demo lenet_mnist (1000 tune)", out);
   pt_app_free(app);
+  snprintf(out, sizeof out, "%s/out-net", dir);
   pt_graph *g = NULL;
   snprintf(w, sizeof w, "%s/w.safetensors", dir);
   if (!rc) rc = pt_zoo_build(net, &g) != PT_OK;
