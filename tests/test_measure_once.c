@@ -14,7 +14,7 @@
 #include "additive_app.h"
 
 #define DEMO PT_SOURCE_DIR "/zoo/demo"
-enum { TUNE = 300, BATCH = 128 }; /* the last batch is partial */
+enum { TUNE = 150, BATCH = 64 }; /* the last batch is partial */
 
 static char *once_dir(void) {
   static char d[64];
@@ -152,8 +152,7 @@ Test(init, p1_and_p2_from_shared_prefixes_equal_every_change_run_alone, .timeout
 static void tune_demo(pt_app *app, int passes, const char *dir, pt_tuner **t) {
   pt_tune_opts o;
   pt_tune_opts_init(&o);
-  o.max_iter = 40;
-  o.qos_model = PT_QOS_P2;
+  o.max_iter = 12;
   o.cost_model = PT_COST_LINEAR;
   o.take_best_n = 4;
   o.time_passes = passes;
@@ -347,14 +346,14 @@ static int stopped_configs_hold(pt_app *app, pt_early_stop mode, double threshol
 
 Test(early_stop, stopped_configs_measured_in_full_stay_below_the_keep_threshold_demo, .timeout = 600) {
   pt_dnn_app_opts ao = {.model = "lenet_mnist", .weights = DEMO "/lenet_mnist.safetensors", .data = DEMO,
-                        .backend = "cpu", .threads = 2, .batch_size = 100, .tune_count = 1000, .test_count = 100,
+                        .backend = "cpu", .threads = 2, .batch_size = 50, .tune_count = 500, .test_count = 100,
                         .target_device = "any"};
   pt_app *app = NULL;
   cr_assert_eq(pt_app_dnn_create(&ao, &app), PT_OK, "%s", pt_last_error());
-  int ex = stopped_configs_hold(app, PT_EARLY_STOP_EXACT, 2.0, 60);
-  int cf = stopped_configs_hold(app, PT_EARLY_STOP_CONFIDENT, 2.0, 60);
+  int ex = stopped_configs_hold(app, PT_EARLY_STOP_EXACT, 2.0, 40);
+  int cf = stopped_configs_hold(app, PT_EARLY_STOP_CONFIDENT, 2.0, 40);
   cr_assert_gt(ex, 0, "exact stopped no config: the test shows nothing");
-  /* 60 configs are asked in one batch, so both runs measure the same ones; confident's bound is the lower */
+  /* 40 configs are asked in one batch, so both runs measure the same ones; confident's bound is the lower */
   cr_assert_geq(cf, ex, "confident stopped %d configs, exact %d", cf, ex);
   pt_app_free(app);
 }
