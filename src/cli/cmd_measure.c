@@ -131,12 +131,13 @@ static pt_status resolve_config(const measure_args *a, const pt_graph *g, pt_bac
     if (j == n) n++;
   }
   if (s == PT_OK && (*ops = calloc((size_t)no, sizeof **ops)) == NULL) s = pt__error(PT_ENOMEM, "measure: out of memory");
-  if (s == PT_OK) s = pt_config_resolve(sp, ks, n, names, knobs, *ops, chosen);
-  if (s != PT_OK && a->config && s != PT_ENOMEM) {
-    /* name the file and the config */
-    char detail[1024];
-    snprintf(detail, sizeof detail, "%s", pt_last_error());
-    pt__error(s, "%s: config %ld: %s", a->config, a->index, detail);
+  if (s == PT_OK) {
+    s = pt_config_resolve(sp, ks, n, names, knobs, *ops, chosen);
+    if (s != PT_OK && a->config && s != PT_ENOMEM) { /* name the file and the config (loading named the file) */
+      char detail[1024];
+      snprintf(detail, sizeof detail, "%s", pt_last_error());
+      pt__error(s, "%s: config %ld: %s", a->config, a->index, detail);
+    }
   }
   if (s == PT_OK) {
     int approx = 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
@@ -299,6 +300,11 @@ static int tune_main(int argc, char **argv, int piped) {
   output_dir(&a, out_dir, sizeof out_dir);
   if (strlen(out_dir) > PT_CLI_MAX_OUTPUT) /* SQLite opens no journal at a longer path */
     return pt_cli_usage_error(a.cmd, "--output is %zu characters long; at most %d", strlen(out_dir), PT_CLI_MAX_OUTPUT);
+  snprintf(path, sizeof path, "%s/tuning.sqlite", out_dir);
+  if (a.o.resume && access(path, F_OK) != 0) { /* refused before anything (a folder, tune.log) is made */
+    fprintf(stderr, "predtuner-gpu: %s: --resume but there is no journal to resume\n", path);
+    return PT_EXIT_FAIL;
+  }
   pt_status s = pt_make_dirs(out_dir);
   if (s == PT_OK) s = pt_output_lock(out_dir); /* before tune.log: a second run must not touch the first's files */
   if (s != PT_OK) return pt_cli_fail(s);
