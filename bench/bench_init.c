@@ -5,7 +5,8 @@
  * `entries x forward` as that cost, `init / forward` says how many passes the initialisation is
  * worth. bench/pytorch_infer.py --tune-forward times PyTorch's pass of the same networks and images.
  *
- *   bench_init [--threads N] [--images N] [--batch N] [--nets a,b,c] [--p2] */
+ *   bench_init [--threads N] [--images N] [--batch N] [--nets a,b,c] [--p2] [--prefix-cache MIB]
+ * (--prefix-cache: the executor's exact-prefix cache, default the app's; 0 = off) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ static double exact_pass(pt_app *app, float *out) {
   return t[2] < lo ? lo : t[2] > hi ? hi : t[2];
 }
 
-static int bench_net(const char *net, const char *dir, int threads, int images, int batch, int p2) {
+static int bench_net(const char *net, const char *dir, int threads, int images, int batch, int p2, int cache_mib) {
   pt_graph *g;
   if (pt_zoo_build(net, &g) != PT_OK) return fprintf(stderr, "bench_init: %s\n", pt_last_error()), 1;
   pt_graph_init_random(g, 3);
@@ -38,7 +39,8 @@ static int bench_net(const char *net, const char *dir, int threads, int images, 
   if (pt_weights_save(g, wpath, 0) != PT_OK) return fprintf(stderr, "bench_init: %s\n", pt_last_error()), 1;
   pt_graph_free(g);
   pt_dnn_app_opts o = {.model = net, .weights = wpath, .data = dir, .backend = "cpu", .threads = threads,
-                       .batch_size = batch, .tune_count = images, .target_device = "cpu"};
+                       .batch_size = batch, .tune_count = images, .target_device = "cpu",
+                       .prefix_cache_mib = cache_mib};
   pt_app *app = NULL;
   if (pt_app_dnn_create(&o, &app) != PT_OK) return fprintf(stderr, "bench_init: %s\n", pt_last_error()), 1;
   float *out = malloc((size_t)app->out_rows * (size_t)app->out_cols * sizeof *out);
@@ -53,6 +55,10 @@ static int bench_net(const char *net, const char *dir, int threads, int images, 
   printf("predtuner-gpu %-16s images=%d batch=%d threads=%d entries=%d forward_s=%.3f p1_init_s=%.2f "
          "p1_passes=%.1f one_pass_per_entry_s=%.1f\n",
          net, app->out_rows, batch, threads, app->n_entries, fwd, t_p1, t_p1 / fwd, app->n_entries * fwd);
+  pt_exec_prefix_stats st;
+  pt_exec_prefix_cache_stats(pt__dnn_app_exec(app), &st);
+  printf("predtuner-gpu %-16s prefix_cache_mib=%d restores=%lld nodes_saved=%lld states=%d mib=%.1f\n", net,
+         cache_mib, (long long)st.restores, (long long)st.nodes_saved, st.entries, (double)st.bytes / (1 << 20));
   if (p2) {
     pt__p2 m2;
     t0 = pt_now();
@@ -68,7 +74,7 @@ static int bench_net(const char *net, const char *dir, int threads, int images, 
 }
 
 int main(int argc, char **argv) {
-  int threads = 2, images = 1000, batch = 500, p2 = 0;
+  int threads = 2, images = 1000, batch = 500, p2 = 0, cache_mib = 0;
   const char *nets = "resnet18_cifar10,alexnet2_cifar10,vgg16_cifar10";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--p2")) p2 = 1;
@@ -76,6 +82,7 @@ int main(int argc, char **argv) {
     else if (i + 1 < argc && !strcmp(argv[i], "--images")) images = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(argv[i], "--nets")) nets = argv[++i];
+    else if (i + 1 < argc && !strcmp(argv[i], "--prefix-cache")) cache_mib = atoi(argv[++i]) > 0 ? atoi(argv[i]) : -1;
     else return fprintf(stderr, "bench_init: unknown option %s\n", argv[i]), 2;
   }
   char host[256] = "?";
@@ -89,7 +96,7 @@ int main(int argc, char **argv) {
   char list[512];
   snprintf(list, sizeof list, "%s", nets);
   for (char *save = NULL, *n = strtok_r(list, ",", &save); n && !rc; n = strtok_r(NULL, ",", &save))
-    rc = bench_net(n, dir, threads, images, batch, p2);
+    rc = bench_net(n, dir, threads, images, batch, p2, cache_mib);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   return system(cmd) != 0 || rc;

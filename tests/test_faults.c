@@ -100,12 +100,20 @@ static pt_status exec_op(void *ctx) {
   pt_promise_ranges r[10];
   memset(r, 0, sizeof r);
   pt_status s = pt_exec_create(c->g, c->be, &ex);
+  if (s == PT_OK) pt_exec_set_prefix_cache(ex, 1 << 20);
   if (s == PT_OK) s = pt_exec_calibrate(ex, c->x, 2, r);
   if (s == PT_OK) s = pt_exec_set_promise(ex, r, 3);
   if (s == PT_OK) s = pt_exec_run(ex, c->x, 2, c->ops[1], y);
   if (s == PT_OK) cr_assert(!memcmp(y, c->want[1], sizeof c->want[1]), "run: the output changed");
   if (s == PT_OK) s = pt_exec_run_many(ex, c->x, 2, 0, 4, &c->ops[0][0], y, NULL);
   if (s == PT_OK) cr_assert(!memcmp(y, c->want, sizeof c->want), "run_many: the output changed");
+  if (s == PT_OK) s = pt_exec_run_many(ex, c->x, 2, 0, 4, &c->ops[0][0], y, NULL); /* from the kept prefix */
+  if (s == PT_OK) cr_assert(!memcmp(y, c->want, sizeof c->want), "run_many again: the output changed");
+  pt_exec_prefix_stats st;
+  if (s == PT_OK && !pt__alloc_failed()) { /* a clean run resumed the last config from its kept prefix */
+    pt_exec_prefix_cache_stats(ex, &st);
+    cr_assert_eq(st.restores, 1, "%lld resumptions", (long long)st.restores);
+  }
   double sec[4];
   if (s == PT_OK) s = pt_exec_run_many(ex, c->x, 2, 0, 4, &c->ops[0][0], y, sec);
   if (s == PT_OK) cr_assert(!memcmp(y, c->want, sizeof c->want), "timed run_many: the output changed");
@@ -121,8 +129,9 @@ Test(faults, executor) {
   pt_rng rng;
   pt_rng_seed(&rng, 11);
   fill_uniform(&rng, c->x, 2 * 784, 0, 1);
-  for (int k = 0; k < 4; k++) /* configs sharing prefixes, with every kind of setting */
-    for (int op = 0; op < 10; op++) c->ops[k][op] = knob_setting_of(c->g, op, k == 0 ? 0 : (op + k) % 6);
+  for (int k = 0; k < 4; k++) /* configs sharing prefixes, with every kind of setting; the last one exact up to op 3 */
+    for (int op = 0; op < 10; op++)
+      c->ops[k][op] = knob_setting_of(c->g, op, k == 0 || (k == 3 && op < 3) ? 0 : (op + k) % 6);
   pt_exec *ex;
   pt_promise_ranges r[10];
   memset(r, 0, sizeof r);

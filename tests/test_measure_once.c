@@ -8,6 +8,8 @@
 #include <sqlite3.h>
 #include <string.h>
 
+#include "app/app_internal.h"
+#include "core/rng.h"
 #include "models/models.h"
 #include "predtuner/predtuner.h"
 
@@ -453,4 +455,42 @@ Test(early_stop, a_format_2_journal_resumes_and_an_unknown_format_is_refused, .t
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", d);
   cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- the exact-prefix cache under the DNN app ---- */
+
+/* The app keeps the tune set's exact prefixes across measurements (on by default): QoS values
+ * equal those of an app without the cache, and later calls resume configs from kept states. */
+Test(prefix_cache, the_dnn_apps_measurements_equal_those_without_it, .timeout = 300) {
+  pt_app *on = demo_app(), *off = NULL;
+  pt_dnn_app_opts ao = {.model = "lenet_mnist", .weights = DEMO "/lenet_mnist.safetensors", .data = DEMO,
+                        .backend = "cpu", .threads = 2, .batch_size = BATCH, .tune_count = TUNE, .test_count = 100,
+                        .target_device = "any", .seed = 7, .prefix_cache_mib = -1};
+  cr_assert_eq(pt_app_dnn_create(&ao, &off), PT_OK, "%s", pt_last_error());
+  const int n_ops = pt_app_num_ops(on), n_cfg = 12;
+  uint16_t *cfgs = calloc((size_t)n_cfg * n_ops, sizeof *cfgs);
+  double q_on[12], q_off[12];
+  pt_rng r;
+  pt_rng_seed(&r, 3);
+  for (int call = 0; call < 3; call++) {
+    for (int k = 0; k < n_cfg; k++) { /* the first q ops at the baseline (position 0), the rest random */
+      int q = (int)pt_rng_below(&r, (uint64_t)n_ops + 1);
+      for (int op = 0; op < n_ops; op++)
+        cfgs[k * n_ops + op] = op < q ? 0 : (uint16_t)pt_rng_below(&r, (uint64_t)pt_app_op_num_knobs(on, op));
+    }
+    cr_assert_eq(pt_app_measure(on, n_cfg, cfgs, 0, q_on, NULL), PT_OK, "%s", pt_last_error());
+    cr_assert_eq(pt_app_measure(off, n_cfg, cfgs, 0, q_off, NULL), PT_OK, "%s", pt_last_error());
+    for (int k = 0; k < n_cfg; k++)
+      cr_assert(q_on[k] == q_off[k], "call %d config %d: QoS %.6f with the cache, %.6f without", call, k, q_on[k],
+                q_off[k]);
+  }
+  pt_exec_prefix_stats st_on, st_off;
+  pt_exec_prefix_cache_stats(pt__dnn_app_exec(on), &st_on);
+  pt_exec_prefix_cache_stats(pt__dnn_app_exec(off), &st_off);
+  cr_assert(st_on.restores > 0 && st_on.nodes_saved > 0, "restores %lld", (long long)st_on.restores);
+  cr_assert(st_on.bytes <= (size_t)PT_PREFIX_CACHE_MIB_DEFAULT << 20);
+  cr_assert(st_off.stored == 0 && st_off.restores == 0);
+  free(cfgs);
+  pt_app_free(on);
+  pt_app_free(off);
 }

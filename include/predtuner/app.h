@@ -33,7 +33,11 @@ typedef struct pt_dnn_app_opts {
   uint64_t seed;             /* PromiseSim noise seed */
   const char *name;          /* app name (for results and model files), NULL = the model name */
   int strict;                /* weights holding NaN or infinity are an error (default: a warning) */
+  int prefix_cache_mib;      /* the executor's exact-prefix cache (pt_exec_set_prefix_cache), MiB:
+                                0 = PT_PREFIX_CACHE_MIB_DEFAULT, < 0 = off */
 } pt_dnn_app_opts;
+
+#define PT_PREFIX_CACHE_MIB_DEFAULT 256
 
 pt_status pt_app_dnn_create(const pt_dnn_app_opts *opts, pt_app **out);
 

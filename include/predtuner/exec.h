@@ -45,6 +45,23 @@ pt_status pt_exec_run_at(pt_exec *ex, const float *input, int n, int64_t first_i
 pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first_image, int n_cfg,
                            const pt_op_exec *ops, float *output, double *seconds);
 
+/* The exact-prefix cache of pt_exec_run_many (off until set): for each batch of input images seen,
+ * the exact network's live activations before the first approximated op of the configs run on it
+ * are kept (at most max_bytes of backend memory, host copies of the inputs included; deeper states
+ * are kept in preference to shallower ones), so that later calls on the same images resume configs
+ * whose first ops are exact from there instead of from the input. Batches are recognised by their
+ * content, n and first_image. Timed calls (seconds != NULL) and per-op timing neither use nor fill
+ * it. Outputs are unchanged. max_bytes 0 turns it off and frees what it holds. */
+typedef struct pt_exec_prefix_stats {
+  int64_t restores;    /* config groups resumed from a kept state */
+  int64_t nodes_saved; /* exact-network nodes not run, against the same calls without the cache */
+  int64_t stored, evicted;
+  int entries;
+  size_t bytes;
+} pt_exec_prefix_stats;
+void pt_exec_set_prefix_cache(pt_exec *ex, size_t max_bytes);
+void pt_exec_prefix_cache_stats(const pt_exec *ex, pt_exec_prefix_stats *st);
+
 /* PromiseSim: per-op ranges (pt_graph_num_ops entries, copied) and the noise seed. An op run with
  * PromiseSim whose ranges are not set is an error naming it. */
 pt_status pt_exec_set_promise(pt_exec *ex, const pt_promise_ranges *ranges, uint64_t seed);

@@ -97,6 +97,9 @@ uint64_t pt__fp_text(const char *s);
 pt_status pt__app_measure_stop(pt_app *app, int n, const uint16_t *cfgs, const pt_stop_rule *stop, double *qos,
                                double *cost, uint8_t *stopped);
 
+/* The DNN app's executor (for its statistics), NULL for other apps. */
+pt_exec *pt__dnn_app_exec(pt_app *app);
+
 /* Allocates the op tables of an app with n_ops ops and n_entries (op, knob) pairs in total. */
 pt_status pt__app_alloc(pt_app *app, int n_ops, int n_entries);
 /* Frees the tables (not the app). */

@@ -171,6 +171,14 @@ static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *pr
 static void dnn_destroy(pt_app *app) {
   dnn_ctx *d = app->ctx;
   if (!d) return;
+  pt_exec_prefix_stats st = {0};
+  if (d->ex) pt_exec_prefix_cache_stats(d->ex, &st);
+  if (st.restores > 0) {
+    const int64_t ran = pt_exec_nodes_run(d->ex);
+    pt_log(PT_LOG_INFO, "exact-prefix cache: %lld resumptions saved %lld node runs of %lld (%.1f %%); %d states, %.1f MiB",
+           (long long)st.restores, (long long)st.nodes_saved, (long long)(ran + st.nodes_saved),
+           100.0 * (double)st.nodes_saved / (double)(ran + st.nodes_saved), st.entries, (double)st.bytes / (1 << 20));
+  }
   pt_exec_free(d->ex);
   pt_backend_free(d->be);
   pt_dataset_close(d->tune);
@@ -193,6 +201,8 @@ static const pt__app_vt DNN_VT = {
     .profile = dnn_profile,
     .destroy = dnn_destroy,
 };
+
+pt_exec *pt__dnn_app_exec(pt_app *app) { return app->vt == &DNN_VT ? ((dnn_ctx *)app->ctx)->ex : NULL; }
 
 static const char *default_device(const pt_backend *be) { return strcmp(pt_backend_name(be), "cpu") ? "gpu" : "cpu"; }
 
@@ -268,6 +278,8 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
   }
   if (s == PT_OK) s = pt_backend_create(o->backend ? o->backend : "auto", o->threads, &d->be);
   if (s == PT_OK) s = pt_exec_create(d->g, d->be, &d->ex);
+  if (s == PT_OK && o->prefix_cache_mib >= 0) /* the tune set's exact prefixes, kept across batches of configs */
+    pt_exec_set_prefix_cache(d->ex, (size_t)(o->prefix_cache_mib ? o->prefix_cache_mib : PT_PREFIX_CACHE_MIB_DEFAULT) << 20);
   if (s == PT_OK) app->be = d->be;
   const char *tdev = o->target_device ? o->target_device : (d->be ? default_device(d->be) : "cpu");
   if (s == PT_OK && (target = pt_device_parse(tdev)) < 0)

@@ -23,6 +23,7 @@ typedef struct tune_args {
   pt_piped_app_opts po;
   const char *output, *name, *target, *qos_name, *cost_name, *early_name;
   int dump_all, show_loss, quiet;
+  int prefix_mib; /* --prefix-cache, -1 unset */
 } tune_args;
 
 enum { TUNE = 1, BINARY = 2 }; /* which command takes an option */
@@ -45,6 +46,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--backend", PT_CLI_STR, AT(ao.backend), 0, 0, 0, "B", "cpu, cuda or auto (default auto)", TUNE},
     {"--threads", PT_CLI_INT, AT(ao.threads), 1, 1024, 0, "N", "CPU threads (default: all cores)", TUNE},
     {"--strict", PT_CLI_FLAG, AT(ao.strict), 0, 0, 1, NULL, "weights holding NaN or infinity are an error (default: a warning)", TUNE},
+    {"--prefix-cache", PT_CLI_INT, AT(prefix_mib), 0, 1 << 20, 0, "MIB", "memory for the exact network's activations on the tune set, kept\nacross batches of configs (default " PT__STR(PT_PREFIX_CACHE_MIB_DEFAULT) "; 0 = off)", TUNE},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "the binary (docs/tune-binary.md):", BINARY},
     {"--binary", PT_CLI_STR, AT(po.binary), 0, 0, 0, "B", "the program", BINARY},
     {"--metadata", PT_CLI_STR, AT(po.metadata), 0, 0, 0, "M.json", "its metadata", BINARY},
@@ -173,6 +175,7 @@ static int resolve(tune_args *a, char *demo_w, size_t n, int *demo) {
   a->ao.target_device = a->po.target_device = a->target;
   a->ao.name = a->po.name = a->name;
   a->ao.seed = a->o.seed;
+  a->ao.prefix_cache_mib = a->prefix_mib < 0 ? 0 : a->prefix_mib == 0 ? -1 : a->prefix_mib;
   return PT_EXIT_OK;
 }
 
@@ -289,7 +292,7 @@ static int run(tune_args *a, int demo, const char *out_dir) {
 }
 
 static int tune_main(int argc, char **argv, int piped) {
-  tune_args a = {.cmd = piped ? "tune-binary" : "tune", .piped = piped};
+  tune_args a = {.cmd = piped ? "tune-binary" : "tune", .piped = piped, .prefix_mib = -1};
   pt_tune_opts_init(&a.o);
   a.o.qos_tuner_threshold = NAN; /* "not given" until parsed */
   int rc = parse(argc, argv, &a);

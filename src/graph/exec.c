@@ -17,6 +17,7 @@ void pt_exec_free(pt_exec *ex) {
   if (!ex) return;
   for (int i = 0; ex->param_dev && i < ex->g->n_params; i++)
     if (ex->param_dev[i]) pt__ex_if(ex)->release(ex->be->ctx, ex->param_dev[i]);
+  pt__pfx_free_all(ex);
   pt__pool_free_all(ex);
   if (ex->res) pt__ex_if(ex)->release(ex->be->ctx, ex->res);
   pt__ex_free_params(ex);
@@ -169,7 +170,12 @@ pt_status pt__ex_begin_run(pt_exec *ex, const float *input, int n) {
     for (int k = 0; k < g->nodes[i].n_in; k++) readers_of_input += g->nodes[i].in[k] < 0;
   ex->in_slot = pt__pool_get(ex, in_bytes, readers_of_input);
   if (ex->in_slot < 0) return PT_ENOMEM;
-  return pt__ex_if(ex)->upload(ex->be->ctx, ex->pool[ex->in_slot].ptr, input, in_bytes);
+  PT__TRY(pt__lane_order(ex, ex->in_slot, 1)); /* run_many: earlier lanes' reads of the slot come first */
+  PT__TRY(pt__ex_if(ex)->upload(ex->be->ctx, ex->pool[ex->in_slot].ptr, input, in_bytes));
+  int64_t m;
+  PT__TRY(pt__lane_mark(ex, &m));
+  pt__lane_touch(ex, ex->in_slot, 1, m);
+  return PT_OK;
 }
 
 /* PromiseSim's input of op (node nd, reading x): quantised, with multiplicative noise, in a fresh

@@ -46,6 +46,11 @@ typedef struct pt__many {
   int *tmp;    /* (n_cfg) merge-sort scratch */
   int *lcp;    /* (n_cfg) node depth up to which sorted config k agrees with k - 1 */
   int *mark;   /* (n_nodes + 1) mark[depth] == k + 1: sorted config k saves a checkpoint there */
+  int *exact;  /* (n_cfg) per sorted config: the node depth up to which it is the exact network */
+  int *root;   /* (n_cfg) per sorted config: the prefix-cache entry it starts from, -1: the input */
+  int cache;   /* the exact-prefix cache is used and filled */
+  int first_op;/* node of the first op in execution order (a kept state must lie beyond it) */
+  const float *input;
   pt__ckpt *ck;/* (n_ops + 1) the checkpoint stack */
   int *ck_mem;
   int top;     /* checkpoints in use: ck[0 .. top-1] */
@@ -54,6 +59,7 @@ typedef struct pt__many {
 
 static void many_free(pt__many *m) {
   free(m->op_seq), free(m->ord), free(m->tmp), free(m->lcp), free(m->mark), free(m->ck), free(m->ck_mem);
+  free(m->exact), free(m->root);
   free(m->res.slot_of), free(m->res.stage);
 }
 
@@ -70,11 +76,14 @@ static pt_status many_alloc(pt__many *m) {
   m->tmp = pt__malloc((size_t)m->n_cfg * sizeof *m->tmp);
   m->lcp = pt__malloc((size_t)m->n_cfg * sizeof *m->lcp);
   m->mark = pt__calloc((size_t)g->n_nodes + 1, sizeof *m->mark);
+  m->exact = pt__malloc((size_t)m->n_cfg * sizeof *m->exact);
+  m->root = pt__malloc((size_t)m->n_cfg * sizeof *m->root);
   m->ck = pt__calloc((size_t)n_ck, sizeof *m->ck);
   m->ck_mem = pt__malloc((size_t)n_ck * (size_t)per_ck * sizeof *m->ck_mem);
   m->res.slot_of = pt__malloc((size_t)m->n_cfg * sizeof *m->res.slot_of);
   m->res.stage = m->timed ? NULL : pt__malloc((size_t)m->res.cap * m->res.out_bytes);
-  if (!m->op_seq || !m->ord || !m->tmp || !m->lcp || !m->mark || !m->ck || !m->ck_mem || !m->res.slot_of ||
+  if (!m->op_seq || !m->ord || !m->tmp || !m->lcp || !m->mark || !m->exact || !m->root || !m->ck || !m->ck_mem ||
+      !m->res.slot_of ||
       (!m->timed && !m->res.stage))
     return pt__error(PT_ENOMEM, "executor: out of memory for a batch of %d configs", m->n_cfg);
   for (int c = 0; c < n_ck; c++) {
@@ -120,14 +129,39 @@ static void sort_cfgs(const pt__many *m, int *v, int *tmp, int n) {
   memcpy(v, tmp, (size_t)n * sizeof *v);
 }
 
+/* Node depth up to which config a is the exact network (an all-zero setting is exact). Since exact
+ * settings sort first, this does not increase along the sorted order. */
+static int exact_depth(const pt__many *m, int a) {
+  static const pt_op_exec zero;
+  const pt_graph *g = m->ex->g;
+  for (int q = 0; q < g->n_ops; q++)
+    if (memcmp(op_of(m, a, m->op_seq[q]), &zero, sizeof zero)) return g->ops[m->op_seq[q]];
+  return g->n_nodes;
+}
+
 static void plan(pt__many *m) {
-  const pt_exec *ex = m->ex;
-  for (int i = 0, q = 0; i < ex->g->n_nodes; i++)
+  pt_exec *ex = m->ex;
+  const pt_graph *g = ex->g;
+  for (int i = 0, q = 0; i < g->n_nodes; i++)
     if (ex->op_of_node[i] >= 0) m->op_seq[q++] = ex->op_of_node[i];
+  m->first_op = g->n_ops ? g->ops[m->op_seq[0]] : g->n_nodes;
   for (int k = 0; k < m->n_cfg; k++) m->ord[k] = k;
   sort_cfgs(m, m->ord, m->tmp, m->n_cfg);
   m->lcp[0] = 0;
   for (int k = 1; k < m->n_cfg; k++) m->lcp[k] = agree_depth(m, m->ord[k - 1], m->ord[k]);
+  /* configs resuming from the same kept state are consecutive: the deepest state at or above a
+   * config's exact depth cannot get deeper as that depth decreases */
+  const int key = m->cache ? pt__pfx_find_key(ex, m->input, m->n, m->first_image) : -1;
+  int64_t exact_run = 0; /* exact-network nodes run: each group from its start to its deepest config */
+  for (int k = 0; k < m->n_cfg; k++) {
+    m->exact[k] = exact_depth(m, m->ord[k]);
+    m->root[k] = pt__pfx_deepest(ex, key, m->exact[k]);
+    if (m->root[k] >= 0) ex->pfx.e[m->root[k]].pinned = 1;
+    if (k == 0 || m->root[k] != m->root[k - 1])
+      exact_run += m->exact[k] - (m->root[k] >= 0 ? ex->pfx.e[m->root[k]].depth : 0);
+  }
+  /* without kept states the prefix tree runs the exact network once, up to the deepest config */
+  if (m->cache) ex->pfx.st.nodes_saved += m->exact[0] - exact_run;
 }
 
 /* ---- checkpoints ---- */
@@ -276,6 +310,8 @@ static pt_status run_path(pt__many *m, int k, int path, float *output, double *s
     if (mn < g->n_nodes) m->mark[mn] = k + 1;
   }
   for (int i = start; i < g->n_nodes; i++) {
+    if (m->cache && i == m->exact[k] && i > m->first_op) /* where this config leaves the exact network */
+      PT__TRY(pt__pfx_store(ex, m->input, m->n, m->first_image, i));
     if (i > start && m->mark[i] == k + 1 && m->top < g->n_ops + 1) {
       if (m->timed) PT__TRY(pt__ex_if(ex)->synchronize(ex->be->ctx));
       ckpt_save(ex, &m->ck[m->top++], i, base + pt_now() - seg0);
@@ -300,15 +336,25 @@ static void copy_previous(pt__many *m, int k, float *output, double *seconds) {
   seconds[m->ord[k]] = seconds[m->ord[k - 1]];
 }
 
-static pt_status run_all(pt__many *m, const float *input, float *output, double *seconds) {
+/* The bottom of the checkpoint stack for sorted config k and those after it that share its start:
+ * the uploaded input (depth 0) or a state kept by the prefix cache. */
+static pt_status root(pt__many *m, int k) {
   pt_exec *ex = m->ex;
-  const pt_graph *g = ex->g;
+  while (m->top > 0) ckpt_drop(ex, &m->ck[--m->top]);
+  PT__TRY(pt__lane_use(ex, 0));
   double t0 = pt_now();
-  PT__TRY(pt__ex_begin_run(ex, input, m->n));
-  PT__TRY(lanes_begin(m));
+  if (m->root[k] >= 0) PT__TRY(pt__pfx_restore(ex, m->root[k]));
+  else PT__TRY(pt__ex_begin_run(ex, m->input, m->n));
+  if (k == 0) PT__TRY(lanes_begin(m));
   if (m->timed) PT__TRY(pt__ex_if(ex)->synchronize(ex->be->ctx));
-  ckpt_save(ex, &m->ck[m->top++], 0, pt_now() - t0);
+  ckpt_save(ex, &m->ck[m->top++], m->root[k] >= 0 ? ex->pfx.e[m->root[k]].depth : 0, pt_now() - t0);
+  return PT_OK;
+}
+
+static pt_status run_all(pt__many *m, float *output, double *seconds) {
+  const pt_graph *g = m->ex->g;
   for (int k = 0, path = 0; k < m->n_cfg; k++) {
+    if (k == 0 || m->root[k] != m->root[k - 1]) PT__TRY(root(m, k));
     if (k > 0 && m->lcp[k] == g->n_nodes) copy_previous(m, k, output, seconds);
     else PT__TRY(run_path(m, k, path++, output, seconds));
   }
@@ -322,17 +368,20 @@ pt_status pt_exec_run_many(pt_exec *ex, const float *input, int n, int64_t first
   if (n_cfg <= 0) return PT_OK;
   if (!ops) return pt__error(PT_EINVAL, "executor: run_many needs the settings of %d configs", n_cfg);
   for (int k = 0; k < n_cfg; k++) PT__TRY(pt__ex_check_ops(ex, ops + (int64_t)k * g->n_ops));
-  pt__many m = {.ex = ex, .ops = ops, .n_cfg = n_cfg, .n = n, .timed = seconds != NULL, .first_image = first_image};
+  pt__many m = {.ex = ex, .ops = ops, .n_cfg = n_cfg, .n = n, .timed = seconds != NULL, .first_image = first_image,
+                .input = input};
+  m.cache = ex->pfx.max > 0 && !m.timed && !ex->op_seconds && !ex->find_bad && !ex->calib;
   pt_status s = many_alloc(&m);
   if (s == PT_OK) {
     plan(&m);
     s = res_area(&m);
   }
   if (s == PT_OK) s = lanes_start(&m);
-  if (s == PT_OK) s = run_all(&m, input, output, seconds);
+  if (s == PT_OK) s = run_all(&m, output, seconds);
   pt_status s2 = lanes_stop(ex);
   if (s == PT_OK) s = s2;
   while (m.top > 0) ckpt_drop(ex, &m.ck[--m.top]);
+  pt__pfx_unpin_all(ex);
   many_free(&m);
   return s;
 }

@@ -4,6 +4,8 @@
  *   exec_many.c    pt_exec_run_many: sorted configs, prefix checkpoints, result staging
  *   exec_params.c  derived weights (binary16 copies, PromiseSim's quantised ones), PromiseSim's ranges
  *                  and the recording of calibrated ones
+ *   exec_cache.c   the exact-prefix cache: the exact network's live activations at chosen depths,
+ *                  per batch of input images, kept across pt_exec_run_many calls
  * docs/design.md ("The executor") describes how they fit together. */
 #ifndef PT_GRAPH_EXECUTOR_H
 #define PT_GRAPH_EXECUTOR_H
@@ -33,6 +35,38 @@ typedef struct pt__buf {
   int64_t use[PT__LANES_MAX];
 } pt__buf;
 
+/* ---- the exact-prefix cache (exec_cache.c) ---- */
+/* One batch of input images the cache knows, compared in full on lookup (a hash only filters). */
+typedef struct pt__pfx_key {
+  uint64_t hash;
+  int n;
+  int64_t first_image;
+  float *input; /* (n, C, H, W) host copy */
+  int refs;     /* entries of this batch */
+} pt__pfx_key;
+
+/* The exact network's state before node `depth` on one batch: copies of its live activations. */
+typedef struct pt__pfx_entry {
+  int key, depth;
+  int n_live;
+  void **data;    /* (n_live) backend copies */
+  size_t *bytes;  /* (n_live) */
+  int *uses;      /* (n_live) readers still to come */
+  int in_live;    /* index of the network input among them, -1: not live */
+  int *live_of;   /* (depth) index of each earlier node's output among them, -1: dead */
+  size_t total;   /* backend bytes held */
+  int pinned;     /* a root of the pt_exec_run_many call under way: not evicted */
+} pt__pfx_entry;
+
+typedef struct pt__pfx {
+  size_t max, used; /* bound and bytes held (backend copies and host inputs) */
+  pt__pfx_key *key;
+  int n_key, cap_key;
+  pt__pfx_entry *e;
+  int n_e, cap_e;
+  pt_exec_prefix_stats st;
+} pt__pfx;
+
 struct pt_exec {
   const pt_graph *g;
   pt_backend *be;
@@ -59,6 +93,7 @@ struct pt_exec {
   int64_t seen[PT__LANES_MAX][PT__LANES_MAX];
   void *res; /* run_many's device copies of outputs before their download, res_bytes */
   size_t res_bytes;
+  pt__pfx pfx;
 };
 
 static inline const pt_backend_iface *pt__ex_if(const pt_exec *ex) { return ex->be->iface; }
@@ -99,6 +134,21 @@ pt_status pt__lane_use(pt_exec *ex, int lane);
 pt_status pt__lane_mark(pt_exec *ex, int64_t *m);
 /* After a full synchronisation: no lane has to wait for anything queued before it. */
 void pt__lanes_forget(pt_exec *ex);
+
+/* ---- exec_cache.c ---- */
+/* The cache's batch equal to (input, n, first_image), or -1. */
+int pt__pfx_find_key(pt_exec *ex, const float *input, int n, int64_t first_image);
+/* The deepest entry of batch key at a depth of at most max_depth (and above 0), or -1. */
+int pt__pfx_deepest(const pt_exec *ex, int key, int max_depth);
+/* Starts a run from entry e: the pool holds copies of its live activations (queued on the current
+ * lane, ordered after earlier work on their slots), as pt__ex_begin_run plus nodes 0..depth-1 would. */
+pt_status pt__pfx_restore(pt_exec *ex, int e);
+/* Keeps the current state before node `depth` of the exact network on (input, n, first_image),
+ * unless the cache has it or has no room (entries of smaller depths make room). Never fails a run:
+ * a copy that cannot be made is not kept. */
+pt_status pt__pfx_store(pt_exec *ex, const float *input, int n, int64_t first_image, int depth);
+void pt__pfx_unpin_all(pt_exec *ex);
+void pt__pfx_free_all(pt_exec *ex);
 
 /* ---- exec_params.c ---- */
 /* Whether setting oe of node n runs on binary16-rounded weights (kept by f16_params). */
