@@ -1,5 +1,5 @@
-/* Baseline inference throughput on the CPU backend: vgg16_cifar10 (random weights, random images)
- * and the demo LeNet (its trained weights and tune set). One warm-up run, then `reps` timed runs;
+/* Baseline inference throughput on the CPU backend: the zoo networks of the CPU kernel issue (random
+ * weights and images; the demo LeNet with its trained weights and tune set). One warm-up run, then `reps` timed runs;
  * prints the median. Compare with bench/pytorch_infer.py at the same thread count. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +62,20 @@ fail:
   return 1;
 }
 
+/* The CPU kernel issue's networks: the seven small zoo networks at --batch, resnet50_imagenet at 50. */
+static const char *const DEFAULT_NETS = "lenet_mnist,alexnet_cifar10,alexnet2_cifar10,vgg16_cifar10,vgg16_cifar100,"
+                                        "resnet18_cifar10,mobilenet_cifar10,resnet50_imagenet";
+
 int main(int argc, char **argv) {
   int threads = 2, reps = 5, batch = 500;
+  const char *nets = DEFAULT_NETS;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--nets")) nets = argv[i + 1];
     else {
-      fprintf(stderr, "usage: bench_infer [--threads N] [--reps N] [--batch N]\n");
+      fprintf(stderr, "usage: bench_infer [--threads N] [--reps N] [--batch N] [--nets a,b,...]\n");
       return 2;
     }
   }
@@ -77,8 +83,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_infer: --threads, --reps and --batch must be positive\n");
     return 2;
   }
-  int rc = bench("vgg16_cifar10", NULL, batch, threads, reps, NULL);
-  rc |= bench("lenet_mnist", PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors", batch, threads, reps,
-              PT_SOURCE_DIR "/zoo/demo");
+  char list[512];
+  snprintf(list, sizeof list, "%s", nets);
+  int rc = 0;
+  for (char *save = NULL, *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+    const int b = strstr(n, "imagenet") ? (batch < 50 ? batch : 50) : batch;
+    if (!strcmp(n, "lenet_mnist")) /* the demo's trained weights and images */
+      rc |= bench(n, PT_SOURCE_DIR "/zoo/demo/lenet_mnist.safetensors", b, threads, reps, PT_SOURCE_DIR "/zoo/demo");
+    else
+      rc |= bench(n, NULL, b, threads, reps, NULL);
+  }
   return rc;
 }

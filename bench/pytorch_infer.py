@@ -19,7 +19,10 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
-from make_zoo_reference import alexnet2, lenet, resnet18, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
+from make_zoo_reference import NETS, alexnet2, lenet, resnet18, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
+
+DEFAULT_NETS = ("lenet_mnist,alexnet_cifar10,alexnet2_cifar10,vgg16_cifar10,vgg16_cifar100,resnet18_cifar10,"
+                "mobilenet_cifar10,resnet50_imagenet")
 
 
 def load_safetensors(path):
@@ -78,6 +81,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--tune-forward", type=int, default=0, metavar="N")
+    ap.add_argument("--nets", default=DEFAULT_NETS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -86,12 +90,18 @@ def main():
     if a.tune_forward:
         tune_forward(a.tune_forward, a.batch, a.reps, a.threads)
         return
-    bench("vgg16_cifar10", vgg16([512, 512, 10]), torch.rand(a.batch, 3, 32, 32) * 2 - 1, a.reps, a.threads)
-    demo = os.path.join(ROOT, "zoo", "demo")
-    net = lenet()
-    net.load_state_dict(load_safetensors(os.path.join(demo, "lenet_mnist.safetensors")))
-    x = np.fromfile(os.path.join(demo, "tune_input.bin"), dtype="<f4")[: a.batch * 784].reshape(-1, 1, 28, 28)
-    bench("lenet_mnist", net, torch.from_numpy(x.copy()), a.reps, a.threads)
+    make = {name: (f, shape) for name, f, shape in NETS}
+    for name in a.nets.split(","):
+        batch = min(a.batch, 50) if "imagenet" in name else a.batch
+        if name == "lenet_mnist":  # the demo's trained weights and images, as bench_infer
+            demo = os.path.join(ROOT, "zoo", "demo")
+            net = lenet()
+            net.load_state_dict(load_safetensors(os.path.join(demo, "lenet_mnist.safetensors")))
+            x = np.fromfile(os.path.join(demo, "tune_input.bin"), dtype="<f4")[: batch * 784].reshape(-1, 1, 28, 28)
+            bench(name, net, torch.from_numpy(x.copy()), a.reps, a.threads)
+            continue
+        f, shape = make[name]
+        bench(name, f(), torch.rand(batch, *shape) * 2 - 1, a.reps, a.threads)
 
 
 if __name__ == "__main__":

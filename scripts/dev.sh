@@ -17,7 +17,8 @@ BUILD="${PT_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-dev libplplot-dev
-            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo)
+            libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo
+            libdnnl-dev)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
 FUZZ_PKGS=(clang libclang-rt-dev libomp-dev) # libFuzzer and clang's OpenMP, for the smoke fuzzing
 
@@ -44,7 +45,7 @@ configure_build() { # dir, extra cmake args...
   # shellcheck disable=SC2086
   cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" ${PT_CMAKE_ARGS:-} >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; exit 1; }
-  grep -E "predtuner-gpu: CUDA" "$dir.configure.log" >&2 || true
+  grep -E "predtuner-gpu: CUDA|oneDNN:" "$dir.configure.log" >&2 || true
   cmake --build "$dir" -j "$JOBS"
 }
 
@@ -65,15 +66,17 @@ case "$cmd" in
     configure_build "$BUILD"
     log "test suite (release build)"
     ctest --test-dir "$BUILD" --output-on-failure
-    log "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-    configure_build "$ROOT/build-asan" -DPT_SANITIZE=ON -DPT_CUDA=OFF -DPT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    # the sanitizer pass is also the suite without oneDNN (the release pass above has it)
+    log "test suite under AddressSanitizer + UndefinedBehaviorSanitizer, built without oneDNN"
+    configure_build "$ROOT/build-asan" -DPT_SANITIZE=ON -DPT_CUDA=OFF -DPT_DNNL=OFF -DPT_BUILD_BENCH=OFF \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LSAN_OPTIONS=suppressions="$ROOT/tests/lsan.supp" \
       ctest --test-dir "$ROOT/build-asan" --output-on-failure
     secs="${PT_FUZZ_SECONDS:-10}"
     log "smoke fuzzing: each parser's libFuzzer target for $secs s (tests/fuzz)"
     install_missing "${FUZZ_PKGS[@]}"
-    CC=clang configure_build "$ROOT/build-fuzz" -DPT_FUZZ=ON -DPT_CUDA=OFF -DPT_BUILD_TESTS=OFF -DPT_BUILD_BENCH=OFF \
+    CC=clang configure_build "$ROOT/build-fuzz" -DPT_FUZZ=ON -DPT_CUDA=OFF -DPT_DNNL=OFF -DPT_BUILD_TESTS=OFF -DPT_BUILD_BENCH=OFF \
       -DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
     "$ROOT/tests/fuzz/run.sh" "$ROOT/build-fuzz" "$secs"
     ;;

@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "backend/cpu/cpu_math.h"
 #include "naive.h"
 #include "predtuner/predtuner.h"
 
@@ -26,7 +28,7 @@ static const conv_case conv_cases[] = {
     {2, 32, 16, 16, 32, 3, 2, 1, 32, 0}, {1, 3, 224, 224, 4, 7, 2, 3, 1, 1}, {3, 12, 5, 5, 12, 3, 1, 1, 3, 1},
 };
 
-static void run_conv(const conv_case *c, int fp16) {
+static void run_conv_on(pt_backend *bk, const conv_case *c, int fp16) {
   pt_rng r;
   pt_rng_seed(&r, (uint64_t)(c->n * 1000 + c->cin * 100 + c->h + fp16));
   int oh = (c->h + 2 * c->pad - c->k) / c->stride + 1, ow = (c->w + 2 * c->pad - c->k) / c->stride + 1;
@@ -39,7 +41,7 @@ static void run_conv(const conv_case *c, int fp16) {
   fill_uniform(&r, w, nw, -0.5f, 0.5f);
   fill_uniform(&r, b, c->cout, -0.2f, 0.2f);
   float *y = alloc_guarded(ny, GUARD), *ref = malloc(ny * sizeof *ref);
-  cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, w, c->bias ? b : NULL, y), PT_OK);
+  cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, c->bias ? b : NULL, y), PT_OK, "%s", pt_last_error());
   if (fp16) { /* the reference: exact convolution of the rounded operands, then rounded */
     pt_round_f16_array(x, nx);
     pt_round_f16_array(w, nw);
@@ -60,8 +62,25 @@ static void run_conv(const conv_case *c, int fp16) {
   free(ref);
 }
 
+static void run_conv(const conv_case *c, int fp16) { run_conv_on(be, c, fp16); }
+
 Test(cpu_ops, conv2d_fp32_matches_naive_loop) {
   for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv(&conv_cases[i], 0);
+}
+
+/* Built with oneDNN, exact convolutions run on it (the backend says so) and PT_CPU_DNNL=0 turns it
+ * off; the backend's own kernels then match the naive loop as well. */
+Test(cpu_ops, conv2d_fp32_with_and_without_onednn) {
+  const char *desc = pt_backend_describe(be);
+  cr_assert_eq(strstr(desc, "oneDNN") != NULL, PT_TEST_HAVE_DNNL, "built %s oneDNN, backend: %s",
+               PT_TEST_HAVE_DNNL ? "with" : "without", desc);
+  setenv("PT_CPU_DNNL", "0", 1);
+  pt_backend *own;
+  cr_assert_eq(pt_backend_create("cpu", 2, &own), PT_OK);
+  unsetenv("PT_CPU_DNNL");
+  cr_assert_null(strstr(pt_backend_describe(own), "oneDNN"), "%s", pt_backend_describe(own));
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv_on(own, &conv_cases[i], 0);
+  pt_backend_free(own);
 }
 
 Test(cpu_ops, conv2d_fp16_matches_rounded_naive_loop) {
@@ -140,7 +159,7 @@ Test(cpu_ops, batchnorm_activations_add_softmax_match_naive) {
   cr_assert_eq(be->iface->activation(be->ctx, PT_ACT_TANH, cnt, 0, x, y), PT_OK);
   for (int64_t i = 0; i < cnt; i++) cr_assert_float_eq(y[i], tanh(x[i]), 1e-6);
   cr_assert_eq(be->iface->activation(be->ctx, PT_ACT_TANH, cnt, 1, x, y), PT_OK);
-  for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], pt_round_f16(tanhf(pt_round_f16(x[i]))));
+  for (int64_t i = 0; i < cnt; i++) cr_assert_eq(y[i], pt_round_f16(pt__cpu_tanhf(pt_round_f16(x[i]))));
   cr_assert_eq(be->iface->activation(be->ctx, (pt_act)7, cnt, 0, x, y), PT_EUNSUPPORTED);
 
   cr_assert_eq(be->iface->add(be->ctx, cnt, 0, x, x2, y), PT_OK);
@@ -167,4 +186,27 @@ Test(cpu_ops, argmax_ties_go_to_the_first_index) {
   int32_t labels[2] = {2, 0};
   cr_assert_float_eq(pt_topk_accuracy(out, labels, 2, 3, 1), 50.0, 1e-12);
   cr_assert_float_eq(pt_topk_accuracy(out, labels, 2, 3, 2), 100.0, 1e-12);
+}
+
+/* The backend's vectorisable tanh against tanh in double: within 2 ulp over [-20, 20] (and the
+ * special values: signed zeros, infinities, NaN, subnormals, the switch point 0.625). */
+Test(cpu_ops, tanh_is_within_two_ulp) {
+  double worst = 0;
+  float worst_x = 0;
+  for (int i = -(1 << 20); i <= (1 << 20); i++) {
+    const float x = (float)i * (20.0f / (1 << 20));
+    const double t = tanh((double)x);
+    const float tf = (float)t, ulp = nextafterf(fabsf(tf), INFINITY) - fabsf(tf);
+    const double e = fabs((double)pt__cpu_tanhf(x) - t) / ulp;
+    if (e > worst) worst = e, worst_x = x;
+  }
+  cr_assert(worst <= 2.0, "%.2f ulp at x = %.9g", worst, worst_x);
+  const float sp[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 0.625f, nextafterf(0.625f, 0), 9.0f, 10.0f, 100.0f};
+  for (size_t k = 0; k < sizeof sp / sizeof sp[0]; k++)
+    cr_assert(fabs((double)pt__cpu_tanhf(sp[k]) - tanh((double)sp[k])) <= 1.2e-7, "x = %g", sp[k]);
+  volatile float nz = -0.0f, inf = INFINITY; /* at run time, as tensors hold them */
+  cr_assert(signbit(pt__cpu_tanhf(nz)), "tanh(-0) = %g", pt__cpu_tanhf(nz));
+  cr_assert(pt__cpu_tanhf(inf) == 1.0f && pt__cpu_tanhf(-inf) == -1.0f, "tanh(inf) = %g, tanh(-inf) = %g",
+            pt__cpu_tanhf(inf), pt__cpu_tanhf(-inf));
+  cr_assert(isnan(pt__cpu_tanhf(NAN)));
 }

@@ -11,7 +11,10 @@
 #include "core/error.h"
 #include "predtuner/tensor.h"
 
-static void cpu_destroy(void *ctx) { free(ctx); }
+static void cpu_destroy(void *ctx) {
+  pt__cpu_dnnl_free(((pt_cpu_ctx *)ctx)->dnnl);
+  free(ctx);
+}
 static const char *cpu_describe(void *ctx) { return ((pt_cpu_ctx *)ctx)->desc; }
 
 static pt_status cpu_alloc(void *ctx, size_t bytes, void **ptr) {
@@ -74,8 +77,10 @@ static pt_status cpu_create(int threads, pt_backend **out) {
   c->threads = threads > 0 ? threads : omp_get_max_threads();
   /* Each OpenMP thread runs its own single-threaded GEMM on its share of the images. */
   pt__blas_set_threads(1);
-  snprintf(c->desc, sizeof c->desc, "CPU, %d thread%s, %s", c->threads, c->threads == 1 ? "" : "s",
-           pt__blas_describe());
+  const char *dn = pt__cpu_dnnl_describe(), *off = getenv("PT_CPU_DNNL");
+  c->use_dnnl = dn && !(off && !strcmp(off, "0"));
+  snprintf(c->desc, sizeof c->desc, "CPU, %d thread%s, %s%s%s", c->threads, c->threads == 1 ? "" : "s",
+           pt__blas_describe(), c->use_dnnl ? ", " : "", c->use_dnnl ? dn : "");
   be->iface = &pt__cpu_iface;
   be->ctx = c;
   *out = be;

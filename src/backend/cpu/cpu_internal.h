@@ -3,10 +3,24 @@
 
 #include "backend/backend_iface.h"
 
+typedef struct pt__cpu_dnnl pt__cpu_dnnl;
+
 typedef struct pt_cpu_ctx {
   int threads;
   char desc[160];
+  pt__cpu_dnnl *dnnl; /* oneDNN's engine and primitives (cpu_dnnl.c), made on first use */
+  int use_dnnl;       /* built with oneDNN and not turned off (PT_CPU_DNNL=0) */
 } pt_cpu_ctx;
+
+/* ---- oneDNN (cpu_dnnl.c with PT_DNNL, else cpu_dnnl_none.c) ---- */
+/* Whether the convolution d is tried on oneDNN (never without it). pt__cpu_dnnl_conv2d returns
+ * PT_EUNSUPPORTED for a shape oneDNN has no convolution for; the caller then runs its own. */
+int pt__cpu_dnnl_takes(const pt_conv_desc *d);
+pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b,
+                              float *y);
+void pt__cpu_dnnl_free(pt__cpu_dnnl *dn);
+/* "oneDNN 2.6.3", or NULL without it. */
+const char *pt__cpu_dnnl_describe(void);
 
 pt_status pt__cpu_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
 pt_status pt__cpu_linear(void *ctx, int n, int in, int out, int fp16, const float *x, const float *w, const float *b,

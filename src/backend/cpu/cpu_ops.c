@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu_math.h"
 #include "backend/cpu/pt_blas.h"
 #include "core/error.h"
 #include "kernels/knob_math.h"
@@ -68,17 +69,44 @@ pt_status pt__cpu_activation(void *vctx, pt_act act, int64_t count, int fp16, co
         pt_round_f16_array(ys, (size_t)n);
         xs = ys;
       }
-      for (int64_t i = 0; i < n; i++) ys[i] = tanhf(xs[i]);
+      for (int64_t i = 0; i < n; i++) ys[i] = pt__cpu_tanhf(xs[i]);
     }
     if (fp16) pt_round_f16_array(ys, (size_t)n);
   }
   return PT_OK;
 }
 
+/* The max of a and b, NaN winning (as PyTorch's max pooling propagates NaN). */
+static inline float max_nan(float a, float b) { return b > a || b != b ? b : a; }
+
+/* 2x2 max pooling with stride 2 and no padding (every zoo network's), without the general loop's
+ * bounds checks. fp16 rounds the result only: rounding is monotonic, so the max of rounded values is
+ * the rounded max. */
+static void max_pool_2x2(const pt_pool_desc *d, int threads, const float *x, float *y) {
+  const int64_t planes = (int64_t)d->n * d->c;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *src = x + pl * d->h * d->w;
+    float *dst = y + pl * d->oh * d->ow;
+    for (int oy = 0; oy < d->oh; oy++) {
+      const float *r0 = src + (int64_t)(2 * oy) * d->w, *r1 = r0 + d->w;
+      float *o = dst + (int64_t)oy * d->ow;
+      for (int ox = 0; ox < d->ow; ox++)
+        o[ox] = max_nan(max_nan(max_nan(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
+      if (d->fp16) pt_round_f16_array(o, (size_t)d->ow);
+    }
+  }
+}
+
 pt_status pt__cpu_pool2d(void *vctx, const pt_pool_desc *d, const float *x, float *y) {
   pt_cpu_ctx *ctx = vctx;
   const int64_t planes = (int64_t)d->n * d->c;
   const float area = (float)(d->kh * d->kw);
+  if (d->is_max && d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && !d->ph && !d->pw && 2 * d->oh <= d->h &&
+      2 * d->ow <= d->w) {
+    max_pool_2x2(d, ctx->threads, x, y);
+    return PT_OK;
+  }
 #pragma omp parallel for num_threads(ctx->threads) schedule(static)
   for (int64_t pl = 0; pl < planes; pl++) {
     const float *src = x + pl * d->h * d->w;
