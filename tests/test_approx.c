@@ -220,7 +220,7 @@ static void compare_real_and_simulated(int sampling) {
             fill_uniform(&r, x, nx, -1, 1);
             fill_uniform(&r, w, nw, -0.5f, 0.5f);
             fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
-            cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK);
+            cr_assert_eq(be->iface->conv2d(be->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK, "%s", pt_last_error());
             if (sampling) simulate_sampling(&d, x, w, s->bias ? b : NULL, ref);
             else simulate_perforation(&d, x, w, s->bias ? b : NULL, ref);
             double err = norm_err(y, ref, ny), tol = fp16 ? 2e-3 : 1e-5;

@@ -382,6 +382,17 @@ static void perf_fill(const pt_conv_desc *d, float *plane) {
   }
 }
 
+void pt__cpu_perf_fill_bias(const pt_conv_desc *d, const float *b, float *y, int threads) {
+  const int64_t P = (int64_t)d->oh * d->ow;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
+    float *plane = y + pl * P;
+    perf_fill(d, plane);
+    if (b)
+      for (int64_t k = 0; k < P; k++) plane[k] += b[pl % d->cout];
+  }
+}
+
 /* Plane pl = (image, channel): (fp16: round the convolution), perforation fill, bias, rounding. */
 static void epilogue_plane(const conv_job *j, int64_t pl) {
   const pt_conv_desc *d = j->d;

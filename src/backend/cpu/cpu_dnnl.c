@@ -16,9 +16,16 @@
 #include "core/alloc.h"
 #include "core/error.h"
 
+/* One convolution as oneDNN runs it: input and output as (strided) views of the caller's NCHW
+ * tensors, so that a perforated convolution's kept rows or columns are convolutions of their own. */
+typedef struct dn_shape {
+  int64_t n, cin, h, w, cout, oh, ow, kh, kw, sh, sw, pad_t, pad_b, pad_l, pad_r, groups, has_bias, threads;
+  int64_t xs[4], ys[4]; /* strides of the input and output views (elements) */
+} dn_shape;
+
 /* One shape's convolution: its primitive and the reorders around it (NULL where the layouts agree). */
 typedef struct dn_conv {
-  int key[14]; /* n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, groups, has bias, threads */
+  dn_shape key;
   int unsupported; /* oneDNN has no convolution for this shape: the backend's own kernels run it */
   dnnl_primitive_t conv, r_src, r_w, r_dst;
   dnnl_memory_desc_t src_user, src_conv, w_user, w_conv, b_md, dst_conv, dst_user;
@@ -31,6 +38,8 @@ struct pt__cpu_dnnl {
   int n_c, cap_c;
   void *scratch; /* reordered operands: src, weights, dst */
   size_t scratch_bytes;
+  float *class_out; /* a perforated convolution's kept rows or columns, dense */
+  size_t class_bytes;
 };
 
 static pt_status dn_error(dnnl_status_t st, const char *what) {
@@ -59,6 +68,7 @@ void pt__cpu_dnnl_free(pt__cpu_dnnl *dn) {
   if (dn->eng) dnnl_engine_destroy(dn->eng);
   free(dn->c);
   free(dn->scratch);
+  free(dn->class_out);
   free(dn);
 }
 
@@ -87,28 +97,29 @@ static pt_status reorder_make(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *a, con
   return st == dnnl_success ? PT_OK : dn_error(st, "reorder primitive");
 }
 
-static pt_status conv_make(pt__cpu_dnnl *dn, const pt_conv_desc *d, int has_bias, dn_conv *c) {
-  const int G = d->groups, wnd = G > 1 ? 5 : 4; /* grouped: weights (G, cout/G, cin/G, kh, kw) */
-  const dnnl_dims_t src = {d->n, d->cin, d->h, d->w}, bias = {d->cout},
-                    dst = {d->n, d->cout, d->oh, d->ow}, strides = {d->sh, d->sw}, pad_l = {d->ph, d->pw};
-  /* PyTorch's padding is symmetric; the right padding is what makes the output size come out */
-  const dnnl_dims_t pad_r = {(d->oh - 1) * d->sh + d->kh - d->h - d->ph, (d->ow - 1) * d->sw + d->kw - d->w - d->pw};
-  dnnl_memory_desc_t any_src, any_w, any_dst;
-  DN_TRY(dnnl_memory_desc_init_by_tag(&c->src_user, 4, src, dnnl_f32, dnnl_nchw), "src");
-  dnnl_dims_t wt = {d->cout, d->cin, d->kh, d->kw};
+static pt_status conv_make(pt__cpu_dnnl *dn, const dn_shape *k, dn_conv *c) {
+  const int G = (int)k->groups, wnd = G > 1 ? 5 : 4; /* grouped: weights (G, cout/G, cin/G, kh, kw) */
+  const dnnl_dims_t src = {k->n, k->cin, k->h, k->w}, bias = {k->cout}, dst = {k->n, k->cout, k->oh, k->ow},
+                    strides = {k->sh, k->sw}, pad_l = {k->pad_t, k->pad_l}, pad_r = {k->pad_b, k->pad_r};
+  dnnl_dims_t wt = {k->cout, k->cin, k->kh, k->kw};
   if (G > 1) {
-    const dnnl_dims_t gw = {G, d->cout / G, d->cin / G, d->kh, d->kw};
+    const dnnl_dims_t gw = {G, k->cout / G, k->cin / G, k->kh, k->kw};
     memcpy(wt, gw, sizeof gw);
   }
+  dnnl_memory_desc_t any_src, any_w, any_dst;
+  dnnl_dims_t xs = {0}, ys = {0}; /* the API reads DNNL_MAX_NDIMS strides */
+  memcpy(xs, k->xs, sizeof k->xs);
+  memcpy(ys, k->ys, sizeof k->ys);
+  DN_TRY(dnnl_memory_desc_init_by_strides(&c->src_user, 4, src, dnnl_f32, xs), "src");
   DN_TRY(dnnl_memory_desc_init_by_tag(&c->w_user, wnd, wt, dnnl_f32, G > 1 ? dnnl_goihw : dnnl_oihw), "weights");
-  DN_TRY(dnnl_memory_desc_init_by_tag(&c->dst_user, 4, dst, dnnl_f32, dnnl_nchw), "dst");
+  DN_TRY(dnnl_memory_desc_init_by_strides(&c->dst_user, 4, dst, dnnl_f32, ys), "dst");
   DN_TRY(dnnl_memory_desc_init_by_tag(&c->b_md, 1, bias, dnnl_f32, dnnl_x), "bias");
   DN_TRY(dnnl_memory_desc_init_by_tag(&any_src, 4, src, dnnl_f32, dnnl_format_tag_any), "src");
   DN_TRY(dnnl_memory_desc_init_by_tag(&any_w, wnd, wt, dnnl_f32, dnnl_format_tag_any), "weights");
   DN_TRY(dnnl_memory_desc_init_by_tag(&any_dst, 4, dst, dnnl_f32, dnnl_format_tag_any), "dst");
   dnnl_convolution_desc_t cd;
   DN_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &any_src, &any_w,
-                                            has_bias ? &c->b_md : NULL, &any_dst, strides, pad_l, pad_r),
+                                            k->has_bias ? &c->b_md : NULL, &any_dst, strides, pad_l, pad_r),
          "convolution");
   dnnl_primitive_desc_t pd;
   DN_TRY(dnnl_primitive_desc_create(&pd, &cd, NULL, dn->eng, NULL), "convolution");
@@ -124,11 +135,9 @@ static pt_status conv_make(pt__cpu_dnnl *dn, const pt_conv_desc *d, int has_bias
 }
 
 /* The primitive of this shape, made on first use. */
-static pt_status conv_get(pt__cpu_dnnl *dn, const pt_conv_desc *d, int has_bias, int threads, dn_conv **out) {
-  const int key[14] = {d->n,  d->cin, d->h,  d->w,      d->cout,  d->kh,  d->kw,
-                       d->sh, d->sw,  d->ph, d->pw, d->groups, has_bias, threads};
+static pt_status conv_get(pt__cpu_dnnl *dn, const dn_shape *k, dn_conv **out) {
   for (int i = 0; i < dn->n_c; i++)
-    if (!memcmp(dn->c[i].key, key, sizeof key)) {
+    if (!memcmp(&dn->c[i].key, k, sizeof *k)) {
       *out = &dn->c[i];
       return dn->c[i].unsupported ? PT_EUNSUPPORTED : PT_OK;
     }
@@ -141,13 +150,13 @@ static pt_status conv_get(pt__cpu_dnnl *dn, const pt_conv_desc *d, int has_bias,
   }
   dn_conv *c = &dn->c[dn->n_c];
   memset(c, 0, sizeof *c);
-  memcpy(c->key, key, sizeof key);
-  pt_status s = conv_make(dn, d, has_bias, c);
+  c->key = *k;
+  pt_status s = conv_make(dn, k, c);
   if (s != PT_OK) {
     conv_destroy(c);
     if (s != PT_EUNSUPPORTED) return s;
     memset(c, 0, sizeof *c); /* remembered, so the shape is not tried again */
-    memcpy(c->key, key, sizeof key);
+    c->key = *k;
     c->unsupported = 1;
   }
   dn->n_c++;
@@ -207,8 +216,85 @@ static pt_status conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, co
   return s;
 }
 
-int pt__cpu_dnnl_takes(const pt_conv_desc *d) {
-  return !d->fp16 && !d->perf_dir && !d->samp_every;
+int pt__cpu_dnnl_takes(const pt_conv_desc *d) { return !d->fp16 && !d->samp_every; }
+
+/* The exact convolution d as one oneDNN convolution over the whole tensors. */
+static dn_shape shape_exact(const pt_conv_desc *d, int has_bias, int threads) {
+  dn_shape k = {d->n, d->cin, d->h, d->w, d->cout, d->oh, d->ow, d->kh, d->kw, d->sh, d->sw, d->ph, 0, d->pw, 0,
+                d->groups, has_bias, threads, {0}, {0}};
+  /* PyTorch's padding is symmetric; the far side is what makes the output size come out */
+  k.pad_b = (d->oh - 1) * d->sh + d->kh - d->h - d->ph;
+  k.pad_r = (d->ow - 1) * d->sw + d->kw - d->w - d->pw;
+  const int64_t xs[4] = {(int64_t)d->cin * d->h * d->w, (int64_t)d->h * d->w, d->w, 1},
+                ys[4] = {(int64_t)d->cout * d->oh * d->ow, (int64_t)d->oh * d->ow, d->ow, 1};
+  memcpy(k.xs, xs, sizeof xs);
+  memcpy(k.ys, ys, sizeof ys);
+  return k;
+}
+
+/* Perforation: the output rows (or columns) r, r + S, r + 2S, ... of d are a convolution of their
+ * own with S times the stride, over the input from the first row (column) they read, written dense
+ * (n, cout, count, ow) or (n, cout, oh, count) and then scattered into y: oneDNN refuses output
+ * views whose row stride times count overruns a plane, which most of these are. *x_off: where the
+ * input view starts. Returns 0 when the class is empty or reads no input row (column). */
+static int shape_class(const pt_conv_desc *d, int threads, int r, dn_shape *k, int64_t *x_off) {
+  *k = shape_exact(d, 0, threads);
+  const int S = d->perf_stride, rows = d->perf_dir == PT_PERF_ROWS;
+  const int64_t size = rows ? d->oh : d->ow, stride = rows ? d->sh : d->sw, pad = rows ? d->ph : d->pw,
+                in = rows ? d->h : d->w, kern = rows ? d->kh : d->kw;
+  if (r >= size) return 0;
+  const int64_t count = (size - r + S - 1) / S, q = r * stride - pad; /* q: first input row read */
+  const int64_t skip = q > 0 ? q : 0, view = in - skip, near = q < 0 ? -q : 0;
+  if (view < 1) return 0;
+  const int64_t far = (count - 1) * S * stride + kern - view - near;
+  if (rows)
+    k->h = view, k->oh = count, k->sh = S * stride, k->pad_t = near, k->pad_b = far, *x_off = skip * d->w;
+  else
+    k->w = view, k->ow = count, k->sw = S * stride, k->pad_l = near, k->pad_r = far, *x_off = skip;
+  const int64_t ys[4] = {k->cout * k->oh * k->ow, k->oh * k->ow, k->ow, 1};
+  memcpy(k->ys, ys, sizeof ys);
+  return 1;
+}
+
+/* Class r's dense output c (n, cout, k->oh, k->ow) into its rows or columns of y. */
+static void scatter_class(const pt_conv_desc *d, const dn_shape *k, int r, const float *c, float *y, int threads) {
+  const int S = d->perf_stride, rows = d->perf_dir == PT_PERF_ROWS;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
+    const float *src = c + pl * k->oh * k->ow;
+    float *dst = y + pl * (int64_t)d->oh * d->ow;
+    if (rows)
+      for (int64_t i = 0; i < k->oh; i++)
+        memcpy(dst + (r + i * S) * (int64_t)d->ow, src + i * k->ow, (size_t)k->ow * sizeof *dst);
+    else
+      for (int64_t yy = 0; yy < d->oh; yy++)
+        for (int64_t j = 0; j < k->ow; j++) dst[yy * d->ow + r + j * S] = src[yy * k->ow + j];
+  }
+}
+
+/* The kept classes (every residue but the offset's) without bias, then the fill of the skipped one
+ * and the bias, as the backend's own perforation does. */
+static pt_status perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
+                            const float *b, float *y) {
+  for (int r = 0; r < d->perf_stride; r++) {
+    dn_shape k;
+    int64_t xo;
+    dn_conv *c;
+    if (r == d->perf_offset || !shape_class(d, T, r, &k, &xo)) continue;
+    PT__TRY(conv_get(dn, &k, &c));
+    const size_t bytes = (size_t)(k.n * k.cout * k.oh * k.ow) * sizeof(float);
+    if (bytes > dn->class_bytes) {
+      free(dn->class_out);
+      dn->class_bytes = 0;
+      if (!(dn->class_out = pt__aligned_alloc(64, (bytes + 63) & ~(size_t)63)))
+        return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for %zu bytes of perforated output", bytes);
+      dn->class_bytes = bytes;
+    }
+    PT__TRY(conv_run(dn, c, x + xo, w, NULL, dn->class_out));
+    scatter_class(d, &k, r, dn->class_out, y, T);
+  }
+  pt__cpu_perf_fill_bias(d, b, y, T);
+  return PT_OK;
 }
 
 pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b,
@@ -216,9 +302,15 @@ pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const floa
   if (!ctx->dnnl) PT__TRY(dn_create(&ctx->dnnl));
   const int T = ctx->threads > 0 ? ctx->threads : 1, old = omp_get_max_threads();
   omp_set_num_threads(T); /* oneDNN's OpenMP runtime takes the calling thread's count */
-  dn_conv *c = NULL;
-  pt_status s = conv_get(ctx->dnnl, d, b != NULL, T, &c);
-  if (s == PT_OK) s = conv_run(ctx->dnnl, c, x, w, b, y);
+  pt_status s = PT_OK;
+  if (!d->perf_dir) {
+    const dn_shape k = shape_exact(d, b != NULL, T);
+    dn_conv *c = NULL;
+    s = conv_get(ctx->dnnl, &k, &c);
+    if (s == PT_OK) s = conv_run(ctx->dnnl, c, x, w, b, y);
+  } else {
+    s = perforated(ctx->dnnl, d, T, x, w, b, y);
+  }
   omp_set_num_threads(old);
   return s;
 }

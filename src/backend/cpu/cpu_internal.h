@@ -38,6 +38,11 @@ pt_status pt__cpu_promise_noise(void *ctx, int64_t count, float scale, uint64_t 
 pt_status pt__cpu_round_f16(void *ctx, int64_t count, const float *x, float *y);
 pt_status pt__cpu_minmax(void *ctx, int64_t count, const float *x, float range[2]);
 
+/* Fills the skipped rows or columns of a perforated fp32 convolution's output y (n, cout, oh, ow)
+ * from the computed ones, then adds the bias b (cout, or NULL) everywhere (cpu_conv.c; for a path
+ * that computed the kept ones another way). */
+void pt__cpu_perf_fill_bias(const pt_conv_desc *d, const float *b, float *y, int threads);
+
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);
 
