@@ -78,7 +78,12 @@ static pt_status cpu_create(int threads, pt_backend **out) {
   /* Each OpenMP thread runs its own single-threaded GEMM on its share of the images. */
   pt__blas_set_threads(1);
   const char *dn = pt__cpu_dnnl_describe(), *off = getenv("PT_CPU_DNNL");
-  c->use_dnnl = dn && !(off && !strcmp(off, "0"));
+  /* PT_CPU_DNNL: 0 = never, exact = exact convolutions only, all = every perforation too (for the
+   * benchmark that decides what takes it; docs/decisions.md) */
+  c->use_dnnl = !dn || (off && !strcmp(off, "0")) ? PT_CPU_DNNL_OFF
+                : off && !strcmp(off, "exact")     ? PT_CPU_DNNL_EXACT
+                : off && !strcmp(off, "all")       ? PT_CPU_DNNL_ALL
+                                                   : PT_CPU_DNNL_DEFAULT;
   snprintf(c->desc, sizeof c->desc, "CPU, %d thread%s, %s%s%s", c->threads, c->threads == 1 ? "" : "s",
            pt__blas_describe(), c->use_dnnl ? ", " : "", c->use_dnnl ? dn : "");
   be->iface = &pt__cpu_iface;

@@ -443,7 +443,7 @@ static int run_job(const conv_job *j, int T) {
 
 pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
   pt_cpu_ctx *ctx = vctx;
-  if (ctx->use_dnnl && pt__cpu_dnnl_takes(d)) {
+  if (ctx->use_dnnl && pt__cpu_dnnl_takes(d, ctx->use_dnnl)) {
     pt_status s = pt__cpu_dnnl_conv2d(ctx, d, x, w, b, y);
     if (s != PT_EUNSUPPORTED) return s;
   }

@@ -216,7 +216,14 @@ static pt_status conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, co
   return s;
 }
 
-int pt__cpu_dnnl_takes(const pt_conv_desc *d) { return !d->fp16 && !d->samp_every; }
+/* Perforation on oneDNN repeats the input's reorder for each kept class of rows or columns, and
+ * column classes write strided; by bench/RESULTS.md ("knob speedups against the oneDNN convolution")
+ * only rows at stride 2 gain over the backend's own im2col perforation. */
+int pt__cpu_dnnl_takes(const pt_conv_desc *d, int mode) {
+  if (d->fp16 || d->samp_every || mode == PT_CPU_DNNL_OFF) return 0;
+  if (!d->perf_dir) return 1;
+  return mode == PT_CPU_DNNL_ALL || (mode == PT_CPU_DNNL_DEFAULT && d->perf_dir == PT_PERF_ROWS && d->perf_stride == 2);
+}
 
 /* The exact convolution d as one oneDNN convolution over the whole tensors. */
 static dn_shape shape_exact(const pt_conv_desc *d, int has_bias, int threads) {

@@ -3,8 +3,8 @@
 #include "backend/cpu/cpu_internal.h"
 #include "core/error.h"
 
-int pt__cpu_dnnl_takes(const pt_conv_desc *d) {
-  (void)d;
+int pt__cpu_dnnl_takes(const pt_conv_desc *d, int mode) {
+  (void)d, (void)mode;
   return 0;
 }
 

@@ -5,17 +5,22 @@
 
 typedef struct pt__cpu_dnnl pt__cpu_dnnl;
 
+/* Which convolutions run on oneDNN (PT_CPU_DNNL): none, exact ones, exact ones and the perforations
+ * the knob benchmark found faster there (the default), exact ones and every perforation. */
+enum { PT_CPU_DNNL_OFF = 0, PT_CPU_DNNL_EXACT, PT_CPU_DNNL_DEFAULT, PT_CPU_DNNL_ALL };
+
 typedef struct pt_cpu_ctx {
   int threads;
   char desc[160];
   pt__cpu_dnnl *dnnl; /* oneDNN's engine and primitives (cpu_dnnl.c), made on first use */
-  int use_dnnl;       /* built with oneDNN and not turned off (PT_CPU_DNNL=0) */
+  int use_dnnl;       /* PT_CPU_DNNL_*: OFF when built without oneDNN */
 } pt_cpu_ctx;
 
 /* ---- oneDNN (cpu_dnnl.c with PT_DNNL, else cpu_dnnl_none.c) ---- */
-/* Whether the convolution d is tried on oneDNN (never without it). pt__cpu_dnnl_conv2d returns
- * PT_EUNSUPPORTED for a shape oneDNN has no convolution for; the caller then runs its own. */
-int pt__cpu_dnnl_takes(const pt_conv_desc *d);
+/* Whether the convolution d is tried on oneDNN under mode (PT_CPU_DNNL_*; never without it).
+ * pt__cpu_dnnl_conv2d returns PT_EUNSUPPORTED for a shape oneDNN has no convolution for; the caller
+ * then runs its own. */
+int pt__cpu_dnnl_takes(const pt_conv_desc *d, int mode);
 pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b,
                               float *y);
 void pt__cpu_dnnl_free(pt__cpu_dnnl *dn);
