@@ -241,3 +241,31 @@ Test(prefix_cache, outputs_agree_on_interleaved_lanes) {
   }
   net_free(&t);
 }
+
+/* Bounds from a couple of states to many, batches taken in turn, fresh configs every round: states
+ * of one batch are evicted while another call's groups resume from theirs (whose places in the
+ * cache move), and every output still equals the executor's without the cache. */
+Test(prefix_cache, evictions_during_a_call_keep_every_output) {
+  net t = net_make("resnet18_cifar10", 1);
+  const int n_cfg = 12;
+  pt_exec *plain = exec_make(&t, be, 0);
+  float *y0 = malloc((size_t)n_cfg * t.nout * sizeof *y0), *y1 = malloc((size_t)n_cfg * t.nout * sizeof *y1);
+  int64_t evicted = 0;
+  for (size_t bound = 40u << 10; bound <= 400u << 10; bound += 24u << 10) {
+    pt_exec *cached = exec_make(&t, be, bound);
+    for (int round = 0; round < 4; round++) {
+      pt_op_exec *ops = prefix_configs(&t, n_cfg, 900 + bound / 1024 + (uint64_t)round);
+      for (int b = 0; b < BATCHES; b++) call_both(&t, plain, cached, (b + round) % BATCHES, 0, n_cfg, ops, y0, y1);
+      free(ops);
+    }
+    pt_exec_prefix_stats st;
+    pt_exec_prefix_cache_stats(cached, &st);
+    cr_assert(st.bytes <= bound, "%zu bytes held, bound %zu", st.bytes, bound);
+    evicted += st.evicted;
+    pt_exec_free(cached);
+  }
+  cr_assert(evicted > 0, "no state was evicted: the test shows nothing");
+  free(y0), free(y1);
+  pt_exec_free(plain);
+  net_free(&t);
+}

@@ -34,6 +34,12 @@ int pt__pfx_find_key(pt_exec *ex, const float *input, int n, int64_t first_image
   return -1;
 }
 
+int pt__pfx_at(const pt_exec *ex, int key, int depth) {
+  for (int i = 0; key >= 0 && i < ex->pfx.n_e; i++)
+    if (ex->pfx.e[i].key == key && ex->pfx.e[i].depth == depth) return i;
+  return -1;
+}
+
 int pt__pfx_deepest(const pt_exec *ex, int key, int max_depth) {
   int best = -1;
   for (int i = 0; key >= 0 && i < ex->pfx.n_e; i++) {
@@ -51,12 +57,18 @@ static void entry_release(pt_exec *ex, pt__pfx_entry *e) {
   free(e->data), free(e->bytes), free(e->uses), free(e->live_of);
 }
 
-static void key_drop(pt_exec *ex, int k) {
+/* Frees batch k's input copy once no entry refers to it (the slot is reused by the next new batch). */
+static void key_release_unused(pt_exec *ex, int k) {
   pt__pfx_key *key = &ex->pfx.key[k];
-  if (--key->refs > 0) return;
+  if (key->refs > 0 || !key->input) return;
   ex->pfx.used -= input_bytes(ex, key->n);
   free(key->input);
-  key->input = NULL; /* the slot is reused by the next new batch */
+  key->input = NULL;
+}
+
+static void key_drop(pt_exec *ex, int k) {
+  ex->pfx.key[k].refs--;
+  key_release_unused(ex, k);
 }
 
 static void entry_evict(pt_exec *ex, int i) {
@@ -163,7 +175,10 @@ pt_status pt__pfx_store(pt_exec *ex, const float *input, int n, int64_t first_im
   pt_status s = PT_OK;
   if (k >= 0) c->key[k].refs++; /* evicting this batch's shallower entries keeps its input */
   int room = c->n_e < c->cap_e && make_room(ex, need, depth);
-  if (k >= 0) c->key[k].refs--;
+  if (k >= 0) {
+    c->key[k].refs--;
+    if (!room) key_release_unused(ex, k); /* its entries may all be gone */
+  }
   if (room && (k = key_get(ex, input, n, first_image)) >= 0) {
     pt__pfx_entry *e = &c->e[c->n_e];
     *e = (pt__pfx_entry){.key = k, .depth = depth, .n_live = n_live};
@@ -182,10 +197,10 @@ pt_status pt__pfx_store(pt_exec *ex, const float *input, int n, int64_t first_im
     c->n_e++;
     c->used += e->total;
     c->st.stored++;
-    if (s == PT_ENOMEM) { /* no memory for the copy: the run goes on without it */
+    if (s != PT_OK) { /* a copy failed: the entry goes; without memory for it the run goes on */
       entry_evict(ex, c->n_e - 1);
       c->st.stored--, c->st.evicted--;
-      s = PT_OK;
+      if (s == PT_ENOMEM) s = PT_OK;
     }
   }
   free(slot), free(bytes);
@@ -225,6 +240,7 @@ void pt__pfx_unpin_all(pt_exec *ex) {
 void pt__pfx_free_all(pt_exec *ex) {
   pt__pfx *c = &ex->pfx;
   while (c->n_e > 0) entry_evict(ex, c->n_e - 1);
+  for (int k = 0; k < c->n_key; k++) free(c->key[k].input); /* (none is left; for safety) */
   free(c->e), free(c->key);
   c->e = NULL, c->key = NULL;
   c->n_e = c->cap_e = c->n_key = c->cap_key = 0;

@@ -47,7 +47,9 @@ typedef struct pt__many {
   int *lcp;    /* (n_cfg) node depth up to which sorted config k agrees with k - 1 */
   int *mark;   /* (n_nodes + 1) mark[depth] == k + 1: sorted config k saves a checkpoint there */
   int *exact;  /* (n_cfg) per sorted config: the node depth up to which it is the exact network */
-  int *root;   /* (n_cfg) per sorted config: the prefix-cache entry it starts from, -1: the input */
+  int *root;   /* (n_cfg) per sorted config: the depth of the kept state it starts from, 0: the input
+                  (a depth, not an entry index: stores during the call may move entries) */
+  int key;     /* the prefix cache's batch of this call's images, -1: none */
   int cache;   /* the exact-prefix cache is used and filled */
   int first_op;/* node of the first op in execution order (a kept state must lie beyond it) */
   const float *input;
@@ -151,14 +153,14 @@ static void plan(pt__many *m) {
   for (int k = 1; k < m->n_cfg; k++) m->lcp[k] = agree_depth(m, m->ord[k - 1], m->ord[k]);
   /* configs resuming from the same kept state are consecutive: the deepest state at or above a
    * config's exact depth cannot get deeper as that depth decreases */
-  const int key = m->cache ? pt__pfx_find_key(ex, m->input, m->n, m->first_image) : -1;
+  m->key = m->cache ? pt__pfx_find_key(ex, m->input, m->n, m->first_image) : -1;
   int64_t exact_run = 0; /* exact-network nodes run: each group from its start to its deepest config */
   for (int k = 0; k < m->n_cfg; k++) {
     m->exact[k] = exact_depth(m, m->ord[k]);
-    m->root[k] = pt__pfx_deepest(ex, key, m->exact[k]);
-    if (m->root[k] >= 0) ex->pfx.e[m->root[k]].pinned = 1;
-    if (k == 0 || m->root[k] != m->root[k - 1])
-      exact_run += m->exact[k] - (m->root[k] >= 0 ? ex->pfx.e[m->root[k]].depth : 0);
+    const int e = pt__pfx_deepest(ex, m->key, m->exact[k]);
+    m->root[k] = e >= 0 ? ex->pfx.e[e].depth : 0;
+    if (e >= 0) ex->pfx.e[e].pinned = 1; /* pinned entries are never evicted, so they stay findable */
+    if (k == 0 || m->root[k] != m->root[k - 1]) exact_run += m->exact[k] - m->root[k];
   }
   /* without kept states the prefix tree runs the exact network once, up to the deepest config */
   if (m->cache) ex->pfx.st.nodes_saved += m->exact[0] - exact_run;
@@ -343,11 +345,11 @@ static pt_status root(pt__many *m, int k) {
   while (m->top > 0) ckpt_drop(ex, &m->ck[--m->top]);
   PT__TRY(pt__lane_use(ex, 0));
   double t0 = pt_now();
-  if (m->root[k] >= 0) PT__TRY(pt__pfx_restore(ex, m->root[k]));
+  if (m->root[k] > 0) PT__TRY(pt__pfx_restore(ex, pt__pfx_at(ex, m->key, m->root[k])));
   else PT__TRY(pt__ex_begin_run(ex, m->input, m->n));
   if (k == 0) PT__TRY(lanes_begin(m));
   if (m->timed) PT__TRY(pt__ex_if(ex)->synchronize(ex->be->ctx));
-  ckpt_save(ex, &m->ck[m->top++], m->root[k] >= 0 ? ex->pfx.e[m->root[k]].depth : 0, pt_now() - t0);
+  ckpt_save(ex, &m->ck[m->top++], m->root[k], pt_now() - t0);
   return PT_OK;
 }
 

@@ -138,8 +138,11 @@ void pt__lanes_forget(pt_exec *ex);
 /* ---- exec_cache.c ---- */
 /* The cache's batch equal to (input, n, first_image), or -1. */
 int pt__pfx_find_key(pt_exec *ex, const float *input, int n, int64_t first_image);
-/* The deepest entry of batch key at a depth of at most max_depth (and above 0), or -1. */
+/* The deepest entry of batch key at a depth of at most max_depth (and above 0), or -1. Entry
+ * indices move when entries are evicted: hold (key, depth) across stores, not an index. */
 int pt__pfx_deepest(const pt_exec *ex, int key, int max_depth);
+/* The entry of batch key at depth, or -1. */
+int pt__pfx_at(const pt_exec *ex, int key, int depth);
 /* Starts a run from entry e: the pool holds copies of its live activations (queued on the current
  * lane, ordered after earlier work on their slots), as pt__ex_begin_run plus nodes 0..depth-1 would. */
 pt_status pt__pfx_restore(pt_exec *ex, int e);

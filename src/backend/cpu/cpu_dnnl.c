@@ -243,7 +243,8 @@ static dn_shape shape_exact(const pt_conv_desc *d, int has_bias, int threads) {
  * own with S times the stride, over the input from the first row (column) they read, written dense
  * (n, cout, count, ow) or (n, cout, oh, count) and then scattered into y: oneDNN refuses output
  * views whose row stride times count overruns a plane, which most of these are. *x_off: where the
- * input view starts. Returns 0 when the class is empty or reads no input row (column). */
+ * input view starts. Returns 1, 0 when the class is empty, -1 when it reads no input row (column):
+ * padding alone, which the backend's own kernels handle. */
 static int shape_class(const pt_conv_desc *d, int threads, int r, dn_shape *k, int64_t *x_off) {
   *k = shape_exact(d, 0, threads);
   const int S = d->perf_stride, rows = d->perf_dir == PT_PERF_ROWS;
@@ -252,7 +253,7 @@ static int shape_class(const pt_conv_desc *d, int threads, int r, dn_shape *k, i
   if (r >= size) return 0;
   const int64_t count = (size - r + S - 1) / S, q = r * stride - pad; /* q: first input row read */
   const int64_t skip = q > 0 ? q : 0, view = in - skip, near = q < 0 ? -q : 0;
-  if (view < 1) return 0;
+  if (view < 1) return -1;
   const int64_t far = (count - 1) * S * stride + kern - view - near;
   if (rows)
     k->h = view, k->oh = count, k->sh = S * stride, k->pad_t = near, k->pad_b = far, *x_off = skip * d->w;
@@ -283,11 +284,14 @@ static void scatter_class(const pt_conv_desc *d, const dn_shape *k, int r, const
  * and the bias, as the backend's own perforation does. */
 static pt_status perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
                             const float *b, float *y) {
+  dn_shape k;
+  int64_t xo;
+  for (int r = 0; r < d->perf_stride; r++) /* every kept row (column) gets written, or none is */
+    if (r != d->perf_offset && shape_class(d, T, r, &k, &xo) < 0)
+      return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): perforated rows that read only padding");
   for (int r = 0; r < d->perf_stride; r++) {
-    dn_shape k;
-    int64_t xo;
     dn_conv *c;
-    if (r == d->perf_offset || !shape_class(d, T, r, &k, &xo)) continue;
+    if (r == d->perf_offset || shape_class(d, T, r, &k, &xo) <= 0) continue;
     PT__TRY(conv_get(dn, &k, &c));
     const size_t bytes = (size_t)(k.n * k.cout * k.oh * k.ow) * sizeof(float);
     if (bytes > dn->class_bytes) {
