@@ -38,7 +38,7 @@ struct pt__cpu_dnnl {
   int n_c, cap_c;
   void *scratch; /* reordered operands: src, weights, dst */
   size_t scratch_bytes;
-  float *class_out; /* a perforated convolution's kept rows or columns, dense */
+  void *class_out; /* a perforated convolution's kept rows or columns, dense (floats) */
   size_t class_bytes;
 };
 
@@ -175,19 +175,24 @@ static pt_status exec2(pt__cpu_dnnl *dn, dnnl_primitive_t r, dnnl_memory_t from,
   return PT_OK;
 }
 
+/* A 64-byte aligned buffer of at least `need` bytes in *buf (kept between calls). */
+static pt_status grow(void **buf, size_t *bytes, size_t need, const char *what) {
+  if (need <= *bytes) return PT_OK;
+  free(*buf);
+  *bytes = 0;
+  if (!(*buf = pt__aligned_alloc(64, (need + 63) & ~(size_t)63)))
+    return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for %zu bytes of %s", need, what);
+  *bytes = need;
+  return PT_OK;
+}
+
 /* The convolution of c with its reorders; scratch holds the reordered operands. */
 static pt_status conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, const float *w, const float *b,
                           float *y) {
   const size_t s_b = c->r_src ? dnnl_memory_desc_get_size(&c->src_conv) : 0,
                w_b = c->r_w ? dnnl_memory_desc_get_size(&c->w_conv) : 0,
                d_b = c->r_dst ? dnnl_memory_desc_get_size(&c->dst_conv) : 0, need = s_b + w_b + d_b + 3 * 64;
-  if (need > dn->scratch_bytes) {
-    free(dn->scratch);
-    dn->scratch_bytes = 0;
-    if (!(dn->scratch = pt__aligned_alloc(64, (need + 63) & ~(size_t)63)))
-      return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for %zu bytes of reordered operands", need);
-    dn->scratch_bytes = need;
-  }
+  PT__TRY(grow(&dn->scratch, &dn->scratch_bytes, need, "reordered operands"));
   char *p = dn->scratch;
   void *xs = c->r_src ? p : (void *)x, *ws = c->r_w ? p + ((s_b + 63) & ~(size_t)63) : (void *)w,
        *ys = c->r_dst ? p + ((s_b + 63) & ~(size_t)63) + ((w_b + 63) & ~(size_t)63) : (void *)y;
@@ -294,13 +299,7 @@ static pt_status perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, cons
     if (r == d->perf_offset || shape_class(d, T, r, &k, &xo) <= 0) continue;
     PT__TRY(conv_get(dn, &k, &c));
     const size_t bytes = (size_t)(k.n * k.cout * k.oh * k.ow) * sizeof(float);
-    if (bytes > dn->class_bytes) {
-      free(dn->class_out);
-      dn->class_bytes = 0;
-      if (!(dn->class_out = pt__aligned_alloc(64, (bytes + 63) & ~(size_t)63)))
-        return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for %zu bytes of perforated output", bytes);
-      dn->class_bytes = bytes;
-    }
+    PT__TRY(grow(&dn->class_out, &dn->class_bytes, bytes, "perforated output"));
     PT__TRY(conv_run(dn, c, x + xo, w, NULL, dn->class_out));
     scatter_class(d, &k, r, dn->class_out, y, T);
   }
