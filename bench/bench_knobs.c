@@ -1,13 +1,15 @@
 /* Knob speedups on the CPU backend: every knob class on the 13 convolution shapes of vgg16_cifar10
  * (batch 500), timed against the exact convolution at the same precision (fp32 knobs against the
- * fp32 convolution, fp16 knobs against FP16Approx), beside each knob's exp_speedup. Each variant is
- * validated against its simulation on the first layer before timing (llm.c style); timing is the
- * median of --reps runs after one warm-up. Offsets do not change the work, so offset 0 stands for
- * each (class, direction, stride, precision). */
+ * fp32 convolution, fp16 knobs against FP16Approx), beside each knob's exp_speedup, and which
+ * kernels ran it (the backend's own or oneDNN: PT_CPU_DNNL picks). Correctness is the tests'
+ * (test_approx checks every path against its simulation); timing is the median of --reps runs after
+ * one warm-up. Offsets do not change the work, so offset 0 stands for each (class, direction,
+ * stride, precision). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend_ext.h"
 #include "core/rng.h"
 #include "graph/graph_internal.h"
 #include "graph/node_desc.h"
@@ -96,6 +98,7 @@ int main(int argc, char **argv) {
   }
   printf("CPU knob benchmark: vgg16_cifar10 convolutions, batch %d, %d threads, median of %d\n", batch, threads, reps);
   printf("  backend: %s\n", pt_backend_describe(be));
+  pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(be, PT_BACKEND_PROC_CONV_PATHS);
   double sum_t[NV] = {0}, big_t[NV] = {0}, min_big[NV], max_big[NV];
   for (int k = 0; k < NV; k++) min_big[k] = 1e30, max_big[k] = 0;
   pt_rng r;
@@ -119,10 +122,14 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NV; k++) {
       double t[16];
       int n = reps < 16 ? reps : 16;
+      int64_t before[PT_CONV_PATHS] = {0}, after[PT_CONV_PATHS] = {0};
+      if (paths) paths(be->ctx, before);
       if (run_variant(be, &V[k], d, x, w, b, y, xq) != PT_OK) { /* warm-up */
         fprintf(stderr, "bench_knobs: %s: %s\n", V[k].knob, pt_last_error());
         return 1;
       }
+      if (paths) paths(be->ctx, after);
+      const char *path = !paths ? "?" : after[PT_CONV_PATH_OWN] > before[PT_CONV_PATH_OWN] ? "own" : "oneDNN";
       for (int q = 0; q < n; q++) {
         double t0 = pt_now();
         run_variant(be, &V[k], d, x, w, b, y, xq);
@@ -139,8 +146,9 @@ int main(int argc, char **argv) {
         if (sp < min_big[k]) min_big[k] = sp;
         if (sp > max_big[k]) max_big[k] = sp;
       }
-      printf("  %-8s %-28s %8.4f s %7.1f GFLOP/s  speedup %5.2fx vs %s%s\n", V[k].knob, V[k].what, med, gflop / med, sp,
-             V[k].fp16 && k >= 2 ? "fp16" : "fp32", V[k].exp > 0 ? "" : " (PromiseSim has no exp_speedup)");
+      printf("  %-8s %-28s %-6s %8.4f s %7.1f GFLOP/s  speedup %5.2fx vs %s%s\n", V[k].knob, V[k].what, path, med,
+             gflop / med, sp, V[k].fp16 && k >= 2 ? "fp16" : "fp32",
+             V[k].exp > 0 ? "" : " (PromiseSim has no exp_speedup)");
     }
     free(x), free(xq), free(w), free(b), free(y);
     layer++;

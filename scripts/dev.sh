@@ -90,8 +90,11 @@ case "$cmd" in
       "$BUILD/bench/bench_infer" --threads "$t"
       /usr/bin/python3 "$ROOT/bench/pytorch_infer.py" --threads "$t"
     done
-    log "knob speedups on the CPU backend (vgg16_cifar10 convolutions, batch 500)"
-    "$BUILD/bench/bench_knobs" --threads "$threads"
+    # the default, then every knob oneDNN can take and none of them: the decision behind the default
+    for m in default all exact; do
+      log "knob speedups on the CPU backend (vgg16_cifar10 convolutions, batch 500), PT_CPU_DNNL=$m"
+      PT_CPU_DNNL=$m "$BUILD/bench/bench_knobs" --threads "$threads"
+    done
     if [ -x "$BUILD/bench/bench_cuda_conv" ]; then # built with CUDA; prints SKIPPED without a GPU
       log "GPU convolution kernels against cuDNN (vgg16_cifar10, resnet18_cifar10, batch 500)"
       "$BUILD/bench/bench_cuda_conv"

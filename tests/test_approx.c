@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend_ext.h"
 #include "kernels/knob_math.h"
 #include "naive.h"
 #include "predtuner/predtuner.h"
@@ -125,6 +126,10 @@ static const shape shapes[] = {
     {2, 3, 2, 2, 5, 3, 1, 1, 1, 1},   {9, 32, 4, 4, 16, 3, 1, 1, 1, 1}, {2, 12, 8, 8, 24, 3, 2, 1, 12, 1},
     /* padding at least the kernel: some kept rows read nothing but padding */
     {2, 3, 1, 1, 4, 1, 2, 1, 1, 1},   {1, 2, 3, 3, 3, 1, 2, 2, 1, 1},
+    /* channels enough for oneDNN's blocked kernels (PT_CPU_DNNL=all runs the knobs there): 3x3,
+     * stride 2 on odd sizes, 5x5, 1x1, depthwise, an odd channel count */
+    {2, 32, 8, 8, 16, 3, 1, 1, 1, 1}, {2, 24, 9, 7, 16, 3, 2, 1, 1, 0}, {1, 20, 6, 6, 16, 5, 1, 2, 1, 1},
+    {2, 32, 5, 5, 24, 1, 1, 0, 1, 1}, {2, 16, 8, 8, 16, 3, 1, 1, 16, 1}, {3, 17, 10, 10, 9, 3, 1, 1, 1, 1},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -235,16 +240,32 @@ static void compare_real_and_simulated_on(pt_backend *bk, int sampling) {
   cr_assert(cases > 100);
 }
 
-/* On the default backend, and with every perforation on oneDNN (PT_CPU_DNNL=all; the same kernels
- * as the default without oneDNN). */
+/* On the default backend, with every knob oneDNN can run there (PT_CPU_DNNL=all) and with none
+ * (PT_CPU_DNNL=0; without oneDNN all three are the backend's own kernels). The backend's path
+ * counts say each ran where it was meant to. */
 static void compare_real_and_simulated(int sampling) {
   compare_real_and_simulated_on(be, sampling);
-  setenv("PT_CPU_DNNL", "all", 1);
-  pt_backend *all;
-  cr_assert_eq(pt_backend_create("cpu", 2, &all), PT_OK);
-  unsetenv("PT_CPU_DNNL");
-  compare_real_and_simulated_on(all, sampling);
-  pt_backend_free(all);
+  const char *modes[] = {"all", "0"};
+  for (int m = 0; m < 2; m++) {
+    setenv("PT_CPU_DNNL", modes[m], 1);
+    pt_backend *bk;
+    cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK);
+    unsetenv("PT_CPU_DNNL");
+    compare_real_and_simulated_on(bk, sampling);
+    int64_t n[PT_CONV_PATHS] = {0};
+    pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS);
+    cr_assert(paths);
+    paths(bk->ctx, n);
+    const int64_t on_dnnl = n[sampling ? PT_CONV_PATH_DNNL_SAMP : PT_CONV_PATH_DNNL_PERF];
+    if (m == 0 && PT_TEST_HAVE_DNNL)
+      cr_assert(on_dnnl >= (sampling ? 20 : 50), "PT_CPU_DNNL=all: %lld on oneDNN, %lld own", (long long)on_dnnl,
+                (long long)n[PT_CONV_PATH_OWN]);
+    else
+      cr_assert(on_dnnl == 0 && n[PT_CONV_PATH_DNNL_EXACT] == 0, "PT_CPU_DNNL=%s: %lld on oneDNN", modes[m],
+                (long long)on_dnnl);
+    cr_assert(n[PT_CONV_PATH_OWN] > 0);
+    pt_backend_free(bk);
+  }
 }
 
 Test(approx, perforation_real_equals_simulation) { compare_real_and_simulated(0); }

@@ -83,6 +83,38 @@ Test(cpu_ops, conv2d_fp32_with_and_without_onednn) {
   pt_backend_free(own);
 }
 
+/* FP16Approx through both paths (oneDNN by default when built with it, the own kernels with
+ * PT_CPU_DNNL=0): each matches the rounded naive loop and gives binary16 values. */
+Test(cpu_ops, conv2d_fp16_with_and_without_onednn) {
+  setenv("PT_CPU_DNNL", "0", 1);
+  pt_backend *own;
+  cr_assert_eq(pt_backend_create("cpu", 2, &own), PT_OK);
+  unsetenv("PT_CPU_DNNL");
+  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv_on(own, &conv_cases[i], 1);
+  pt_backend_free(own);
+}
+
+/* PT_CPU_DNNL takes 0, exact, default or all; anything else is refused with one line naming it,
+ * not taken as the default. */
+Test(cpu_ops, unknown_onednn_mode_is_refused) {
+  const char *good[] = {"0", "exact", "default", "all", ""};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    setenv("PT_CPU_DNNL", good[i], 1);
+    pt_backend *bk = NULL;
+    cr_assert_eq(pt_backend_create("cpu", 1, &bk), PT_OK, "PT_CPU_DNNL=%s: %s", good[i], pt_last_error());
+    pt_backend_free(bk);
+  }
+  const char *bad[] = {"1", "yes", "ALL", "exact "};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    setenv("PT_CPU_DNNL", bad[i], 1);
+    pt_backend *bk = NULL;
+    cr_assert_eq(pt_backend_create("cpu", 1, &bk), PT_EINVAL, "PT_CPU_DNNL=%s accepted", bad[i]);
+    cr_assert_null(bk);
+    cr_assert(strstr(pt_last_error(), "PT_CPU_DNNL") && !strchr(pt_last_error(), '\n'), "%s", pt_last_error());
+  }
+  unsetenv("PT_CPU_DNNL");
+}
+
 Test(cpu_ops, conv2d_fp16_matches_rounded_naive_loop) {
   for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv(&conv_cases[i], 1);
 }

@@ -38,6 +38,15 @@ static pt_status cpu_sync(void *ctx) {
   return PT_OK;
 }
 
+static void cpu_conv_paths(void *ctx, int64_t counts[PT_CONV_PATHS]) {
+  for (int i = 0; i < PT_CONV_PATHS; i++) counts[i] += ((pt_cpu_ctx *)ctx)->paths[i];
+}
+
+static pt_backend_proc cpu_get_proc(void *ctx, const char *name) {
+  (void)ctx;
+  return !strcmp(name, PT_BACKEND_PROC_CONV_PATHS) ? (pt_backend_proc)cpu_conv_paths : NULL;
+}
+
 static const pt_backend_iface pt__cpu_iface = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -59,7 +68,26 @@ static const pt_backend_iface pt__cpu_iface = {
     .promise_noise = pt__cpu_promise_noise,
     .minmax = pt__cpu_minmax,
     .round_f16 = pt__cpu_round_f16,
+    .get_proc = cpu_get_proc,
 };
+
+/* PT_CPU_DNNL: 0 = never, exact = exact convolutions only, all = every knob it can run too (for the
+ * benchmark that decides what takes it; docs/decisions.md), default (or unset) = what that
+ * benchmark chose. Without oneDNN every value means 0. */
+static pt_status dnnl_mode(int have, int *mode) {
+  const char *v = getenv("PT_CPU_DNNL");
+  static const char *names[] = {"0", "exact", "default", "all"};
+  *mode = PT_CPU_DNNL_DEFAULT;
+  if (v && *v) {
+    *mode = -1;
+    for (int i = 0; i < 4; i++)
+      if (!strcmp(v, names[i])) *mode = i;
+    if (*mode < 0)
+      return pt__error(PT_EINVAL, "cpu backend: PT_CPU_DNNL=%.40s is not one of 0, exact, default, all", v);
+  }
+  if (!have) *mode = PT_CPU_DNNL_OFF;
+  return PT_OK;
+}
 
 static int cpu_available(const char **why) {
   *why = "";
@@ -74,16 +102,16 @@ static pt_status cpu_create(int threads, pt_backend **out) {
     free(c);
     return pt__error(PT_ENOMEM, "cpu backend: out of memory");
   }
+  const char *dn = pt__cpu_dnnl_describe();
+  pt_status st = dnnl_mode(dn != NULL, &c->use_dnnl);
+  if (st != PT_OK) {
+    free(be);
+    free(c);
+    return st;
+  }
   c->threads = threads > 0 ? threads : omp_get_max_threads();
   /* Each OpenMP thread runs its own single-threaded GEMM on its share of the images. */
   pt__blas_set_threads(1);
-  const char *dn = pt__cpu_dnnl_describe(), *off = getenv("PT_CPU_DNNL");
-  /* PT_CPU_DNNL: 0 = never, exact = exact convolutions only, all = every perforation too (for the
-   * benchmark that decides what takes it; docs/decisions.md) */
-  c->use_dnnl = !dn || (off && !strcmp(off, "0")) ? PT_CPU_DNNL_OFF
-                : off && !strcmp(off, "exact")     ? PT_CPU_DNNL_EXACT
-                : off && !strcmp(off, "all")       ? PT_CPU_DNNL_ALL
-                                                   : PT_CPU_DNNL_DEFAULT;
   snprintf(c->desc, sizeof c->desc, "CPU, %d thread%s, %s%s%s", c->threads, c->threads == 1 ? "" : "s",
            pt__blas_describe(), c->use_dnnl ? ", " : "", c->use_dnnl ? dn : "");
   be->iface = &pt__cpu_iface;

@@ -382,32 +382,25 @@ static void perf_fill(const pt_conv_desc *d, float *plane) {
   }
 }
 
-void pt__cpu_perf_fill_bias(const pt_conv_desc *d, const float *b, float *y, int threads) {
+void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const float *bias) {
   const int64_t P = (int64_t)d->oh * d->ow;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) {
-    float *plane = y + pl * P;
-    perf_fill(d, plane);
-    if (b)
-      for (int64_t k = 0; k < P; k++) plane[k] += b[pl % d->cout];
-  }
-}
-
-/* Plane pl = (image, channel): (fp16: round the convolution), perforation fill, bias, rounding. */
-static void epilogue_plane(const conv_job *j, int64_t pl) {
-  const pt_conv_desc *d = j->d;
-  const int64_t P = (int64_t)d->oh * d->ow;
-  int co = (int)(pl % d->cout);
-  float *plane = j->y + pl * P;
-  if (d->perf_dir == PT_PERF_ROWS || (d->perf_dir == PT_PERF_COLS && !j->fused_cols)) {
+  if (fill) {
     /* fp16: the convolution is rounded before the fill (the skipped entries are rounded too,
      * harmlessly: the fill overwrites them) */
     if (d->fp16) pt_round_f16_array(plane, (size_t)P);
     perf_fill(d, plane);
   }
-  if (j->b && !j->bias_in_blocks)
-    for (int64_t k = 0; k < P; k++) plane[k] += j->b[co];
-  if (d->fp16 && (j->b || !d->perf_dir)) pt_round_f16_array(plane, (size_t)P);
+  if (bias)
+    for (int64_t k = 0; k < P; k++) plane[k] += *bias;
+  if (d->fp16 && (bias || !d->perf_dir)) pt_round_f16_array(plane, (size_t)P);
+}
+
+/* Plane pl = (image, channel) of the job. */
+static void epilogue_plane(const conv_job *j, int64_t pl) {
+  const pt_conv_desc *d = j->d;
+  const int fill = d->perf_dir == PT_PERF_ROWS || (d->perf_dir == PT_PERF_COLS && !j->fused_cols);
+  pt__cpu_conv_epilogue(d, j->y + pl * (int64_t)d->oh * d->ow, fill,
+                        j->b && !j->bias_in_blocks ? &j->b[pl % d->cout] : NULL);
 }
 
 /* ---- the entry ---- */
@@ -445,6 +438,8 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   pt_cpu_ctx *ctx = vctx;
   if (ctx->use_dnnl && pt__cpu_dnnl_takes(d, ctx->use_dnnl)) {
     pt_status s = pt__cpu_dnnl_conv2d(ctx, d, x, w, b, y);
+    if (s == PT_OK)
+      ctx->paths[d->perf_dir ? PT_CONV_PATH_DNNL_PERF : d->samp_every ? PT_CONV_PATH_DNNL_SAMP : PT_CONV_PATH_DNNL_EXACT]++;
     if (s != PT_EUNSUPPORTED) return s;
   }
   conv_plan p;
@@ -460,5 +455,6 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   }
   operands_free(&o);
   plan_free(&p);
+  if (st == PT_OK) ctx->paths[PT_CONV_PATH_OWN]++;
   return st;
 }

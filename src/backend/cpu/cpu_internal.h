@@ -1,7 +1,7 @@
 #ifndef PT_CPU_INTERNAL_H
 #define PT_CPU_INTERNAL_H
 
-#include "backend/backend_iface.h"
+#include "backend/backend_ext.h"
 
 typedef struct pt__cpu_dnnl pt__cpu_dnnl;
 
@@ -14,6 +14,7 @@ typedef struct pt_cpu_ctx {
   char desc[160];
   pt__cpu_dnnl *dnnl; /* oneDNN's engine and primitives (cpu_dnnl.c), made on first use */
   int use_dnnl;       /* PT_CPU_DNNL_*: OFF when built without oneDNN */
+  int64_t paths[PT_CONV_PATHS]; /* convolutions run per path (the "conv_paths" feature) */
 } pt_cpu_ctx;
 
 /* ---- oneDNN (cpu_dnnl.c with PT_DNNL, else cpu_dnnl_none.c) ---- */
@@ -43,10 +44,11 @@ pt_status pt__cpu_promise_noise(void *ctx, int64_t count, float scale, uint64_t 
 pt_status pt__cpu_round_f16(void *ctx, int64_t count, const float *x, float *y);
 pt_status pt__cpu_minmax(void *ctx, int64_t count, const float *x, float range[2]);
 
-/* Fills the skipped rows or columns of a perforated fp32 convolution's output y (n, cout, oh, ow)
- * from the computed ones, then adds the bias b (cout, or NULL) everywhere (cpu_conv.c; for a path
- * that computed the kept ones another way). */
-void pt__cpu_perf_fill_bias(const pt_conv_desc *d, const float *b, float *y, int threads);
+/* The epilogue of one output plane (oh, ow) of convolution d, for every path that computed it:
+ * with fill, the skipped rows or columns of a perforation filled from the computed ones (in fp16
+ * the convolution rounded first); then the bias *bias (NULL: none); in fp16 the final rounding
+ * (cpu_conv.c). */
+void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const float *bias);
 
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);

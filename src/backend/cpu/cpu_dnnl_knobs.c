@@ -1,0 +1,332 @@
+/* Perforation and sampling of the CPU backend on oneDNN's convolutions, still skipping the work
+ * the knobs skip (docs/design.md, "Knobs"; docs/decisions.md, "The CPU kernel issue").
+ *
+ * Both work in the engine's blocked layout (nChw8c or nChw16c), so that the input is reordered once
+ * however many convolutions read it:
+ * - perforation: each kept class of rows (columns) r, r + S, ... is a convolution of its own with S
+ *   times the stride over the whole input; a class whose first row reads past the near padding
+ *   starts `lead` rows earlier (oneDNN takes no negative padding) and those rows are dropped. One
+ *   pass then writes the kept rows into the caller's NCHW output, fills the skipped ones and adds
+ *   the bias, plane by plane while the plane is in cache.
+ * - sampling: the channels whose filters keep the same taps form classes (channel c and c + P
+ *   alike; for 3x3 filters P = skip_every), each reordered once from a strided view; a class's kept
+ *   taps are covered by lattices {(a + i*da, b + l*db)}, each a small dilated convolution over that
+ *   class, all summed into one output (oneDNN's sum post-op). The work is the kept taps' only.
+ * Anything oneDNN cannot run this way returns PT_EUNSUPPORTED before the output is touched, and the
+ * backend's own kernels run it. */
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_dnnl_internal.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "kernels/knob_math.h"
+#include "predtuner/tensor.h"
+
+static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+static pt_status nchw_md(int64_t n, int64_t c, int64_t h, int64_t w, dnnl_memory_desc_t *md) {
+  const int64_t s[4] = {c * h * w, h * w, w, 1};
+  return pt__dn_md_strided(n, c, h, w, s, md);
+}
+
+/* ---- perforation ---- */
+
+#define PERF_MAX_CLASSES 8
+
+/* A kept class r of a perforation: `lead` dropped rows (columns), then rows r, r + S, ... */
+typedef struct perf_class {
+  int r, lead;
+  dn_conv *c;
+  size_t off; /* its blocked output in dn->bo */
+} perf_class;
+
+/* d with its spatial axes swapped: column perforation runs as row perforation of the transposed
+ * tensors, because oneDNN's kernels lose much more to a horizontal stride than to a vertical one. */
+static pt_conv_desc transposed(const pt_conv_desc *d) {
+  pt_conv_desc t = *d;
+  t.h = d->w, t.w = d->h, t.oh = d->ow, t.ow = d->oh, t.kh = d->kw, t.kw = d->kh;
+  t.sh = d->sw, t.sw = d->sh, t.ph = d->pw, t.pw = d->ph, t.perf_dir = PT_PERF_ROWS;
+  return t;
+}
+
+/* Class r's convolution of the row perforation d over the whole input; 0 when the class is empty. */
+static int perf_shape(const pt_conv_desc *d, int T, int r, dn_shape *k, int *lead) {
+  const int64_t S = d->perf_stride, step = S * d->sh;
+  if (r >= d->oh) return 0;
+  const int64_t count = (d->oh - r + S - 1) / S, q = (int64_t)r * d->sh - d->ph; /* q: first input row read */
+  const int64_t ld = q > 0 ? (q + step - 1) / step : 0, near = ld * step - q, out = count + ld;
+  *k = pt__dn_shape_exact(d, 0, T);
+  memset(k->xs, 0, sizeof k->xs);
+  memset(k->ys, 0, sizeof k->ys);
+  k->blocked = 1;
+  k->oh = out, k->sh = step, k->pad_t = near, k->pad_b = (out - 1) * step + d->kh - d->h - near;
+  *lead = (int)ld;
+  return 1;
+}
+
+/* Where each output row (column) comes from: its class in pc (-1: skipped) and its row there. */
+typedef struct perf_map {
+  const perf_class *pc;
+  const int *slot, *idx;
+  const char *bo;
+  int blk;
+} perf_map;
+
+/* Image i, channels cb*B.. of the kept classes into y's planes, then the fill, the bias and (fp16)
+ * the rounding of each plane. Column perforation's classes hold transposed planes. */
+static void perf_write_block(const pt_conv_desc *d, const perf_map *m, int64_t i, int64_t cb, const float *b,
+                             float *y) {
+  const int B = m->blk, rows = d->perf_dir == PT_PERF_ROWS, size = rows ? d->oh : d->ow;
+  const int64_t CB = (d->cout + B - 1) / B, P = (int64_t)d->oh * d->ow, along = rows ? d->ow : d->oh;
+  for (int bb = 0; bb < B && cb * B + bb < d->cout; bb++) {
+    const int64_t co = cb * B + bb;
+    float *plane = y + (i * d->cout + co) * P;
+    for (int u = 0; u < size; u++) { /* output row (column) u, from row idx[u] of its class */
+      const int s = m->slot[u];
+      if (s < 0) continue;
+      const float *src =
+          (const float *)(m->bo + m->pc[s].off) + ((i * CB + cb) * m->pc[s].c->key.oh + m->idx[u]) * along * B + bb;
+      if (rows)
+        for (int64_t v = 0; v < along; v++) plane[(int64_t)u * d->ow + v] = src[v * B];
+      else
+        for (int64_t v = 0; v < along; v++) plane[v * d->ow + u] = src[v * B];
+    }
+    pt__cpu_conv_epilogue(d, plane, 1, b ? &b[co] : NULL);
+  }
+}
+
+/* The weights (cout, cin/groups, kh, kw) with their spatial axes swapped, into out. */
+static void transpose_weights(const pt_conv_desc *d, const float *w, float *out) {
+  const int64_t planes = (int64_t)d->cout * (d->cin / d->groups);
+  for (int64_t p = 0; p < planes; p++)
+    for (int kj = 0; kj < d->kw; kj++)
+      for (int ki = 0; ki < d->kh; ki++)
+        out[(p * d->kw + kj) * d->kh + ki] = w[(p * d->kh + ki) * d->kw + kj];
+}
+
+/* The kept classes on the shared blocked input (transposed for columns), then the writer. */
+static pt_status perf_run(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int T,
+                          const perf_class *pc, int npc, size_t bytes, const int *map, const float *x,
+                          const float *w, const float *b, float *y) {
+  const int cols = d->perf_dir == PT_PERF_COLS, size = dt->oh;
+  const int64_t hw = (int64_t)d->h * d->w, s[4] = {d->cin * hw, hw, cols ? 1 : d->w, cols ? d->w : 1};
+  dnnl_memory_desc_t user;
+  pt_status st = pt__dn_md_strided(d->n, d->cin, dt->h, dt->w, s, &user);
+  if (st == PT_OK) st = pt__dn_grow(&dn->bx, dnnl_memory_desc_get_size(&pc[0].c->src_conv), "blocked input");
+  if (st == PT_OK) st = pt__dn_grow(&dn->bo, bytes, "perforated outputs");
+  if (st == PT_OK && cols) {
+    st = pt__dn_grow(&dn->bw, (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw * sizeof(float), "weights");
+    if (st == PT_OK) transpose_weights(d, w, dn->bw.p), w = dn->bw.p;
+  }
+  if (st == PT_OK) st = pt__dn_reorder(dn, &user, x, &pc[0].c->src_conv, dn->bx.p);
+  for (int k = 0; k < npc && st == PT_OK; k++)
+    st = pt__dn_conv_run_blocked(dn, pc[k].c, dn->bx.p, w, NULL, (char *)dn->bo.p + pc[k].off);
+  if (st != PT_OK) return st;
+  const perf_map m = {pc, map, map + size, dn->bo.p, dn->blk};
+  const int64_t CB = (d->cout + dn->blk - 1) / dn->blk;
+#pragma omp parallel for num_threads(T) schedule(static)
+  for (int64_t t = 0; t < (int64_t)d->n * CB; t++) perf_write_block(d, &m, t / CB, t % CB, b, y);
+  return PT_OK;
+}
+
+pt_status pt__dn_perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
+                            const float *b, float *y) {
+  const pt_conv_desc dt = d->perf_dir == PT_PERF_COLS ? transposed(d) : *d;
+  const int S = dt.perf_stride, size = dt.oh;
+  if (!dn->blk || S > PERF_MAX_CLASSES)
+    return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): perforation not on oneDNN here");
+  perf_class pc[PERF_MAX_CLASSES];
+  int npc = 0;
+  size_t bytes = 0;
+  for (int r = 0; r < S; r++) { /* every primitive first: an unsupported one leaves y untouched */
+    dn_shape k;
+    int lead;
+    if (r == dt.perf_offset || !perf_shape(&dt, T, r, &k, &lead)) continue;
+    PT__TRY(pt__dn_conv_get(dn, &k, &pc[npc].c));
+    pc[npc].r = r, pc[npc].lead = lead, pc[npc].off = bytes;
+    bytes += up64(dnnl_memory_desc_get_size(&pc[npc].c->dst_conv));
+    npc++;
+  }
+  if (!npc) return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): a perforation that computes nothing");
+  int *map = pt__malloc((size_t)size * 2 * sizeof *map); /* slot, then idx (perf_map) */
+  if (!map) return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for the row map (%d)", size);
+  for (int i = 0; i < size; i++) map[i] = -1, map[size + i] = 0;
+  for (int k = 0; k < npc; k++)
+    for (int i = pc[k].r, q = pc[k].lead; i < size; i += S, q++) map[i] = k, map[size + i] = q;
+  pt_status st = perf_run(dn, d, &dt, T, pc, npc, bytes, map, x, w, b, y);
+  free(map);
+  return st;
+}
+
+/* ---- sampling ---- */
+
+#define SAMP_MAX_PERIOD 8
+#define SAMP_MAX_PIECES 16
+
+/* Taps (a + i*da, b + l*db), i < nr, l < nc, of the filters of channel class cls. */
+typedef struct samp_piece {
+  int cls, a, da, nr, b, db, nc;
+  dn_conv *c;
+} samp_piece;
+
+/* Channels c0, c0 + P, ...: cnt of them, keeping the same taps; blocked in dn->bx at off. */
+typedef struct samp_class {
+  int c0, cnt;
+  uint64_t mask;
+  size_t off;
+  dnnl_memory_desc_t blk;
+} samp_class;
+
+/* Channels c0, c0 + P, ... (cnt) of x (n, cin, h, w) into out in the blocked layout (blocks of B
+ * channels, the padding channels zero). Our own loop rather than a oneDNN reorder: oneDNN refuses
+ * the strided view when cnt * P overruns cin. */
+static void class_to_blocked(const pt_conv_desc *d, const samp_class *cl, int P, int B, const float *x, float *out,
+                             int T) {
+  const int64_t hw = (int64_t)d->h * d->w, CB = (cl->cnt + B - 1) / B;
+#pragma omp parallel for num_threads(T) schedule(static)
+  for (int64_t t = 0; t < (int64_t)d->n * CB; t++) {
+    const int64_t i = t / CB, cb = t % CB;
+    const float *src[16];
+    int full = 1;
+    for (int bb = 0; bb < B; bb++) {
+      const int64_t j = cb * B + bb;
+      src[bb] = j < cl->cnt ? x + (i * d->cin + cl->c0 + j * P) * hw : NULL;
+      full &= src[bb] != NULL;
+    }
+    float *o = out + t * hw * B;
+    if (full) /* the B input planes read side by side, each output vector written whole */
+      for (int64_t p = 0; p < hw; p++)
+        for (int bb = 0; bb < B; bb++) o[p * B + bb] = src[bb][p];
+    else
+      for (int64_t p = 0; p < hw; p++)
+        for (int bb = 0; bb < B; bb++) o[p * B + bb] = src[bb] ? src[bb][p] : 0.0f;
+  }
+}
+
+static int lattice_in(uint64_t mask, int kw, int a, int da, int nr, int b, int db, int nc) {
+  for (int i = 0; i < nr; i++)
+    for (int l = 0; l < nc; l++)
+      if (!(mask >> ((a + i * da) * kw + b + l * db) & 1)) return 0;
+  return 1;
+}
+
+/* The lattice with the most taps inside mask (the first found among equals); its tap count. */
+static int best_lattice(uint64_t mask, int kh, int kw, samp_piece *best) {
+  int most = 0;
+  for (int a = 0; a < kh; a++)
+    for (int b = 0; b < kw; b++)
+      for (int da = 1; da < (kh > 1 ? kh : 2); da++)
+        for (int nr = 1; a + (nr - 1) * da < kh; nr++) {
+          if (nr == 1 && da > 1) continue; /* the same taps as da == 1 */
+          for (int db = 1; db < (kw > 1 ? kw : 2); db++)
+            for (int nc = 1; b + (nc - 1) * db < kw; nc++) {
+              if (nc == 1 && db > 1) continue;
+              if (!lattice_in(mask, kw, a, da, nr, b, db, nc)) break;
+              if (nr * nc > most) most = nr * nc, *best = (samp_piece){0, a, da, nr, b, db, nc, NULL};
+            }
+        }
+  return most;
+}
+
+/* The channel classes and their pieces; 0 when sampling does not decompose so (grouped, large
+ * filters, irregular patterns, taps beyond the padding). */
+static int samp_plan(const pt_conv_desc *d, samp_class *cl, int *ncl, samp_piece *pc, int *npc) {
+  const int khw = d->kh * d->kw;
+  if (d->groups != 1 || khw > 64) return 0;
+  int P = 0;
+  for (int p = 1; p <= SAMP_MAX_PERIOD && !P; p++) {
+    int same = 1;
+    for (int c = p; c < d->cin && same; c++)
+      for (int t = 0; t < khw && same; t++)
+        same = pt_km_samp_dropped(c * khw + t, d->kh, d->kw, d->samp_every, d->samp_offset) ==
+               pt_km_samp_dropped((c % p) * khw + t, d->kh, d->kw, d->samp_every, d->samp_offset);
+    if (same) P = p;
+  }
+  if (!P) return 0;
+  *ncl = *npc = 0;
+  for (int c0 = 0; c0 < P && c0 < d->cin; c0++) {
+    uint64_t mask = 0;
+    for (int t = 0; t < khw; t++)
+      if (!pt_km_samp_dropped(c0 * khw + t, d->kh, d->kw, d->samp_every, d->samp_offset)) mask |= (uint64_t)1 << t;
+    if (!mask) continue; /* every tap dropped: these channels add nothing */
+    cl[*ncl] = (samp_class){.c0 = c0, .cnt = (d->cin - c0 + P - 1) / P, .mask = mask};
+    for (uint64_t left = mask; left;) {
+      samp_piece p;
+      if (*npc == SAMP_MAX_PIECES || !best_lattice(left, d->kh, d->kw, &p)) return 0;
+      if (p.a > d->ph || p.b > d->pw) return 0; /* would need negative padding */
+      p.cls = *ncl;
+      for (int i = 0; i < p.nr; i++)
+        for (int l = 0; l < p.nc; l++) left &= ~((uint64_t)1 << ((p.a + i * p.da) * d->kw + p.b + l * p.db));
+      pc[(*npc)++] = p;
+    }
+    (*ncl)++;
+  }
+  return *npc > 0 ? P : 0;
+}
+
+static dn_shape piece_shape(const pt_conv_desc *d, int T, const samp_class *cl, const samp_piece *p, int first,
+                            int has_bias) {
+  dn_shape k = {.n = d->n, .cin = cl->cnt, .h = d->h, .w = d->w, .cout = d->cout, .oh = d->oh, .ow = d->ow,
+                .kh = p->nr, .kw = p->nc, .sh = d->sh, .sw = d->sw, .dh = p->da - 1, .dw = p->db - 1,
+                .pad_t = d->ph - p->a, .pad_l = d->pw - p->b, .groups = 1, .has_bias = first && has_bias,
+                .threads = T, .sum = !first, .blocked = 1};
+  k.pad_b = (int64_t)(d->oh - 1) * d->sh + (int64_t)(p->nr - 1) * p->da + 1 - d->h - k.pad_t;
+  k.pad_r = (int64_t)(d->ow - 1) * d->sw + (int64_t)(p->nc - 1) * p->db + 1 - d->w - k.pad_l;
+  return k;
+}
+
+/* The piece's weights (cout, cnt, nr, nc), scaled by samp_scale (and rounded in fp16). */
+static void piece_weights(const pt_conv_desc *d, int P, const samp_class *cl, const samp_piece *p, const float *w,
+                          float *out) {
+  const int khw = d->kh * d->kw;
+  for (int co = 0; co < d->cout; co++)
+    for (int j = 0; j < cl->cnt; j++)
+      for (int i = 0; i < p->nr; i++)
+        for (int l = 0; l < p->nc; l++) {
+          const int64_t c = cl->c0 + (int64_t)j * P, tap = (int64_t)(p->a + i * p->da) * d->kw + p->b + l * p->db;
+          float v = w[((int64_t)co * d->cin + c) * khw + tap] * d->samp_scale;
+          *out++ = d->fp16 ? pt_round_f16(v) : v;
+        }
+}
+
+pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
+                         const float *b, float *y) {
+  samp_class cl[SAMP_MAX_PERIOD];
+  samp_piece pc[SAMP_MAX_PIECES];
+  int ncl, npc, P;
+  if (!dn->blk || !(P = samp_plan(d, cl, &ncl, pc, &npc)))
+    return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): sampling pattern not on oneDNN");
+  size_t xb = 0, wb = 0;
+  for (int i = 0; i < ncl; i++) {
+    PT__TRY(pt__dn_md_blocked(dn, d->n, cl[i].cnt, d->h, d->w, &cl[i].blk));
+    cl[i].off = xb;
+    xb += up64(dnnl_memory_desc_get_size(&cl[i].blk));
+  }
+  for (int i = 0; i < npc; i++) { /* every primitive first: an unsupported one leaves y untouched */
+    const dn_shape k = piece_shape(d, T, &cl[pc[i].cls], &pc[i], i == 0, b && !d->fp16);
+    PT__TRY(pt__dn_conv_get(dn, &k, &pc[i].c));
+    const size_t n = (size_t)d->cout * cl[pc[i].cls].cnt * pc[i].nr * pc[i].nc * sizeof(float);
+    if (n > wb) wb = n;
+  }
+  dnnl_memory_desc_t out_user;
+  PT__TRY(nchw_md(d->n, d->cout, d->oh, d->ow, &out_user));
+  PT__TRY(pt__dn_grow(&dn->bx, xb, "blocked input"));
+  PT__TRY(pt__dn_grow(&dn->bo, dnnl_memory_desc_get_size(&pc[0].c->dst_conv), "blocked output"));
+  PT__TRY(pt__dn_grow(&dn->bw, wb, "sampled weights"));
+  for (int i = 0; i < ncl; i++) class_to_blocked(d, &cl[i], P, dn->blk, x, (float *)((char *)dn->bx.p + cl[i].off), T);
+  for (int i = 0; i < npc; i++) {
+    const samp_class *c = &cl[pc[i].cls];
+    piece_weights(d, P, c, &pc[i], w, dn->bw.p);
+    PT__TRY(pt__dn_conv_run_blocked(dn, pc[i].c, (char *)dn->bx.p + c->off, dn->bw.p,
+                                    i == 0 && !d->fp16 ? b : NULL, dn->bo.p));
+  }
+  PT__TRY(pt__dn_reorder(dn, &pc[0].c->dst_conv, dn->bo.p, &out_user, y));
+  if (!d->fp16) return PT_OK;
+  const int64_t Pl = (int64_t)d->oh * d->ow;
+#pragma omp parallel for num_threads(T) schedule(static)
+  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) pt__cpu_conv_epilogue(d, y + pl * Pl, 0, b ? &b[pl % d->cout] : NULL);
+  return PT_OK;
+}
