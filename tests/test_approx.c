@@ -268,6 +268,48 @@ static void compare_real_and_simulated(int sampling) {
   }
 }
 
+/* Sampling strides beyond the knob set's (the executor takes any): lattices that would need far
+ * padding of a whole stride fall back instead of failing, and the rest still match. */
+Test(approx, sampling_unusual_strides_on_every_path) {
+  static const shape odd[] = {{2, 32, 8, 8, 16, 3, 1, 1, 1, 1}, {2, 16, 6, 6, 8, 2, 1, 0, 1, 1},
+                              {1, 16, 7, 7, 8, 4, 1, 0, 1, 0}, {1, 20, 9, 9, 8, 5, 2, 0, 1, 1}};
+  const char *modes[] = {"all", "0"};
+  pt_rng r;
+  pt_rng_seed(&r, 79);
+  for (int m = 0; m < 2; m++) {
+    setenv("PT_CPU_DNNL", modes[m], 1);
+    pt_backend *bk;
+    cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK);
+    unsetenv("PT_CPU_DNNL");
+    for (size_t si = 0; si < sizeof odd / sizeof *odd; si++)
+      for (int every = 2; every <= 9; every++)
+        for (int k = 0; k < 4; k++) { /* offsets 0 and every - 1, fp32 and fp16 */
+          const shape *s = &odd[si];
+          const int fp16 = k & 1;
+          pt_conv_desc d = desc_of(s, fp16);
+          d.samp_every = every;
+          d.samp_offset = k < 2 ? 0 : every - 1;
+          d.samp_scale = pt_km_samp_scale(every, 1.0);
+          int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * d.cin * d.kh * d.kw,
+                  ny = (int64_t)d.n * d.cout * d.oh * d.ow;
+          float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *ref = malloc(ny * 4);
+          float *y = alloc_guarded(ny, 32);
+          fill_uniform(&r, x, nx, -1, 1);
+          fill_uniform(&r, w, nw, -0.5f, 0.5f);
+          fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
+          cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK, "PT_CPU_DNNL=%s: %s",
+                       modes[m], pt_last_error());
+          simulate_sampling(&d, x, w, s->bias ? b : NULL, ref);
+          double err = norm_err(y, ref, ny);
+          cr_assert(err <= (fp16 ? 2e-3 : 1e-5), "PT_CPU_DNNL=%s shape %zu every %d fp16 %d: error %g", modes[m], si,
+                    every, fp16, err);
+          cr_assert(guard_intact(y, ny, 32));
+          free(x), free(w), free(b), free(ref), free(y);
+        }
+    pt_backend_free(bk);
+  }
+}
+
 Test(approx, perforation_real_equals_simulation) { compare_real_and_simulated(0); }
 Test(approx, sampling_real_equals_simulation) { compare_real_and_simulated(1); }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend_ext.h"
 #include "backend/cpu/cpu_math.h"
 #include "naive.h"
 #include "predtuner/predtuner.h"
@@ -84,14 +85,29 @@ Test(cpu_ops, conv2d_fp32_with_and_without_onednn) {
 }
 
 /* FP16Approx through both paths (oneDNN by default when built with it, the own kernels with
- * PT_CPU_DNNL=0): each matches the rounded naive loop and gives binary16 values. */
+ * PT_CPU_DNNL=0): each matches the rounded naive loop and gives binary16 values, and the backend's
+ * path counts say where each ran. */
 Test(cpu_ops, conv2d_fp16_with_and_without_onednn) {
-  setenv("PT_CPU_DNNL", "0", 1);
-  pt_backend *own;
-  cr_assert_eq(pt_backend_create("cpu", 2, &own), PT_OK);
-  unsetenv("PT_CPU_DNNL");
-  for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv_on(own, &conv_cases[i], 1);
-  pt_backend_free(own);
+  const char *modes[] = {"default", "0"};
+  const size_t ncases = sizeof conv_cases / sizeof conv_cases[0];
+  for (int m = 0; m < 2; m++) {
+    setenv("PT_CPU_DNNL", modes[m], 1);
+    pt_backend *bk;
+    cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK);
+    unsetenv("PT_CPU_DNNL");
+    for (size_t i = 0; i < ncases; i++) run_conv_on(bk, &conv_cases[i], 1);
+    int64_t n[PT_CONV_PATHS] = {0};
+    pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS);
+    cr_assert(paths);
+    paths(bk->ctx, n);
+    cr_assert_eq(n[PT_CONV_PATH_OWN] + n[PT_CONV_PATH_DNNL_EXACT], (int64_t)ncases);
+    if (m == 0 && PT_TEST_HAVE_DNNL)
+      cr_assert(n[PT_CONV_PATH_DNNL_EXACT] * 2 >= (int64_t)ncases, "%lld of %zu on oneDNN",
+                (long long)n[PT_CONV_PATH_DNNL_EXACT], ncases);
+    else
+      cr_assert_eq(n[PT_CONV_PATH_DNNL_EXACT], 0);
+    pt_backend_free(bk);
+  }
 }
 
 /* PT_CPU_DNNL takes 0, exact, default or all; anything else is refused with one line naming it,

@@ -148,10 +148,12 @@ static pt_status conv_pd(pt__cpu_dnnl *dn, const dn_shape *k, dn_conv *c, dnnl_p
     PT__DN_TRY(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_format_tag_any), "dst");
   }
   dnnl_convolution_desc_t cd;
-  PT__DN_TRY(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &w,
-                                                        k->has_bias ? &c->b_md : NULL, &dst, strides, dil, pad_l,
-                                                        pad_r),
-             "convolution");
+  dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                                                  &src, &w, k->has_bias ? &c->b_md : NULL, &dst,
+                                                                  strides, dil, pad_l, pad_r);
+  if (ds == dnnl_invalid_arguments) /* a geometry oneDNN does not describe (padding): our kernels run it */
+    return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): convolution geometry not accepted");
+  if (ds != dnnl_success) return pt__dn_error(ds, "convolution");
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
   dnnl_status_t st = dnnl_success;

@@ -256,7 +256,10 @@ static int samp_plan(const pt_conv_desc *d, samp_class *cl, int *ncl, samp_piece
     for (uint64_t left = mask; left;) {
       samp_piece p;
       if (*npc == SAMP_MAX_PIECES || !best_lattice(left, d->kh, d->kw, &p)) return 0;
-      if (p.a > d->ph || p.b > d->pw) return 0; /* would need negative padding */
+      /* oneDNN takes no negative near padding, nor far padding of a whole stride or more */
+      const int64_t far_b = (int64_t)(d->oh - 1) * d->sh + (int64_t)(p.nr - 1) * p.da + 1 - d->h - (d->ph - p.a),
+                    far_r = (int64_t)(d->ow - 1) * d->sw + (int64_t)(p.nc - 1) * p.db + 1 - d->w - (d->pw - p.b);
+      if (p.a > d->ph || p.b > d->pw || far_b + d->sh <= 0 || far_r + d->sw <= 0) return 0;
       p.cls = *ncl;
       for (int i = 0; i < p.nr; i++)
         for (int l = 0; l < p.nc; l++) left &= ~((uint64_t)1 << ((p.a + i * p.da) * d->kw + p.b + l * p.db));

@@ -9,6 +9,8 @@ typedef struct pt__cpu_dnnl pt__cpu_dnnl;
  * the knob benchmark found faster there (the default), exact ones and every perforation. */
 enum { PT_CPU_DNNL_OFF = 0, PT_CPU_DNNL_EXACT, PT_CPU_DNNL_DEFAULT, PT_CPU_DNNL_ALL };
 
+/* One backend's calls come one at a time (the executor's contract): the oneDNN state below, made on
+ * first use, and its kept buffers are not guarded for concurrent convolutions. */
 typedef struct pt_cpu_ctx {
   int threads;
   char desc[160];
