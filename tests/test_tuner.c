@@ -122,6 +122,53 @@ Test(search, objective_orders_by_threshold_then_cost_or_qos) {
 
 /* ---- the pipeline through the C API ---- */
 
+/* Every text of the SVG at path that reads label (PLplot writes each character as &#xNN;) lies with
+ * its glyphs inside the clip region PLplot draws it in (its subpage): PLplot clips a label placed
+ * past the subpage's edge to fragments. Returns how many there were. */
+static int labels_inside(const char *path, const char *label) {
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "%s", path);
+  static char svg[1 << 22];
+  size_t n = fread(svg, 1, sizeof svg - 1, f);
+  fclose(f);
+  svg[n] = 0;
+  double clip_x[64] = {0}, cur_clip = 0;
+  int found = 0;
+  for (char *p = svg; (p = strchr(p, '<')) != NULL; p++) {
+    int id;
+    double x0;
+    if (!strncmp(p, "<clipPath", 9) && sscanf(strstr(p, "id=\"text-clipping"), "id=\"text-clipping%d", &id) == 1 &&
+        id >= 0 && id < 64 && sscanf(strstr(p, "points=\""), "points=\"%lf", &x0) == 1) {
+      double lo = x0; /* the polygon's smallest x */
+      for (char *q = strstr(p, "points=\"") + 8; *q && *q != '"'; q++)
+        if (q[-1] == ' ' || q[-1] == '"') lo = fmin(lo, atof(q));
+      clip_x[id] = lo;
+    } else if (!strncmp(p, "<g", 2) && sscanf(p, "<g clip-path=\"url(#text-clipping%d)", &id) == 1 && id >= 0 && id < 64) {
+      cur_clip = clip_x[id];
+    } else if (!strncmp(p, "<text", 5)) {
+      char text[256];
+      size_t k = 0;
+      const char *t = strstr(p, "<tspan");
+      t = t ? strchr(t, '>') : NULL;
+      for (t = t ? t + 1 : ""; *t && *t != '<' && k + 1 < sizeof text; k++) {
+        unsigned c;
+        if (sscanf(t, "&#x%x;", &c) == 1) text[k] = (char)c, t = strchr(t, ';') + 1;
+        else text[k] = *t++;
+      }
+      text[k] = 0;
+      if (strcmp(text, label)) continue;
+      double font = 0, a, b, c, d2, e, f2;
+      cr_assert_eq(sscanf(strstr(p, "font-size=\""), "font-size=\"%lf", &font), 1);
+      cr_assert_eq(sscanf(strstr(p, "matrix("), "matrix(%lf %lf %lf %lf %lf %lf", &a, &b, &c, &d2, &e, &f2), 6);
+      cr_assert_geq(e - font, cur_clip, "%s: \"%s\" at x %.1f (font %.0f) starts left of its subpage at %.1f", path,
+                    label, e, font, cur_clip);
+      found++;
+    }
+  }
+  return found;
+}
+
+
 static int dominated_by(double q1, double s1, double q2, double s2) { return q2 >= q1 && s2 >= s1 && (q2 > q1 || s2 > s1); }
 
 Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
@@ -200,9 +247,63 @@ Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   cr_assert_eq(pt_tuner_plot(t, path, 1), PT_OK, "%s", pt_last_error());
   struct stat st;
   cr_assert(stat(path, &st) == 0 && st.st_size > 1000, "a plot was drawn");
+  cr_assert_geq(labels_inside(path, "Speedup (x)"), 2, "every panel's y label, readable");
   snprintf(path, sizeof path, "%s/configs.pdf", d);
   cr_assert_eq(pt_tuner_plot(t, path, 0), PT_EINVAL, "unknown plot format");
   free(kq), free(ks), free(front);
+  pt_tuner_free(t);
+  pt_app_free(app);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+  cr_assert_eq(system(cmd), 0);
+  free(d);
+}
+
+/* --time-budget: the search ends after the batch that spends it (journaled, kept), the rest of the
+ * pipeline runs, configs.json says so, and a resumed run without a budget continues from there. */
+Test(tuner, time_budget_ends_the_search_between_batches) {
+  pt_app *app = make_app();
+  pt_tuner *t;
+  cr_assert_eq(pt_tuner_create(app, &t), PT_OK);
+  char *d = tmpdir(), path[512];
+  pt_tune_opts o;
+  pt_tune_opts_init(&o);
+  o.max_iter = 150;
+  o.cost_model = PT_COST_LINEAR;
+  o.qos_model = PT_QOS_P2;
+  o.search_batch = 16;
+  o.output_dir = d;
+  o.time_budget = 1e-9; /* spent by the first batch */
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  const pt_tune_summary *s = pt_tuner_summary(t);
+  cr_assert_eq(s->evaluated, 16, "one batch, then the budget is spent");
+  cr_assert(s->stopped_on_time);
+  cr_assert_eq(s->stopped[0], 0, "on time is not a failure");
+  cr_assert_gt(pt_tuner_count(t, PT_KEPT), 0, "selection ran");
+  snprintf(path, sizeof path, "%s/configs.json", d);
+  cr_assert_eq(pt_tuner_dump_configs(t, path, 0), PT_OK, "%s", pt_last_error());
+  FILE *f = fopen(path, "r");
+  char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  cJSON *root = cJSON_Parse(buf);
+  cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(root, "stopped_on_time")), "configs.json records it");
+  cJSON_Delete(root);
+  o.time_budget = 0; /* resumed without a budget: the journaled 16 are kept, the rest evaluated */
+  o.resume = 1;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(s->evaluated, 150);
+  cr_assert_eq(s->resumed, 16);
+  cr_assert(!s->stopped_on_time);
+  o.resume = 0;
+  o.output_dir = NULL;
+  const double bad[] = {-1, NAN, INFINITY};
+  for (int i = 0; i < 3; i++) {
+    o.time_budget = bad[i];
+    cr_assert_eq(pt_tuner_tune(t, &o), PT_EINVAL, "budget %g", bad[i]);
+    cr_assert(strstr(pt_last_error(), "time budget"), "%s", pt_last_error());
+  }
   pt_tuner_free(t);
   pt_app_free(app);
   char cmd[600];
@@ -336,6 +437,10 @@ Test(cli, demo_tune_writes_results_that_hold, .timeout = 600) {
   /* plot redraws from the results file */
   snprintf(cmd, sizeof cmd, "%s plot %s/out/configs.json -o %s/re.svg > /dev/null && test -s %s/re.svg", PT_CLI_PATH, d, d, d);
   cr_assert_eq(system(cmd), 0);
+  snprintf(path, sizeof path, "%s/out/configs.svg", d); /* the demo's plot: every y label readable */
+  cr_assert_geq(labels_inside(path, "Speedup (x)"), 3);
+  snprintf(path, sizeof path, "%s/re.svg", d);
+  cr_assert_geq(labels_inside(path, "Speedup (x)"), 3);
   /* a second run reuses the stored model: no qos_p1 init progress */
   snprintf(cmd, sizeof cmd,
            "%s tune --tune-count 200 --test-count 200 --batch-size 100 --max-iter 20 --threads 2 --output %s/out --overwrite "

@@ -71,6 +71,8 @@ typedef struct pt_tune_opts {
   int max_failures;           /* failed configs that stop the search; -1 (default): max(8, max_iter / 4) */
   pt_early_stop early_stop;   /* empirical QoS in the search: stop configs that cannot be kept (default exact) */
   int time_passes;            /* timed passes per best config and the exact network (default 5, 0 = no timing) */
+  double time_budget;         /* seconds the search may take, checked after each batch (0, default: no limit);
+                               * selection, validation, test and the outputs then run as usual */
   FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
 } pt_tune_opts;
 
@@ -122,6 +124,7 @@ typedef struct pt_tune_summary {
   int dropped;                      /* best configs whose validation or test failed */
   int64_t early_stopped;            /* configs of the search stopped early (resumed ones included) */
   char stopped[320];                /* why the search stopped early (too many failures), "" if it did not */
+  int stopped_on_time;              /* the search ended at time_budget, before max_iter (not a failure) */
   int timed_passes;                 /* timed passes per best config (0: not timed) */
   int64_t timed_images;             /* images per timed pass */
   double exact_seconds;             /* the exact network's median time per pass, NaN if not timed */

@@ -67,6 +67,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--seed", PT_CLI_U64, AT(o.seed), 0, 2147483647.0, 0, "N", "search and PromiseSim seed (default {})", 0},
     {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", 0},
     {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
+    {"--time-budget", PT_CLI_DBL, AT(o.time_budget), 0.001, 1e9, 0, "S", "end the search after S seconds (checked after each batch); selection,\nvalidation, test, timing and the outputs then run as usual (default: no limit)", 0},
     {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", 0},
     {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", 0},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
@@ -213,6 +214,7 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
     printf(" (reasons in tune.log and the journal)\n");
   }
   if (s->stopped[0]) printf("stopped        %s\n", s->stopped);
+  if (s->stopped_on_time) printf("stopped        on time (--time-budget): %lld configs evaluated\n", (long long)s->evaluated);
   if (s->dropped) printf("dropped        %d best configs whose validation or test failed\n", s->dropped);
   if (s->early_stopped)
     printf("stopped early  %lld configs whose QoS could not reach the keep threshold (measured in part)\n",

@@ -62,19 +62,44 @@ static void vline(double x, double ylo, double yhi) {
   pllsty(1);
 }
 
-/* Legend lines under the x label, outside the data. */
+/* The box's place in its subpage (left, right), and where titles and legends sit in the box's
+ * units: the left margin holds the y label, so a title centred on the box or a legend starting at
+ * its left edge would run past the subpage's right edge, where PLplot clips it. */
+#define VP_L 0.24
+#define VP_R 0.95
+#define ON_SUBPAGE(x) (((x) - VP_L) / (VP_R - VP_L))
+
+/* Legend lines under the x label, outside the data, from near the subpage's left edge. */
 static void legend_text(int row, int color, const char *text) {
   plcol0(color);
-  plmtex("b", 3.6 + 1.3 * row, 0.0, 0.0, text);
+  plmtex("b", 3.6 + 1.3 * row, ON_SUBPAGE(0.06), 0.0, text);
+}
+
+/* A major tick step of 1, 2 or 5 times a power of ten with at most 5 intervals over [lo, hi]
+ * (PLplot's own choice crowds the labels of a narrow panel into each other); 0: PLplot's. */
+static double tick_step(double lo, double hi) {
+  const double raw = (hi - lo) / 5;
+  if (!(raw > 0) || !isfinite(raw)) return 0;
+  const double p = pow(10, floor(log10(raw))), m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+/* A panel's viewport, window, box and labels, placed by hand: pllab puts the y label 5 character
+ * heights left of the box, past the left edge of a subpage this narrow, where PLplot clipped it to
+ * fragments; here it sits just clear of the tick labels, and the title is centred on the subpage. */
+static void frame(double xl, double xh, double yl, double yh, const char *xlab, const char *ylab, const char *title) {
+  pladv(0);
+  plvpor(VP_L, VP_R, 0.32, 0.90);
+  plcol0(C_FG);
+  plwind(xl, xh, yl, yh);
+  plbox("bcnst", tick_step(xl, xh), 0, "bcnstv", tick_step(yl, yh), 0);
+  plmtex("b", 3.2, 0.5, 0.5, xlab);
+  plmtex("l", 3.3, 0.5, 0.5, ylab);
+  plmtex("t", 2.0, ON_SUBPAGE(0.5), 0.5, title);
 }
 
 static void panel(double xl, double xh, double yl, double yh, const char *xlab, const char *title) {
-  pladv(0);
-  plvpor(0.17, 0.95, 0.32, 0.90);
-  plcol0(C_FG);
-  plwind(xl, xh, yl, yh);
-  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
-  pllab(xlab, "Speedup (x)", title);
+  frame(xl, xh, yl, yh, xlab, "Speedup (x)", title);
 }
 
 /* One plot being drawn: the data, which panels there are, and scratch coordinates. */
@@ -151,12 +176,7 @@ static void panel_measured(const plot_job *j) {
   const int n = d->n;
   double lo, hi; /* one range for both axes, so y = x is the diagonal */
   range_of(d->speedup, d->measured, n, d->is_best, 1.0, &lo, &hi);
-  pladv(0);
-  plvpor(0.17, 0.95, 0.32, 0.90);
-  plcol0(C_FG);
-  plwind(lo, hi, lo, hi);
-  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
-  pllab("Predicted speedup (x)", "Measured speedup (x)", "measured speedup");
+  frame(lo, hi, lo, hi, "Predicted speedup (x)", "Measured speedup (x)", "measured speedup");
   plcol0(C_LINE);
   pllsty(2);
   pljoin(lo, lo, hi, hi);

@@ -46,6 +46,7 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
   cJSON_AddStringToObject(root, "qos_model", pt_qos_model_name(t->qos_model));
   cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(t->cost_model));
   cJSON_AddNumberToObject(root, "evaluated", (double)s->evaluated);
+  cJSON_AddBoolToObject(root, "stopped_on_time", s->stopped_on_time);
   cJSON *arr = cJSON_AddArrayToObject(root, "configs");
   int n = all ? t->n_kept : t->n_best;
   for (int i = 0; i < n; i++) {

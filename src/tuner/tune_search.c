@@ -1,6 +1,6 @@
 /* The search stage of the pipeline: the journal (opened, or resumed: every journaled config told to
  * the search and kept), then rounds of ask, evaluate, tell and journal until max_iter distinct
- * configs are evaluated or the space is exhausted. */
+ * configs are evaluated, the space is exhausted or the time budget is spent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +141,7 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
     s = pt__error(PT_ENOMEM, "tuner: out of memory for a search batch of %d", nb);
   if (s == PT_OK) check_limit(t, o, "");
   pt_progress prog;
+  const double start = pt_now();
   pt_progress_begin(&prog, o->progress, "search", o->max_iter);
   pt_progress_update(&prog, t->n < o->max_iter ? t->n : o->max_iter);
   while (s == PT_OK && t->n < o->max_iter && !t->sum.stopped[0]) {
@@ -168,6 +169,12 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
     if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred, b.early);
     if (s == PT_OK) note_failures(t, o, app, got, &b, &fresh_failed);
     pt_progress_update(&prog, t->n);
+    if (s == PT_OK && o->time_budget > 0 && t->n < o->max_iter && pt_now() - start >= o->time_budget) {
+      t->sum.stopped_on_time = 1; /* between batches: every evaluated config is journaled and kept */
+      pt_log(PT_LOG_INFO, "search stopped on time: the budget of %g s was spent after %lld configs", o->time_budget,
+             (long long)t->n);
+      break;
+    }
   }
   pt_progress_end(&prog);
   free(b.cfg), free(b.qos), free(b.cost), free(b.tech), free(b.fail), free(b.early);

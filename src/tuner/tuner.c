@@ -64,6 +64,8 @@ static pt_status check_opts(pt_tune_opts *o) {
   if (o->max_failures < -1) return pt__error(PT_EINVAL, "max_failures must be >= 0, or -1 (got %d)", o->max_failures);
   if (!pt_early_stop_name(o->early_stop)) return pt__error(PT_EINVAL, "unknown early-stop mode %d (off, exact, confident)", (int)o->early_stop);
   if (o->time_passes < 0) return pt__error(PT_EINVAL, "time_passes must be >= 0 (got %d)", o->time_passes);
+  if (!(o->time_budget >= 0) || isinf(o->time_budget))
+    return pt__error(PT_EINVAL, "the time budget must be a number of seconds >= 0 (got %g)", o->time_budget);
   if (o->resume && o->overwrite) return pt__error(PT_EINVAL, "resume and overwrite exclude each other");
   if (o->search_batch < 1) o->search_batch = 256;
   return PT_OK;
