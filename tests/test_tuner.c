@@ -171,6 +171,52 @@ static int labels_inside(const char *path, const char *label) {
 
 static int dominated_by(double q1, double s1, double q2, double s2) { return q2 >= q1 && s2 >= s1 && (q2 > q1 || s2 > s1); }
 
+/* The sensitivity report of the additive app (qos_p2 exact, cost_linear): every non-baseline (op,
+ * knob) once, its known loss and speedup, ranked by speedup per point of QoS lost. */
+static void check_sensitivity(const char *d) {
+  char path[512], *txt;
+  snprintf(path, sizeof path, "%s/sensitivity.json", d);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "%s written", path);
+  txt = malloc(1 << 16);
+  size_t n = fread(txt, 1, (1 << 16) - 1, f);
+  fclose(f);
+  txt[n] = 0;
+  cJSON *root = cJSON_Parse(txt);
+  cr_assert(root);
+  cr_assert_str_eq(cJSON_GetObjectItem(root, "qos_model")->valuestring, "qos_p2");
+  cJSON *arr = cJSON_GetObjectItem(root, "entries");
+  cr_assert_eq(cJSON_GetArraySize(arr), GOPS * 2, "each op's two non-baseline knobs");
+  const char *names = "abcde", *knobs[3] = {"exact", "half", "quarter"};
+  const double div[3] = {1, 2, 4};
+  double prev = INFINITY;
+  int seen = 0;
+  for (int i = 0; i < cJSON_GetArraySize(arr); i++) {
+    cJSON *e = cJSON_GetArrayItem(arr, i);
+    int op = (int)(strchr(names, cJSON_GetObjectItem(e, "op")->valuestring[0]) - names), pos = 0;
+    for (int p = 1; p < 3; p++)
+      if (!strcmp(cJSON_GetObjectItem(e, "knob")->valuestring, knobs[p])) pos = p;
+    cr_assert(op >= 0 && op < GOPS && pos > 0);
+    seen |= 1 << (op * 3 + pos);
+    const double cost = 10.0 * (op + 1), speedup = 150.0 / (150.0 - cost + cost / div[pos]);
+    cr_assert_float_eq(cJSON_GetObjectItem(e, "qos_loss")->valuedouble, LOSS[op][pos] - LOSS[op][0], 1e-9);
+    cr_assert_float_eq(cJSON_GetObjectItem(e, "speedup")->valuedouble, speedup, 1e-12);
+    cr_assert_eq(cJSON_GetObjectItem(e, "rank")->valueint, i + 1);
+    const cJSON *sc = cJSON_GetObjectItem(e, "speedup_per_qos_point");
+    if (cJSON_IsNumber(sc)) { /* ranked: lossless ones (null) first, then by speedup per point */
+      cr_assert_leq(sc->valuedouble, prev + 1e-12);
+      prev = sc->valuedouble;
+    } else {
+      cr_assert(prev == INFINITY, "a lossless entry after a lossy one");
+    }
+  }
+  cr_assert_eq(__builtin_popcount(seen), GOPS * 2);
+  cJSON_Delete(root);
+  free(txt);
+  snprintf(path, sizeof path, "%s/sensitivity.txt", d);
+  cr_assert(access(path, R_OK) == 0);
+}
+
 Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   pt_app *app = make_app();
   pt_tuner *t;
@@ -243,6 +289,7 @@ Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   cr_assert_eq(pt_configs_load(path, &cl), PT_OK, "%s", pt_last_error());
   cr_assert_eq(cl->n, nk, "--dump-all writes every kept config");
   pt_configs_free(cl);
+  check_sensitivity(d);
   snprintf(path, sizeof path, "%s/configs.svg", d);
   cr_assert_eq(pt_tuner_plot(t, path, 1), PT_OK, "%s", pt_last_error());
   struct stat st;
@@ -296,7 +343,15 @@ Test(tuner, time_budget_ends_the_search_between_batches) {
   cr_assert_eq(s->evaluated, 150);
   cr_assert_eq(s->resumed, 16);
   cr_assert(!s->stopped_on_time);
-  o.resume = 0;
+  snprintf(path, sizeof path, "%s/sensitivity.json", d);
+  cr_assert(access(path, F_OK) == 0, "a QoS model: the sensitivity report");
+  o.resume = 0; /* an empirical run over it: no report, and not the earlier one either */
+  o.overwrite = 1;
+  o.qos_model = PT_QOS_EMPIRICAL;
+  o.max_iter = 20;
+  cr_assert_eq(pt_tuner_tune(t, &o), PT_OK, "%s", pt_last_error());
+  cr_assert(access(path, F_OK) != 0, "the earlier run's report is gone");
+  o.overwrite = 0;
   o.output_dir = NULL;
   const double bad[] = {-1, NAN, INFINITY};
   for (int i = 0; i < 3; i++) {

@@ -236,8 +236,11 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
     }
     printf("  (speedup: the cost model's, over the baseline config; measured: timed against the exact network)\n");
   }
-  printf("\nfiles in %s:\n  configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal), tune.log, models/\n",
-         out_dir, dump_all ? "every kept config" : "best configs");
+  char sens[4200]; /* written by a tune whose QoS model was initialised */
+  snprintf(sens, sizeof sens, "%s/sensitivity.json", out_dir);
+  printf("\nfiles in %s:\n  configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal), tune.log, models/%s\n",
+         out_dir, dump_all ? "every kept config" : "best configs",
+         access(sens, F_OK) == 0 ? ",\n  sensitivity.json, sensitivity.txt (each knob alone on each op, ranked)" : "");
 }
 
 /* configs.json, then the plots: a plot that fails loses no results and is reported at the end. */

@@ -51,4 +51,10 @@ int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, con
  * Returns the number that failed, or the (negative) status when the models fail. */
 int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail);
 
+/* sensitivity.c: the per-layer sensitivity report of a QoS model, sensitivity.json and
+ * sensitivity.txt in dir (after pt__eval_cost_reference). */
+pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir);
+/* Removes the report files from dir (a run without a QoS model must not leave an earlier one's). */
+void pt__sensitivity_remove(const char *dir);
+
 #endif

@@ -1,0 +1,138 @@
+/* The per-layer sensitivity report: for each (op, knob) of the space, the QoS the tune set loses
+ * when that knob alone replaces the baseline one (as the QoS model has it: qos_p1 from that
+ * entry's own measured output delta, qos_p2 from its measured QoS) and the speedup over the
+ * baseline config the cost model gives (cost_profiled: measured per op; otherwise the knobs'
+ * expected speedups), ranked by speedup gained per point of QoS lost. Written by every tune that
+ * initialises a QoS model, from data the models already hold: sensitivity.json and
+ * sensitivity.txt in the output folder (docs/design.md, "Outputs"). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "app/app_internal.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "predtuner/io.h"
+#include "tuner/tuner_internal.h"
+
+typedef struct sens_row {
+  int op, entry;
+  double loss, speedup, score; /* score: speedup gained per point of QoS lost (NaN: no loss) */
+  int klass;                   /* 0: faster at no loss, 1: faster at a loss, 2: no faster, 3: loss unknown */
+} sens_row;
+
+static int cmp_rows(const void *pa, const void *pb) {
+  const sens_row *a = pa, *b = pb;
+  if (a->klass != b->klass) return a->klass - b->klass;
+  double ka = a->klass == 0 ? a->speedup : a->klass == 1 ? a->score : -a->loss;
+  double kb = b->klass == 0 ? b->speedup : b->klass == 1 ? b->score : -b->loss;
+  if (a->klass == 3) ka = a->speedup, kb = b->speedup;
+  if (ka != kb) return ka > kb ? -1 : 1;
+  return a->entry - b->entry; /* a fixed order among equals */
+}
+
+/* The rows of every non-baseline entry, ranked; NULL on allocation failure. */
+static sens_row *rank_rows(const pt__evaluator *ev, int *n) {
+  const pt_app *app = ev->app;
+  const double *tbl = ev->cost_tbl ? ev->cost_tbl : ev->search_cost; /* per-op cost of each entry */
+  double base = 0;
+  for (int op = 0; op < app->n_ops; op++) base += tbl[app->entry_off[op]];
+  sens_row *r = pt__malloc((size_t)(app->n_entries > 0 ? app->n_entries : 1) * sizeof *r);
+  if (!r) return NULL;
+  *n = 0;
+  for (int op = 0; op < app->n_ops; op++)
+    for (int e = app->entry_off[op] + 1; e < app->entry_off[op + 1]; e++) {
+      sens_row *x = &r[(*n)++];
+      x->op = op, x->entry = e, x->loss = ev->search_loss[e];
+      x->speedup = base / (base - tbl[app->entry_off[op]] + tbl[e]);
+      x->score = x->loss > 1e-12 ? (x->speedup - 1) / x->loss : NAN;
+      x->klass = !isfinite(x->loss) ? 3 : !(x->speedup > 1) ? 2 : x->loss > 1e-12 ? 1 : 0;
+    }
+  qsort(r, (size_t)*n, sizeof *r, cmp_rows);
+  return r;
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+  if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+  else cJSON_AddNullToObject(o, k);
+}
+
+static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
+  const pt_app *app = ev->app;
+  cJSON *root = cJSON_CreateObject(), *arr = NULL;
+  if (root) {
+    cJSON_AddStringToObject(root, "qos_model", pt_qos_model_name(ev->qos));
+    cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(ev->cost));
+    cJSON_AddBoolToObject(root, "speedup_measured", ev->cost == PT_COST_PROFILED);
+    arr = cJSON_AddArrayToObject(root, "entries");
+  }
+  if (!arr) {
+    cJSON_Delete(root);
+    return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  }
+  for (int i = 0; i < n; i++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rank", i + 1);
+    cJSON_AddStringToObject(o, "op", app->op_names[r[i].op]);
+    cJSON_AddStringToObject(o, "knob", app->entry_knob[r[i].entry]);
+    add_num(o, "qos_loss", r[i].loss);
+    add_num(o, "speedup", r[i].speedup);
+    add_num(o, "speedup_per_qos_point", r[i].score);
+    cJSON_AddItemToArray(arr, o);
+  }
+  char *txt = cJSON_Print(root);
+  cJSON_Delete(root);
+  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
+  free(txt);
+  return s;
+}
+
+static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
+  const pt_app *app = ev->app;
+  size_t cap = 512 + (size_t)n * 160, at = 0;
+  char *buf = pt__malloc(cap);
+  if (!buf) return pt__error(PT_ENOMEM, "%s: out of memory", path);
+  at += (size_t)snprintf(buf + at, cap - at,
+                         "# Each knob alone on each op: the tune set's QoS loss (%s) and the speedup over the baseline\n"
+                         "# config (%s%s), ranked by speedup gained per point of QoS lost (\"free\": no loss).\n"
+                         "%5s  %-24s %-8s %10s %9s %12s\n",
+                         pt_qos_model_name(ev->qos), pt_cost_model_name(ev->cost),
+                         ev->cost == PT_COST_PROFILED ? ", measured per op" : ", expected speedups", "rank", "op", "knob",
+                         "QoS loss", "speedup", "per point");
+  for (int i = 0; i < n && at < cap; i++) {
+    char score[32];
+    if (r[i].klass == 0) snprintf(score, sizeof score, "free");
+    else if (isfinite(r[i].score)) snprintf(score, sizeof score, "%.3f", r[i].score);
+    else snprintf(score, sizeof score, "-");
+    at += (size_t)snprintf(buf + at, cap - at, "%5d  %-24.24s %-8.8s %10.4f %8.3fx %12s\n", i + 1,
+                           app->op_names[r[i].op], app->entry_knob[r[i].entry], r[i].loss, r[i].speedup, score);
+  }
+  pt_status s = pt_write_file_atomic(path, buf, at < cap ? at : cap - 1);
+  free(buf);
+  return s;
+}
+
+void pt__sensitivity_remove(const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/sensitivity.json", dir);
+  remove(path);
+  snprintf(path, sizeof path, "%s/sensitivity.txt", dir);
+  remove(path);
+}
+
+pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir) {
+  int n = 0;
+  sens_row *r = rank_rows(ev, &n);
+  if (!r) return pt__error(PT_ENOMEM, "tuner: out of memory for the sensitivity report");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/sensitivity.json", dir);
+  pt_status s = write_json(ev, r, n, path);
+  snprintf(path, sizeof path, "%s/sensitivity.txt", dir);
+  if (s == PT_OK) s = write_text(ev, r, n, path);
+  free(r);
+  return s;
+}
