@@ -101,12 +101,7 @@ pt_status pt_promise_ranges_save(const char *path, const pt_graph *g, const pt_p
       cJSON_AddItemToArray(a, cJSON_CreateNumber(v[1]));
     }
   }
-  char *txt = cJSON_Print(root);
-  cJSON_Delete(root);
-  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory", path);
-  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
-  free(txt);
-  return s;
+  return pt__write_json_atomic(path, root, 1);
 }
 
 pt_status pt_promise_calibrate(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size,

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
@@ -85,4 +87,13 @@ pt_status pt_make_dirs(const char *dir) {
     *p = c;
   }
   return PT_OK;
+}
+
+pt_status pt__write_json_atomic(const char *path, cJSON *root, int pretty) {
+  char *txt = root ? (pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root)) : NULL;
+  cJSON_Delete(root);
+  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory for the JSON text", path);
+  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
+  free(txt);
+  return s;
 }

@@ -9,6 +9,10 @@
 pt_status pt__map_file(const char *path, void **data, size_t *len);
 void pt__unmap_file(void *data, size_t len);
 
+/* Writes root as JSON text (indented when pretty) atomically to path, and frees root either way. */
+struct cJSON;
+pt_status pt__write_json_atomic(const char *path, struct cJSON *root, int pretty);
+
 /* The JSON (or other text) loaders: maps path and hands its bytes to parse(text, len, path, out). */
 typedef pt_status (*pt__text_parser)(const char *text, size_t len, const char *source, void *out);
 pt_status pt__parse_file(const char *path, pt__text_parser parse, void *out);

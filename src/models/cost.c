@@ -100,11 +100,10 @@ pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *prog
     for (int p = 0; p < app->n_knobs[op]; p++)
       cJSON_AddNumberToObject(o, app->entry_knob[app->entry_off[op] + p], entry_cost[app->entry_off[op] + p]);
   }
-  char *txt = cJSON_Print(root);
-  cJSON_Delete(root);
-  if (!txt) return pt__error(PT_ENOMEM, "cost_profiled: out of memory for the JSON text");
   s = pt__model_path(dir, "cost_profiled.json", 1, path, sizeof path);
-  if (s == PT_OK) s = pt_write_file_atomic(path, txt, strlen(txt));
-  free(txt);
-  return s;
+  if (s != PT_OK) {
+    cJSON_Delete(root);
+    return s;
+  }
+  return pt__write_json_atomic(path, root, 1);
 }

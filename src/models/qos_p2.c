@@ -110,12 +110,7 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
     }
   }
   cJSON_AddNumberToObject(root, "bqos", m->q0);
-  char *txt = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
-  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory for the JSON text", path);
-  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
-  free(txt);
-  return s;
+  return pt__write_json_atomic(path, root, 0);
 }
 
 /* Entries measured together as one batch of configs (the DNN app shares their exact prefixes). */

@@ -67,12 +67,7 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
     if (all) cJSON_AddBoolToObject(o, "best", in_bestpre(t, t->kept[i]));
     cJSON_AddItemToArray(arr, o);
   }
-  char *txt = cJSON_Print(root);
-  cJSON_Delete(root);
-  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory", path);
-  pt_status st = pt_write_file_atomic(path, txt, strlen(txt));
-  free(txt);
-  return st;
+  return pt__write_json_atomic(path, root, 1);
 }
 
 pt_status pt_tuner_plot(const pt_tuner *t, const char *path, int show_qos_loss) {

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "predtuner/io.h"
 #include "tuner/tuner_internal.h"
+#include "io/fileutil.h"
 
 typedef struct sens_row {
   int op, entry;
@@ -83,12 +84,7 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
     add_num(o, "speedup_per_qos_point", r[i].score);
     cJSON_AddItemToArray(arr, o);
   }
-  char *txt = cJSON_Print(root);
-  cJSON_Delete(root);
-  if (!txt) return pt__error(PT_ENOMEM, "%s: out of memory", path);
-  pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
-  free(txt);
-  return s;
+  return pt__write_json_atomic(path, root, 1);
 }
 
 static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
