@@ -55,6 +55,6 @@ int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, 
  * sensitivity.txt in dir (after pt__eval_cost_reference). */
 pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir);
 /* Removes the report files from dir (a run without a QoS model must not leave an earlier one's). */
-void pt__sensitivity_remove(const char *dir);
+pt_status pt__sensitivity_remove(const char *dir);
 
 #endif

@@ -5,6 +5,7 @@
  * expected speedups), ranked by speedup gained per point of QoS lost. Written by every tune that
  * initialises a QoS model, from data the models already hold: sensitivity.json and
  * sensitivity.txt in the output folder (docs/design.md, "Outputs"). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,16 @@ typedef struct sens_row {
   int klass;                   /* 0: faster at no loss, 1: faster at a loss, 2: no faster, 3: loss unknown */
 } sens_row;
 
+/* The sort key within a row's class, larger first; a non-finite key sorts last. */
+static double sort_key(const sens_row *r) {
+  const double k = r->klass == 0 || r->klass == 3 ? r->speedup : r->klass == 1 ? r->score : -r->loss;
+  return isfinite(k) ? k : -INFINITY;
+}
+
 static int cmp_rows(const void *pa, const void *pb) {
   const sens_row *a = pa, *b = pb;
   if (a->klass != b->klass) return a->klass - b->klass;
-  double ka = a->klass == 0 ? a->speedup : a->klass == 1 ? a->score : -a->loss;
-  double kb = b->klass == 0 ? b->speedup : b->klass == 1 ? b->score : -b->loss;
-  if (a->klass == 3) ka = a->speedup, kb = b->speedup;
+  const double ka = sort_key(a), kb = sort_key(b);
   if (ka != kb) return ka > kb ? -1 : 1;
   return a->entry - b->entry; /* a fixed order among equals */
 }
@@ -47,13 +52,21 @@ static sens_row *rank_rows(const pt__evaluator *ev, int *n) {
   for (int op = 0; op < app->n_ops; op++)
     for (int e = app->entry_off[op] + 1; e < app->entry_off[op + 1]; e++) {
       sens_row *x = &r[(*n)++];
-      x->op = op, x->entry = e, x->loss = ev->search_loss[e];
+      /* against the baseline config, as the speedup is: the model's losses are the exact network's,
+       * which include the baseline knobs' own (an fp16 baseline loses some) */
+      x->op = op, x->entry = e, x->loss = ev->search_loss[e] - ev->search_loss[app->entry_off[op]];
       x->speedup = base / (base - tbl[app->entry_off[op]] + tbl[e]);
       x->score = x->loss > 1e-12 ? (x->speedup - 1) / x->loss : NAN;
       x->klass = !isfinite(x->loss) ? 3 : !(x->speedup > 1) ? 2 : x->loss > 1e-12 ? 1 : 0;
     }
   qsort(r, (size_t)*n, sizeof *r, cmp_rows);
   return r;
+}
+
+/* The cost model the speedups come from: the run's, or cost_linear's expected speedups when the
+ * run's cost is empirical (measured per config, not per op). */
+static const char *speedup_source(const pt__evaluator *ev) {
+  return ev->cost_tbl ? pt_cost_model_name(ev->cost) : pt_cost_model_name(PT_COST_LINEAR);
 }
 
 static void add_num(cJSON *o, const char *k, double v) {
@@ -66,7 +79,7 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
   cJSON *root = cJSON_CreateObject(), *arr = NULL;
   if (root) {
     cJSON_AddStringToObject(root, "qos_model", pt_qos_model_name(ev->qos));
-    cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(ev->cost));
+    cJSON_AddStringToObject(root, "cost_model", speedup_source(ev));
     cJSON_AddBoolToObject(root, "speedup_measured", ev->cost == PT_COST_PROFILED);
     arr = cJSON_AddArrayToObject(root, "entries");
   }
@@ -87,37 +100,54 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
   return pt__write_json_atomic(path, root, 1);
 }
 
+/* Appends text to *buf (growing it); 0 on allocation failure. */
+static int append(char **buf, size_t *len, size_t *cap, const char *text) {
+  const size_t n = strlen(text);
+  if (*len + n + 1 > *cap) {
+    size_t c = (*len + n + 1) * 2;
+    char *b = pt__realloc(*buf, c);
+    if (!b) return 0;
+    *buf = b, *cap = c;
+  }
+  memcpy(*buf + *len, text, n + 1);
+  *len += n;
+  return 1;
+}
+
 static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
   const pt_app *app = ev->app;
-  size_t cap = 512 + (size_t)n * 160, at = 0;
-  char *buf = pt__malloc(cap);
-  if (!buf) return pt__error(PT_ENOMEM, "%s: out of memory", path);
-  at += (size_t)snprintf(buf + at, cap - at,
-                         "# Each knob alone on each op: the tune set's QoS loss (%s) and the speedup over the baseline\n"
-                         "# config (%s%s), ranked by speedup gained per point of QoS lost (\"free\": no loss).\n"
-                         "%5s  %-24s %-8s %10s %9s %12s\n",
-                         pt_qos_model_name(ev->qos), pt_cost_model_name(ev->cost),
-                         ev->cost == PT_COST_PROFILED ? ", measured per op" : ", expected speedups", "rank", "op", "knob",
-                         "QoS loss", "speedup", "per point");
-  for (int i = 0; i < n && at < cap; i++) {
+  char *buf = NULL, line[1024];
+  size_t len = 0, cap = 0;
+  snprintf(line, sizeof line,
+           "# Each knob alone on each op: the tune set's QoS loss against the baseline config (%s) and the\n"
+           "# speedup over it (%s%s), ranked by speedup gained per point of QoS lost (\"free\": no loss).\n"
+           "%5s  %-32s %-12s %12s %10s %12s\n",
+           pt_qos_model_name(ev->qos), speedup_source(ev), ev->cost == PT_COST_PROFILED ? ", measured per op" : ", expected speedups",
+           "rank", "op", "knob", "QoS loss", "speedup", "per point");
+  int ok = append(&buf, &len, &cap, line);
+  for (int i = 0; i < n && ok; i++) {
     char score[32];
     if (r[i].klass == 0) snprintf(score, sizeof score, "free");
-    else if (isfinite(r[i].score)) snprintf(score, sizeof score, "%.3f", r[i].score);
+    else if (isfinite(r[i].score)) snprintf(score, sizeof score, "%.4g", r[i].score);
     else snprintf(score, sizeof score, "-");
-    at += (size_t)snprintf(buf + at, cap - at, "%5d  %-24.24s %-8.8s %10.4f %8.3fx %12s\n", i + 1,
-                           app->op_names[r[i].op], app->entry_knob[r[i].entry], r[i].loss, r[i].speedup, score);
+    snprintf(line, sizeof line, "%5d  %-32s %-12s %12.6g %9.4gx %12s\n", i + 1, app->op_names[r[i].op],
+             app->entry_knob[r[i].entry], r[i].loss, r[i].speedup, score);
+    ok = append(&buf, &len, &cap, line);
   }
-  pt_status s = pt_write_file_atomic(path, buf, at < cap ? at : cap - 1);
+  pt_status s = ok ? pt_write_file_atomic(path, buf, len) : pt__error(PT_ENOMEM, "%s: out of memory", path);
   free(buf);
   return s;
 }
 
-void pt__sensitivity_remove(const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/sensitivity.json", dir);
-  remove(path);
-  snprintf(path, sizeof path, "%s/sensitivity.txt", dir);
-  remove(path);
+pt_status pt__sensitivity_remove(const char *dir) {
+  const char *names[] = {"sensitivity.json", "sensitivity.txt"};
+  for (int i = 0; i < 2; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    if (remove(path) != 0 && errno != ENOENT)
+      return pt__error(PT_EIO, "%s: cannot remove an earlier run's report: %s", path, strerror(errno));
+  }
+  return PT_OK;
 }
 
 pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir) {

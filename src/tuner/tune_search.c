@@ -169,7 +169,8 @@ static pt_status rounds(pt_tuner *t, const pt_tune_opts *o, pt__evaluator *ev, p
     if (s == PT_OK) s = append(t, got, b.cfg, b.qos, b.cost, pred, b.early);
     if (s == PT_OK) note_failures(t, o, app, got, &b, &fresh_failed);
     pt_progress_update(&prog, t->n);
-    if (s == PT_OK && o->time_budget > 0 && t->n < o->max_iter && pt_now() - start >= o->time_budget) {
+    if (s == PT_OK && o->time_budget > 0 && t->n < o->max_iter && !t->sum.stopped[0] &&
+        (double)t->n < t->sum.space_size && pt_now() - start >= o->time_budget) {
       t->sum.stopped_on_time = 1; /* between batches: every evaluated config is journaled and kept */
       pt_log(PT_LOG_INFO, "search stopped on time: the budget of %g s was spent after %lld configs", o->time_budget,
              (long long)t->n);

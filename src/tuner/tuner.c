@@ -117,7 +117,7 @@ static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_c
   pt_status s = pt__eval_cost_reference(ev, exact_cost, &t->sum.exact_speedup);
   t->sum.baseline_cost = ev->base_cost;
   if (s == PT_OK && o->output_dir && pt__eval_predicts_qos(ev)) s = pt__sensitivity_write(ev, o->output_dir);
-  else if (s == PT_OK && o->output_dir) pt__sensitivity_remove(o->output_dir); /* an earlier run's, not this one's */
+  else if (s == PT_OK && o->output_dir) s = pt__sensitivity_remove(o->output_dir); /* an earlier run's, not ours */
   return s;
 }
 
