@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,5 +38,12 @@ char *tmpdir(void) {
   char *d = strdup("/tmp/pt_tuner_XXXXXX");
   cr_assert_not_null(mkdtemp(d));
   return d;
+}
+
+void tmpdir_remove(char *d) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  free(d);
 }
 

@@ -13,5 +13,7 @@ extern int calls;
 pt_app *make_app(void);
 /* A new empty folder under /tmp (malloc'd path). */
 char *tmpdir(void);
+/* Removes that folder and frees its path. */
+void tmpdir_remove(char *d);
 
 #endif

@@ -200,6 +200,34 @@ static void simulate_sampling(const pt_conv_desc *d, const float *x, const float
   free(bs);
 }
 
+/* One convolution d on bk with random operands from r (bias when bias) against its simulation
+ * (sampling or perforation, as d says): within the tolerance, the output's guards intact. */
+static void check_case(pt_backend *bk, pt_rng *r, const pt_conv_desc *d, int bias, const char *what) {
+  int64_t nx = (int64_t)d->n * d->cin * d->h * d->w, nw = (int64_t)d->cout * (d->cin / d->groups) * d->kh * d->kw,
+          ny = (int64_t)d->n * d->cout * d->oh * d->ow;
+  float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d->cout * 4), *ref = malloc(ny * 4);
+  float *y = alloc_guarded(ny, 32);
+  fill_uniform(r, x, nx, -1, 1);
+  fill_uniform(r, w, nw, -0.5f, 0.5f);
+  fill_uniform(r, b, d->cout, -0.3f, 0.3f);
+  cr_assert_eq(bk->iface->conv2d(bk->ctx, d, x, w, bias ? b : NULL, y), PT_OK, "%s: %s", what, pt_last_error());
+  if (d->samp_every) simulate_sampling(d, x, w, bias ? b : NULL, ref);
+  else simulate_perforation(d, x, w, bias ? b : NULL, ref);
+  double err = norm_err(y, ref, ny), tol = d->fp16 ? 2e-3 : 1e-5;
+  cr_assert(err <= tol, "%s: error %g", what, err);
+  cr_assert(guard_intact(y, ny, 32));
+  free(x), free(w), free(b), free(ref), free(y);
+}
+
+/* A CPU backend with PT_CPU_DNNL=mode. */
+static pt_backend *backend_with_mode(const char *mode) {
+  setenv("PT_CPU_DNNL", mode, 1);
+  pt_backend *bk;
+  cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK, "PT_CPU_DNNL=%s: %s", mode, pt_last_error());
+  unsetenv("PT_CPU_DNNL");
+  return bk;
+}
+
 static void compare_real_and_simulated_on(pt_backend *bk, int sampling) {
   pt_rng r;
   pt_rng_seed(&r, sampling ? 77 : 78);
@@ -220,21 +248,10 @@ static void compare_real_and_simulated_on(pt_backend *bk, int sampling) {
               d.perf_stride = stride;
               d.perf_offset = off;
             }
-            int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * (d.cin / d.groups) * d.kh * d.kw,
-                    ny = (int64_t)d.n * d.cout * d.oh * d.ow;
-            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *ref = malloc(ny * 4);
-            float *y = alloc_guarded(ny, 32);
-            fill_uniform(&r, x, nx, -1, 1);
-            fill_uniform(&r, w, nw, -0.5f, 0.5f);
-            fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
-            cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK, "%s", pt_last_error());
-            if (sampling) simulate_sampling(&d, x, w, s->bias ? b : NULL, ref);
-            else simulate_perforation(&d, x, w, s->bias ? b : NULL, ref);
-            double err = norm_err(y, ref, ny), tol = fp16 ? 2e-3 : 1e-5;
-            cr_assert(err <= tol, "%s shape %zu fp16 %d stride/every %d offset %d dir %d: error %g",
-                      sampling ? "sampling" : "perforation", si, fp16, stride, off, dir, err);
-            cr_assert(guard_intact(y, ny, 32));
-            free(x), free(w), free(b), free(ref), free(y);
+            char what[160];
+            snprintf(what, sizeof what, "%s shape %zu fp16 %d stride/every %d offset %d dir %d",
+                     sampling ? "sampling" : "perforation", si, fp16, stride, off, dir);
+            check_case(bk, &r, &d, s->bias, what);
             cases++;
           }
   cr_assert(cases > 100);
@@ -247,10 +264,7 @@ static void compare_real_and_simulated(int sampling) {
   compare_real_and_simulated_on(be, sampling);
   const char *modes[] = {"all", "0"};
   for (int m = 0; m < 2; m++) {
-    setenv("PT_CPU_DNNL", modes[m], 1);
-    pt_backend *bk;
-    cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK);
-    unsetenv("PT_CPU_DNNL");
+    pt_backend *bk = backend_with_mode(modes[m]);
     compare_real_and_simulated_on(bk, sampling);
     int64_t n[PT_CONV_PATHS] = {0};
     pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS);
@@ -277,10 +291,7 @@ Test(approx, sampling_unusual_strides_on_every_path) {
   pt_rng r;
   pt_rng_seed(&r, 79);
   for (int m = 0; m < 2; m++) {
-    setenv("PT_CPU_DNNL", modes[m], 1);
-    pt_backend *bk;
-    cr_assert_eq(pt_backend_create("cpu", 2, &bk), PT_OK);
-    unsetenv("PT_CPU_DNNL");
+    pt_backend *bk = backend_with_mode(modes[m]);
     for (size_t si = 0; si < sizeof odd / sizeof *odd; si++)
       for (int every = 2; every <= 9; every++)
         for (int k = 0; k < 4; k++) { /* offsets 0 and every - 1, fp32 and fp16 */
@@ -290,21 +301,9 @@ Test(approx, sampling_unusual_strides_on_every_path) {
           d.samp_every = every;
           d.samp_offset = k < 2 ? 0 : every - 1;
           d.samp_scale = pt_km_samp_scale(every, 1.0);
-          int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * d.cin * d.kh * d.kw,
-                  ny = (int64_t)d.n * d.cout * d.oh * d.ow;
-          float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *ref = malloc(ny * 4);
-          float *y = alloc_guarded(ny, 32);
-          fill_uniform(&r, x, nx, -1, 1);
-          fill_uniform(&r, w, nw, -0.5f, 0.5f);
-          fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
-          cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, s->bias ? b : NULL, y), PT_OK, "PT_CPU_DNNL=%s: %s",
-                       modes[m], pt_last_error());
-          simulate_sampling(&d, x, w, s->bias ? b : NULL, ref);
-          double err = norm_err(y, ref, ny);
-          cr_assert(err <= (fp16 ? 2e-3 : 1e-5), "PT_CPU_DNNL=%s shape %zu every %d fp16 %d: error %g", modes[m], si,
-                    every, fp16, err);
-          cr_assert(guard_intact(y, ny, 32));
-          free(x), free(w), free(b), free(ref), free(y);
+          char what[120];
+          snprintf(what, sizeof what, "PT_CPU_DNNL=%s shape %zu every %d fp16 %d", modes[m], si, every, fp16);
+          check_case(bk, &r, &d, s->bias, what);
         }
     pt_backend_free(bk);
   }

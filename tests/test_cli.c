@@ -59,6 +59,9 @@ Test(cli, usage_errors_exit_2) {
   expect_error("plot a.json b.json", 2, "unexpected argument 'b.json'");
   expect_error("export-hpvm c.json -o", 2, "-o needs a value (FILE)");
   expect_error("knobs --target-device tpu", 2, "--target-device takes cpu, gpu or any");
+  expect_error("tune --time-budget 0", 2, "--time-budget expects a number in [0.001");
+  expect_error("tune --time-budget -5", 2, "got '-5'");
+  expect_error("tune --time-budget soon", 2, "got 'soon'");
 }
 
 Test(cli, failures_exit_1_with_the_file_named) {

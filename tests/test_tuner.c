@@ -300,10 +300,7 @@ Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {
   free(kq), free(ks), free(front);
   pt_tuner_free(t);
   pt_app_free(app);
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
-  cr_assert_eq(system(cmd), 0);
-  free(d);
+  tmpdir_remove(d);
 }
 
 /* --time-budget: the search ends after the batch that spends it (journaled, kept), the rest of the
@@ -361,10 +358,7 @@ Test(tuner, time_budget_ends_the_search_between_batches) {
   }
   pt_tuner_free(t);
   pt_app_free(app);
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
-  cr_assert_eq(system(cmd), 0);
-  free(d);
+  tmpdir_remove(d);
 }
 
 /* The CLI and the library share these names (and configs.json and the journal record them). */
