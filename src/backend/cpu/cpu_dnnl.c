@@ -29,7 +29,7 @@ pt_status pt__dn_grow(dn_buf *b, size_t need, const char *what) {
   if (need <= b->bytes) return PT_OK;
   free(b->p);
   b->bytes = 0;
-  if (!(b->p = pt__aligned_alloc(64, (need + 63) & ~(size_t)63)))
+  if (!(b->p = pt__aligned_alloc(64, pt__dn_up64(need))))
     return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for %zu bytes of %s", need, what);
   b->bytes = need;
   return PT_OK;
@@ -239,7 +239,6 @@ static pt_status wait(pt__cpu_dnnl *dn) {
   return PT_OK;
 }
 
-static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
 
 /* The convolution itself on memories m (src, weights, dst in the conv's layouts; bias or NULL). */
 static pt_status conv_exec(pt__cpu_dnnl *dn, const dn_conv *c, dnnl_memory_t src, dnnl_memory_t w, dnnl_memory_t dst,
@@ -251,8 +250,8 @@ static pt_status conv_exec(pt__cpu_dnnl *dn, const dn_conv *c, dnnl_memory_t src
 
 pt_status pt__dn_conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, const float *w, const float *b,
                           float *y) {
-  const size_t s_b = c->r_src ? up64(dnnl_memory_desc_get_size(&c->src_conv)) : 0,
-               w_b = c->r_w ? up64(dnnl_memory_desc_get_size(&c->w_conv)) : 0,
+  const size_t s_b = c->r_src ? pt__dn_up64(dnnl_memory_desc_get_size(&c->src_conv)) : 0,
+               w_b = c->r_w ? pt__dn_up64(dnnl_memory_desc_get_size(&c->w_conv)) : 0,
                d_b = c->r_dst ? dnnl_memory_desc_get_size(&c->dst_conv) : 0;
   PT__TRY(pt__dn_grow(&dn->scratch, s_b + w_b + d_b + 64, "reordered operands"));
   char *p = dn->scratch.p;
@@ -364,11 +363,14 @@ static pt_status exact(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const flo
   dn_conv *c;
   PT__TRY(pt__dn_conv_get(dn, &k, &c));
   PT__TRY(pt__dn_conv_run(dn, c, x, w, d->fp16 ? NULL : b, y));
-  if (!d->fp16) return PT_OK;
-  const int64_t P = (int64_t)d->oh * d->ow;
-#pragma omp parallel for num_threads(T) schedule(static)
-  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) pt__cpu_conv_epilogue(d, y + pl * P, 0, b ? &b[pl % d->cout] : NULL);
+  if (d->fp16) pt__dn_fp16_epilogue(d, b, y, T);
   return PT_OK;
+}
+
+void pt__dn_fp16_epilogue(const pt_conv_desc *d, const float *b, float *y, int threads) {
+  const int64_t P = (int64_t)d->oh * d->ow;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) pt__cpu_conv_epilogue(d, y + pl * P, 0, b ? &b[pl % d->cout] : NULL);
 }
 
 /* A binary16-rounded copy of src (n floats) in buf. */

@@ -61,6 +61,11 @@ pt_status pt__dn_error(dnnl_status_t st, const char *what);
   } while (0)
 
 pt_status pt__dn_grow(dn_buf *b, size_t need, const char *what);
+/* b rounded up to the buffers' 64-byte alignment. */
+static inline size_t pt__dn_up64(size_t b) { return (b + 63) & ~(size_t)63; }
+/* FP16Approx's epilogue on every plane of y (n, cout, oh, ow) computed without bias: the bias b
+ * (NULL: none), the rounding (cpu_conv.c's, as the own kernels do it). */
+void pt__dn_fp16_epilogue(const pt_conv_desc *d, const float *b, float *y, int threads);
 /* The primitive of shape k, made on first use; PT_EUNSUPPORTED when oneDNN has none (or only a
  * reference implementation) for it. */
 pt_status pt__dn_conv_get(pt__cpu_dnnl *dn, const dn_shape *k, dn_conv **out);

@@ -25,8 +25,6 @@
 #include "kernels/knob_math.h"
 #include "predtuner/tensor.h"
 
-static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
-
 static pt_status nchw_md(int64_t n, int64_t c, int64_t h, int64_t w, dnnl_memory_desc_t *md) {
   const int64_t s[4] = {c * h * w, h * w, w, 1};
   return pt__dn_md_strided(n, c, h, w, s, md);
@@ -147,7 +145,7 @@ pt_status pt__dn_perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, cons
     if (r == dt.perf_offset || !perf_shape(&dt, T, r, &k, &lead)) continue;
     PT__TRY(pt__dn_conv_get(dn, &k, &pc[npc].c));
     pc[npc].r = r, pc[npc].lead = lead, pc[npc].off = bytes;
-    bytes += up64(dnnl_memory_desc_get_size(&pc[npc].c->dst_conv));
+    bytes += pt__dn_up64(dnnl_memory_desc_get_size(&pc[npc].c->dst_conv));
     npc++;
   }
   if (!npc) return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): a perforation that computes nothing");
@@ -306,7 +304,7 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
   for (int i = 0; i < ncl; i++) {
     PT__TRY(pt__dn_md_blocked(dn, d->n, cl[i].cnt, d->h, d->w, &cl[i].blk));
     cl[i].off = xb;
-    xb += up64(dnnl_memory_desc_get_size(&cl[i].blk));
+    xb += pt__dn_up64(dnnl_memory_desc_get_size(&cl[i].blk));
   }
   for (int i = 0; i < npc; i++) { /* every primitive first: an unsupported one leaves y untouched */
     const dn_shape k = piece_shape(d, T, &cl[pc[i].cls], &pc[i], i == 0, b && !d->fp16);
@@ -327,9 +325,6 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
                                     i == 0 && !d->fp16 ? b : NULL, dn->bo.p));
   }
   PT__TRY(pt__dn_reorder(dn, &pc[0].c->dst_conv, dn->bo.p, &out_user, y));
-  if (!d->fp16) return PT_OK;
-  const int64_t Pl = (int64_t)d->oh * d->ow;
-#pragma omp parallel for num_threads(T) schedule(static)
-  for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) pt__cpu_conv_epilogue(d, y + pl * Pl, 0, b ? &b[pl % d->cout] : NULL);
+  if (d->fp16) pt__dn_fp16_epilogue(d, b, y, T);
   return PT_OK;
 }
