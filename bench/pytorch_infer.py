@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
-from make_zoo_reference import NETS, alexnet2, lenet, resnet18, vgg16  # noqa: E402  (the zoo architectures in torch.nn)
+sys.path.insert(0, os.path.join(ROOT, "python"))
+from predtuner_gpu.model_zoo.networks import NETS, AlexNet2, LeNet, ResNet18, VGG16Cifar10  # noqa: E402
 
 DEFAULT_NETS = ("lenet_mnist,alexnet_cifar10,alexnet2_cifar10,vgg16_cifar10,vgg16_cifar100,resnet18_cifar10,"
                 "mobilenet_cifar10,resnet50_imagenet")
@@ -59,8 +59,8 @@ def bench(name, model, x, reps, threads):
 def tune_forward(images, batch, reps, threads):
     """The median over reps of one pass over `images` images, batch by batch."""
     x = torch.rand(images, 3, 32, 32) * 2 - 1
-    for name, model in (("resnet18_cifar10", resnet18()), ("alexnet2_cifar10", alexnet2()),
-                        ("vgg16_cifar10", vgg16([512, 512, 10]))):
+    for name, model in (("resnet18_cifar10", ResNet18()), ("alexnet2_cifar10", AlexNet2()),
+                        ("vgg16_cifar10", VGG16Cifar10())):
         model.eval()
         with torch.no_grad():
             model(x[:batch])
@@ -95,7 +95,7 @@ def main():
         batch = min(a.batch, 50) if "imagenet" in name else a.batch
         if name == "lenet_mnist":  # the demo's trained weights and images, as bench_infer
             demo = os.path.join(ROOT, "zoo", "demo")
-            net = lenet()
+            net = LeNet()
             net.load_state_dict(load_safetensors(os.path.join(demo, "lenet_mnist.safetensors")))
             x = np.fromfile(os.path.join(demo, "tune_input.bin"), dtype="<f4")[: batch * 784].reshape(-1, 1, 28, 28)
             bench(name, net, torch.from_numpy(x.copy()), a.reps, a.threads)

@@ -20,6 +20,7 @@ BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-
             libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo
             libdnnl-dev)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
+TEST_PKGS=(python3 python3-torch python3-numpy) # the Python package's tests (tests/python)
 FUZZ_PKGS=(clang libclang-rt-dev libomp-dev) # libFuzzer and clang's OpenMP, for the smoke fuzzing
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -62,7 +63,7 @@ case "$cmd" in
     "$BUILD/predtuner-gpu" tune --overwrite # a demo run again replaces the last one's results
     ;;
   test)
-    install_missing "${BUILD_PKGS[@]}"
+    install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
     configure_build "$BUILD"
     log "test suite (release build)"
     ctest --test-dir "$BUILD" --output-on-failure

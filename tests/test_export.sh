@@ -15,10 +15,10 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 - "$src" "$tmp" <<'PY'
 import sys, torch
-sys.path.insert(0, sys.argv[1] + "/tests/fixtures"); sys.path.insert(0, sys.argv[1] + "/bench")
-from make_zoo_reference import lenet
+sys.path.insert(0, sys.argv[1] + "/python"); sys.path.insert(0, sys.argv[1] + "/bench")
+from predtuner_gpu.model_zoo.networks import LeNet
 from pytorch_infer import load_safetensors
-m = lenet()
+m = LeNet()
 m.load_state_dict(load_safetensors(sys.argv[1] + "/zoo/demo/lenet_mnist.safetensors"))
 sd = {"module." + k: v for k, v in m.state_dict().items()}
 torch.save({"state_dict": sd, "epoch": 5}, sys.argv[2] + "/lenet.pth.tar")

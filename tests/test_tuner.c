@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,22 @@ Test(tuner, time_budget_ends_the_search_between_batches) {
 }
 
 /* The CLI and the library share these names (and configs.json and the journal record them). */
+/* The layout table the Python package checks its ctypes structs against (include/predtuner/abi.h). */
+Test(tuner, abi_layout_table_gives_sizes_and_offsets) {
+  cr_assert_eq(pt_abi_layout("pt_tune_opts", NULL), (int64_t)sizeof(pt_tune_opts));
+  cr_assert_eq(pt_abi_layout("pt_tune_opts", "max_iter"), (int64_t)offsetof(pt_tune_opts, max_iter));
+  cr_assert_eq(pt_abi_layout("pt_tune_opts", "progress"), (int64_t)offsetof(pt_tune_opts, progress));
+  cr_assert_eq(pt_abi_layout("pt_tune_summary", "mean_speedup_error"),
+               (int64_t)offsetof(pt_tune_summary, mean_speedup_error));
+  cr_assert_eq(pt_abi_layout("pt_dnn_app_opts", "prefix_cache_mib"), (int64_t)offsetof(pt_dnn_app_opts, prefix_cache_mib));
+  cr_assert_eq(pt_abi_layout("pt_knob", NULL), (int64_t)sizeof(pt_knob));
+  cr_assert_eq(pt_abi_layout("pt_knob", "noise_level"), (int64_t)offsetof(pt_knob, noise_level));
+  cr_assert_eq(pt_abi_layout("pt_tune_opts", "no_such_field"), -1);
+  cr_assert_eq(pt_abi_layout("pt_no_such_type", NULL), -1);
+  cr_assert_eq(pt_abi_layout(NULL, NULL), -1);
+  cr_assert_str_eq(pt_version(), PT_VERSION_STRING);
+}
+
 Test(tuner, model_names_round_trip) {
   const char *qn[] = {"empirical", "qos_p1", "qos_p2"}, *cn[] = {"empirical", "cost_linear", "cost_profiled"};
   for (int m = 0; m < 3; m++) {

@@ -2,6 +2,7 @@
 #ifndef PREDTUNER_H
 #define PREDTUNER_H
 
+#include "predtuner/abi.h"
 #include "predtuner/app.h"
 #include "predtuner/approx.h"
 #include "predtuner/backend.h"
@@ -20,7 +21,5 @@
 #include "predtuner/tensor.h"
 #include "predtuner/tuner.h"
 #include "predtuner/zoo.h"
-
-#define PT_VERSION_STRING "0.1.0"
 
 #endif
