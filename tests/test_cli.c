@@ -40,6 +40,23 @@ static int lines(const char *s) {
   return n;
 }
 
+/* Whether an SVG written by PLplot has a text reading label (each character as &#xNN; in a tspan). */
+static int svg_has_text(const char *svg, const char *label) {
+  for (const char *p = svg; (p = strstr(p, "<tspan")) != NULL; p++) {
+    const char *t = strchr(p, '>');
+    char text[256];
+    size_t k = 0;
+    for (t = t ? t + 1 : ""; *t && *t != '<' && k + 1 < sizeof text; k++) {
+      unsigned c;
+      if (sscanf(t, "&#x%x;", &c) == 1) text[k] = (char)c, t = strchr(t, ';') + 1;
+      else text[k] = *t++;
+    }
+    text[k] = 0;
+    if (!strcmp(text, label)) return 1;
+  }
+  return 0;
+}
+
 static void expect_error(const char *args, int rc, const char *needle) {
   run(args);
   cr_assert_eq(R.rc, rc, "'%s' exited %d (stderr: %s)", args, R.rc, R.err);
@@ -62,6 +79,9 @@ Test(cli, usage_errors_exit_2) {
   expect_error("tune --time-budget 0", 2, "--time-budget expects a number in [0.001");
   expect_error("tune --time-budget -5", 2, "got '-5'");
   expect_error("tune --time-budget soon", 2, "got 'soon'");
+  expect_error("sensitivity --qos-model empirical", 2, "--qos-model takes qos_p1 or qos_p2");
+  expect_error("sensitivity --max-iter 10", 2, "unknown argument '--max-iter'");
+  expect_error("sensitivity --qos-model p9", 2, "--qos-model takes");
 }
 
 Test(cli, failures_exit_1_with_the_file_named) {
@@ -79,8 +99,9 @@ Test(cli, failures_exit_1_with_the_file_named) {
 
 Test(cli, help_for_every_command) {
   const char *cmds[] = {"--help",      "measure --help", "zoo --help",         "knobs --help",
-                        "tune --help", "plot --help",    "export-hpvm --help", "tune-binary --help"};
-  for (int i = 0; i < 8; i++) {
+                        "tune --help", "plot --help",    "export-hpvm --help", "tune-binary --help",
+                        "sensitivity --help"};
+  for (int i = 0; i < 9; i++) {
     run(cmds[i]);
     cr_assert_eq(R.rc, 0, "%s", cmds[i]);
     cr_assert_not_null(strstr(R.out, "usage: predtuner-gpu"), "%s", cmds[i]);
@@ -205,4 +226,45 @@ Test(cli, measure_config_errors) {
   expect_error("measure --knob convs.0=promise5", 1, "unknown knob 'promise5'");
   expect_error("measure --knobs " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json --knob convs.0=promise5 "
                "--promise-ranges " PT_SOURCE_DIR "/tests/fixtures/knobs_custom.json", 1, "expected an object");
+}
+
+/* The sensitivity command on the demo's first 200 images: every file, the table on stdout, the
+ * heatmap's labels (op names and knob groups) in its SVG, measured speedups from cost_profiled;
+ * a second run reuses the stored models. */
+Test(cli, sensitivity_writes_the_report_and_heatmap, .timeout = 300) {
+  char dir[] = "/tmp/pt_cli_sens_XXXXXX", args[512], path[600];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(args, sizeof args, "sensitivity --model lenet_mnist --weights " PT_SOURCE_DIR
+           "/zoo/demo/lenet_mnist.safetensors --data " PT_SOURCE_DIR "/zoo/demo --tune-count 200 --output %s", dir);
+  run(args);
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, " rank  op"), "%s", R.out);
+  cr_assert_not_null(strstr(R.out, "sensitivity.png"), "%s", R.out);
+  const char *files[] = {"sensitivity.json", "sensitivity.txt", "sensitivity.png", "sensitivity.svg",
+                         "models/p1.safetensors", "models/cost_profiled.json"};
+  for (int i = 0; i < 6; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    size_t n;
+    char *b = read_all(path, &n);
+    cr_assert(b && n > 50, "%s written", path);
+    if (i == 0) {
+      cr_assert(strstr(b, "\"speedup_measured\":\ttrue") || strstr(b, "\"speedup_measured\": true"),
+                "measured speedups: %.300s", b);
+      cr_assert_not_null(strstr(b, "\"speedup_predicted\""));
+      cr_assert_not_null(strstr(b, "\"group\""));
+    }
+    if (i == 3) {
+      const char *want[] = {"convs.0", "convs.3", "perforate rows", "perforate cols", "sampling"};
+      for (int k = 0; k < 5; k++) cr_assert(svg_has_text(b, want[k]), "%s lacks the label '%s'", path, want[k]);
+    }
+    free(b);
+  }
+  cr_assert_not_null(strstr(R.err, "qos_p1 init"), "%s", R.err);
+  cr_assert_not_null(strstr(R.err, "cost_profiled"), "%s", R.err);
+  run(args); /* the models are loaded, not rebuilt */
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_null(strstr(R.err, "qos_p1 init"), "the second run rebuilt P1: %s", R.err);
+  cr_assert_null(strstr(R.err, "cost_profiled:"), "the second run profiled again: %s", R.err);
+  snprintf(args, sizeof args, "rm -rf '%s'", dir);
+  cr_assert_eq(system(args), 0);
 }

@@ -202,6 +202,9 @@ static void check_sensitivity(const char *d) {
     const double cost = 10.0 * (op + 1), speedup = 150.0 / (150.0 - cost + cost / div[pos]);
     cr_assert_float_eq(cJSON_GetObjectItem(e, "qos_loss")->valuedouble, LOSS[op][pos] - LOSS[op][0], 1e-9);
     cr_assert_float_eq(cJSON_GetObjectItem(e, "speedup")->valuedouble, speedup, 1e-12);
+    cr_assert_float_eq(cJSON_GetObjectItem(e, "speedup_predicted")->valuedouble, speedup, 1e-12);
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(e, "speedup_measured")), "a generic app's ops are not timed");
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "group")->valuestring, knobs[pos], "a generic app's knob is its own group");
     cr_assert_eq(cJSON_GetObjectItem(e, "rank")->valueint, i + 1);
     const cJSON *sc = cJSON_GetObjectItem(e, "speedup_per_qos_point");
     if (cJSON_IsNumber(sc)) { /* ranked: lossless ones (null) first, then by speedup per point */
@@ -216,6 +219,15 @@ static void check_sensitivity(const char *d) {
   free(txt);
   snprintf(path, sizeof path, "%s/sensitivity.txt", d);
   cr_assert(access(path, R_OK) == 0);
+  snprintf(path, sizeof path, "%s/sensitivity.png", d);
+  cr_assert(access(path, R_OK) == 0, "the heatmap");
+  snprintf(path, sizeof path, "%s/sensitivity.svg", d); /* a row per op, a column per knob, labels readable */
+  for (int op = 0; op < GOPS; op++) {
+    char name[2] = {names[op], 0};
+    cr_assert_eq(labels_inside(path, name), 1, "op %s's row label", name);
+  }
+  cr_assert_eq(labels_inside(path, "half"), 1);
+  cr_assert_eq(labels_inside(path, "quarter"), 1);
 }
 
 Test(tuner, generic_app_pipeline_keeps_filters_and_writes_results) {

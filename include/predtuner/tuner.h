@@ -133,6 +133,14 @@ typedef struct pt_tune_summary {
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
 
+/* The per-layer sensitivity report alone (docs/design.md, "Files"; every tune with a QoS model
+ * also writes it): builds, or loads from o->model_storage (NULL: <output_dir>/models), the QoS
+ * model o->qos_model (qos_p1 when empirical) and, when the app can time its ops (DNN apps),
+ * cost_profiled for measured speedups (else cost_linear's expected ones only); then writes
+ * sensitivity.json, .txt, .png and .svg into o->output_dir (required; locked as by a tune). Uses
+ * o->force_reinit and o->progress; the other fields are the tuner's. */
+pt_status pt_sensitivity_run(pt_app *app, const pt_tune_opts *o);
+
 /* One run per output folder: locks dir (creating dir/tune.lock with this pid) for this process,
  * or PT_EBUSY naming the pid of the run that holds it; a lock left by a run that died is taken
  * over. Counted within a process (pt_tuner_tune takes o->output_dir's itself); the last unlock

@@ -17,7 +17,9 @@ pt_status pt__app_alloc(pt_app *app, int n_ops, int n_entries) {
   app->entry_off = pt__calloc((size_t)n_ops + 1, sizeof *app->entry_off);
   app->entry_knob = pt__calloc((size_t)n_entries, sizeof *app->entry_knob);
   app->entry_speedup = pt__calloc((size_t)n_entries, sizeof *app->entry_speedup);
-  if (!app->op_names || !app->op_cost || !app->n_knobs || !app->entry_off || !app->entry_knob || !app->entry_speedup)
+  app->entry_group = pt__calloc((size_t)n_entries, sizeof *app->entry_group);
+  if (!app->op_names || !app->op_cost || !app->n_knobs || !app->entry_off || !app->entry_knob || !app->entry_speedup ||
+      !app->entry_group)
     return pt__error(PT_ENOMEM, "app: out of memory");
   return PT_OK;
 }
@@ -31,6 +33,7 @@ void pt__app_free_tables(pt_app *app) {
   free(app->entry_off);
   free(app->entry_knob);
   free(app->entry_speedup);
+  free(app->entry_group);
 }
 
 void pt_app_free(pt_app *app) {

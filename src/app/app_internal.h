@@ -65,6 +65,8 @@ struct pt_app {
   int *entry_off;        /* (n_ops + 1) */
   char **entry_knob;     /* (n_entries) knob names */
   double *entry_speedup; /* (n_entries) expected speedups */
+  const char **entry_group; /* (n_entries) the knob's group for the sensitivity heatmap ("fp16",
+                             * "perforate rows", ...; static strings), NULL: the knob's own name */
   int n_entries;
   int out_rows, out_cols;/* P1 output shape, 0 when the app has none */
   const int32_t *out_labels; /* (out_rows) tune labels: P1's QoS is top-1 accuracy over them */

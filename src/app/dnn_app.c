@@ -236,6 +236,18 @@ static void fingerprint(pt_app *app, const pt_dnn_app_opts *o) {
 }
 
 /* PromiseSim needs quantisation ranges: from the file, or calibrated on the tune set. */
+/* A knob's column in the sensitivity heatmap: its class, perforation by direction. */
+static const char *knob_group(const pt_knob *k) {
+  switch (k->cls) {
+    case PT_KNOB_FP32: return "fp32";
+    case PT_KNOB_FP16: return "fp16";
+    case PT_KNOB_PERFORATE: return k->perf_dir == PT_PERF_COLS ? "perforate cols" : "perforate rows";
+    case PT_KNOB_SAMPLING: return "sampling";
+    case PT_KNOB_PROMISE: return "promise";
+  }
+  return "other";
+}
+
 static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
   dnn_ctx *d = app->ctx;
   int any = 0;
@@ -313,6 +325,7 @@ pt_status pt_app_dnn_create(const pt_dnn_app_opts *o, pt_app **out) {
         d->entry[e] = pt_space_op_knob(d->sp, op, p);
         app->entry_knob[e] = pt__strdup(d->entry[e]->name);
         app->entry_speedup[e] = d->entry[e]->exp_speedup;
+        app->entry_group[e] = knob_group(d->entry[e]);
         if (!app->entry_knob[e]) s = pt__error(PT_ENOMEM, "DNN app: out of memory");
       }
     }

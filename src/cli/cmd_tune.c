@@ -1,4 +1,5 @@
-/* predtuner-gpu tune and tune-binary: the PredTuner tutorial flow from the command line. Options
+/* predtuner-gpu tune, tune-binary and sensitivity: the PredTuner tutorial flow from the command
+ * line, and the per-layer sensitivity report alone (the same app options). Options
  * fill the library's own option structs, which start from the library's defaults (pt_tune_opts_init),
  * so every default lives in one place. */
 #include <math.h>
@@ -16,8 +17,8 @@
 #define PT__STR(x) PT__STR2(x)
 
 typedef struct tune_args {
-  const char *cmd; /* "tune" or "tune-binary", for messages */
-  int piped;
+  const char *cmd; /* "tune", "tune-binary" or "sensitivity", for messages */
+  int piped, sens;
   pt_tune_opts o;
   pt_dnn_app_opts ao;
   pt_piped_app_opts po;
@@ -26,64 +27,69 @@ typedef struct tune_args {
   int prefix_mib; /* --prefix-cache, -1 unset */
 } tune_args;
 
-enum { TUNE = 1, BINARY = 2 }; /* which command takes an option */
+enum { TUNE = 1, BINARY = 2, SENS = 4, SEARCH = TUNE | BINARY }; /* which command takes an option */
 #define AT(field) offsetof(tune_args, field)
 #define BIG (double)(1LL << 40)
 
-/* Every option of tune and tune-binary: parsing and --help both come from here. */
+/* Every option of tune, tune-binary and sensitivity: parsing and --help both come from here. */
 static const pt_cli_opt_def OPTS[] = {
-    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "model and data (as 'measure'):", TUNE},
-    {"--model", PT_CLI_STR, AT(ao.model), 0, 0, 0, "NAME|F.onnx", "a zoo network (with --weights), or an ONNX file (weights inside; docs/onnx.md)", TUNE},
-    {"--weights", PT_CLI_STR, AT(ao.weights), 0, 0, 0, "FILE", "the zoo network's weights (safetensors or a PyTorch checkpoint)", TUNE},
-    {"--data", PT_CLI_STR, AT(ao.data), 0, 0, 0, "DIR", "folder with tune_/test_ input.bin and labels.bin", TUNE},
-    {"--batch-size", PT_CLI_INT, AT(ao.batch_size), 1, 1 << 20, 0, "N", "images per run (default " PT__STR(PT_BATCH_SIZE_DEFAULT) ")", TUNE},
-    {"--tune-count", PT_CLI_I64, AT(ao.tune_count), 1, BIG, 0, "N", "use N images of the tune set (default: all)", TUNE},
-    {"--tune-offset", PT_CLI_I64, AT(ao.tune_offset), 0, BIG, 0, "N", "skip the tune set's first N images", TUNE},
-    {"--test-count", PT_CLI_I64, AT(ao.test_count), 1, BIG, 0, "N", "use N images of the test set (default: all)", TUNE},
-    {"--test-offset", PT_CLI_I64, AT(ao.test_offset), 0, BIG, 0, "N", "skip the test set's first N images", TUNE},
-    {"--knobs", PT_CLI_STR, AT(ao.knobs_file), 0, 0, 0, "FILE", "knob declarations (PredTuner JSON) instead of the built-in 56", TUNE},
-    {"--promise-ranges", PT_CLI_STR, AT(ao.promise_ranges), 0, 0, 0, "F", "PromiseSim ranges (default: calibrated on the tune set)", TUNE},
-    {"--backend", PT_CLI_STR, AT(ao.backend), 0, 0, 0, "B", "cpu, cuda or auto (default auto)", TUNE},
-    {"--threads", PT_CLI_INT, AT(ao.threads), 1, 1024, 0, "N", "CPU threads (default: all cores)", TUNE},
-    {"--strict", PT_CLI_FLAG, AT(ao.strict), 0, 0, 1, NULL, "weights holding NaN or infinity are an error (default: a warning)", TUNE},
-    {"--prefix-cache", PT_CLI_INT, AT(prefix_mib), 0, 1 << 20, 0, "MIB", "memory for the exact network's activations on the tune set, kept\nacross batches of configs (default " PT__STR(PT_PREFIX_CACHE_MIB_DEFAULT) "; 0 = off)", TUNE},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "model and data (as 'measure'):", TUNE | SENS},
+    {"--model", PT_CLI_STR, AT(ao.model), 0, 0, 0, "NAME|F.onnx", "a zoo network (with --weights), or an ONNX file (weights inside; docs/onnx.md)", TUNE | SENS},
+    {"--weights", PT_CLI_STR, AT(ao.weights), 0, 0, 0, "FILE", "the zoo network's weights (safetensors or a PyTorch checkpoint)", TUNE | SENS},
+    {"--data", PT_CLI_STR, AT(ao.data), 0, 0, 0, "DIR", "folder with tune_/test_ input.bin and labels.bin", TUNE | SENS},
+    {"--batch-size", PT_CLI_INT, AT(ao.batch_size), 1, 1 << 20, 0, "N", "images per run (default " PT__STR(PT_BATCH_SIZE_DEFAULT) ")", TUNE | SENS},
+    {"--tune-count", PT_CLI_I64, AT(ao.tune_count), 1, BIG, 0, "N", "use N images of the tune set (default: all)", TUNE | SENS},
+    {"--tune-offset", PT_CLI_I64, AT(ao.tune_offset), 0, BIG, 0, "N", "skip the tune set's first N images", TUNE | SENS},
+    {"--test-count", PT_CLI_I64, AT(ao.test_count), 1, BIG, 0, "N", "use N images of the test set (default: all)", TUNE | SENS},
+    {"--test-offset", PT_CLI_I64, AT(ao.test_offset), 0, BIG, 0, "N", "skip the test set's first N images", TUNE | SENS},
+    {"--knobs", PT_CLI_STR, AT(ao.knobs_file), 0, 0, 0, "FILE", "knob declarations (PredTuner JSON) instead of the built-in 56", TUNE | SENS},
+    {"--promise-ranges", PT_CLI_STR, AT(ao.promise_ranges), 0, 0, 0, "F", "PromiseSim ranges (default: calibrated on the tune set)", TUNE | SENS},
+    {"--backend", PT_CLI_STR, AT(ao.backend), 0, 0, 0, "B", "cpu, cuda or auto (default auto)", TUNE | SENS},
+    {"--threads", PT_CLI_INT, AT(ao.threads), 1, 1024, 0, "N", "CPU threads (default: all cores)", TUNE | SENS},
+    {"--strict", PT_CLI_FLAG, AT(ao.strict), 0, 0, 1, NULL, "weights holding NaN or infinity are an error (default: a warning)", TUNE | SENS},
+    {"--prefix-cache", PT_CLI_INT, AT(prefix_mib), 0, 1 << 20, 0, "MIB", "memory for the exact network's activations on the tune set, kept\nacross batches of configs (default " PT__STR(PT_PREFIX_CACHE_MIB_DEFAULT) "; 0 = off)", TUNE | SENS},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "the binary (docs/tune-binary.md):", BINARY},
     {"--binary", PT_CLI_STR, AT(po.binary), 0, 0, 0, "B", "the program", BINARY},
     {"--metadata", PT_CLI_STR, AT(po.metadata), 0, 0, 0, "M.json", "its metadata", BINARY},
     {"--timeout", PT_CLI_DBL, AT(po.timeout_s), 0.001, 1e7, 0, "S", "longest wait for one answer of the binary (default 600)", BINARY},
-    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "tuning (docs/design.md, \"The tuning pipeline\"):", 0},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "the report:", SENS},
+    {"--qos-model", PT_CLI_STR, AT(qos_name), 0, 0, 0, "M", "qos_p1 or qos_p2 (default qos_p1)", SENS},
+    {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "tuning (docs/design.md, \"The tuning pipeline\"):", SEARCH},
     {"--target-device", PT_CLI_STR, AT(target), 0, 0, 0, "D", "cpu, gpu or any (tune: default the backend's device;\ntune-binary: drop knobs whose \"devices\" lack D)", 0},
-    {"--max-iter", PT_CLI_INT, AT(o.max_iter), 1, 1 << 30, 0, "N", "distinct configs to evaluate (default {})", 0},
-    {"--qos-tuner-threshold", PT_CLI_DBL, AT(o.qos_tuner_threshold), -1e12, 1e12, 0, "X", "QoS loss the search aims at (default {}); with --absolute a QoS", 0},
-    {"--qos-keep-threshold", PT_CLI_DBL, AT(o.qos_keep_threshold), -1e12, 1e12, 0, "X", "QoS loss a kept config may have (default: the tuner threshold)", 0},
-    {"--relative", PT_CLI_FLAG, AT(o.absolute), 0, 0, 0, NULL, "thresholds are QoS losses from the baseline (default)", 0},
-    {"--absolute", PT_CLI_FLAG, AT(o.absolute), 0, 0, 1, NULL, "thresholds are QoS values (then --qos-tuner-threshold is required)", 0},
-    {"--take-best-n", PT_CLI_INT, AT(o.take_best_n), 0, 1 << 30, 0, "N", "best configs: Pareto front plus nearest up to N (default {}; 0 = front)", 0},
-    {"--qos-model", PT_CLI_STR, AT(qos_name), 0, 0, 0, "M", "qos_p1, qos_p2 or empirical (default {}; demo and tune-binary qos_p1)", 0},
-    {"--cost-model", PT_CLI_STR, AT(cost_name), 0, 0, 0, "M", "cost_linear, cost_profiled or empirical (default {};\ndemo and tune-binary cost_linear)", 0},
-    {"--validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 1, NULL, "measure the best configs' QoS (default: when a QoS model predicts)", 0},
-    {"--no-validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 0, NULL, "do not", 0},
-    {"--no-test", PT_CLI_FLAG, AT(o.test_configs), 0, 0, 0, NULL, "do not measure the best configs on the test set", 0},
+    {"--max-iter", PT_CLI_INT, AT(o.max_iter), 1, 1 << 30, 0, "N", "distinct configs to evaluate (default {})", SEARCH},
+    {"--qos-tuner-threshold", PT_CLI_DBL, AT(o.qos_tuner_threshold), -1e12, 1e12, 0, "X", "QoS loss the search aims at (default {}); with --absolute a QoS", SEARCH},
+    {"--qos-keep-threshold", PT_CLI_DBL, AT(o.qos_keep_threshold), -1e12, 1e12, 0, "X", "QoS loss a kept config may have (default: the tuner threshold)", SEARCH},
+    {"--relative", PT_CLI_FLAG, AT(o.absolute), 0, 0, 0, NULL, "thresholds are QoS losses from the baseline (default)", SEARCH},
+    {"--absolute", PT_CLI_FLAG, AT(o.absolute), 0, 0, 1, NULL, "thresholds are QoS values (then --qos-tuner-threshold is required)", SEARCH},
+    {"--take-best-n", PT_CLI_INT, AT(o.take_best_n), 0, 1 << 30, 0, "N", "best configs: Pareto front plus nearest up to N (default {}; 0 = front)", SEARCH},
+    {"--qos-model", PT_CLI_STR, AT(qos_name), 0, 0, 0, "M", "qos_p1, qos_p2 or empirical (default {}; demo and tune-binary qos_p1)", SEARCH},
+    {"--cost-model", PT_CLI_STR, AT(cost_name), 0, 0, 0, "M", "cost_linear, cost_profiled or empirical (default {};\ndemo and tune-binary cost_linear)", SEARCH},
+    {"--validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 1, NULL, "measure the best configs' QoS (default: when a QoS model predicts)", SEARCH},
+    {"--no-validate", PT_CLI_FLAG, AT(o.validate), 0, 0, 0, NULL, "do not", SEARCH},
+    {"--no-test", PT_CLI_FLAG, AT(o.test_configs), 0, 0, 0, NULL, "do not measure the best configs on the test set", SEARCH},
     {"--seed", PT_CLI_U64, AT(o.seed), 0, 2147483647.0, 0, "N", "search and PromiseSim seed (default {})", 0},
-    {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", 0},
-    {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", 0},
-    {"--time-budget", PT_CLI_DBL, AT(o.time_budget), 0.001, 1e9, 0, "S", "end the search after S seconds (checked after each batch); selection,\nvalidation, test, timing and the outputs then run as usual (default: no limit)", 0},
-    {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", 0},
-    {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", 0},
+    {"--search-batch", PT_CLI_INT, AT(o.search_batch), 1, 1 << 16, 0, "N", "configs evaluated per batch (default {})", SEARCH},
+    {"--max-failures", PT_CLI_INT, AT(o.max_failures), 0, 1 << 30, 0, "N", "failed configs that stop the search (default: a quarter of\n--max-iter, at least 8); what was found is still written", SEARCH},
+    {"--time-budget", PT_CLI_DBL, AT(o.time_budget), 0.001, 1e9, 0, "S", "end the search after S seconds (checked after each batch); selection,\nvalidation, test, timing and the outputs then run as usual (default: no limit)", SEARCH},
+    {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", SEARCH},
+    {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", SEARCH},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
     {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
     {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
-    {"--resume", PT_CLI_FLAG, AT(o.resume), 0, 0, 1, NULL, "continue the journal in the output folder (no config is re-evaluated)", 0},
-    {"--overwrite", PT_CLI_FLAG, AT(o.overwrite), 0, 0, 1, NULL, "replace an earlier run's journal (without it, or --resume, that is an error)", 0},
-    {"--dump-all", PT_CLI_FLAG, AT(dump_all), 0, 0, 1, NULL, "configs.json gets every kept config (with \"best\" marks)", 0},
-    {"--show-qos-loss", PT_CLI_FLAG, AT(show_loss), 0, 0, 1, NULL, "plot QoS loss instead of QoS", 0},
+    {"--resume", PT_CLI_FLAG, AT(o.resume), 0, 0, 1, NULL, "continue the journal in the output folder (no config is re-evaluated)", SEARCH},
+    {"--overwrite", PT_CLI_FLAG, AT(o.overwrite), 0, 0, 1, NULL, "replace an earlier run's journal (without it, or --resume, that is an error)", SEARCH},
+    {"--dump-all", PT_CLI_FLAG, AT(dump_all), 0, 0, 1, NULL, "configs.json gets every kept config (with \"best\" marks)", SEARCH},
+    {"--show-qos-loss", PT_CLI_FLAG, AT(show_loss), 0, 0, 1, NULL, "plot QoS loss instead of QoS", SEARCH},
     {"--name", PT_CLI_STR, AT(name), 0, 0, 0, "NAME", "app name (default: the model's or the binary's name)", 0},
     {"--quiet", PT_CLI_FLAG, AT(quiet), 0, 0, 1, NULL, "no summary table", 0},
 };
 #define N_OPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
 
-static void help(int piped) {
+static unsigned mask_of(const tune_args *a) { return a->piped ? BINARY : a->sens ? SENS : TUNE; }
+
+static void help(const tune_args *a) {
+  const int piped = a->piped;
   tune_args d = {0}; /* the library's defaults */
   pt_tune_opts_init(&d.o);
   d.qos_name = pt_qos_model_name(d.o.qos_model);
@@ -101,6 +107,15 @@ static void help(int piped) {
            "relative to M.json's folder). The binary never outlives predtuner-gpu. configs.json's ops are\n"
            "the binary's op names; 'predtuner-gpu export-hpvm configs.json -o confs.txt' turns the result\n"
            "into HPVM's config file.\n\n");
+  else if (a->sens)
+    printf("usage: predtuner-gpu sensitivity [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
+           "\n"
+           "The per-layer sensitivity report alone: which op can take which knob, and what it costs. Builds\n"
+           "(or loads from the model storage) the QoS model and the measured cost of every (op, knob)\n"
+           "(cost_profiled), then writes sensitivity.json, sensitivity.txt and the heatmap sensitivity.png /\n"
+           ".svg (ops x knob groups) into the output folder: each knob alone on each op, its QoS loss on the\n"
+           "tune set and its predicted and measured speedup, ranked by speedup gained per point of QoS lost.\n"
+           "Every tune with a QoS model writes the same files. With no --model/--weights/--data: the demo.\n\n");
   else
     printf("usage: predtuner-gpu tune [--model NAME --weights FILE | --model FILE.onnx] [--data DIR] [options]\n"
            "\n"
@@ -111,9 +126,11 @@ static void help(int piped) {
            "With no --model/--weights/--data it tunes the bundled demo (LeNet) with qos_p1 and cost_linear,\n"
            "%d iterations, thresholds %.1f (tuner) and 3.0 (keep), take_best_n %d.\n\n",
            d.o.max_iter, d.o.qos_tuner_threshold, d.o.take_best_n);
-  pt_cli_print_opts(stdout, OPTS, N_OPTS, piped ? BINARY : TUNE, &d);
-  printf("\nExit status: 0 success, 1 failure (also a search stopped by --max-failures, after its results are\n"
-         "written), 2 usage error.\n");
+  pt_cli_print_opts(stdout, OPTS, N_OPTS, mask_of(a), &d);
+  if (a->sens) printf("\nExit status: 0 success, 1 failure (also a heatmap that cannot be drawn), 2 usage error.\n");
+  else
+    printf("\nExit status: 0 success, 1 failure (also a search stopped by --max-failures, after its results are\n"
+           "written), 2 usage error.\n");
 }
 
 /* The model names into the library's enums. */
@@ -139,8 +156,8 @@ static int models(tune_args *a) {
 
 /* PT_EXIT_OK, PT_EXIT_USAGE, or -1 after --help. */
 static int parse(int argc, char **argv, tune_args *a) {
-  int r = pt_cli_parse(a->cmd, OPTS, N_OPTS, a->piped ? BINARY : TUNE, a, argc, argv);
-  if (r < 0) help(a->piped);
+  int r = pt_cli_parse(a->cmd, OPTS, N_OPTS, mask_of(a), a, argc, argv);
+  if (r < 0) help(a);
   if (r != PT_EXIT_OK) return r;
   if (isnan(a->o.qos_tuner_threshold)) { /* not given: a loss of 2 means nothing as an absolute QoS */
     if (a->o.absolute) return pt_cli_usage_error(a->cmd, "--absolute needs --qos-tuner-threshold (an absolute QoS)");
@@ -163,10 +180,12 @@ static int resolve(tune_args *a, char *demo_w, size_t n, int *demo) {
     return pt_cli_usage_error(a->cmd, "--model, --weights and --data go together (--weights not with an .onnx model; or "
                                       "give none for the demo)");
   }
-  if (a->piped || *demo) { /* both tune with the models PredTuner's tutorial uses */
+  if (a->piped || *demo || a->sens) { /* both tune with the models PredTuner's tutorial uses */
     if (!a->qos_name) a->o.qos_model = PT_QOS_P1;
     if (!a->cost_name) a->o.cost_model = PT_COST_LINEAR;
   }
+  if (a->sens && a->o.qos_model == PT_QOS_EMPIRICAL)
+    return pt_cli_usage_error(a->cmd, "--qos-model takes qos_p1 or qos_p2 (the report is the QoS model's)");
   if (a->o.resume && a->o.overwrite) return pt_cli_usage_error(a->cmd, "--resume and --overwrite exclude each other");
   if (a->output && !a->output[0]) return pt_cli_usage_error(a->cmd, "--output needs a folder, got ''");
   if (a->name && (!a->name[0] || strchr(a->name, '/') || !strcmp(a->name, ".") || !strcmp(a->name, "..")))
@@ -240,7 +259,7 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
   snprintf(sens, sizeof sens, "%s/sensitivity.json", out_dir);
   printf("\nfiles in %s:\n  configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal), tune.log, models/%s\n",
          out_dir, dump_all ? "every kept config" : "best configs",
-         access(sens, F_OK) == 0 ? ",\n  sensitivity.json, sensitivity.txt (each knob alone on each op, ranked)" : "");
+         access(sens, F_OK) == 0 ? ",\n  sensitivity.json, sensitivity.txt, sensitivity.png/.svg (each knob alone on each op, ranked; heatmap)" : "");
 }
 
 /* configs.json, then the plots: a plot that fails loses no results and is reported at the end. */
@@ -296,8 +315,44 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   return rc;
 }
 
-static int tune_main(int argc, char **argv, int piped) {
-  tune_args a = {.cmd = piped ? "tune-binary" : "tune", .piped = piped, .prefix_mib = -1};
+/* The column line and first rows of sensitivity.txt, and the files written. */
+static void print_report(const char *out_dir) {
+  char path[4200], line[1200];
+  snprintf(path, sizeof path, "%s/sensitivity.txt", out_dir);
+  FILE *f = fopen(path, "r");
+  int lines = 0; /* the column line, then one per row */
+  while (f && fgets(line, sizeof line, f))
+    if (line[0] != '#' && lines++ < 16) fputs(line, stdout);
+  if (f) fclose(f);
+  if (lines > 16) printf("  ... (%d rows in all)\n", lines - 1);
+  printf("\nfiles in %s:\n  sensitivity.json, sensitivity.txt, sensitivity.png, sensitivity.svg (heatmap), models/\n",
+         out_dir);
+}
+
+static int run_sens(tune_args *a, int demo, const char *out_dir) {
+  pt_app *app = NULL;
+  pt_status s = pt_app_dnn_create(&a->ao, &app);
+  if (s == PT_OK) {
+    pt_log(PT_LOG_INFO, "sensitivity %s%s, qos model %s", pt_app_describe(app), demo ? " [bundled demo]" : "",
+           pt_qos_model_name(a->o.qos_model));
+    a->o.output_dir = out_dir;
+    a->o.progress = stderr;
+    s = pt_sensitivity_run(app, &a->o);
+  }
+  if (s == PT_OK && !a->quiet) print_report(out_dir);
+  int rc = PT_EXIT_OK;
+  if (s != PT_OK) {
+    pt_log_echo(NULL, PT_LOG_INFO);
+    pt_log(PT_LOG_ERROR, "%s", pt_last_error());
+    rc = pt_cli_fail(s);
+  }
+  pt_app_free(app);
+  return rc;
+}
+
+static int tune_main(int argc, char **argv, int piped, int sens) {
+  tune_args a = {.cmd = piped ? "tune-binary" : sens ? "sensitivity" : "tune", .piped = piped, .sens = sens,
+                 .prefix_mib = -1};
   pt_tune_opts_init(&a.o);
   a.o.qos_tuner_threshold = NAN; /* "not given" until parsed */
   int rc = parse(argc, argv, &a);
@@ -316,10 +371,10 @@ static int tune_main(int argc, char **argv, int piped) {
   pt_status s = pt_make_dirs(out_dir);
   if (s == PT_OK) s = pt_output_lock(out_dir); /* before tune.log: a second run must not touch the first's files */
   if (s != PT_OK) return pt_cli_fail(s);
-  snprintf(path, sizeof path, "%s/tune.log", out_dir);
+  snprintf(path, sizeof path, "%s/%s.log", out_dir, sens ? "sensitivity" : "tune");
   if ((s = pt_log_open(path)) == PT_OK) {
     pt_log_echo(stderr, PT_LOG_INFO);
-    rc = run(&a, demo, out_dir);
+    rc = sens ? run_sens(&a, demo, out_dir) : run(&a, demo, out_dir);
     pt_log_close();
   } else {
     rc = pt_cli_fail(s);
@@ -328,5 +383,6 @@ static int tune_main(int argc, char **argv, int piped) {
   return rc;
 }
 
-int pt_cmd_tune(int argc, char **argv) { return tune_main(argc, argv, 0); }
-int pt_cmd_tune_binary(int argc, char **argv) { return tune_main(argc, argv, 1); }
+int pt_cmd_tune(int argc, char **argv) { return tune_main(argc, argv, 0, 0); }
+int pt_cmd_tune_binary(int argc, char **argv) { return tune_main(argc, argv, 1, 0); }
+int pt_cmd_sensitivity(int argc, char **argv) { return tune_main(argc, argv, 0, 1); }

@@ -14,6 +14,8 @@ static void usage(void) {
           "  tune      search approximation configs within a QoS budget; writes configs.json, plots,\n"
           "            a journal (no options: tunes the bundled demo)\n"
           "  tune-binary  tune an HPVM-compiled program through its FIFOs (PredTuner's piped binary)\n"
+          "  sensitivity  each knob alone on each op: QoS loss, predicted and measured speedup, ranked;\n"
+          "            JSON, text and a heatmap (also written by every tune with a QoS model)\n"
           "  plot      redraw the plot of a tuning run from its configs.json\n"
           "  export-hpvm  write a tuning run's configs as HPVM's config text\n"
           "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
@@ -59,6 +61,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "measure")) return pt_cmd_measure(argc - 1, argv + 1);
   if (!strcmp(cmd, "tune")) return pt_cmd_tune(argc - 1, argv + 1);
   if (!strcmp(cmd, "tune-binary")) return pt_cmd_tune_binary(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sensitivity")) return pt_cmd_sensitivity(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return pt_cmd_plot(argc - 1, argv + 1);
   if (!strcmp(cmd, "export-hpvm")) return pt_cmd_export_hpvm(argc - 1, argv + 1);
   if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);

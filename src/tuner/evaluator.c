@@ -81,6 +81,13 @@ static pt_status init_search_loss(pt__evaluator *ev) {
   return s;
 }
 
+const char *pt__eval_storage(const pt_tune_opts *o, char *buf, size_t n) {
+  if (o->model_storage) snprintf(buf, n, "%s", o->model_storage);
+  else if (o->output_dir) snprintf(buf, n, "%s/models", o->output_dir);
+  else return NULL;
+  return buf;
+}
+
 pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage,
                         double baseline_qos) {
   memset(ev, 0, sizeof *ev);

@@ -23,6 +23,8 @@ typedef struct pt__evaluator {
 
 /* Builds (or loads from storage, NULL: none) the models o names, with progress on o->progress;
  * baseline_qos (the exact network's tune QoS, NaN: unknown) checks a stored P2 model against it. */
+/* Where o keeps model files: o->model_storage, else <output_dir>/models, else NULL (none). */
+const char *pt__eval_storage(const pt_tune_opts *o, char *buf, size_t n);
 pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage,
                         double baseline_qos);
 void pt__eval_free(pt__evaluator *ev);
@@ -51,9 +53,10 @@ int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, con
  * Returns the number that failed, or the (negative) status when the models fail. */
 int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail);
 
-/* sensitivity.c: the per-layer sensitivity report of a QoS model, sensitivity.json and
- * sensitivity.txt in dir (after pt__eval_cost_reference). */
-pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir);
+/* sensitivity.c: the per-layer sensitivity report of a QoS model, sensitivity.json, .txt, and the
+ * heatmap .png and .svg in dir. A heatmap that cannot be drawn is logged and its status left in
+ * *plot_s (the report's other files are still written); any other failure is returned. */
+pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir, pt_status *plot_s);
 /* Removes the report files from dir (a run without a QoS model must not leave an earlier one's). */
 pt_status pt__sensitivity_remove(const char *dir);
 

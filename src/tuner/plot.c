@@ -2,30 +2,18 @@
  * of kept and best configs with the keep threshold, (2) predicted vs validated QoS of the best
  * configs when they were validated, (3) tune vs test QoS loss when they were tested; beyond
  * PredTuner, (4) predicted vs measured speedup of the best configs when they were timed. */
-#include <errno.h>
 #include <math.h>
 #include <plplot/plplot.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "tuner/plot_file.h"
 #include "tuner/tuner_internal.h"
 
-enum { C_BG = 0, C_FG = 1, C_KEPT = 2, C_BEST = 3, C_LINE = 4, C_ALT = 5 };
-
-static int has_device(const char *want) {
-  const char *menu[128], *names[128], **m = menu, **d = names;
-  int n = 128;
-  plgDevs(&m, &d, &n);
-  for (int i = 0; i < n; i++)
-    if (!strcmp(names[i], want)) return 1;
-  return 0;
-}
+enum { C_FG = PT__C_FG, C_KEPT = PT__C_KEPT, C_BEST = PT__C_BEST, C_LINE = PT__C_LINE, C_ALT = PT__C_ALT };
 
 static void range_of(const double *a, const double *b, int n, const uint8_t *mask, double extra, double *lo, double *hi) {
   *lo = INFINITY;
@@ -203,102 +191,29 @@ static void choose_panels(plot_job *j) {
   j->meas_panel = any_meas;
 }
 
-/* A new PLplot stream on device dev drawing into file tmp, with panels side by side. */
-static void open_stream(const char *dev, const char *tmp, int panels) {
-  char geom[32];
-  snprintf(geom, sizeof geom, "%dx%d", 600 + 450 * (panels - 1), 600);
-  plsdev(dev);
-  plsfnam(tmp);
-  plsetopt("geometry", geom);
-  plscol0(C_BG, 255, 255, 255);
-  plscol0(C_FG, 0, 0, 0);
-  plscol0(C_KEPT, 31, 119, 180);
-  plscol0(C_BEST, 214, 39, 40);
-  plscol0(C_LINE, 120, 120, 120);
-  plscol0(C_ALT, 44, 160, 44);
-  plssub(panels, 1);
-  plinit();
-  plschr(0, 0.9);
-  plssym(0, 0.9);
-}
-
-/* PLplot reports errors by printing and calling exit(); library code must do neither. Its abort
- * handler only records the message; its exit handler records it and jumps back into
- * pt__plot_draw, which turns it into a pt_status. One plot at a time (PLplot is not thread-safe). */
-static jmp_buf *g_plot_jump;
-static char g_plot_msg[256];
-
-static void plot_abort(PLCHAR_VECTOR msg) { snprintf(g_plot_msg, sizeof g_plot_msg, "%s", msg ? msg : ""); }
-
-static int plot_exit(PLCHAR_VECTOR msg) {
-  plot_abort(msg);
-  if (g_plot_jump) longjmp(*g_plot_jump, 1);
-  return 1;
-}
-
-/* The drawing itself, into tmp; PT_EIO with PLplot's message when PLplot gives up. */
-static pt_status draw(plot_job *j, const char *dev, const char *tmp, const char *path) {
-  jmp_buf jump;
-  g_plot_msg[0] = '\0';
-  g_plot_jump = &jump;
-  plsexit(plot_exit);
-  plsabort(plot_abort);
-  if (setjmp(jump)) { /* PLplot's state is lost with this stream; the process goes on */
-    g_plot_jump = NULL;
-    return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);
-  }
-  open_stream(dev, tmp, 1 + j->val_panel + j->test_panel + j->meas_panel);
+static void draw_panels(void *ctx) {
+  plot_job *j = ctx;
   panel_kept(j);
   if (j->val_panel) panel_validated(j);
   if (j->test_panel) panel_test(j);
   if (j->meas_panel) panel_measured(j);
-  plend1();
-  g_plot_jump = NULL;
-  if (g_plot_msg[0]) return pt__error(PT_EIO, "%s: PLplot failed: %s", path, g_plot_msg);
-  return PT_OK;
 }
 
 pt_status pt__plot_draw(const pt__plot_data *d, const char *path, int show_qos_loss) {
-  const char *ext = strrchr(path, '.');
-  const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
-  if (!dev) return pt__error(PT_EINVAL, "%s: a plot file must end in .png or .svg", path);
   plot_job j = {.d = d, .show_loss = show_qos_loss, .base = d->base_tune,
                 .keep = show_qos_loss ? d->base_tune - d->tune_keep : d->tune_keep};
   j.x1 = pt__calloc((size_t)d->n + 1, sizeof *j.x1);
   j.x2 = pt__calloc((size_t)d->n + 1, sizeof *j.x2);
   j.x3 = pt__calloc((size_t)d->n + 1, sizeof *j.x3);
+  pt_status s = PT_OK;
   if (!j.x1 || !j.x2 || !j.x3) {
-    free(j.x1), free(j.x2), free(j.x3);
-    return pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
+    s = pt__error(PT_ENOMEM, "%s: out of memory for the plot", path);
+  } else {
+    choose_panels(&j);
+    const int panels = 1 + j.val_panel + j.test_panel + j.meas_panel;
+    const pt__figure fig = {600 + 450 * (panels - 1), 600, panels, 1, draw_panels, &j};
+    s = pt__plot_file(path, &fig);
   }
-  PLINT old, strm;
-  plgstrm(&old);
-  plmkstrm(&strm);
-  if (!has_device(dev)) {
-    plend1();
-    plsstrm(old);
-    free(j.x1), free(j.x2), free(j.x3);
-    return pt__error(PT_EUNSUPPORTED, "%s: PLplot has no '%s' driver here (Debian: apt-get install plplot-driver-cairo)",
-                     path, dev);
-  }
-  choose_panels(&j);
-  char tmp[4200]; /* atomic: draw to a temporary file, rename when complete */
-  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "wb"); /* PLplot would report a file it cannot create only on stderr */
-  pt_status s = f ? PT_OK : pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));
-  if (f) fclose(f);
-  if (s == PT_OK) s = draw(&j, dev, tmp, path);
-  plsstrm(old);
   free(j.x1), free(j.x2), free(j.x3);
-  struct stat st;
-  if (s == PT_OK && (stat(tmp, &st) != 0 || st.st_size == 0)) s = pt__error(PT_EIO, "%s: PLplot wrote nothing", path);
-  if (s != PT_OK) {
-    unlink(tmp);
-    return s;
-  }
-  if (rename(tmp, path)) {
-    unlink(tmp);
-    return pt__error(PT_EIO, "%s: cannot write: %s", path, strerror(errno));
-  }
-  return PT_OK;
+  return s;
 }

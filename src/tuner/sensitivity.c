@@ -19,10 +19,16 @@
 #include "predtuner/io.h"
 #include "tuner/tuner_internal.h"
 #include "io/fileutil.h"
+#include "models/models.h"
+#include "predtuner/log.h"
+#include "tuner/heatmap.h"
 
 typedef struct sens_row {
   int op, entry;
-  double loss, speedup, score; /* score: speedup gained per point of QoS lost (NaN: no loss) */
+  double loss;                 /* QoS lost against the baseline config */
+  double pred, meas, speedup;  /* speedup over the baseline config: cost_linear's, measured (NaN: not
+                                * profiled), and the one ranked by (measured where there is one) */
+  double score;                /* speedup gained per point of QoS lost (NaN: no loss) */
   int klass;                   /* 0: faster at no loss, 1: faster at a loss, 2: no faster, 3: loss unknown */
 } sens_row;
 
@@ -40,12 +46,23 @@ static int cmp_rows(const void *pa, const void *pb) {
   return a->entry - b->entry; /* a fixed order among equals */
 }
 
-/* The rows of every non-baseline entry, ranked; NULL on allocation failure. */
-static sens_row *rank_rows(const pt__evaluator *ev, int *n) {
-  const pt_app *app = ev->app;
-  const double *tbl = ev->cost_tbl ? ev->cost_tbl : ev->search_cost; /* per-op cost of each entry */
+/* The speedup over the baseline config of the config that changes only entry e, by a per-entry
+ * cost table (NULL: NaN). */
+static double entry_speedup(const pt_app *app, const double *tbl, double base, int op, int e) {
+  return tbl ? base / (base - tbl[app->entry_off[op]] + tbl[e]) : NAN;
+}
+
+static double base_cost(const pt_app *app, const double *tbl) {
   double base = 0;
-  for (int op = 0; op < app->n_ops; op++) base += tbl[app->entry_off[op]];
+  for (int op = 0; tbl && op < app->n_ops; op++) base += tbl[app->entry_off[op]];
+  return base;
+}
+
+/* The rows of every non-baseline entry, ranked; NULL on allocation failure. lin: cost_linear's
+ * table; prof: cost_profiled's (NULL when not measured). */
+static sens_row *rank_rows(const pt__evaluator *ev, const double *lin, const double *prof, int *n) {
+  const pt_app *app = ev->app;
+  const double blin = base_cost(app, lin), bprof = base_cost(app, prof);
   sens_row *r = pt__malloc((size_t)(app->n_entries > 0 ? app->n_entries : 1) * sizeof *r);
   if (!r) return NULL;
   *n = 0;
@@ -55,7 +72,9 @@ static sens_row *rank_rows(const pt__evaluator *ev, int *n) {
       /* against the baseline config, as the speedup is: the model's losses are the exact network's,
        * which include the baseline knobs' own (an fp16 baseline loses some) */
       x->op = op, x->entry = e, x->loss = ev->search_loss[e] - ev->search_loss[app->entry_off[op]];
-      x->speedup = base / (base - tbl[app->entry_off[op]] + tbl[e]);
+      x->pred = entry_speedup(app, lin, blin, op, e);
+      x->meas = entry_speedup(app, prof, bprof, op, e);
+      x->speedup = prof ? x->meas : x->pred;
       x->score = x->loss > 1e-12 ? (x->speedup - 1) / x->loss : NAN;
       x->klass = !isfinite(x->loss) ? 3 : !(x->speedup > 1) ? 2 : x->loss > 1e-12 ? 1 : 0;
     }
@@ -63,10 +82,13 @@ static sens_row *rank_rows(const pt__evaluator *ev, int *n) {
   return r;
 }
 
-/* The cost model the speedups come from: the run's, or cost_linear's expected speedups when the
- * run's cost is empirical (measured per config, not per op). */
-static const char *speedup_source(const pt__evaluator *ev) {
-  return ev->cost_tbl ? pt_cost_model_name(ev->cost) : pt_cost_model_name(PT_COST_LINEAR);
+static const char *entry_group(const pt_app *app, int e) {
+  return app->entry_group && app->entry_group[e] ? app->entry_group[e] : app->entry_knob[e];
+}
+
+/* Where the ranked speedups come from. */
+static const char *speedup_source(const double *prof) {
+  return prof ? "cost_profiled (measured per op and knob)" : "cost_linear (the knobs' expected speedups)";
 }
 
 static void add_num(cJSON *o, const char *k, double v) {
@@ -74,13 +96,13 @@ static void add_num(cJSON *o, const char *k, double v) {
   else cJSON_AddNullToObject(o, k);
 }
 
-static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
+static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, const double *prof, const char *path) {
   const pt_app *app = ev->app;
   cJSON *root = cJSON_CreateObject(), *arr = NULL;
   if (root) {
     cJSON_AddStringToObject(root, "qos_model", pt_qos_model_name(ev->qos));
-    cJSON_AddStringToObject(root, "cost_model", speedup_source(ev));
-    cJSON_AddBoolToObject(root, "speedup_measured", ev->cost == PT_COST_PROFILED);
+    cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(prof ? PT_COST_PROFILED : PT_COST_LINEAR));
+    cJSON_AddBoolToObject(root, "speedup_measured", prof != NULL);
     arr = cJSON_AddArrayToObject(root, "entries");
   }
   if (!arr) {
@@ -92,8 +114,11 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
     cJSON_AddNumberToObject(o, "rank", i + 1);
     cJSON_AddStringToObject(o, "op", app->op_names[r[i].op]);
     cJSON_AddStringToObject(o, "knob", app->entry_knob[r[i].entry]);
+    cJSON_AddStringToObject(o, "group", entry_group(app, r[i].entry));
     add_num(o, "qos_loss", r[i].loss);
     add_num(o, "speedup", r[i].speedup);
+    add_num(o, "speedup_predicted", r[i].pred);
+    add_num(o, "speedup_measured", r[i].meas);
     add_num(o, "speedup_per_qos_point", r[i].score);
     cJSON_AddItemToArray(arr, o);
   }
@@ -114,24 +139,28 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text) {
   return 1;
 }
 
-static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const char *path) {
+static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const double *prof, const char *path) {
   const pt_app *app = ev->app;
   char *buf = NULL, line[1024];
   size_t len = 0, cap = 0;
   snprintf(line, sizeof line,
            "# Each knob alone on each op: the tune set's QoS loss against the baseline config (%s) and the\n"
-           "# speedup over it (%s%s), ranked by speedup gained per point of QoS lost (\"free\": no loss).\n"
-           "%5s  %-32s %-12s %12s %10s %12s\n",
-           pt_qos_model_name(ev->qos), speedup_source(ev), ev->cost == PT_COST_PROFILED ? ", measured per op" : ", expected speedups",
-           "rank", "op", "knob", "QoS loss", "speedup", "per point");
+           "# speedup over it, predicted (cost_linear) and measured (cost_profiled, where profiled), ranked\n"
+           "# by speedup gained per point of QoS lost (\"free\": no loss); ranked by %s.\n"
+           "%5s  %-32s %-12s %12s %10s %10s %12s\n",
+           pt_qos_model_name(ev->qos), speedup_source(prof), "rank", "op", "knob", "QoS loss", "predicted", "measured",
+           "per point");
   int ok = append(&buf, &len, &cap, line);
   for (int i = 0; i < n && ok; i++) {
     char score[32];
     if (r[i].klass == 0) snprintf(score, sizeof score, "free");
+    else if (r[i].klass == 2) snprintf(score, sizeof score, "no gain");
     else if (isfinite(r[i].score)) snprintf(score, sizeof score, "%.4g", r[i].score);
     else snprintf(score, sizeof score, "-");
-    snprintf(line, sizeof line, "%5d  %-32s %-12s %12.6g %9.4gx %12s\n", i + 1, app->op_names[r[i].op],
-             app->entry_knob[r[i].entry], r[i].loss, r[i].speedup, score);
+    char meas[32] = "-";
+    if (isfinite(r[i].meas)) snprintf(meas, sizeof meas, "%.4gx", r[i].meas);
+    snprintf(line, sizeof line, "%5d  %-32s %-12s %12.6g %9.4gx %10s %12s\n", i + 1, app->op_names[r[i].op],
+             app->entry_knob[r[i].entry], r[i].loss, r[i].pred, meas, score);
     ok = append(&buf, &len, &cap, line);
   }
   pt_status s = ok ? pt_write_file_atomic(path, buf, len) : pt__error(PT_ENOMEM, "%s: out of memory", path);
@@ -139,9 +168,52 @@ static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, c
   return s;
 }
 
+static int group_index(const char **groups, int ng, const char *g) {
+  for (int i = 0; i < ng; i++)
+    if (!strcmp(groups[i], g)) return i;
+  return -1;
+}
+
+/* The heatmap: a row per op that has knobs besides its baseline, a column per knob group (in the
+ * order the knobs come), each cell the group's least lossy knob on the op (the faster of equals). */
+static pt_status heatmap(const pt__evaluator *ev, const sens_row *r, int n, const double *prof, const char *path) {
+  const pt_app *app = ev->app;
+  int *op_row = pt__malloc((size_t)app->n_ops * sizeof *op_row), nr = 0, ng = 0;
+  const char **ops = pt__malloc((size_t)app->n_ops * sizeof *ops);
+  const char **groups = pt__malloc((size_t)app->n_entries * sizeof *groups);
+  double *loss = NULL, *sp = NULL;
+  pt_status s = op_row && ops && groups ? PT_OK : PT_ENOMEM;
+  for (int op = 0; s == PT_OK && op < app->n_ops; op++) {
+    op_row[op] = app->n_knobs[op] > 1 ? nr : -1;
+    if (app->n_knobs[op] > 1) ops[nr++] = app->op_names[op];
+    for (int e = app->entry_off[op] + 1; e < app->entry_off[op + 1]; e++)
+      if (group_index(groups, ng, entry_group(app, e)) < 0) groups[ng++] = entry_group(app, e);
+  }
+  if (s == PT_OK) {
+    loss = pt__malloc((size_t)(nr * ng > 0 ? nr * ng : 1) * sizeof *loss);
+    sp = pt__malloc((size_t)(nr * ng > 0 ? nr * ng : 1) * sizeof *sp);
+    if (!loss || !sp) s = PT_ENOMEM;
+  }
+  for (int i = 0; s == PT_OK && i < nr * ng; i++) loss[i] = sp[i] = NAN;
+  for (int i = 0; s == PT_OK && i < n; i++) {
+    const int c = op_row[r[i].op] * ng + group_index(groups, ng, entry_group(app, r[i].entry));
+    if (isnan(r[i].loss)) continue;
+    if (isnan(loss[c]) || r[i].loss < loss[c] || (r[i].loss == loss[c] && r[i].speedup > sp[c]))
+      loss[c] = r[i].loss, sp[c] = r[i].speedup;
+  }
+  char title[160], note[160];
+  snprintf(title, sizeof title, "QoS loss on the tune set (%s), each knob group alone on each op", pt_qos_model_name(ev->qos));
+  snprintf(note, sizeof note, "speedup over the baseline config: %s", speedup_source(prof));
+  const pt__heat h = {nr, ng, ops, groups, loss, sp, title, note};
+  if (s == PT_OK) s = pt__heatmap_draw(&h, path);
+  else s = pt__error(PT_ENOMEM, "%s: out of memory for the heatmap", path);
+  free(op_row), free(ops), free(groups), free(loss), free(sp);
+  return s;
+}
+
 pt_status pt__sensitivity_remove(const char *dir) {
-  const char *names[] = {"sensitivity.json", "sensitivity.txt"};
-  for (int i = 0; i < 2; i++) {
+  const char *names[] = {"sensitivity.json", "sensitivity.txt", "sensitivity.png", "sensitivity.svg"};
+  for (int i = 0; i < 4; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     if (remove(path) != 0 && errno != ENOENT)
@@ -150,15 +222,50 @@ pt_status pt__sensitivity_remove(const char *dir) {
   return PT_OK;
 }
 
-pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir) {
+pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir, pt_status *plot_s) {
+  const pt_app *app = ev->app;
+  const double *prof = ev->cost == PT_COST_PROFILED ? ev->cost_tbl : NULL;
+  double *lin = pt__malloc((size_t)(app->n_entries > 0 ? app->n_entries : 1) * sizeof *lin);
+  if (!lin) return pt__error(PT_ENOMEM, "tuner: out of memory for the sensitivity report");
+  pt_status s = pt__cost_linear(app, lin);
   int n = 0;
-  sens_row *r = rank_rows(ev, &n);
-  if (!r) return pt__error(PT_ENOMEM, "tuner: out of memory for the sensitivity report");
+  sens_row *r = s == PT_OK ? rank_rows(ev, lin, prof, &n) : NULL;
+  if (s == PT_OK && !r) s = pt__error(PT_ENOMEM, "tuner: out of memory for the sensitivity report");
   char path[4200];
   snprintf(path, sizeof path, "%s/sensitivity.json", dir);
-  pt_status s = write_json(ev, r, n, path);
+  if (s == PT_OK) s = write_json(ev, r, n, prof, path);
   snprintf(path, sizeof path, "%s/sensitivity.txt", dir);
-  if (s == PT_OK) s = write_text(ev, r, n, path);
+  if (s == PT_OK) s = write_text(ev, r, n, prof, path);
+  *plot_s = PT_OK;
+  for (int k = 0; s == PT_OK && n > 0 && k < 2; k++) {
+    snprintf(path, sizeof path, "%s/sensitivity.%s", dir, k ? "svg" : "png");
+    pt_status ps = heatmap(ev, r, n, prof, path);
+    if (ps != PT_OK) {
+      pt_log(PT_LOG_ERROR, "%s", pt_last_error());
+      *plot_s = ps;
+    }
+  }
   free(r);
+  free(lin);
   return s;
+}
+
+pt_status pt_sensitivity_run(pt_app *app, const pt_tune_opts *opts) {
+  if (!app || !opts || !opts->output_dir || !opts->output_dir[0])
+    return pt__error(PT_EINVAL, "sensitivity: an app and an output folder are needed");
+  pt_tune_opts o = *opts;
+  if (o.qos_model == PT_QOS_EMPIRICAL) o.qos_model = PT_QOS_P1;
+  if (!pt_qos_model_name(o.qos_model)) return pt__error(PT_EINVAL, "sensitivity: unknown QoS model %d", (int)o.qos_model);
+  o.cost_model = app->vt->profile ? PT_COST_PROFILED : PT_COST_LINEAR;
+  PT__TRY(pt_make_dirs(o.output_dir));
+  PT__TRY(pt_output_lock(o.output_dir));
+  double q0 = NAN, c0;
+  char storage[4096];
+  pt__evaluator ev = {0};
+  pt_status s = pt_app_measure(app, 1, NULL, 0, &q0, &c0), plot_s = PT_OK;
+  if (s == PT_OK) s = pt__eval_init(&ev, app, &o, pt__eval_storage(&o, storage, sizeof storage), q0);
+  if (s == PT_OK) s = pt__sensitivity_write(&ev, o.output_dir, &plot_s);
+  pt__eval_free(&ev);
+  pt_output_unlock(o.output_dir);
+  return s != PT_OK ? s : plot_s;
 }

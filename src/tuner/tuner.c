@@ -104,10 +104,8 @@ static pt_status stage_baseline(pt_tuner *t, const pt_tune_opts *o, double *exac
 
 /* Stages 2-3: the models (built or loaded from the storage folder), then the cost reference. */
 static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_cost, pt__evaluator *ev) {
-  char storage[4096] = "";
-  if (o->model_storage) snprintf(storage, sizeof storage, "%s", o->model_storage);
-  else if (o->output_dir) snprintf(storage, sizeof storage, "%s/models", o->output_dir);
-  PT__TRY(pt__eval_init(ev, t->app, o, storage[0] ? storage : NULL, t->sum.baseline_tune_qos));
+  char storage[4096];
+  PT__TRY(pt__eval_init(ev, t->app, o, pt__eval_storage(o, storage, sizeof storage), t->sum.baseline_tune_qos));
   t->qos_model = ev->qos;
   t->cost_model = ev->cost;
   /* a config is worth measuring in full while it can still be kept, or pass the search's threshold
@@ -116,7 +114,8 @@ static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_c
   if (ev->qos == PT_QOS_EMPIRICAL) ev->stop = (pt_stop_rule){o->early_stop, fmin(th->tune_keep, th->tuner), 1e-4};
   pt_status s = pt__eval_cost_reference(ev, exact_cost, &t->sum.exact_speedup);
   t->sum.baseline_cost = ev->base_cost;
-  if (s == PT_OK && o->output_dir && pt__eval_predicts_qos(ev)) s = pt__sensitivity_write(ev, o->output_dir);
+  pt_status plot_s; /* a heatmap that fails is logged; the tune goes on */
+  if (s == PT_OK && o->output_dir && pt__eval_predicts_qos(ev)) s = pt__sensitivity_write(ev, o->output_dir, &plot_s);
   else if (s == PT_OK && o->output_dir) s = pt__sensitivity_remove(o->output_dir); /* an earlier run's, not ours */
   return s;
 }
