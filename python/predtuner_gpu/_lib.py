@@ -200,8 +200,26 @@ def check(status, context=None):
 
 
 def enc(s):
-    """A path or string for a const char * argument (None stays NULL)."""
-    return None if s is None else os.fsencode(s) if isinstance(s, os.PathLike) else str(s).encode()
+    """A path or string for a const char * argument (None stays NULL; bytes as they are)."""
+    if s is None or isinstance(s, bytes):
+        return s
+    b = os.fsencode(s if isinstance(s, (str, os.PathLike)) else str(s))
+    if b"\0" in b:
+        raise ValueError(f"{s!r}: a string with a NUL character")
+    return b
+
+
+def int_in(what, v, lo, hi):
+    """v as an int within [lo, hi] (ctypes would wrap it silently), else ValueError naming what."""
+    import operator  # noqa: PLC0415
+
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {type(v).__name__}") from None
+    if not lo <= i <= hi:
+        raise ValueError(f"{what} must be in [{lo}, {hi}], got {i}")
+    return i
 
 
 def c_stderr():

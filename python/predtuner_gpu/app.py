@@ -4,6 +4,7 @@ The module becomes a zoo network (matched by its state_dict, then checked to com
 package's own zoo module computes) with its weights written as safetensors, or an ONNX file
 exported by torch; the loaders become PredTuner's binary data files (the files themselves, linked,
 when the loader reads one of model_zoo's data sets). The library then measures everything."""
+import copy
 import ctypes
 import json
 import logging
@@ -17,8 +18,8 @@ import numpy as np
 
 from . import _lib
 from ._lib import check, enc, lib
-from .knobs import knobs_file_for
-from .model_zoo.datasets import DNNDataset
+from .knobs import get_knobs_from_file, knobs_file_for
+from ._data import check_sets, materialise
 from .qos import accuracy
 
 __all__ = ["TorchApp"]
@@ -85,19 +86,15 @@ def _computes_like(module, zoo_class, arrays, shape):
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
     ref.eval()
     x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(7)) * 2 - 1
-    was_training = module.training
-    module.eval()
-    try:
+    try:  # on a float32 CPU copy, so that a GPU's TF32 convolutions do not blur the comparison
+        mine = copy.deepcopy(module).float().cpu().eval()
         with torch.no_grad():
-            dev = next((p.device for p in module.parameters()), torch.device("cpu"))
-            got = module(x.to(dev)).float().cpu()
-            want = ref(x)
+            got, want = mine(x), ref(x)
     except Exception as e:  # noqa: BLE001 (any failure of the user's forward: not this network)
         log.info("module does not run like %s: %s", zoo_class.__name__, e)
         return False
-    finally:
-        module.train(was_training)
-    return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+    return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(got, want, rtol=1e-4,
+                                                                                          atol=1e-5)
 
 
 def _match_zoo(module, arrays):
@@ -125,51 +122,22 @@ def _export_onnx(module, sample, path):
         module.train(was_training)
 
 
-def _file_backed(loader):
-    """(input file, labels file, offset, count) when loader reads a model_zoo data set in order."""
-    ds = loader if isinstance(loader, DNNDataset) else getattr(loader, "dataset", None)
-    if not isinstance(ds, DNNDataset) or ds.input_file is None:
-        return None
-    return ds.input_file, ds.labels_file, ds.offset, len(ds)
-
-
-def _write_data(loader, workdir, which):
-    """Every (inputs, targets) batch of loader into <workdir>/<which>_{input,labels}.bin; the count
-    and the per-image shape."""
-    n, shape = 0, None
-    with open(os.path.join(workdir, f"{which}_input.bin"), "wb") as fi, \
-            open(os.path.join(workdir, f"{which}_labels.bin"), "wb") as fl:
-        for batch in loader:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise TypeError(f"{which} loader: each batch must be (inputs, targets), got {type(batch).__name__}")
-            x, y = (b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b) for b in batch)
-            if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
-                raise ValueError(f"{which} loader: a batch of inputs {tuple(x.shape)} with targets {tuple(y.shape)} "
-                                 "(expected (N, C, H, W) images and N class labels)")
-            if shape is not None and tuple(x.shape[1:]) != shape:
-                raise ValueError(f"{which} loader: images of shape {tuple(x.shape[1:])} after {shape}")
-            shape = tuple(x.shape[1:])
-            if not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"{which} loader: targets must be integer class labels, got {y.dtype}")
-            fi.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-            fl.write(np.ascontiguousarray(y, dtype="<i4").tobytes())
-            n += len(x)
-    if n == 0:
-        raise ValueError(f"{which} loader: no images")
-    return n, shape
-
-
 def _backend_for(torch_device, backend):
     if backend is not None:
+        if backend not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"TorchApp: backend {backend!r} (expected 'cpu', 'cuda' or 'auto')")
         return backend
     if torch_device is None:
         return "auto"
     dev = str(torch_device)
-    if dev.startswith("cuda"):
+    if dev in ("cuda", "cuda:0"):
         return "cuda"
+    if dev.startswith("cuda:"):
+        raise ValueError(f"TorchApp: torch_device {dev!r}: predtuner_gpu runs on the first visible GPU; choose it "
+                         "with CUDA_VISIBLE_DEVICES and pass 'cuda'")
     if dev == "cpu":
         return "cpu"
-    raise ValueError(f"torch_device: {dev!r} (predtuner_gpu runs on 'cpu' or 'cuda')")
+    raise ValueError(f"TorchApp: torch_device {dev!r} (predtuner_gpu runs on 'cpu' or 'cuda')")
 
 
 class TorchApp:
@@ -185,8 +153,8 @@ class TorchApp:
     def __init__(self, app_name, module, tune_dataloader, test_dataloader, knobs=None, tensor_to_qos=accuracy,
                  combine_qos=np.mean, target_device=None, torch_device=None, model_storage_folder=None, *,
                  backend=None, threads=0, seed=0, strict=False):
-        if not isinstance(app_name, str) or not app_name:
-            raise TypeError("TorchApp: app_name must be a non-empty string")
+        if not isinstance(app_name, str) or not app_name or "\0" in app_name:
+            raise TypeError("TorchApp: app_name must be a non-empty string (without NUL)")
         if tensor_to_qos is not None and tensor_to_qos is not accuracy:
             raise ValueError("TorchApp: tensor_to_qos must be predtuner_gpu.accuracy: QoS is computed in C "
                              f"(got {getattr(tensor_to_qos, '__name__', tensor_to_qos)!r})")
@@ -208,22 +176,30 @@ class TorchApp:
             raise
         n = lib.pt_app_num_ops(self._app)
         self.ops = [lib.pt_app_op_name(self._app, i).decode() for i in range(n)]
-        self.op_knobs = {op: [lib.pt_app_op_knob(self._app, i, j).decode()
-                              for j in range(lib.pt_app_op_num_knobs(self._app, i))] for i, op in enumerate(self.ops)}
+        # knob names per op, in the C app's positions (0: the baseline)
+        self.op_knob_names = {op: [lib.pt_app_op_knob(self._app, i, j).decode()
+                                   for j in range(lib.pt_app_op_num_knobs(self._app, i))]
+                              for i, op in enumerate(self.ops)}
+        by_name = {k.name: k for k in (get_knobs_from_file() if knobs is None else knobs)}
+        self.op_knobs = {op: [by_name[n] for n in names] for op, names in self.op_knob_names.items()}
         self.baseline_knob = self.op_knobs[self.ops[0]][0] if self.ops else None
         log.info("%s", lib.pt_app_describe(self._app).decode())
 
     def _create(self, module, tune_loader, test_loader, knobs, target_device, backend, threads, seed, strict):
         opts = _lib.DnnAppOpts()
         opts.name, opts.backend = enc(self.app_name), enc(backend)
-        opts.threads, opts.seed, opts.strict = int(threads), int(seed), int(bool(strict))
-        opts.target_device = enc(target_device)
+        opts.threads = _lib.int_in("threads", threads, 0, 1024)
+        opts.seed = _lib.int_in("seed", seed, 0, 2**64 - 1)
+        opts.strict = int(bool(strict))
+        opts.target_device = enc("any" if target_device is None else target_device)  # PredTuner: no filter
         opts.knobs_file = enc(knobs_file_for(knobs, self._workdir))
-        opts.batch_size = getattr(tune_loader, "batch_size", None) or 0
         opts.data = enc(self._workdir)
-        self._data(tune_loader, "tune", opts)
-        shape = self._data(test_loader, "test", opts)
-        self._model(module, shape, opts)
+        tune = materialise(tune_loader, self._workdir, "tune")
+        test = materialise(test_loader, self._workdir, "test")
+        opts.tune_offset, opts.tune_count, opts.test_offset, opts.test_count = tune.offset, tune.count, test.offset, \
+            test.count
+        shape = self._model(module, tune.shape, opts)
+        opts.batch_size = check_sets(tune, test, shape, self.model_label)
         try:
             check(lib.pt_app_dnn_create(ctypes.byref(opts), ctypes.byref(self._app)), f"TorchApp {self.app_name!r}")
         except _lib.PredTunerError as e:  # the work folder's files by what the user gave
@@ -248,27 +224,16 @@ class TorchApp:
             app.value = None
         shutil.rmtree(workdir, ignore_errors=True)
 
-    def _data(self, loader, which, opts):
-        """Links or writes one data set into the work folder; the per-image shape (None when linked)."""
-        fb = _file_backed(loader)
-        if fb is not None:
-            inp, lab, offset, count = fb
-            os.symlink(inp, os.path.join(self._workdir, f"{which}_input.bin"))
-            os.symlink(lab, os.path.join(self._workdir, f"{which}_labels.bin"))
-            if count == 0:
-                raise ValueError(f"{which} loader: no images")
-            setattr(opts, f"{which}_offset", offset)
-            setattr(opts, f"{which}_count", count)
-            return tuple(getattr(loader, "dataset", loader).image_shape)
-        return _write_data(loader, self._workdir, which)[1]
-
     def _model(self, module, shape, opts):
+        """Sets opts' model (and weights); the per-image input shape it takes (None: the C library
+        checks an ONNX file's own)."""
         if isinstance(module, (str, os.PathLike)):
             path = os.fspath(module)
             if not path.endswith(".onnx"):
                 raise ValueError(f"TorchApp: module {path!r}: a path must name an .onnx file (or pass a torch module)")
             opts.model = enc(os.path.abspath(path))
-            return
+            self.model_label = path
+            return None
         if not hasattr(module, "state_dict") or not callable(module):
             raise TypeError(f"TorchApp: module must be a torch.nn.Module or an .onnx path, got {type(module).__name__}")
         import torch  # noqa: PLC0415
@@ -280,11 +245,16 @@ class TorchApp:
             _write_safetensors(arrays, path)
             opts.model, opts.weights = enc(zoo), enc(path)
             log.info("module is the zoo network %s", zoo)
-            return
+            self.model_label = f"the zoo network {zoo}"
+            from .model_zoo.networks import NETS  # noqa: PLC0415
+
+            return next(s for name, _, s in NETS if name == zoo)
         path = os.path.join(self._workdir, "model.onnx")
         _export_onnx(module, torch.zeros(1, *shape), path)
         opts.model = enc(path)
         log.info("module is not a zoo network: exported to ONNX (%s)", type(module).__name__)
+        self.model_label = f"the module ({type(module).__name__})"
+        return shape
 
     # ---- PredTuner's app interface ----
     @property
@@ -293,23 +263,33 @@ class TorchApp:
 
     @property
     def knobs(self):
-        """Every knob name that applies to some op."""
-        return sorted({k for ks in self.op_knobs.values() for k in ks})
+        """Every knob (ApproxKnob) that applies to some op, by name."""
+        return sorted({k for ks in self.op_knobs.values() for k in ks}, key=lambda k: k.name)
+
+    def handle(self):
+        """The C app (RuntimeError once closed)."""
+        if not self._app.value:
+            raise RuntimeError(f"TorchApp {self.app_name!r} is closed")
+        return self._app
 
     def describe(self):
-        return lib.pt_app_describe(self._app).decode()
+        return lib.pt_app_describe(self.handle()).decode()
 
     def config_positions(self, with_approxes):
         """A {op: knob name} dict as knob positions (ops not named: the baseline knob)."""
+        self.handle()
         cfg = (ctypes.c_uint16 * max(1, len(self.ops)))()
         for op, knob in dict(with_approxes).items():
-            if op not in self.op_knobs:
+            if op not in self.op_knob_names:
                 raise KeyError(f"config: no op named {op!r} in {self.app_name}")
+            knob = getattr(knob, "name", knob)  # an ApproxKnob or its name
+            if not isinstance(knob, str):
+                raise TypeError(f"config: op {op!r}: a knob name (str) is needed, got {type(knob).__name__}")
             i = self.ops.index(op)
             j = lib.pt_app_op_find_knob(self._app, i, enc(knob))
             if j < 0:
                 raise ValueError(f"config: knob {knob!r} does not apply to op {op!r} (its knobs: "
-                                 f"{', '.join(self.op_knobs[op])})")
+                                 f"{', '.join(self.op_knob_names[op])})")
             cfg[i] = j
         return cfg
 
@@ -319,13 +299,14 @@ class TorchApp:
             raise ValueError("measure_qos_cost: predtuner_gpu measures; models are used by the tuner only")
         qos, cost = ctypes.c_double(), ctypes.c_double()
         cfg = self.config_positions(with_approxes) if with_approxes else None
-        check(lib.pt_app_measure(self._app, 1, cfg, int(bool(is_test)), ctypes.byref(qos), ctypes.byref(cost)),
+        check(lib.pt_app_measure(self.handle(), 1, cfg, int(bool(is_test)), ctypes.byref(qos), ctypes.byref(cost)),
               f"measure {self.app_name}")
         return qos.value, cost.value
 
     def get_tuner(self):
         from .tuner import Tuner  # noqa: PLC0415
 
+        self.handle()
         return Tuner(self)
 
     def close(self):

@@ -17,8 +17,8 @@ class ApproxKnob:
     and the class's parameters (`params`, by the knob file's keys). Hashable by name, like
     PredTuner's."""
 
-    def __init__(self, name, cls, devices=None, baseline_priority=None, exp_speedup=1.0, params=None):
-        self.name, self.cls = name, cls
+    def __init__(self, name, cls, devices=None, baseline_priority=None, exp_speedup=1.0, params=None, order=0):
+        self.name, self.cls, self.order = name, cls, order  # order: its place in the file it came from
         self.devices = None if devices is None else list(devices)
         self.baseline_priority = baseline_priority
         self.exp_speedup = exp_speedup
@@ -32,6 +32,9 @@ class ApproxKnob:
 
     def __repr__(self):
         return f"<ApproxKnob {self.name} {self.cls}>"
+
+    def __str__(self):
+        return self.name
 
     def exists_on_device(self, device):
         return self.devices is None or device in self.devices
@@ -49,7 +52,7 @@ class ApproxKnob:
         return d
 
 
-def _from_c(k):
+def _from_c(k, order):
     cls = lib.pt_knob_class_name(k.cls).decode()
     params = {}
     if cls == "PerforateConv2dStride":
@@ -62,14 +65,16 @@ def _from_c(k):
         params = {"noise_level": k.noise_level}
     devices = None if k.devices == 0 else [n for bit, n in _DEVICE_BITS if k.devices & bit]
     return ApproxKnob(k.name.decode(), cls, devices, k.baseline_priority if k.has_priority else None,
-                      k.exp_speedup, params)
+                      k.exp_speedup, params, order)
 
 
 class KnobSet(frozenset):
-    """The knobs of one file (`source`: its path, None for the built-in default). A subset made from
-    it (a set comprehension) is a plain set of ApproxKnob, which TorchApp accepts too."""
+    """What get_knobs_from_file returns: the knobs of one file (`source`: its path, None for the
+    built-in default). A subset (a set comprehension, or a KnobSet made by hand) is written to a
+    knob file of its own for the app."""
 
     source = None
+    _whole = False  # set by get_knobs_from_file: these are all of source's knobs
 
 
 def get_knobs_from_file(filepath=None, extra_name_to_class=None):
@@ -87,11 +92,12 @@ def get_knobs_from_file(filepath=None, extra_name_to_class=None):
             raise FileNotFoundError(f"get_knobs_from_file: {os.fspath(filepath)}: no such file")
         check(lib.pt_knobs_load(enc(filepath), ctypes.byref(ks)))
     try:
-        knobs = [_from_c(lib.pt_knobs_at(ks, i).contents) for i in range(lib.pt_knobs_count(ks))]
+        knobs = [_from_c(lib.pt_knobs_at(ks, i).contents, i) for i in range(lib.pt_knobs_count(ks))]
     finally:
         lib.pt_knobs_free(ks)
     out = KnobSet(knobs)
     out.source = None if filepath is None else os.path.abspath(os.fspath(filepath))
+    out._whole = True
     return out
 
 
@@ -100,12 +106,14 @@ def knobs_file_for(knobs, workdir):
     from when the set is a whole KnobSet, else a file in workdir holding just these knobs."""
     if knobs is None:
         return None
-    if isinstance(knobs, KnobSet):
+    if isinstance(knobs, KnobSet) and knobs._whole:
         return knobs.source
+    if isinstance(knobs, (str, bytes, os.PathLike)):
+        raise TypeError("knobs: a set of knobs is needed; for a file, pass get_knobs_from_file(path)")
     knobs = list(knobs)
     if not knobs or not all(isinstance(k, ApproxKnob) for k in knobs):
         raise TypeError("knobs: expected the set get_knobs_from_file() returns (or a non-empty subset of it)")
     path = os.path.join(workdir, "knobs.json")
-    with open(path, "w") as f:
-        json.dump([k.to_json() for k in sorted(knobs, key=lambda k: k.name)], f, indent=1)
+    with open(path, "w") as f:  # in the order of the file they came from, as the CLI would list them
+        json.dump([k.to_json() for k in sorted(knobs, key=lambda k: (k.order, k.name))], f, indent=1)
     return path

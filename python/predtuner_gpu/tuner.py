@@ -56,6 +56,7 @@ class ConfigPlot:
         if not path.endswith((".png", ".svg")):
             raise ValueError(f"savefig: {path}: the plot is written as .png or .svg")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._tuner._need_tuned("savefig")
         check(lib.pt_tuner_plot(self._tuner._t, enc(path), int(bool(self.show_qos_loss))), "plot_configs")
 
 
@@ -63,7 +64,7 @@ class Tuner:
     def __init__(self, app):
         self.app = app
         self._t = ctypes.c_void_p()
-        check(lib.pt_tuner_create(app._app, ctypes.byref(self._t)))
+        check(lib.pt_tuner_create(app.handle(), ctypes.byref(self._t)))
         app._tuners.append(self._t)  # the app frees its tuners before itself, whichever goes first
         self.kept_configs, self.best_configs_prefilter, self.best_configs = [], [], []
         self.summary = None
@@ -80,39 +81,35 @@ class Tuner:
 
     def tune(self, max_iter, qos_tuner_threshold, qos_keep_threshold=None, is_threshold_relative=False,
              take_best_n=None, test_configs=True, validate_configs=None, cost_model=None, qos_model=None, *,
-             seed=0, output_dir=None, resume=False, overwrite=False, time_budget=0.0, time_passes=None,
-             search_batch=None, early_stop=None, max_failures=None, progress=None):
+             seed=0, output_dir=None, resume=False, overwrite=False, force_reinit=False, time_budget=0.0,
+             time_passes=None, search_batch=None, early_stop=None, max_failures=None, progress=None):
         """PredTuner's tune (same keywords and defaults; cost_model / qos_model None: measured), plus:
         seed, output_dir (the journal tuning.sqlite and the sensitivity report go there; resume /
-        overwrite as the CLI's), time_budget (seconds), time_passes (timed passes per best config),
+        overwrite as the CLI's), force_reinit (rebuild stored models), time_budget (seconds), time_passes (timed passes per best config),
         search_batch, early_stop ("off", "exact", "confident"), max_failures, progress (progress
         lines on stderr; default: when config_pylogger was verbose). Returns best_configs."""
         o = _lib.TuneOpts()
         lib.pt_tune_opts_init(ctypes.byref(o))
-        if not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"tune: max_iter must be a positive integer, got {max_iter!r}")
-        o.max_iter = max_iter
+        o.max_iter = _lib.int_in("tune: max_iter", max_iter, 1, 2**30)
         o.qos_tuner_threshold = float(qos_tuner_threshold)
         o.qos_keep_threshold = math.nan if qos_keep_threshold is None else float(qos_keep_threshold)
         o.absolute = 0 if is_threshold_relative else 1
-        if take_best_n is not None and (not isinstance(take_best_n, int) or take_best_n < 0):
-            raise ValueError(f"tune: take_best_n must be None or an integer >= 0, got {take_best_n!r}")
-        o.take_best_n = take_best_n or 0
+        o.take_best_n = 0 if take_best_n is None else _lib.int_in("tune: take_best_n", take_best_n, 0, 2**30)
         o.test_configs = int(bool(test_configs))
         o.validate = -1 if validate_configs is None else int(bool(validate_configs))
         o.qos_model = self._model("qos_model", qos_model, lib.pt_qos_model_parse)
         o.cost_model = self._model("cost_model", cost_model, lib.pt_cost_model_parse)
-        o.seed = int(seed)
-        o.output_dir = enc(None if output_dir is None else os.fspath(output_dir))
+        o.seed = _lib.int_in("tune: seed", seed, 0, 2**31 - 1)
+        o.output_dir = enc(output_dir)
         o.model_storage = enc(self.app.model_storage)
-        o.resume, o.overwrite = int(bool(resume)), int(bool(overwrite))
+        o.resume, o.overwrite, o.force_reinit = int(bool(resume)), int(bool(overwrite)), int(bool(force_reinit))
         o.time_budget = float(time_budget)
         if time_passes is not None:
-            o.time_passes = int(time_passes)
+            o.time_passes = _lib.int_in("tune: time_passes", time_passes, 0, 1000)
         if search_batch is not None:
-            o.search_batch = int(search_batch)
+            o.search_batch = _lib.int_in("tune: search_batch", search_batch, 1, 1 << 16)
         if max_failures is not None:
-            o.max_failures = int(max_failures)
+            o.max_failures = _lib.int_in("tune: max_failures", max_failures, -1, 2**30)
         if early_stop is not None:
             mode = lib.pt_early_stop_parse(enc(early_stop))
             if mode < 0:
@@ -122,6 +119,9 @@ class Tuner:
 
         if progress if progress is not None else verbose():
             o.progress = _lib.c_stderr()
+        self.app.handle()
+        self.kept_configs, self.best_configs_prefilter, self.best_configs = [], [], []
+        self.summary = None  # the C tuner drops its results when a run starts, whether or not it ends well
         check(lib.pt_tuner_tune(self._t, ctypes.byref(o)), f"tune {self.app.app_name}")
         self._collect()
         return self.best_configs
@@ -142,7 +142,7 @@ class Tuner:
             out, c = [], _lib.TunedConfig()
             for i in range(lib.pt_tuner_count(self._t, _KINDS[kind])):
                 check(lib.pt_tuner_get(self._t, _KINDS[kind], i, ctypes.byref(c)))
-                knobs = {op: self.app.op_knobs[op][c.knobs[j]] for j, op in enumerate(ops)}
+                knobs = {op: self.app.op_knob_names[op][c.knobs[j]] for j, op in enumerate(ops)}
                 out.append(ValConfig(c.qos, c.cost, knobs, _opt(c.test_qos), _opt(c.validated_qos),
                                      predicted=bool(c.predicted), measured_speedup=_opt(c.measured_speedup),
                                      measured_seconds=_opt(c.measured_seconds)))
@@ -159,6 +159,7 @@ class Tuner:
             log.warning("search stopped early: %s", s.stopped.decode())
 
     def _need_tuned(self, what):
+        self.app.handle()
         if not self.tuned:
             raise RuntimeError(f"{what}: call tune() first")
 

@@ -82,7 +82,8 @@ def loaders(batch=100):
 
 def cli_configs(out, *args):
     subprocess.run([CLI, "tune", "--model", "lenet_mnist", "--weights", os.path.join(DATA, "lenet.pth.tar"),
-                    "--data", DATA, "--batch-size", "100", "--output", out, "--quiet", "--dump-all", *args],
+                    "--data", DATA, "--batch-size", "100", "--target-device", "any", "--output", out, "--quiet",
+                    "--dump-all", *args],
                    check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(out, "configs.json")) as f:
         return json.load(f)
@@ -177,7 +178,8 @@ class Models(unittest.TestCase):
             want = pt.accuracy(LENET.eval()(xs[0]), ys[0])
         self.assertEqual(ref.measure_qos_cost({}, False)[0], want)
         # PredTuner's QoS: accuracy per batch (the tune loader's batch size), averaged over batches
-        odd = pt.TorchApp("odd", LENET, DataLoader(TensorDataset(xs[0], ys[0]), batch_size=64), test_l)
+        odd = pt.TorchApp("odd", LENET, DataLoader(TensorDataset(xs[0], ys[0]), batch_size=64),
+                          DataLoader(TensorDataset(xs[1], ys[1]), batch_size=64))
         with torch.no_grad():
             per_batch = [pt.accuracy(LENET(xs[0][i:i + 64]), ys[0][i:i + 64]) for i in range(0, N_IMAGES, 64)]
         self.assertAlmostEqual(odd.measure_qos_cost({}, False)[0], float(np.mean(per_batch)), places=9)
@@ -204,7 +206,7 @@ class Models(unittest.TestCase):
         with torch.no_grad():
             want = pt.accuracy(m(x), y)
         self.assertAlmostEqual(app.measure_qos_cost({}, False)[0], want, delta=100 / N_IMAGES + 1e-9)
-        convs = [op for op in app.ops if "perf" in " ".join(app.op_knobs[op]) or len(app.op_knobs[op]) > 10]
+        convs = [op for op in app.ops if len(app.op_knobs[op]) > 10]
         self.assertEqual(len(convs), 2)
         best = app.get_tuner().tune(max_iter=20, qos_tuner_threshold=0.0, time_passes=0)  # absolute: any QoS
         self.assertTrue(best)
@@ -243,12 +245,67 @@ class Models(unittest.TestCase):
         sub = {k for k in knobs if k.name in ("11", "12", "231", "121")}
         tune_l, test_l = loaders()
         app = pt.TorchApp("subset", LENET, tune_l, test_l, sub, target_device="any")
-        self.assertEqual(app.op_knobs["convs.0"], ["11", "12", "121", "231"])
+        self.assertEqual(app.op_knob_names["convs.0"], ["11", "12", "121", "231"])
+        self.assertEqual([k.name for k in app.op_knobs["convs.0"]], ["11", "12", "121", "231"])
+        self.assertIsInstance(app.op_knobs["convs.0"][2], pt.ApproxKnob)
+        handmade = pt.KnobSet(k for k in knobs if k.name in ("11", "231"))  # not the whole set: written out
+        app2 = pt.TorchApp("handmade", LENET, tune_l, test_l, handmade)
+        self.assertEqual(app2.op_knob_names["convs.0"], ["11", "231"])
+        whole = pt.TorchApp("whole", LENET, tune_l, test_l, knobs)  # PredTuner: no target device, no filter
+        self.assertEqual(len(whole.op_knobs["convs.0"]), 56)
         path = os.path.join(TMP, "knobs.json")
         with open(path, "w") as f:
             json.dump([k.to_json() for k in sub], f)
         again = pt.get_knobs_from_file(path)
         self.assertEqual({k.name: k.to_json() for k in again}, {k.name: k.to_json() for k in sub})
+
+
+class LoadersAsGiven(unittest.TestCase):
+    """A loader over a model_zoo data set is linked only when it yields the files as they are."""
+
+    def setUp(self):
+        self.tune_l, self.test_l = loaders()
+        self.ds = self.tune_l.dataset
+
+    def qos(self, loader, test=None):
+        app = pt.TorchApp("l", LENET, loader, test or DataLoader(self.test_l.dataset, batch_size=loader.batch_size or 50))
+        return app.measure_qos_cost({}, False)[0]
+
+    def torch_qos(self, loader):
+        with torch.no_grad():
+            return float(np.mean([pt.accuracy(LENET(x), y) for x, y in loader]))
+
+    def test_a_sampler_drop_last_or_collate_fn_is_honoured(self):
+        from torch.utils.data import SubsetRandomSampler
+        from torch.utils.data._utils.collate import default_collate
+
+        def negate(batch):
+            x, y = default_collate(batch)
+            return -x, y
+
+        for loader in (DataLoader(self.ds, batch_size=25, sampler=list(range(50))),
+                       DataLoader(self.ds, batch_size=64, drop_last=True),
+                       DataLoader(self.ds, batch_size=50, collate_fn=negate),
+                       DataLoader(self.ds, batch_size=50, sampler=SubsetRandomSampler(range(0, N_IMAGES, 2)))):
+            with self.subTest(loader):
+                self.assertAlmostEqual(self.qos(loader), self.torch_qos(loader), places=9)
+
+    def test_a_data_set_passed_directly(self):
+        app = pt.TorchApp("direct", LENET, self.ds, self.test_l.dataset)
+        self.assertAlmostEqual(app.measure_qos_cost({}, False)[0], WANT_TUNE_QOS, places=9)
+
+    def test_images_the_network_does_not_take(self):
+        x = torch.cat([b[0] for b in self.tune_l])
+        y = torch.cat([b[1] for b in self.tune_l])
+        for what, imgs in (("shape 28x28x1", x.permute(0, 2, 3, 1).contiguous()),
+                           ("uint8", (x * 255).to(torch.uint8))):
+            loader = DataLoader(TensorDataset(imgs, y), batch_size=100)
+            with self.subTest(what), self.assertRaises(ValueError) as e:
+                pt.TorchApp("bad", LENET, loader, loader)
+            self.assertIn(what, str(e.exception))
+        with self.assertRaises(ValueError) as e:  # one batch size for both sets
+            pt.TorchApp("bad", LENET, DataLoader(self.ds, batch_size=100), DataLoader(self.ds, batch_size=64))
+        self.assertIn("batch sizes 100 and 64", str(e.exception))
 
 
 class BadArguments(unittest.TestCase):
@@ -273,12 +330,19 @@ class BadArguments(unittest.TestCase):
         x = torch.zeros(10, 3, 32, 32)
         y = torch.zeros(10, dtype=torch.int64)
         loader = DataLoader(TensorDataset(x, y), batch_size=5)
+        with self.assertRaises(ValueError) as e:
+            pt.TorchApp("x", LENET, loader, loader)
+        self.assertIn("3x32x32", str(e.exception))
+        self.assertIn("lenet_mnist takes 1x28x28", str(e.exception))
+        # what only the C library checks comes back naming the loader, not the work folder's file
+        x = torch.zeros(10, 1, 28, 28)
+        loader = DataLoader(TensorDataset(x, torch.full((10,), 12, dtype=torch.int64)), batch_size=5)
         with self.assertRaises(pt.PredTunerError) as e:
             pt.TorchApp("x", LENET, loader, loader)
         msg = str(e.exception)
-        self.assertIn("tune_dataloader's images", msg)
-        self.assertIn("1x28x28", msg)
-        self.assertNotIn("predtuner_gpu-", msg)  # not the work folder's file
+        self.assertIn("tune_dataloader's labels", msg)
+        self.assertIn("12", msg)
+        self.assertNotIn("predtuner_gpu-", msg)
 
     def test_python_side_checks(self):
         cases = [
@@ -314,6 +378,40 @@ class BadArguments(unittest.TestCase):
         t.tune(max_iter=5, qos_tuner_threshold=2.0, is_threshold_relative=True, time_passes=0, test_configs=False)
         with self.assertRaises(ValueError):
             t.plot_configs().savefig(os.path.join(TMP, "plot.pdf"))
+
+    def test_closed_apps_and_odd_values_raise_instead_of_crashing(self):
+        app = pt.TorchApp("x", LENET, self.tune_l, self.test_l)
+        t = app.get_tuner()
+        with self.assertRaises(TypeError):
+            app.measure_qos_cost({"convs.0": None}, False)
+        self.assertEqual(app.measure_qos_cost({"convs.0": app.op_knobs["convs.0"][1]}, False)[0],
+                         app.measure_qos_cost({"convs.0": app.op_knobs["convs.0"][1].name}, False)[0])
+        for kw, exc, words in (({"max_iter": 2**32 + 3}, ValueError, "max_iter"), ({"seed": -1}, ValueError, "seed"),
+                               ({"take_best_n": 2**32}, ValueError, "take_best_n"),
+                               ({"max_iter": 2.5}, TypeError, "max_iter")):
+            args = dict(max_iter=5, qos_tuner_threshold=2.0, is_threshold_relative=True)
+            args.update(kw)
+            with self.subTest(kw), self.assertRaises(exc) as e:
+                t.tune(**args)
+            self.assertIn(words, str(e.exception))
+        t.tune(max_iter=np.int64(5), qos_tuner_threshold=2.0, is_threshold_relative=True, time_passes=0,
+               output_dir=os.fsencode(os.path.join(TMP, "bytes_out")))
+        self.assertTrue(os.path.exists(os.path.join(TMP, "bytes_out", "tuning.sqlite")))
+        with self.assertRaises(pt.PredTunerError):  # a failed run leaves no earlier results behind
+            t.tune(max_iter=5, qos_tuner_threshold=200.0)
+        self.assertFalse(t.tuned)
+        self.assertEqual(t.best_configs, [])
+        for what, fn in (("TorchApp", lambda: pt.TorchApp("x", LENET, None, self.test_l)),
+                         ("cuda:1", lambda: pt.TorchApp("x", LENET, self.tune_l, self.test_l, torch_device="cuda:1"))):
+            with self.subTest(what), self.assertRaises((TypeError, ValueError)):
+                fn()
+        app.close()
+        for fn in (lambda: app.measure_qos_cost({}, False), app.describe, app.get_tuner,
+                   lambda: t.tune(max_iter=5, qos_tuner_threshold=2.0, is_threshold_relative=True),
+                   lambda: t.dump_configs(os.path.join(TMP, "closed.json"))):
+            with self.assertRaises(RuntimeError) as e:
+                fn()
+            self.assertIn("closed", str(e.exception))
 
     def test_a_missing_library_is_an_import_error_naming_it(self):
         r = subprocess.run([sys.executable, "-c", "import predtuner_gpu"], capture_output=True, text=True,
