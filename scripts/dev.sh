@@ -20,7 +20,7 @@ BUILD_PKGS=(cmake make gcc pkg-config libcjson-dev libcriterion-dev libopenblas-
             libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata plplot-driver-cairo
             libdnnl-dev)
 BENCH_PKGS=(python3 python3-torch python3-numpy)
-TEST_PKGS=(python3 python3-torch python3-numpy) # the Python package's tests (tests/python)
+TEST_PKGS=(python3 python3-torch python3-numpy chromium) # tests/python, and report.html in a browser (test_report.sh)
 FUZZ_PKGS=(clang libclang-rt-dev libomp-dev) # libFuzzer and clang's OpenMP, for the smoke fuzzing
 
 log() { printf '== %s\n' "$*" >&2; }

@@ -133,6 +133,18 @@ typedef struct pt_tune_summary {
 
 const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
 
+/* report.html in dir (docs/design.md, "Files"): one self-contained page (inline SVG and CSS, no
+ * script) made from the folder's configs.json, configs.svg, and sensitivity.json / .svg when
+ * there. Atomic. */
+pt_status pt_report_write(const char *dir);
+
+/* The outputs of a finished tune in dir: configs.json (every kept config with all != 0), the
+ * plots configs.png and configs.svg, and report.html. A plot or report that cannot be made is
+ * logged and its status left in *figure_status (configs.json is still written); any other
+ * failure is returned. */
+pt_status pt_tuner_write_outputs(const pt_tuner *t, const char *dir, int all, int show_qos_loss,
+                                 pt_status *figure_status);
+
 /* The per-layer sensitivity report alone (docs/design.md, "Files"; every tune with a QoS model
  * also writes it): builds, or loads from o->model_storage (NULL: <output_dir>/models), the QoS
  * model o->qos_model (qos_p1 when empirical) and, when the app can time its ops (DNN apps),

@@ -84,8 +84,8 @@ class Tuner:
              seed=0, output_dir=None, resume=False, overwrite=False, force_reinit=False, time_budget=0.0,
              time_passes=None, search_batch=None, early_stop=None, max_failures=None, progress=None):
         """PredTuner's tune (same keywords and defaults; cost_model / qos_model None: measured), plus:
-        seed, output_dir (the journal tuning.sqlite and the sensitivity report go there; resume /
-        overwrite as the CLI's), force_reinit (rebuild stored models), time_budget (seconds), time_passes (timed passes per best config),
+        seed, output_dir (as the CLI's output folder: the journal tuning.sqlite, configs.json, the
+        plots, report.html and the sensitivity report; resume / overwrite as the CLI's), force_reinit (rebuild stored models), time_budget (seconds), time_passes (timed passes per best config),
         search_batch, early_stop ("off", "exact", "confident"), max_failures, progress (progress
         lines on stderr; default: when config_pylogger was verbose). Returns best_configs."""
         o = _lib.TuneOpts()
@@ -124,6 +124,13 @@ class Tuner:
         self.summary = None  # the C tuner drops its results when a run starts, whether or not it ends well
         check(lib.pt_tuner_tune(self._t, ctypes.byref(o)), f"tune {self.app.app_name}")
         self._collect()
+        self.figure_error = None
+        if output_dir is not None:  # the folder gets what the CLI's gets: configs.json, plots, report.html
+            fs = ctypes.c_int()
+            check(lib.pt_tuner_write_outputs(self._t, enc(output_dir), 0, 0, ctypes.byref(fs)), "tune outputs")
+            if fs.value:
+                self.figure_error = lib.pt_last_error().decode("utf-8", "replace")
+                log.error("tune outputs: %s (configs.json is written)", self.figure_error)
         return self.best_configs
 
     @staticmethod

@@ -29,6 +29,7 @@ int pt_cmd_tune(int argc, char **argv);
 int pt_cmd_tune_binary(int argc, char **argv);
 int pt_cmd_sensitivity(int argc, char **argv);
 int pt_cmd_plot(int argc, char **argv);
+int pt_cmd_report(int argc, char **argv);
 int pt_cmd_export_hpvm(int argc, char **argv);
 /* The bundled demo's model, weights (written into weights_buf) and data; prints the error and
  * returns 0 when the demo is not found. */

@@ -1,4 +1,5 @@
-/* predtuner-gpu plot: redraws the plot of a tuning run from its configs.json. */
+/* predtuner-gpu plot and report: redraw the plot of a tuning run from its configs.json, rebuild the
+ * report.html of its output folder. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,5 +45,31 @@ int pt_cmd_plot(int argc, char **argv) {
       if (s == PT_OK) printf("wrote %s\n", path);
     }
   }
+  return s == PT_OK ? PT_EXIT_OK : pt_cli_fail(s);
+}
+
+typedef struct report_args {
+  const char *dir;
+} report_args;
+
+static const pt_cli_opt_def REPORT_OPTS[] = {
+    {"DIR", PT_CLI_ARG, offsetof(report_args, dir), 0, 0, 0, NULL, "a tuning run's output folder", 0},
+};
+
+int pt_cmd_report(int argc, char **argv) {
+  report_args a = {0};
+  int r = pt_cli_parse("report", REPORT_OPTS, 1, 0, &a, argc, argv);
+  if (r < 0) {
+    printf("usage: predtuner-gpu report DIR\n\n"
+           "Rebuilds DIR/report.html, the self-contained page of a tuning run (settings, baseline,\n"
+           "thresholds, the best configs with predicted and measured speedups, the plots and the\n"
+           "sensitivity heatmap inline), from DIR's configs.json, configs.svg and sensitivity files.\n\n");
+    pt_cli_print_opts(stdout, REPORT_OPTS, 1, 0, NULL);
+    return PT_EXIT_OK;
+  }
+  if (r != PT_EXIT_OK) return r;
+  if (!a.dir) return pt_cli_usage_error("report", "which output folder?");
+  pt_status s = pt_report_write(a.dir);
+  if (s == PT_OK) printf("wrote %s/report.html\n", a.dir);
   return s == PT_OK ? PT_EXIT_OK : pt_cli_fail(s);
 }

@@ -257,26 +257,10 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
   }
   char sens[4200]; /* written by a tune whose QoS model was initialised */
   snprintf(sens, sizeof sens, "%s/sensitivity.json", out_dir);
-  printf("\nfiles in %s:\n  configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal), tune.log, models/%s\n",
+  printf("\nfiles in %s:\n  report.html, configs.json (%s), configs.png, configs.svg, tuning.sqlite (journal),\n"
+         "  tune.log, models/%s\n",
          out_dir, dump_all ? "every kept config" : "best configs",
          access(sens, F_OK) == 0 ? ",\n  sensitivity.json, sensitivity.txt, sensitivity.png/.svg (each knob alone on each op, ranked; heatmap)" : "");
-}
-
-/* configs.json, then the plots: a plot that fails loses no results and is reported at the end. */
-static pt_status write_results(const tune_args *a, const pt_tuner *t, const char *out_dir, pt_status *plot_s) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/configs.json", out_dir);
-  pt_status s = pt_tuner_dump_configs(t, path, a->dump_all);
-  if (s != PT_OK) return s;
-  for (int k = 0; k < 2; k++) {
-    snprintf(path, sizeof path, "%s/configs.%s", out_dir, k ? "svg" : "png");
-    pt_status ps = pt_tuner_plot(t, path, a->show_loss);
-    if (ps != PT_OK) {
-      pt_log(PT_LOG_ERROR, "%s", pt_last_error());
-      *plot_s = ps;
-    }
-  }
-  return PT_OK;
 }
 
 /* The app, the tuner, the tuning and the results; the exit status. */
@@ -298,7 +282,7 @@ static int run(tune_args *a, int demo, const char *out_dir) {
     a->o.progress = stderr;
     s = pt_tuner_tune(t, &a->o);
   }
-  if (s == PT_OK) s = write_results(a, t, out_dir, &plot_s);
+  if (s == PT_OK) s = pt_tuner_write_outputs(t, out_dir, a->dump_all, a->show_loss, &plot_s);
   if (s == PT_OK && !a->quiet) print_summary(t, app, out_dir, a->dump_all);
   int rc = PT_EXIT_OK;
   if (s != PT_OK) {

@@ -17,6 +17,7 @@ static void usage(void) {
           "  sensitivity  each knob alone on each op: QoS loss, predicted and measured speedup, ranked;\n"
           "            JSON, text and a heatmap (also written by every tune with a QoS model)\n"
           "  plot      redraw the plot of a tuning run from its configs.json\n"
+          "  report    rebuild the report.html of a tuning run's output folder\n"
           "  export-hpvm  write a tuning run's configs as HPVM's config text\n"
           "  measure   run a network on a data set: accuracy (QoS), images/s, wall time\n"
           "            (no options: the bundled demo LeNet)\n"
@@ -63,6 +64,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "tune-binary")) return pt_cmd_tune_binary(argc - 1, argv + 1);
   if (!strcmp(cmd, "sensitivity")) return pt_cmd_sensitivity(argc - 1, argv + 1);
   if (!strcmp(cmd, "plot")) return pt_cmd_plot(argc - 1, argv + 1);
+  if (!strcmp(cmd, "report")) return pt_cmd_report(argc - 1, argv + 1);
   if (!strcmp(cmd, "export-hpvm")) return pt_cmd_export_hpvm(argc - 1, argv + 1);
   if (!strcmp(cmd, "zoo")) return pt_cmd_zoo(argc - 1, argv + 1);
   if (!strcmp(cmd, "knobs")) return pt_cmd_knobs(argc - 1, argv + 1);

@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +97,23 @@ pt_status pt__write_json_atomic(const char *path, cJSON *root, int pretty) {
   pt_status s = pt_write_file_atomic(path, txt, strlen(txt));
   free(txt);
   return s;
+}
+
+pt_status pt__text_put(pt__text *t, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) return pt__error(PT_EINVAL, "text: formatting failed");
+    if (t->buf && t->len + (size_t)k < t->cap) {
+      t->len += (size_t)k;
+      return PT_OK;
+    }
+    size_t nc = (t->cap ? t->cap * 2 : 4096) + (size_t)k;
+    char *nb = pt__realloc(t->buf, nc);
+    if (!nb) return pt__error(PT_ENOMEM, "out of memory for %zu bytes of text", nc);
+    t->buf = nb;
+    t->cap = nc;
+  }
 }

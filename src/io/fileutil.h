@@ -17,6 +17,17 @@ pt_status pt__write_json_atomic(const char *path, struct cJSON *root, int pretty
 typedef pt_status (*pt__text_parser)(const char *text, size_t len, const char *source, void *out);
 pt_status pt__parse_file(const char *path, pt__text_parser parse, void *out);
 
+/* A growing text buffer (report, sensitivity table, HPVM config text) (buf malloc'ed, NUL-terminated after each put). */
+typedef struct pt__text {
+  char *buf;
+  size_t len, cap;
+} pt__text;
+pt_status pt__text_put(pt__text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "predtuner-gpu reads little-endian files in place and needs a little-endian host"
 #endif

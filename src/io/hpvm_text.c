@@ -115,25 +115,6 @@ int pt__hpvm_ops_from_names(int n_ops, char *const *names, pt__hpvm_op **out, in
   return 1;
 }
 
-pt_status pt__text_put(pt__text *t, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) return pt__error(PT_EINVAL, "HPVM config: formatting failed");
-    if (t->buf && t->len + (size_t)k < t->cap) {
-      t->len += (size_t)k;
-      return PT_OK;
-    }
-    size_t nc = (t->cap ? t->cap * 2 : 4096) + (size_t)k;
-    char *nb = pt__realloc(t->buf, nc);
-    if (!nb) return pt__error(PT_ENOMEM, "HPVM config: out of memory for %zu bytes of text", nc);
-    t->buf = nb;
-    t->cap = nc;
-  }
-}
-
 pt_status pt__hpvm_put_block(pt__text *t, int conf_no, double speedup, double test_qos, double loss,
                              const pt__hpvm_op *h, int nh, const char *const *knob) {
   char sp[40], tq[40], lo[40];

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "io/fileutil.h"
 #include "predtuner/graph.h"
 
 /* One tensor op of an HPVM line: its HPVM type and where its knob comes from. */
@@ -24,16 +25,6 @@ pt_status pt__hpvm_ops_from_graph(const pt_graph *g, pt__hpvm_op **out, int *n);
  * not of that form, -1 when out of memory (error set), 1 otherwise. */
 int pt__hpvm_ops_from_names(int n_ops, char *const *names, pt__hpvm_op **out, int *order);
 
-/* A growing text buffer (buf malloc'ed, NUL-terminated after each put). */
-typedef struct pt__text {
-  char *buf;
-  size_t len, cap;
-} pt__text;
-pt_status pt__text_put(pt__text *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 
 /* One config block: "+++++", the header "conf<no> speedup 1.0 test_qos loss", a line per fused group
  * of ops, "-----". knob[op] is the knob of config op `op` (pt__hpvm_op.op); an add without an op

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "predtuner/io.h"
+#include "predtuner/log.h"
 #include "tuner/tuner_internal.h"
 
 static void add_num(cJSON *o, const char *k, double v) {
@@ -18,6 +19,55 @@ static void add_num(cJSON *o, const char *k, double v) {
 static int in_bestpre(const pt_tuner *t, int64_t idx) {
   for (int b = 0; b < t->n_bestpre; b++)
     if (t->bestpre[b] == idx) return 1;
+  return 0;
+}
+
+/* The run's options, as the report shows them. */
+static void add_settings(cJSON *root, const pt_tuner *t) {
+  const pt_tune_opts *o = &t->opts;
+  cJSON *st = cJSON_AddObjectToObject(root, "settings");
+  cJSON_AddNumberToObject(st, "max_iter", o->max_iter);
+  add_num(st, "qos_tuner_threshold", o->qos_tuner_threshold);
+  add_num(st, "qos_keep_threshold", o->qos_keep_threshold);
+  cJSON_AddBoolToObject(st, "relative", !o->absolute);
+  cJSON_AddNumberToObject(st, "take_best_n", o->take_best_n);
+  cJSON_AddNumberToObject(st, "seed", (double)o->seed);
+  cJSON_AddNumberToObject(st, "search_batch", o->search_batch);
+  cJSON_AddStringToObject(st, "early_stop", pt_early_stop_name(o->early_stop));
+  cJSON_AddNumberToObject(st, "time_passes", o->time_passes);
+  add_num(st, "time_budget", o->time_budget > 0 ? o->time_budget : NAN);
+  cJSON_AddBoolToObject(st, "test_configs", o->test_configs);
+}
+
+/* What the search did: counts of evaluated, failed (by status) and early-stopped configs. */
+static void add_search(cJSON *root, const pt_tuner *t) {
+  const pt_tune_summary *s = &t->sum;
+  cJSON *se = cJSON_AddObjectToObject(root, "search");
+  cJSON_AddNumberToObject(se, "space_size", s->space_size);
+  cJSON_AddNumberToObject(se, "evaluated", (double)s->evaluated);
+  cJSON_AddNumberToObject(se, "resumed", (double)s->resumed);
+  add_num(se, "seconds", s->search_seconds);
+  add_num(se, "configs_per_s", s->configs_per_s);
+  add_num(se, "total_seconds", s->total_seconds);
+  cJSON_AddNumberToObject(se, "failed", (double)s->failed);
+  cJSON *fb = cJSON_AddObjectToObject(se, "failed_by");
+  for (int k = 1; k < PT_STATUS_COUNT; k++)
+    if (s->failed_by[k]) cJSON_AddNumberToObject(fb, pt_status_name((pt_status)-k), (double)s->failed_by[k]);
+  cJSON_AddNumberToObject(se, "early_stopped", (double)s->early_stopped);
+  cJSON_AddStringToObject(se, "stopped", s->stopped);
+  cJSON_AddNumberToObject(se, "kept", t->n_kept);
+  cJSON_AddNumberToObject(se, "best_prefilter", t->n_bestpre);
+  cJSON_AddNumberToObject(se, "best", t->n_best);
+  cJSON_AddBoolToObject(se, "validated", s->validated);
+  cJSON_AddBoolToObject(se, "tested", s->tested);
+  cJSON_AddNumberToObject(se, "dropped", s->dropped);
+  add_num(se, "mean_abs_validation_error", s->mean_abs_validation_error);
+}
+
+/* Whether config idx is one of the best configs after validation and test. */
+static int in_best(const pt_tuner *t, int64_t idx) {
+  for (int b = 0; b < t->n_best; b++)
+    if (t->bestpre[t->best[b]] == idx) return 1;
   return 0;
 }
 
@@ -47,6 +97,10 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
   cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(t->cost_model));
   cJSON_AddNumberToObject(root, "evaluated", (double)s->evaluated);
   cJSON_AddBoolToObject(root, "stopped_on_time", s->stopped_on_time);
+  add_settings(root, t);
+  add_search(root, t);
+  cJSON *bk = cJSON_AddObjectToObject(root, "baseline_knobs");
+  for (int op = 0; op < app->n_ops; op++) cJSON_AddStringToObject(bk, app->op_names[op], app->entry_knob[app->entry_off[op]]);
   cJSON *arr = cJSON_AddArrayToObject(root, "configs");
   int n = all ? t->n_kept : t->n_best;
   for (int i = 0; i < n; i++) {
@@ -65,6 +119,7 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
     add_num(o, "validated_qos", c.validated_qos);
     cJSON_AddBoolToObject(o, "predicted", c.predicted);
     if (all) cJSON_AddBoolToObject(o, "best", in_bestpre(t, t->kept[i]));
+    if (all) cJSON_AddBoolToObject(o, "final", in_best(t, t->kept[i]));
     cJSON_AddItemToArray(arr, o);
   }
   return pt__write_json_atomic(path, root, 1);
@@ -167,4 +222,21 @@ pt_status pt_plot_configs_file(const char *configs_json, const char *path, int s
   if (s == PT_OK) s = pt__plot_draw(&d, path, show_qos_loss);
   free(pf.q), free(pf.sp), free(pf.v), free(pf.te), free(pf.me), free(pf.best);
   return s;
+}
+
+pt_status pt_tuner_write_outputs(const pt_tuner *t, const char *dir, int all, int show_qos_loss,
+                                 pt_status *figure_status) {
+  char path[4200];
+  *figure_status = PT_OK;
+  snprintf(path, sizeof path, "%s/configs.json", dir);
+  PT__TRY(pt_tuner_dump_configs(t, path, all));
+  for (int k = 0; k < 3; k++) { /* a figure that fails loses no results */
+    if (k < 2) snprintf(path, sizeof path, "%s/configs.%s", dir, k == 0 ? "png" : "svg");
+    pt_status fs = k < 2 ? pt_tuner_plot(t, path, show_qos_loss) : pt_report_write(dir);
+    if (fs != PT_OK) {
+      pt_log(PT_LOG_ERROR, "%s", pt_last_error());
+      *figure_status = fs;
+    }
+  }
+  return PT_OK;
 }

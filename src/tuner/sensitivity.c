@@ -125,46 +125,28 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
   return pt__write_json_atomic(path, root, 1);
 }
 
-/* Appends text to *buf (growing it); 0 on allocation failure. */
-static int append(char **buf, size_t *len, size_t *cap, const char *text) {
-  const size_t n = strlen(text);
-  if (*len + n + 1 > *cap) {
-    size_t c = (*len + n + 1) * 2;
-    char *b = pt__realloc(*buf, c);
-    if (!b) return 0;
-    *buf = b, *cap = c;
-  }
-  memcpy(*buf + *len, text, n + 1);
-  *len += n;
-  return 1;
-}
-
 static pt_status write_text(const pt__evaluator *ev, const sens_row *r, int n, const double *prof, const char *path) {
   const pt_app *app = ev->app;
-  char *buf = NULL, line[1024];
-  size_t len = 0, cap = 0;
-  snprintf(line, sizeof line,
+  pt__text t = {0};
+  pt_status s = pt__text_put(&t,
            "# Each knob alone on each op: the tune set's QoS loss against the baseline config (%s) and the\n"
            "# speedup over it, predicted (cost_linear) and measured (cost_profiled, where profiled), ranked\n"
            "# by speedup gained per point of QoS lost (\"free\": no loss); ranked by %s.\n"
            "%5s  %-32s %-12s %12s %10s %10s %12s\n",
            pt_qos_model_name(ev->qos), speedup_source(prof), "rank", "op", "knob", "QoS loss", "predicted", "measured",
            "per point");
-  int ok = append(&buf, &len, &cap, line);
-  for (int i = 0; i < n && ok; i++) {
-    char score[32];
+  for (int i = 0; i < n && s == PT_OK; i++) {
+    char score[32], meas[32] = "-";
     if (r[i].klass == 0) snprintf(score, sizeof score, "free");
     else if (r[i].klass == 2) snprintf(score, sizeof score, "no gain");
     else if (isfinite(r[i].score)) snprintf(score, sizeof score, "%.4g", r[i].score);
     else snprintf(score, sizeof score, "-");
-    char meas[32] = "-";
     if (isfinite(r[i].meas)) snprintf(meas, sizeof meas, "%.4gx", r[i].meas);
-    snprintf(line, sizeof line, "%5d  %-32s %-12s %12.6g %9.4gx %10s %12s\n", i + 1, app->op_names[r[i].op],
-             app->entry_knob[r[i].entry], r[i].loss, r[i].pred, meas, score);
-    ok = append(&buf, &len, &cap, line);
+    s = pt__text_put(&t, "%5d  %-32s %-12s %12.6g %9.4gx %10s %12s\n", i + 1, app->op_names[r[i].op],
+                     app->entry_knob[r[i].entry], r[i].loss, r[i].pred, meas, score);
   }
-  pt_status s = ok ? pt_write_file_atomic(path, buf, len) : pt__error(PT_ENOMEM, "%s: out of memory", path);
-  free(buf);
+  if (s == PT_OK) s = pt_write_file_atomic(path, t.buf, t.len);
+  free(t.buf);
   return s;
 }
 

@@ -126,6 +126,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   else pt_tune_opts_init(&o);
   reset(t);
   PT__TRY(check_opts(&o));
+  t->opts = o;
   double t_start = pt_now(), exact_cost = NAN;
   pt_tune_summary *sum = &t->sum;
   sum->space_size = pt_app_space_size(t->app);

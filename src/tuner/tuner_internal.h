@@ -15,6 +15,7 @@ struct pt_tuner {
   pt_qos_model qos_model; /* the models of the last run (empirical when none) */
   pt_cost_model cost_model;
   int tuned;
+  pt_tune_opts opts;      /* the last run's options (its pointers are not kept valid: scalars only) */
   /* every evaluated config, in evaluation order (resumed ones first) */
   int64_t n, cap;
   uint16_t *cfg;      /* (n, n_ops) */

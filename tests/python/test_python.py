@@ -91,7 +91,7 @@ def cli_configs(out, *args):
 
 def comparable(configs_json):
     """What must agree between two runs: every config's knobs and QoS values (timings aside)."""
-    keys = ("qos", "cost", "speedup", "test_qos", "validated_qos", "predicted", "best")
+    keys = ("qos", "cost", "speedup", "test_qos", "validated_qos", "predicted", "best", "final")
     return [{k: c.get(k) for k in keys + ("knobs",)} for c in configs_json["configs"]]
 
 
@@ -396,7 +396,9 @@ class BadArguments(unittest.TestCase):
             self.assertIn(words, str(e.exception))
         t.tune(max_iter=np.int64(5), qos_tuner_threshold=2.0, is_threshold_relative=True, time_passes=0,
                output_dir=os.fsencode(os.path.join(TMP, "bytes_out")))
-        self.assertTrue(os.path.exists(os.path.join(TMP, "bytes_out", "tuning.sqlite")))
+        for name in ("tuning.sqlite", "configs.json", "configs.svg", "report.html"):  # what the CLI's folder gets
+            self.assertTrue(os.path.exists(os.path.join(TMP, "bytes_out", name)), name)
+        self.assertIsNone(t.figure_error)
         with self.assertRaises(pt.PredTunerError):  # a failed run leaves no earlier results behind
             t.tune(max_iter=5, qos_tuner_threshold=200.0)
         self.assertFalse(t.tuned)
