@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "naive.h"
 
@@ -267,4 +268,63 @@ Test(cli, sensitivity_writes_the_report_and_heatmap, .timeout = 300) {
   cr_assert_null(strstr(R.err, "cost_profiled:"), "the second run profiled again: %s", R.err);
   snprintf(args, sizeof args, "rm -rf '%s'", dir);
   cr_assert_eq(system(args), 0);
+}
+
+/* Only baseline knobs: no heatmap, and an earlier run's is removed rather than left to pass for
+ * this one's. */
+Test(cli, sensitivity_without_knobs_leaves_no_stale_heatmap, .timeout = 120) {
+  char dir[] = "/tmp/pt_cli_sens0_XXXXXX", args[768], path[600];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/knobs.json", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs("[{\"name\": \"11\", \"class\": \"FP32Baseline\", \"baseline_priority\": 1}]", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/sensitivity.svg", dir);
+  f = fopen(path, "w");
+  cr_assert(f);
+  fputs("<svg id=\"stale\"/>", f);
+  fclose(f);
+  snprintf(args, sizeof args, "sensitivity --knobs %s/knobs.json --tune-count 100 --output %s --model-storage ''", dir,
+           dir);
+  run(args);
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  cr_assert_not_null(strstr(R.out, "no heatmap"), "%s", R.out);
+  cr_assert(access(path, F_OK) != 0, "the stale heatmap is gone");
+  snprintf(args, sizeof args, "rm -rf '%s'", dir);
+  cr_assert_eq(system(args), 0);
+}
+
+/* report DIR over a hand-made configs.json: every string escaped, odd shapes tolerated. */
+Test(cli, report_escapes_what_the_files_say) {
+  char dir[] = "/tmp/pt_cli_rep_XXXXXX", path[600], cmd[700];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/configs.json", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs("{\"app\": \"<b>x</b>&\", \"qos_model\": \"<i>\", \"search\": {\"failed_by\": [1, 2]},"
+        " \"configs\": [{\"qos\": 1, \"speedup\": 2, \"knobs\": {\"<op>\": \"\\\"k\\\"\"}}]}", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/sensitivity.json", dir);
+  f = fopen(path, "w");
+  cr_assert(f);
+  fputs("{\"qos_model\": \"<script>\", \"entries\": [{\"op\": \"<a>\", \"knob\": \"&\"}]}", f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "report %s", dir);
+  run(cmd);
+  cr_assert_eq(R.rc, 0, "%s", R.err);
+  snprintf(path, sizeof path, "%s/report.html", dir);
+  size_t n;
+  char *html = read_all(path, &n);
+  cr_assert(html);
+  cr_assert_null(strstr(html, "<b>x"));
+  cr_assert_null(strstr(html, "<script"));
+  cr_assert_null(strstr(html, "<op>"));
+  cr_assert_null(strstr(html, "<a>"));
+  cr_assert_not_null(strstr(html, "&lt;b&gt;x&lt;/b&gt;&amp;"));
+  cr_assert_not_null(strstr(html, "&lt;op&gt;=&quot;k&quot;"));
+  cr_assert_not_null(strstr(html, "not drawn"), "a missing figure is said");
+  free(html);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
 }

@@ -139,9 +139,9 @@ const pt_tune_summary *pt_tuner_summary(const pt_tuner *t);
 pt_status pt_report_write(const char *dir);
 
 /* The outputs of a finished tune in dir: configs.json (every kept config with all != 0), the
- * plots configs.png and configs.svg, and report.html. A plot or report that cannot be made is
- * logged and its status left in *figure_status (configs.json is still written); any other
- * failure is returned. */
+ * plots configs.png and configs.svg, and report.html. A plot or report that cannot be made (or
+ * the tune's sensitivity heatmap, which could not) is logged and its status left in
+ * *figure_status (configs.json is still written); any other failure is returned. */
 pt_status pt_tuner_write_outputs(const pt_tuner *t, const char *dir, int all, int show_qos_loss,
                                  pt_status *figure_status);
 

@@ -235,7 +235,6 @@ static void fingerprint(pt_app *app, const pt_dnn_app_opts *o) {
   app->fp[PT__FP_MEASURE] = pt__hash_final(pt__hash_u64(h, o->promise_ranges ? pt__fp_file(o->promise_ranges) : 0));
 }
 
-/* PromiseSim needs quantisation ranges: from the file, or calibrated on the tune set. */
 /* A knob's column in the sensitivity heatmap: its class, perforation by direction. */
 static const char *knob_group(const pt_knob *k) {
   switch (k->cls) {
@@ -248,6 +247,7 @@ static const char *knob_group(const pt_knob *k) {
   return "other";
 }
 
+/* PromiseSim needs quantisation ranges: from the file, or calibrated on the tune set. */
 static pt_status setup_promise(pt_app *app, const pt_dnn_app_opts *o) {
   dnn_ctx *d = app->ctx;
   int any = 0;

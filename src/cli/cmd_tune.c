@@ -55,7 +55,7 @@ static const pt_cli_opt_def OPTS[] = {
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "the report:", SENS},
     {"--qos-model", PT_CLI_STR, AT(qos_name), 0, 0, 0, "M", "qos_p1 or qos_p2 (default qos_p1)", SENS},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "tuning (docs/design.md, \"The tuning pipeline\"):", SEARCH},
-    {"--target-device", PT_CLI_STR, AT(target), 0, 0, 0, "D", "cpu, gpu or any (tune: default the backend's device;\ntune-binary: drop knobs whose \"devices\" lack D)", 0},
+    {"--target-device", PT_CLI_STR, AT(target), 0, 0, 0, "D", "cpu, gpu or any (tune, sensitivity: default the backend's device;\ntune-binary: drop knobs whose \"devices\" lack D)", 0},
     {"--max-iter", PT_CLI_INT, AT(o.max_iter), 1, 1 << 30, 0, "N", "distinct configs to evaluate (default {})", SEARCH},
     {"--qos-tuner-threshold", PT_CLI_DBL, AT(o.qos_tuner_threshold), -1e12, 1e12, 0, "X", "QoS loss the search aims at (default {}); with --absolute a QoS", SEARCH},
     {"--qos-keep-threshold", PT_CLI_DBL, AT(o.qos_keep_threshold), -1e12, 1e12, 0, "X", "QoS loss a kept config may have (default: the tuner threshold)", SEARCH},
@@ -309,8 +309,12 @@ static void print_report(const char *out_dir) {
     if (line[0] != '#' && lines++ < 16) fputs(line, stdout);
   if (f) fclose(f);
   if (lines > 16) printf("  ... (%d rows in all)\n", lines - 1);
-  printf("\nfiles in %s:\n  sensitivity.json, sensitivity.txt, sensitivity.png, sensitivity.svg (heatmap), models/\n",
-         out_dir);
+  snprintf(path, sizeof path, "%s/sensitivity.svg", out_dir);
+  const int heat = access(path, F_OK) == 0;
+  snprintf(path, sizeof path, "%s/report.html", out_dir);
+  printf("\nfiles in %s:\n  sensitivity.json, sensitivity.txt%s, sensitivity.log, models/%s\n", out_dir,
+         heat ? ", sensitivity.png, sensitivity.svg (heatmap)" : " (no heatmap: only baseline knobs)",
+         access(path, F_OK) == 0 ? ", report.html (rebuilt)" : "");
 }
 
 static int run_sens(tune_args *a, int demo, const char *out_dir) {

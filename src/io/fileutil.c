@@ -78,6 +78,7 @@ pt_status pt_write_file_atomic(const char *path, const void *data, size_t len) {
 
 pt_status pt_make_dirs(const char *dir) {
   char tmp[4096];
+  if (!dir || !dir[0]) return pt__error(PT_EINVAL, "an empty folder name");
   if ((size_t)snprintf(tmp, sizeof tmp, "%s", dir) >= sizeof tmp) return pt__error(PT_EINVAL, "folder name too long: %s", dir);
   for (char *p = tmp + 1;; p++) { /* mkdir -p */
     char c = *p;

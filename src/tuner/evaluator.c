@@ -82,8 +82,8 @@ static pt_status init_search_loss(pt__evaluator *ev) {
 }
 
 const char *pt__eval_storage(const pt_tune_opts *o, char *buf, size_t n) {
-  if (o->model_storage) snprintf(buf, n, "%s", o->model_storage);
-  else if (o->output_dir) snprintf(buf, n, "%s/models", o->output_dir);
+  if (o->model_storage && o->model_storage[0]) snprintf(buf, n, "%s", o->model_storage);
+  else if (o->output_dir && o->output_dir[0]) snprintf(buf, n, "%s/models", o->output_dir);
   else return NULL;
   return buf;
 }

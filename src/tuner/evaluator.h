@@ -21,10 +21,11 @@ typedef struct pt__evaluator {
   pt_stop_rule stop;   /* early stopping of empirical QoS in the search (mode off: none) */
 } pt__evaluator;
 
+/* Where o keeps model files: o->model_storage, else <output_dir>/models, else NULL (none; an
+ * empty string is none too). */
+const char *pt__eval_storage(const pt_tune_opts *o, char *buf, size_t n);
 /* Builds (or loads from storage, NULL: none) the models o names, with progress on o->progress;
  * baseline_qos (the exact network's tune QoS, NaN: unknown) checks a stored P2 model against it. */
-/* Where o keeps model files: o->model_storage, else <output_dir>/models, else NULL (none). */
-const char *pt__eval_storage(const pt_tune_opts *o, char *buf, size_t n);
 pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, const char *storage,
                         double baseline_qos);
 void pt__eval_free(pt__evaluator *ev);

@@ -37,6 +37,17 @@ static void cell(const heat_job *j, int op, int g) {
   plptex(g + 0.5, y0 + 0.35, 1, 0, 0.5, text);
 }
 
+/* s for PLplot's text functions, which take '#' as their escape character: doubled, it is itself. */
+static const char *literal(const char *s, char *buf, size_t n) {
+  size_t k = 0;
+  for (; *s && k + 2 < n; s++) {
+    if (*s == '#') buf[k++] = '#';
+    buf[k++] = *s;
+  }
+  buf[k] = 0;
+  return buf;
+}
+
 static void draw_map(void *ctx) {
   const heat_job *j = ctx;
   const pt__heat *h = j->h;
@@ -51,13 +62,16 @@ static void draw_map(void *ctx) {
     for (int k = 0; k < h->n_groups; k++) cell(j, op, k);
   plcol0(PT__C_FG);
   plbox("bc", 0, 0, "bc", 0, 0);
+  char name[200];
   for (int op = 0; op < h->n_ops; op++)
-    plmtex("lv", 0.6, (h->n_ops - op - 0.5) / h->n_ops, 1.0, h->op_names[op]);
-  for (int k = 0; k < h->n_groups; k++) plmtex("t", 0.8, (k + 0.5) / h->n_groups, 0.5, h->groups[k]);
+    plmtex("lv", 0.6, (h->n_ops - op - 0.5) / h->n_ops, 1.0, literal(h->op_names[op], name, sizeof name));
+  for (int k = 0; k < h->n_groups; k++)
+    plmtex("t", 0.8, (k + 0.5) / h->n_groups, 0.5, literal(h->groups[k], name, sizeof name));
   char line[160];
   snprintf(line, sizeof line, "cell: the lowest QoS loss of the group's knobs on the op, and that knob's speedup");
   plmtex("b", 1.6, 0.0, 0.0, line);
-  snprintf(line, sizeof line, "colour: loss 0 (green) to %.3g (red); grey: no such knob on the op", j->max_loss);
+  snprintf(line, sizeof line, "colour: loss 0 (green) to %.3g (red); grey: no such knob on the op (or no loss known)",
+           j->max_loss);
   plmtex("b", 3.0, 0.0, 0.0, line);
   if (h->note) plmtex("b", 4.4, 0.0, 0.0, h->note);
   plschr(0, 0.95);

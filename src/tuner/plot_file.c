@@ -76,9 +76,10 @@ pt_status pt__plot_file(const char *path, const pt__figure *fig) {
   const char *ext = strrchr(path, '.');
   const char *dev = ext && !strcmp(ext, ".svg") ? "svg" : ext && !strcmp(ext, ".png") ? "pngcairo" : NULL;
   if (!dev) return pt__error(PT_EINVAL, "%s: a plot file must end in .png or .svg", path);
-  PLINT old, strm;
+  PLINT old, strm = -1;
   plgstrm(&old);
   plmkstrm(&strm);
+  if (strm < 0) return pt__error(PT_EIO, "%s: PLplot has no free stream left", path);
   if (!has_device(dev)) {
     plend1();
     plsstrm(old);

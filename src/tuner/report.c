@@ -69,8 +69,12 @@ static pt_status put_svg(pt__text *t, const char *path, const char *prefix, cons
     return pt__text_put(t, "<p class=\"note\">(%s: not drawn)</p>\n", caption);
   }
   const char *b = data, *end = b + len, *p = NULL;
-  for (const char *q = b; q + 4 <= end && !p; q++)
+  for (const char *q = b; end - q >= 4 && !p; q++)
     if (!memcmp(q, "<svg", 4)) p = q;
+  if (!p) { /* not an SVG (a truncated file): say so rather than show an empty figure */
+    pt__unmap_file(data, len);
+    return pt__text_put(t, "<p class=\"note\">(%s: not an SVG file)</p>\n", caption);
+  }
   pt_status s = pt__text_put(t, "<figure id=\"%s\">\n", prefix);
   while (s == PT_OK && p && p < end) {
     static const char *const pats[] = {"id=\"", "url(#", "href=\"#"};
@@ -92,7 +96,7 @@ static pt_status put_svg(pt__text *t, const char *path, const char *prefix, cons
 static pt_status settings(pt__text *t, const cJSON *c) {
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(c, "settings"), *th = cJSON_GetObjectItemCaseSensitive(c, "thresholds");
   const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "baseline");
-  char v[160], x[64], y[64];
+  char v[1200], x[64], y[64];
   pt_status s = pt__text_put(t, "<h2>Run</h2>\n<table id=\"settings\">\n");
   if (s == PT_OK) s = row(t, "QoS model / cost model", (snprintf(v, sizeof v, "%s / %s", str(c, "qos_model"), str(c, "cost_model")), v));
   if (s == PT_OK) s = row(t, "knobs / target device", (snprintf(v, sizeof v, "%s / %s", str(c, "knobs_file"), str(c, "target_device")), v));
@@ -132,8 +136,9 @@ static pt_status search(pt__text *t, const cJSON *c) {
   if (s == PT_OK) s = row(t, "configs evaluated", v);
   int k = snprintf(v, sizeof v, "%s", fmt(x, sizeof x, "%.0f", num(se, "failed")));
   const cJSON *e;
-  cJSON_ArrayForEach(e, fb) if (k < (int)sizeof v - 80) k += snprintf(v + k, sizeof v - (size_t)k, "%s %s %.0f",
-                                                                      e == fb->child ? ":" : ",", e->string, e->valuedouble);
+  cJSON_ArrayForEach(e, fb) if (e->string && k < (int)sizeof v - 80) k += snprintf(v + k, sizeof v - (size_t)k, "%s %.40s %.0f",
+                                                                                   e == fb->child ? ":" : ",", e->string,
+                                                                                   e->valuedouble);
   if (s == PT_OK) s = row(t, "failed configs", v);
   if (s == PT_OK) s = row(t, "stopped early (could not be kept)", fmt(x, sizeof x, "%.0f", num(se, "early_stopped")));
   if (s == PT_OK && str(se, "stopped")[0]) s = row(t, "search stopped", str(se, "stopped"));
@@ -239,7 +244,9 @@ static pt_status body(pt__text *t, const char *dir, const cJSON *c, const cJSON 
   if (s == PT_OK) s = pt__text_put(t, "<h2>Plots</h2>\n");
   if (s == PT_OK) s = put_svg(t, path, "configs", "kept and best configs (configs.svg)");
   if (s == PT_OK && sj) {
-    s = pt__text_put(t, "<h2>Sensitivity: each knob alone on each op (%s)</h2>\n", str(sj, "qos_model"));
+    s = pt__text_put(t, "<h2>Sensitivity: each knob alone on each op (");
+    if (s == PT_OK) s = esc(t, str(sj, "qos_model"));
+    if (s == PT_OK) s = pt__text_put(t, ")</h2>\n");
     snprintf(path, sizeof path, "%s/sensitivity.svg", dir);
     if (s == PT_OK) s = put_svg(t, path, "heatmap", "QoS loss per op and knob group (sensitivity.svg)");
     if (s == PT_OK) s = sens_table(t, sj);
@@ -262,7 +269,10 @@ pt_status pt_report_write(const char *dir) {
   pt__text t = {0};
   if (s == PT_OK) s = body(&t, dir, c, sj);
   snprintf(path, sizeof path, "%s/report.html", dir);
-  if (s == PT_OK) s = pt_write_file_atomic(path, t.buf, t.len);
+  if (s == PT_OK && (s = pt_output_lock(dir)) == PT_OK) { /* not while another run writes the folder */
+    s = pt_write_file_atomic(path, t.buf, t.len);
+    pt_output_unlock(dir);
+  }
   free(t.buf);
   cJSON_Delete(c);
   cJSON_Delete(sj);

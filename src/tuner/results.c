@@ -23,9 +23,10 @@ static int in_bestpre(const pt_tuner *t, int64_t idx) {
 }
 
 /* The run's options, as the report shows them. */
-static void add_settings(cJSON *root, const pt_tuner *t) {
+static int add_settings(cJSON *root, const pt_tuner *t) {
   const pt_tune_opts *o = &t->opts;
   cJSON *st = cJSON_AddObjectToObject(root, "settings");
+  if (!st) return 0;
   cJSON_AddNumberToObject(st, "max_iter", o->max_iter);
   add_num(st, "qos_tuner_threshold", o->qos_tuner_threshold);
   add_num(st, "qos_keep_threshold", o->qos_keep_threshold);
@@ -36,13 +37,14 @@ static void add_settings(cJSON *root, const pt_tuner *t) {
   cJSON_AddStringToObject(st, "early_stop", pt_early_stop_name(o->early_stop));
   cJSON_AddNumberToObject(st, "time_passes", o->time_passes);
   add_num(st, "time_budget", o->time_budget > 0 ? o->time_budget : NAN);
-  cJSON_AddBoolToObject(st, "test_configs", o->test_configs);
+  return cJSON_AddBoolToObject(st, "test_configs", o->test_configs) != NULL;
 }
 
 /* What the search did: counts of evaluated, failed (by status) and early-stopped configs. */
-static void add_search(cJSON *root, const pt_tuner *t) {
+static int add_search(cJSON *root, const pt_tuner *t) {
   const pt_tune_summary *s = &t->sum;
   cJSON *se = cJSON_AddObjectToObject(root, "search");
+  if (!se) return 0;
   cJSON_AddNumberToObject(se, "space_size", s->space_size);
   cJSON_AddNumberToObject(se, "evaluated", (double)s->evaluated);
   cJSON_AddNumberToObject(se, "resumed", (double)s->resumed);
@@ -51,6 +53,7 @@ static void add_search(cJSON *root, const pt_tuner *t) {
   add_num(se, "total_seconds", s->total_seconds);
   cJSON_AddNumberToObject(se, "failed", (double)s->failed);
   cJSON *fb = cJSON_AddObjectToObject(se, "failed_by");
+  if (!fb) return 0;
   for (int k = 1; k < PT_STATUS_COUNT; k++)
     if (s->failed_by[k]) cJSON_AddNumberToObject(fb, pt_status_name((pt_status)-k), (double)s->failed_by[k]);
   cJSON_AddNumberToObject(se, "early_stopped", (double)s->early_stopped);
@@ -62,6 +65,7 @@ static void add_search(cJSON *root, const pt_tuner *t) {
   cJSON_AddBoolToObject(se, "tested", s->tested);
   cJSON_AddNumberToObject(se, "dropped", s->dropped);
   add_num(se, "mean_abs_validation_error", s->mean_abs_validation_error);
+  return 1;
 }
 
 /* Whether config idx is one of the best configs after validation and test. */
@@ -97,13 +101,15 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
   cJSON_AddStringToObject(root, "cost_model", pt_cost_model_name(t->cost_model));
   cJSON_AddNumberToObject(root, "evaluated", (double)s->evaluated);
   cJSON_AddBoolToObject(root, "stopped_on_time", s->stopped_on_time);
-  add_settings(root, t);
-  add_search(root, t);
+  /* cJSON allocates with malloc: a part it could not make must fail the file, not drop a field */
+  int ok = root && b && tm && th && add_settings(root, t) && add_search(root, t);
   cJSON *bk = cJSON_AddObjectToObject(root, "baseline_knobs");
-  for (int op = 0; op < app->n_ops; op++) cJSON_AddStringToObject(bk, app->op_names[op], app->entry_knob[app->entry_off[op]]);
+  for (int op = 0; bk && op < app->n_ops; op++)
+    ok &= cJSON_AddStringToObject(bk, app->op_names[op], app->entry_knob[app->entry_off[op]]) != NULL;
   cJSON *arr = cJSON_AddArrayToObject(root, "configs");
+  ok &= bk && arr;
   int n = all ? t->n_kept : t->n_best;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; ok && i < n; i++) {
     pt_tuned_config c;
     pt_tuner_get(t, all ? PT_KEPT : PT_BEST, i, &c);
     cJSON *o = cJSON_CreateObject();
@@ -113,14 +119,19 @@ pt_status pt_tuner_dump_configs(const pt_tuner *t, const char *path, int all) {
     add_num(o, "measured_speedup", c.measured_speedup);
     add_num(o, "measured_seconds", c.measured_seconds);
     cJSON *k = cJSON_AddObjectToObject(o, "knobs");
-    for (int op = 0; op < app->n_ops; op++)
-      cJSON_AddStringToObject(k, app->op_names[op], app->entry_knob[app->entry_off[op] + c.knobs[op]]);
+    ok &= o && k;
+    for (int op = 0; k && op < app->n_ops; op++)
+      ok &= cJSON_AddStringToObject(k, app->op_names[op], app->entry_knob[app->entry_off[op] + c.knobs[op]]) != NULL;
     add_num(o, "test_qos", c.test_qos);
     add_num(o, "validated_qos", c.validated_qos);
     cJSON_AddBoolToObject(o, "predicted", c.predicted);
     if (all) cJSON_AddBoolToObject(o, "best", in_bestpre(t, t->kept[i]));
     if (all) cJSON_AddBoolToObject(o, "final", in_best(t, t->kept[i]));
-    cJSON_AddItemToArray(arr, o);
+    if (!cJSON_AddItemToArray(arr, o)) cJSON_Delete(o), ok = 0;
+  }
+  if (!ok) {
+    cJSON_Delete(root);
+    return pt__error(PT_ENOMEM, "%s: out of memory for the JSON", path);
   }
   return pt__write_json_atomic(path, root, 1);
 }
@@ -227,11 +238,12 @@ pt_status pt_plot_configs_file(const char *configs_json, const char *path, int s
 pt_status pt_tuner_write_outputs(const pt_tuner *t, const char *dir, int all, int show_qos_loss,
                                  pt_status *figure_status) {
   char path[4200];
-  *figure_status = PT_OK;
+  *figure_status = t->figure_status; /* the tune's heatmap */
   snprintf(path, sizeof path, "%s/configs.json", dir);
   PT__TRY(pt_tuner_dump_configs(t, path, all));
   for (int k = 0; k < 3; k++) { /* a figure that fails loses no results */
     if (k < 2) snprintf(path, sizeof path, "%s/configs.%s", dir, k == 0 ? "png" : "svg");
+    if (k < 2) remove(path); /* an earlier run's plot must not pass for this one's (the report inlines it) */
     pt_status fs = k < 2 ? pt_tuner_plot(t, path, show_qos_loss) : pt_report_write(dir);
     if (fs != PT_OK) {
       pt_log(PT_LOG_ERROR, "%s", pt_last_error());

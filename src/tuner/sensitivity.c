@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -109,9 +110,10 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
     cJSON_Delete(root);
     return pt__error(PT_ENOMEM, "%s: out of memory", path);
   }
-  for (int i = 0; i < n; i++) {
+  int ok = 1;
+  for (int i = 0; ok && i < n; i++) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "rank", i + 1);
+    ok = o && cJSON_AddNumberToObject(o, "rank", i + 1);
     cJSON_AddStringToObject(o, "op", app->op_names[r[i].op]);
     cJSON_AddStringToObject(o, "knob", app->entry_knob[r[i].entry]);
     cJSON_AddStringToObject(o, "group", entry_group(app, r[i].entry));
@@ -120,7 +122,11 @@ static pt_status write_json(const pt__evaluator *ev, const sens_row *r, int n, c
     add_num(o, "speedup_predicted", r[i].pred);
     add_num(o, "speedup_measured", r[i].meas);
     add_num(o, "speedup_per_qos_point", r[i].score);
-    cJSON_AddItemToArray(arr, o);
+    if (!ok || !cJSON_AddItemToArray(arr, o)) cJSON_Delete(o), ok = 0;
+  }
+  if (!ok) {
+    cJSON_Delete(root);
+    return pt__error(PT_ENOMEM, "%s: out of memory", path);
   }
   return pt__write_json_atomic(path, root, 1);
 }
@@ -219,8 +225,11 @@ pt_status pt__sensitivity_write(const pt__evaluator *ev, const char *dir, pt_sta
   snprintf(path, sizeof path, "%s/sensitivity.txt", dir);
   if (s == PT_OK) s = write_text(ev, r, n, prof, path);
   *plot_s = PT_OK;
-  for (int k = 0; s == PT_OK && n > 0 && k < 2; k++) {
+  for (int k = 0; s == PT_OK && k < 2; k++) {
     snprintf(path, sizeof path, "%s/sensitivity.%s", dir, k ? "svg" : "png");
+    if (remove(path) != 0 && errno != ENOENT) /* an earlier run's heatmap must not pass for this one's */
+      s = pt__error(PT_EIO, "%s: cannot remove an earlier run's heatmap: %s", path, strerror(errno));
+    if (s != PT_OK || n == 0) continue; /* nothing but baseline knobs: no heatmap */
     pt_status ps = heatmap(ev, r, n, prof, path);
     if (ps != PT_OK) {
       pt_log(PT_LOG_ERROR, "%s", pt_last_error());
@@ -247,6 +256,12 @@ pt_status pt_sensitivity_run(pt_app *app, const pt_tune_opts *opts) {
   pt_status s = pt_app_measure(app, 1, NULL, 0, &q0, &c0), plot_s = PT_OK;
   if (s == PT_OK) s = pt__eval_init(&ev, app, &o, pt__eval_storage(&o, storage, sizeof storage), q0);
   if (s == PT_OK) s = pt__sensitivity_write(&ev, o.output_dir, &plot_s);
+  char path[4200]; /* a tune's folder: its report shows the new files */
+  snprintf(path, sizeof path, "%s/configs.json", o.output_dir);
+  if (s == PT_OK && access(path, F_OK) == 0) {
+    pt_status rs = pt_report_write(o.output_dir);
+    if (rs != PT_OK) pt_log(PT_LOG_ERROR, "%s", pt_last_error()), plot_s = rs;
+  }
   pt__eval_free(&ev);
   pt_output_unlock(o.output_dir);
   return s != PT_OK ? s : plot_s;

@@ -114,9 +114,10 @@ static pt_status stage_models(pt_tuner *t, const pt_tune_opts *o, double exact_c
   if (ev->qos == PT_QOS_EMPIRICAL) ev->stop = (pt_stop_rule){o->early_stop, fmin(th->tune_keep, th->tuner), 1e-4};
   pt_status s = pt__eval_cost_reference(ev, exact_cost, &t->sum.exact_speedup);
   t->sum.baseline_cost = ev->base_cost;
-  pt_status plot_s; /* a heatmap that fails is logged; the tune goes on */
+  pt_status plot_s = PT_OK; /* a heatmap that fails is logged and reported with the outputs; the tune goes on */
   if (s == PT_OK && o->output_dir && pt__eval_predicts_qos(ev)) s = pt__sensitivity_write(ev, o->output_dir, &plot_s);
   else if (s == PT_OK && o->output_dir) s = pt__sensitivity_remove(o->output_dir); /* an earlier run's, not ours */
+  t->figure_status = plot_s;
   return s;
 }
 
@@ -127,6 +128,7 @@ pt_status pt_tuner_tune(pt_tuner *t, const pt_tune_opts *opts) {
   reset(t);
   PT__TRY(check_opts(&o));
   t->opts = o;
+  t->figure_status = PT_OK;
   double t_start = pt_now(), exact_cost = NAN;
   pt_tune_summary *sum = &t->sum;
   sum->space_size = pt_app_space_size(t->app);

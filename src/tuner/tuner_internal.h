@@ -16,6 +16,7 @@ struct pt_tuner {
   pt_cost_model cost_model;
   int tuned;
   pt_tune_opts opts;      /* the last run's options (its pointers are not kept valid: scalars only) */
+  pt_status figure_status; /* the last run's sensitivity heatmap, when it could not be drawn */
   /* every evaluated config, in evaluation order (resumed ones first) */
   int64_t n, cap;
   uint16_t *cfg;      /* (n, n_ops) */
