@@ -169,11 +169,12 @@ void *read_all(const char *path, size_t *len) {
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  void *d = malloc((size_t)n + 1);
+  char *d = malloc((size_t)n + 1);
   if (d && fread(d, 1, (size_t)n, f) != (size_t)n) {
     free(d);
     d = NULL;
   }
+  if (d) d[n] = '\0'; /* text can be searched as a string */
   fclose(f);
   if (len) *len = (size_t)n;
   return d;

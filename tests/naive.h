@@ -24,7 +24,7 @@ void fill_uniform(pt_rng *r, float *x, int64_t n, float lo, float hi);
 float *alloc_guarded(int64_t n, int guard);
 /* 1 if the `guard` floats after x[n] still hold the sentinel. */
 int guard_intact(const float *x, int64_t n, int guard);
-/* Reads a whole file (NULL on failure); *len gets its size. */
+/* Reads a whole file, malloc'ed with a NUL after its bytes (NULL on failure); *len gets its size. */
 void *read_all(const char *path, size_t *len);
 /* Writes len bytes to path; returns 0 on success. */
 int write_all(const char *path, const void *data, size_t len);

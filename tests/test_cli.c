@@ -270,21 +270,22 @@ Test(cli, sensitivity_writes_the_report_and_heatmap, .timeout = 300) {
   cr_assert_eq(system(args), 0);
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "%s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
 /* Only baseline knobs: no heatmap, and an earlier run's is removed rather than left to pass for
  * this one's. */
 Test(cli, sensitivity_without_knobs_leaves_no_stale_heatmap, .timeout = 120) {
   char dir[] = "/tmp/pt_cli_sens0_XXXXXX", args[768], path[600];
   cr_assert_not_null(mkdtemp(dir));
   snprintf(path, sizeof path, "%s/knobs.json", dir);
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs("[{\"name\": \"11\", \"class\": \"FP32Baseline\", \"baseline_priority\": 1}]", f);
-  fclose(f);
+  write_text(path, "[{\"name\": \"11\", \"class\": \"FP32Baseline\", \"baseline_priority\": 1}]");
   snprintf(path, sizeof path, "%s/sensitivity.svg", dir);
-  f = fopen(path, "w");
-  cr_assert(f);
-  fputs("<svg id=\"stale\"/>", f);
-  fclose(f);
+  write_text(path, "<svg id=\"stale\"/>");
   snprintf(args, sizeof args, "sensitivity --knobs %s/knobs.json --tune-count 100 --output %s --model-storage ''", dir,
            dir);
   run(args);
@@ -300,16 +301,10 @@ Test(cli, report_escapes_what_the_files_say) {
   char dir[] = "/tmp/pt_cli_rep_XXXXXX", path[600], cmd[700];
   cr_assert_not_null(mkdtemp(dir));
   snprintf(path, sizeof path, "%s/configs.json", dir);
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs("{\"app\": \"<b>x</b>&\", \"qos_model\": \"<i>\", \"search\": {\"failed_by\": [1, 2]},"
-        " \"configs\": [{\"qos\": 1, \"speedup\": 2, \"knobs\": {\"<op>\": \"\\\"k\\\"\"}}]}", f);
-  fclose(f);
+  write_text(path, "{\"app\": \"<b>x</b>&\", \"qos_model\": \"<i>\", \"search\": {\"failed_by\": [1, 2]},"
+                   " \"configs\": [{\"qos\": 1, \"speedup\": 2, \"knobs\": {\"<op>\": \"\\\"k\\\"\"}}]}");
   snprintf(path, sizeof path, "%s/sensitivity.json", dir);
-  f = fopen(path, "w");
-  cr_assert(f);
-  fputs("{\"qos_model\": \"<script>\", \"entries\": [{\"op\": \"<a>\", \"knob\": \"&\"}]}", f);
-  fclose(f);
+  write_text(path, "{\"qos_model\": \"<script>\", \"entries\": [{\"op\": \"<a>\", \"knob\": \"&\"}]}");
   snprintf(cmd, sizeof cmd, "report %s", dir);
   run(cmd);
   cr_assert_eq(R.rc, 0, "%s", R.err);

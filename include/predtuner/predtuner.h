@@ -6,6 +6,7 @@
 #include "predtuner/app.h"
 #include "predtuner/approx.h"
 #include "predtuner/backend.h"
+#include "predtuner/dist.h"
 #include "predtuner/exec.h"
 #include "predtuner/frontend.h"
 #include "predtuner/graph.h"

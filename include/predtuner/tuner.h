@@ -51,6 +51,33 @@ const char *pt_cost_model_name(pt_cost_model m);
 int pt_qos_model_parse(const char *name);
 int pt_cost_model_parse(const char *name);
 
+/* Why a config failed, as the journal records it (docs/design.md, "Failed configs"): status PT_OK
+ * when it did not, a negative pt_status when it failed, PT_CONFIG_STOPPED when early stopping ended
+ * its measurement (not a failure: its QoS is then a bound). */
+typedef struct pt_config_failure {
+  pt_status status;
+  char why[240];
+} pt_config_failure;
+#define PT_CONFIG_STOPPED ((pt_status)1)
+
+/* Where the tuner's empirical measurements of configs run (search batches, validation, test):
+ * measure() gets n configs (n x n_ops knob positions) and gives what pt_measure_configs gives, per
+ * config and whatever the split; the default (pt_tune_opts.measurer NULL) is this process. The MPI
+ * module (predtuner/dist.h, docs/distributed.md) spreads them over the ranks of a job. */
+typedef struct pt_measurer {
+  int (*measure)(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                 double *cost, pt_config_failure *fail);
+  void *ctx;
+} pt_measurer;
+
+/* The empirical QoS (and cost, unless NULL) of n configs in this process, where a config that fails
+ * is a result, not the end: a batch that fails is measured again config by config; a config whose
+ * measurement fails, whose QoS is not finite or whose cost is not a positive number gets fail[k]
+ * (its qos and cost NaN). stop (NULL: none; tune set only): configs stopped early get
+ * PT_CONFIG_STOPPED and their bound as QoS. Returns how many failed. */
+int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                       double *cost, pt_config_failure *fail);
+
 typedef struct pt_tune_opts {
   int max_iter;               /* distinct configs to evaluate (default 1000) */
   double qos_tuner_threshold; /* default 2.0 */
@@ -74,6 +101,7 @@ typedef struct pt_tune_opts {
   double time_budget;         /* seconds the search may take, checked after each batch (0, default: no limit);
                                * selection, validation, test and the outputs then run as usual */
   FILE *progress;             /* progress bars (terminal) or periodic lines; NULL = silent */
+  const pt_measurer *measurer;/* where configs are measured; NULL (default) = this process */
 } pt_tune_opts;
 
 void pt_tune_opts_init(pt_tune_opts *o);

@@ -77,7 +77,7 @@ class TuneOpts(ctypes.Structure):
                 ("qos_model", c_int), ("cost_model", c_int), ("seed", c_uint64), ("search_batch", c_int),
                 ("output_dir", c_char_p), ("model_storage", c_char_p), ("resume", c_int), ("overwrite", c_int),
                 ("force_reinit", c_int), ("max_failures", c_int), ("early_stop", c_int), ("time_passes", c_int),
-                ("time_budget", c_double), ("progress", c_void_p)]
+                ("time_budget", c_double), ("progress", c_void_p), ("measurer", c_void_p)]
 
 
 class TunedConfig(ctypes.Structure):

@@ -23,7 +23,8 @@ typedef struct tune_args {
   pt_dnn_app_opts ao;
   pt_piped_app_opts po;
   const char *output, *name, *target, *qos_name, *cost_name, *early_name;
-  int dump_all, show_loss, quiet;
+  int dump_all, show_loss, quiet, master_only;
+  pt_dist *dist; /* the MPI job this rank is in (a job of one without MPI) */
   int prefix_mib; /* --prefix-cache, -1 unset */
 } tune_args;
 
@@ -74,6 +75,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", SEARCH},
     {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", SEARCH},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
+    {"--mpi-master-only", PT_CLI_FLAG, AT(master_only), 0, 0, 1, NULL, "under mpirun: rank 0 searches and the other ranks measure\n(default: rank 0 measures too; docs/distributed.md)", SEARCH},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
     {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
     {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
@@ -268,6 +270,11 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
   pt_tuner *t = NULL;
   pt_status s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app), plot_s = PT_OK;
+  s = pt_dist_agree(a->dist, s, app); /* every rank of an MPI job made the same app */
+  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
+  if (s == PT_OK && pt_dist_size(a->dist) > 1)
+    pt_log(PT_LOG_INFO, "MPI job of %d ranks: configs are measured on %s", pt_dist_size(a->dist),
+           a->master_only ? "the other ranks" : "every rank");
   if (s == PT_OK) {
     const pt_tune_opts *o = &a->o;
     pt_log(PT_LOG_INFO, "tune %s%s", pt_app_describe(app), demo ? " [bundled demo]" : "");
@@ -319,7 +326,7 @@ static void print_report(const char *out_dir) {
 
 static int run_sens(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
-  pt_status s = pt_app_dnn_create(&a->ao, &app);
+  pt_status s = pt_dist_agree(a->dist, pt_app_dnn_create(&a->ao, &app), app); /* the report is rank 0's */
   if (s == PT_OK) {
     pt_log(PT_LOG_INFO, "sensitivity %s%s, qos model %s", pt_app_describe(app), demo ? " [bundled demo]" : "",
            pt_qos_model_name(a->o.qos_model));
@@ -338,6 +345,24 @@ static int run_sens(tune_args *a, int demo, const char *out_dir) {
   return rc;
 }
 
+/* A worker rank of an MPI job: the same app as rank 0's, then the configs rank 0 sends. Failures
+ * to agree are rank 0's to report; a failure while serving ends the job. */
+static int worker_main(tune_args *a) {
+  pt_app *app = NULL;
+  pt_status s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
+  int rc = PT_EXIT_OK;
+  if ((s = pt_dist_agree(a->dist, s, app)) != PT_OK) {
+    rc = PT_EXIT_FAIL;
+  } else if ((s = pt_dist_serve(a->dist)) != PT_OK) {
+    fprintf(stderr, "predtuner-gpu: rank %d: %s\n", pt_dist_rank(a->dist), pt_last_error());
+    pt_dist_abort(a->dist, PT_EXIT_FAIL);
+  }
+  pt_app_free(app);
+  return rc;
+}
+
+static int lead_main(tune_args *a, int demo);
+
 static int tune_main(int argc, char **argv, int piped, int sens) {
   tune_args a = {.cmd = piped ? "tune-binary" : sens ? "sensitivity" : "tune", .piped = piped, .sens = sens,
                  .prefix_mib = -1};
@@ -345,9 +370,22 @@ static int tune_main(int argc, char **argv, int piped, int sens) {
   a.o.qos_tuner_threshold = NAN; /* "not given" until parsed */
   int rc = parse(argc, argv, &a);
   if (rc < 0) return PT_EXIT_OK;
-  char demo_w[4096], out_dir[4096], path[4200];
+  char demo_w[4096];
   int demo;
   if (rc != PT_EXIT_OK || (rc = resolve(&a, demo_w, sizeof demo_w, &demo)) != PT_EXIT_OK) return rc;
+  pt_status s = pt_dist_init(&a.dist); /* every rank parsed the same arguments */
+  if (s != PT_OK) return pt_cli_fail(s);
+  rc = pt_dist_rank(a.dist) > 0 ? worker_main(&a) : lead_main(&a, demo);
+  pt_dist_finish(a.dist);
+  return rc;
+}
+
+/* Rank 0 (or the only process): the output folder, its lock and log, the run. */
+static int lead_main(tune_args *a_, int demo) {
+  tune_args a = *a_;
+  char out_dir[4096], path[4200];
+  int rc;
+  const int sens = a.sens;
   output_dir(&a, out_dir, sizeof out_dir);
   if (strlen(out_dir) > PT_CLI_MAX_OUTPUT) /* SQLite opens no journal at a longer path */
     return pt_cli_usage_error(a.cmd, "--output is %zu characters long; at most %d", strlen(out_dir), PT_CLI_MAX_OUTPUT);

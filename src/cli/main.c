@@ -44,7 +44,7 @@ static int cmd_version(void) {
     int ok = pt_backend_available_at(i, &why);
     printf(" %s%s%s%s", pt_backend_name_at(i), ok ? "" : " (unavailable: ", ok ? "" : why, ok ? "" : ")");
   }
-  printf("\n");
+  printf("\nmpi: %s\n", pt_dist_describe());
   return PT_EXIT_OK;
 }
 

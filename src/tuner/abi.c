@@ -29,7 +29,7 @@ static const abi_field fields[] = {
     F(pt_tune_opts, output_dir), F(pt_tune_opts, model_storage), F(pt_tune_opts, resume),
     F(pt_tune_opts, overwrite), F(pt_tune_opts, force_reinit), F(pt_tune_opts, max_failures),
     F(pt_tune_opts, early_stop), F(pt_tune_opts, time_passes), F(pt_tune_opts, time_budget),
-    F(pt_tune_opts, progress),
+    F(pt_tune_opts, progress), F(pt_tune_opts, measurer),
 
     S(pt_tuned_config), F(pt_tuned_config, qos), F(pt_tuned_config, cost), F(pt_tuned_config, speedup),
     F(pt_tuned_config, validated_qos), F(pt_tuned_config, test_qos), F(pt_tuned_config, predicted),

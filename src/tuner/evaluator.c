@@ -98,6 +98,7 @@ pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, c
     return pt__error(PT_EINVAL, "unknown cost model %d (cost_linear, cost_profiled, or empirical)", (int)o->cost_model);
   ev->qos = o->qos_model;
   ev->cost = o->cost_model;
+  ev->meas = o->measurer;
   const size_t ne = (size_t)app->n_entries;
   ev->search_cost = pt__malloc((ne ? ne : 1) * sizeof *ev->search_cost);
   ev->search_loss = pt__malloc((ne ? ne : 1) * sizeof *ev->search_loss);
@@ -197,12 +198,24 @@ int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, con
   return check_results(n, qos, cost, fail);
 }
 
+int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                       double *cost, pt_config_failure *fail) {
+  return pt__measure_isolated(app, n, cfgs, test, stop, qos, cost, fail);
+}
+
+int pt__measure_via(const pt_measurer *m, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop,
+                    double *qos, double *cost, pt__fail *fail) {
+  if (!m || !m->measure) return pt__measure_isolated(app, n, cfgs, test, stop, qos, cost, fail);
+  for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
+  return m->measure(m->ctx, app, n, cfgs, test, stop, qos, cost, fail);
+}
+
 int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail) {
   pt_app *app = ev->app;
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
   /* QoS alone when a model gives the cost: the DNN app then shares common prefixes untimed */
   if (ev->qos == PT_QOS_EMPIRICAL || !ev->cost_tbl)
-    pt__measure_isolated(app, n, cfgs, 0, &ev->stop, qos, ev->cost_tbl ? NULL : cost, fail);
+    pt__measure_via(ev->meas, app, n, cfgs, 0, &ev->stop, qos, ev->cost_tbl ? NULL : cost, fail);
   pt_status s = PT_OK;
   if (ev->qos == PT_QOS_P1) s = pt__p1_predict(app, &ev->p1, n, cfgs, qos);
   if (ev->qos == PT_QOS_P2) pt__p2_predict(app, &ev->p2, n, cfgs, qos);

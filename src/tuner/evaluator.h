@@ -19,6 +19,7 @@ typedef struct pt__evaluator {
   double *search_cost; /* (n_entries) the cost when only that (op, knob) changes: guides the search */
   double *search_loss; /* (n_entries) the QoS it loses, NaN when the QoS model does not say */
   pt_stop_rule stop;   /* early stopping of empirical QoS in the search (mode off: none) */
+  const pt_measurer *meas; /* where configs are measured (NULL: this process) */
 } pt__evaluator;
 
 /* Where o keeps model files: o->model_storage, else <output_dir>/models, else NULL (none; an
@@ -35,13 +36,9 @@ static inline int pt__eval_predicts_qos(const pt__evaluator *ev) { return ev->qo
  * the baseline config's speedup over the exact network where it is known (NaN otherwise;
  * exact_cost: the exact network's measured cost). */
 pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *exact_speedup);
-/* Why one config failed (docs/design.md, "Failed configs"): status PT_OK when it did not, and
- * PT__STOPPED (not a failure) when early stopping ended its measurement; why says at what bound. */
-typedef struct pt__fail {
-  pt_status status;
-  char why[240];
-} pt__fail;
-#define PT__STOPPED ((pt_status)1)
+/* Why one config failed (tuner.h's pt_config_failure); PT__STOPPED: stopped early, not failed. */
+typedef pt_config_failure pt__fail;
+#define PT__STOPPED PT_CONFIG_STOPPED
 
 /* Empirical QoS (and cost, unless NULL) of n configs where a config that fails is a result, not the
  * end: a batch that fails is measured again config by config; a config whose measurement fails,
@@ -50,6 +47,9 @@ typedef struct pt__fail {
  * QoS. Returns how many failed (stopped ones are not failed). */
 int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
                          double *cost, pt__fail *fail);
+/* pt__measure_isolated through a measurer (NULL: in this process). */
+int pt__measure_via(const pt_measurer *m, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop,
+                    double *qos, double *cost, pt__fail *fail);
 /* QoS and cost (relative to the baseline config) of n configs; failed ones as pt__measure_isolated.
  * Returns the number that failed, or the (negative) status when the models fail. */
 int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail);

@@ -57,14 +57,14 @@ static pt_status select_best(pt_tuner *t, int take_best_n) {
 
 /* Empirical QoS of n configs on the tune (test = 0) or test set, MEASURE_GROUP at a time, with a
  * progress bar. A config that fails gets a NaN QoS (the final filter drops it) and a warning. */
-static void measure_groups(pt_app *app, int n, const uint16_t *cfgs, int test, double *qos, FILE *progress,
-                           const char *label) {
+static void measure_groups(pt_app *app, const pt_measurer *meas, int n, const uint16_t *cfgs, int test, double *qos,
+                           FILE *progress, const char *label) {
   pt_progress prog;
   pt__fail fail[MEASURE_GROUP];
   pt_progress_begin(&prog, progress, label, n);
   for (int i = 0; i < n; i += MEASURE_GROUP) {
     int m = n - i < MEASURE_GROUP ? n - i : MEASURE_GROUP;
-    pt__measure_isolated(app, m, cfgs + (int64_t)i * app->n_ops, test, NULL, &qos[i], NULL, fail);
+    pt__measure_via(meas, app, m, cfgs + (int64_t)i * app->n_ops, test, NULL, &qos[i], NULL, fail);
     for (int k = 0; k < m; k++)
       if (fail[k].status != PT_OK) pt_log(PT_LOG_WARN, "best config %d failed on the %s set: %s", i + k, test ? "test" : "tune", fail[k].why);
     pt_progress_update(&prog, i + m);
@@ -78,7 +78,7 @@ static pt_status measure_best(pt_tuner *t, const pt_tune_opts *o, const uint16_t
   int validate = o->validate < 0 ? t->qos_model != PT_QOS_EMPIRICAL : o->validate;
   if (validate && nb) {
     pt_log(PT_LOG_INFO, "validating %d configs on the tune set", nb);
-    measure_groups(t->app, nb, cf, 0, t->val_qos, o->progress, "validate");
+    measure_groups(t->app, o->measurer, nb, cf, 0, t->val_qos, o->progress, "validate");
     double err = 0;
     int ok = 0;
     for (int i = 0; i < nb; i++)
@@ -90,7 +90,7 @@ static pt_status measure_best(pt_tuner *t, const pt_tune_opts *o, const uint16_t
   }
   if (o->test_configs && nb) {
     pt_log(PT_LOG_INFO, "measuring %d configs on the test set", nb);
-    measure_groups(t->app, nb, cf, 1, t->test_qos, o->progress, "test");
+    measure_groups(t->app, o->measurer, nb, cf, 1, t->test_qos, o->progress, "test");
     t->sum.tested = 1;
   }
   return PT_OK;

@@ -1,0 +1,43 @@
+/* Tuning over the ranks of an MPI job (docs/distributed.md): rank 0 runs the search, the models,
+ * the journal and every output; the configs it measures (search batches, validation, test) are
+ * spread over every rank (rank 0 too, unless master_only), each rank measuring on its own app,
+ * built from the same options. Without MPI in the build, or outside a launcher, a job is one
+ * process and everything runs as before. */
+#ifndef PREDTUNER_DIST_H
+#define PREDTUNER_DIST_H
+
+#include "predtuner/tuner.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pt_dist pt_dist;
+
+/* Joins the job when the process was started by an MPI launcher (mpirun, mpiexec, srun) and the
+ * build has MPI; otherwise a job of one. */
+pt_status pt_dist_init(pt_dist **out);
+int pt_dist_rank(const pt_dist *d);
+int pt_dist_size(const pt_dist *d);
+/* "Open MPI v4.1.4, ..." or "not built with MPI". */
+const char *pt_dist_describe(void);
+
+/* Every rank, once, after making its app (s: how that went; app NULL when it failed): the ranks
+ * agree that every app was made and that all are the same (network, weights, data, knobs, how QoS
+ * is measured), or all get the same error naming the first rank that differs or failed. */
+pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app);
+/* Rank 0, after agreeing: the measurer to put in pt_tune_opts (NULL for a job of one). */
+const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only);
+/* The other ranks, after agreeing: measure what rank 0 sends until it ends the job. A failure
+ * here (a malformed unit, no memory) leaves rank 0 waiting: end the job with pt_dist_abort. */
+pt_status pt_dist_serve(pt_dist *d);
+/* Ends every rank of the job at once (MPI_Abort; nothing for a job of one). */
+void pt_dist_abort(pt_dist *d, int code);
+/* Every rank, last: rank 0 ends the workers' service (or, when it never agreed, releases them with
+ * a failure); then the job is left and d freed. */
+void pt_dist_finish(pt_dist *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
