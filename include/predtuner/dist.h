@@ -31,6 +31,9 @@ const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only);
 /* The other ranks, after agreeing: measure what rank 0 sends until it ends the job. A failure
  * here (a malformed unit, no memory) leaves rank 0 waiting: end the job with pt_dist_abort. */
 pt_status pt_dist_serve(pt_dist *d);
+/* Rank 0: the units sent to workers so far, and the seconds rank 0 spent sending them and taking
+ * their results in (its overhead per unit; waiting and measuring excluded). */
+void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds);
 /* Ends every rank of the job at once (MPI_Abort; nothing for a job of one). */
 void pt_dist_abort(pt_dist *d, int code);
 /* Every rank, last: rank 0 ends the workers' service (or, when it never agreed, releases them with

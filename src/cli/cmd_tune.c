@@ -266,10 +266,13 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
 }
 
 /* The app, the tuner, the tuning and the results; the exit status. */
+static pt_status mpi_refusal(const tune_args *a);
+
 static int run(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
   pt_tuner *t = NULL;
-  pt_status s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app), plot_s = PT_OK;
+  pt_status s = mpi_refusal(a), plot_s = PT_OK;
+  if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
   s = pt_dist_agree(a->dist, s, app); /* every rank of an MPI job made the same app */
   a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
   if (s == PT_OK && pt_dist_size(a->dist) > 1)
@@ -301,6 +304,11 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   } else if (plot_s != PT_OK) {
     rc = PT_EXIT_FAIL;
   }
+  int64_t units;
+  double comm;
+  pt_dist_stats(a->dist, &units, &comm);
+  if (units) pt_log(PT_LOG_INFO, "MPI: %lld units sent to workers; rank 0 spent %.3f ms per unit sending and receiving",
+                    (long long)units, 1e3 * comm / (double)units);
   pt_tuner_free(t);
   pt_app_free(app);
   return rc;
@@ -326,7 +334,8 @@ static void print_report(const char *out_dir) {
 
 static int run_sens(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
-  pt_status s = pt_dist_agree(a->dist, pt_app_dnn_create(&a->ao, &app), app); /* the report is rank 0's */
+  pt_status s = pt_app_dnn_create(&a->ao, &app);
+  s = pt_dist_agree(a->dist, s, app); /* the report is rank 0's */
   if (s == PT_OK) {
     pt_log(PT_LOG_INFO, "sensitivity %s%s, qos model %s", pt_app_describe(app), demo ? " [bundled demo]" : "",
            pt_qos_model_name(a->o.qos_model));
@@ -345,11 +354,23 @@ static int run_sens(tune_args *a, int demo, const char *out_dir) {
   return rc;
 }
 
+/* What a job of several ranks cannot do yet, decided alike on every rank from the same arguments. */
+static pt_status mpi_refusal(const tune_args *a) {
+  if (pt_dist_size(a->dist) == 1) return PT_OK;
+  if (a->piped) /* the binary's FIFOs and final_accuracy are one per program: ranks would share them */
+    return pt_app_set_error(PT_EUNSUPPORTED, "tune-binary does not run over MPI yet: run it without mpirun");
+  if (!a->sens && a->o.cost_model == PT_COST_EMPIRICAL)
+    return pt_app_set_error(PT_EINVAL, "under mpirun the cost model must be cost_linear or cost_profiled: empirical "
+                                       "costs would be times measured on different ranks at once (--cost-model)");
+  return PT_OK;
+}
+
 /* A worker rank of an MPI job: the same app as rank 0's, then the configs rank 0 sends. Failures
  * to agree are rank 0's to report; a failure while serving ends the job. */
 static int worker_main(tune_args *a) {
   pt_app *app = NULL;
-  pt_status s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
+  pt_status s = mpi_refusal(a);
+  if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
   int rc = PT_EXIT_OK;
   if ((s = pt_dist_agree(a->dist, s, app)) != PT_OK) {
     rc = PT_EXIT_FAIL;

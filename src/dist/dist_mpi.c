@@ -41,6 +41,8 @@ struct pt_dist {
   int rank, size, mpi, agreed, agreed_ok, master_only;
   pt_app *app;
   pt_measurer meas;
+  int64_t units;  /* rank 0: units sent to workers */
+  double comm_s;  /* rank 0: seconds in sending units and taking results (not waiting, not measuring) */
 };
 
 static void nap(void) { nanosleep(&(struct timespec){0, 200 * 1000}, NULL); }
@@ -54,12 +56,18 @@ pt_status pt_dist_init(pt_dist **out) {
   if (!(*out = d)) return pt__error(PT_ENOMEM, "dist: out of memory");
   d->size = 1;
   if (!launched_by_mpi()) return PT_OK;
-  int inited = 0;
+  int inited = 0, level = 0;
   MPI_Initialized(&inited);
-  if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) return pt__error(PT_EBACKEND, "dist: MPI_Init failed");
+  /* MPI calls come from the main thread only (OpenMP and CUDA threads never call it) */
+  if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &level) != MPI_SUCCESS)
+    return pt__error(PT_EBACKEND, "dist: MPI_Init failed");
   d->mpi = !inited + 1; /* 2: we initialised MPI and finalise it */
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+  const char *want = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+  if (want && atoi(want) > 1 && d->size == 1) /* every process would tune alone, each the whole job */
+    return pt__error(PT_EBACKEND, "dist: the launcher started %s processes but MPI sees a job of one (a launcher of "
+                                  "another MPI library, or srun without --mpi=pmix?)", want);
   return PT_OK;
 }
 
@@ -108,23 +116,30 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   return r;
 }
 
-static void send_unit(const pt_dist *d, int to, int64_t first, int m, const uint16_t *cfgs, int test,
+static void send_unit(pt_dist *d, int to, int64_t first, int m, const uint16_t *cfgs, int test,
                       const pt_stop_rule *stop, int has_cost, unsigned char *buf) {
   const int nops = d->app->n_ops;
+  const double t0 = pt_now();
   unit_hdr h = {KIND_MEASURE, m, test, has_cost, stop != NULL, stop ? (int32_t)stop->mode : 0, nops, 0, first,
                 stop ? stop->threshold : 0, stop ? stop->delta : 0};
   memcpy(buf, &h, sizeof h);
   memcpy(buf + sizeof h, cfgs + first * nops, (size_t)m * (size_t)nops * sizeof *cfgs);
   MPI_Send(buf, (int)(sizeof h + (size_t)m * (size_t)nops * sizeof *cfgs), MPI_BYTE, to, TAG_UNIT, MPI_COMM_WORLD);
+  d->units++;
+  d->comm_s += pt_now() - t0;
 }
 
 /* A worker's result into its configs' places; the worker it came from. */
 static int take_result(int n, double *qos, double *cost, pt_config_failure *fail, unsigned char *buf, size_t cap) {
   MPI_Status st;
+  int len = 0;
   MPI_Recv(buf, (int)cap, MPI_BYTE, MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &st);
+  MPI_Get_count(&st, MPI_BYTE, &len);
   result_hdr h;
   memcpy(&h, buf, sizeof h);
-  if (h.first < 0 || h.n < 0 || h.first + h.n > n) MPI_Abort(MPI_COMM_WORLD, 3); /* a protocol error: no guessing */
+  if (h.first < 0 || h.n < 0 || h.first + h.n > n ||
+      (size_t)len != sizeof h + (size_t)h.n * (2 * sizeof(double) + sizeof(pt_config_failure)))
+    MPI_Abort(MPI_COMM_WORLD, 3); /* a protocol error: no guessing */
   const unsigned char *p = buf + sizeof h;
   memcpy(qos + h.first, p, (size_t)h.n * sizeof *qos);
   if (cost) memcpy(cost + h.first, p + (size_t)h.n * sizeof *qos, (size_t)h.n * sizeof *cost);
@@ -136,6 +151,7 @@ static int dist_measure(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int
                         double *qos, double *cost, pt_config_failure *fail) {
   pt_dist *d = ctx;
   const int workers = d->size - 1, parts = d->master_only ? workers : d->size;
+  if (workers < 1 || parts < 1 || n < 1) return pt_measure_configs(app, n, cfgs, test, stop, qos, cost, fail);
   const int chunk = n / parts + (n % parts != 0), nops = app->n_ops;
   const size_t ucap = sizeof(unit_hdr) + (size_t)chunk * (size_t)nops * sizeof *cfgs;
   const size_t rcap = sizeof(result_hdr) + (size_t)chunk * (2 * sizeof(double) + sizeof(pt_config_failure));
@@ -167,7 +183,9 @@ static int dist_measure(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int
         }
         break;
       }
+      const double t0 = pt_now();
       const int w = take_result(n, qos, cost, fail, rbuf, rcap);
+      d->comm_s += pt_now() - t0;
       busy--;
       if (next < n) {
         const int m = (int)(n - next < chunk ? n - next : chunk);
@@ -212,7 +230,9 @@ static pt_status serve_unit(pt_dist *d, const unsigned char *buf, int len) {
   pt_measure_configs(d->app, h.n, cfgs, h.test, h.has_stop ? &rule : NULL, qos, h.has_cost ? cost : NULL, fail);
   const result_hdr r = {h.n, 0, h.first};
   memcpy(out, &r, sizeof r);
-  MPI_Send(out, (int)cap, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+  MPI_Request req; /* not a blocking send: past the eager limit it would spin until rank 0 takes it */
+  MPI_Isend(out, (int)cap, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD, &req);
+  for (int done = 0; MPI_Test(&req, &done, MPI_STATUS_IGNORE), !done;) nap();
   free(out), free(cfgs);
   return PT_OK;
 }
@@ -240,6 +260,11 @@ pt_status pt_dist_serve(pt_dist *d) {
     if (s != PT_OK) return s; /* rank 0 waits for this answer: the caller ends the job (pt_dist_abort) */
     if (h.kind == KIND_STOP) return PT_OK;
   }
+}
+
+void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds) {
+  *units = d->units;
+  *comm_seconds = d->comm_s;
 }
 
 void pt_dist_abort(pt_dist *d, int code) {
