@@ -182,8 +182,8 @@ static pt_status measure(pt_app *app, int n, const uint16_t *cfgs, int test, con
   return s;
 }
 
-int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
-                         double *cost, pt__fail *fail) {
+int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                       double *cost, pt__fail *fail) {
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
   if (measure(app, n, cfgs, test, stop, qos, cost, fail) != PT_OK) {
     if (n > 1) pt_log(PT_LOG_WARN, "a batch of %d configs failed (%s); measuring them one by one", n, pt_last_error());
@@ -198,14 +198,9 @@ int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, con
   return check_results(n, qos, cost, fail);
 }
 
-int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
-                       double *cost, pt_config_failure *fail) {
-  return pt__measure_isolated(app, n, cfgs, test, stop, qos, cost, fail);
-}
-
 int pt__measure_via(const pt_measurer *m, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop,
                     double *qos, double *cost, pt__fail *fail) {
-  if (!m || !m->measure) return pt__measure_isolated(app, n, cfgs, test, stop, qos, cost, fail);
+  if (!m || !m->measure) return pt_measure_configs(app, n, cfgs, test, stop, qos, cost, fail);
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
   return m->measure(m->ctx, app, n, cfgs, test, stop, qos, cost, fail);
 }

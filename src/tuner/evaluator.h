@@ -40,17 +40,11 @@ pt_status pt__eval_cost_reference(pt__evaluator *ev, double exact_cost, double *
 typedef pt_config_failure pt__fail;
 #define PT__STOPPED PT_CONFIG_STOPPED
 
-/* Empirical QoS (and cost, unless NULL) of n configs where a config that fails is a result, not the
- * end: a batch that fails is measured again config by config; a config whose measurement fails,
- * whose QoS is not finite or whose cost is not a positive number gets fail[k] (its qos and cost
- * NaN). stop (NULL: none; tune set only): configs stopped early get PT__STOPPED and their bound as
- * QoS. Returns how many failed (stopped ones are not failed). */
-int pt__measure_isolated(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
-                         double *cost, pt__fail *fail);
-/* pt__measure_isolated through a measurer (NULL: in this process). */
+/* pt_measure_configs (tuner.h) measures configs in this process, failures as results. */
+/* pt_measure_configs through a measurer (NULL: in this process). */
 int pt__measure_via(const pt_measurer *m, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop,
                     double *qos, double *cost, pt__fail *fail);
-/* QoS and cost (relative to the baseline config) of n configs; failed ones as pt__measure_isolated.
+/* QoS and cost (relative to the baseline config) of n configs; failed ones as pt_measure_configs.
  * Returns the number that failed, or the (negative) status when the models fail. */
 int pt__eval_batch(pt__evaluator *ev, int n, const uint16_t *cfgs, double *qos, double *cost, pt__fail *fail);
 
