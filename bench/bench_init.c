@@ -48,7 +48,7 @@ static int bench_net(const char *net, const char *dir, int threads, int images, 
   free(out);
   pt__p1 m;
   double t0 = pt_now();
-  pt_status s = pt__p1_init(app, NULL, 1, stderr, &m);
+  pt_status s = pt__p1_init(app, NULL, 1, stderr, NULL, &m);
   double t_p1 = pt_now() - t0;
   if (s != PT_OK) return fprintf(stderr, "bench_init: %s\n", pt_last_error()), 1;
   pt__p1_free(&m);
@@ -62,7 +62,7 @@ static int bench_net(const char *net, const char *dir, int threads, int images, 
   if (p2) {
     pt__p2 m2;
     t0 = pt_now();
-    s = pt__p2_init(app, NULL, 1, stderr, &m2);
+    s = pt__p2_init(app, NULL, 1, stderr, NULL, &m2);
     double t_p2 = pt_now() - t0;
     if (s != PT_OK) return fprintf(stderr, "bench_init: %s\n", pt_last_error()), 1;
     pt__p2_free(&m2);

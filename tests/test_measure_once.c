@@ -99,10 +99,10 @@ Test(init, p1_and_p2_from_shared_prefixes_equal_every_change_run_alone, .timeout
   pt_app *app = demo_app();
   char *d = once_dir();
   pt__p1 m1;
-  cr_assert_eq(pt__p1_init(app, d, 1, NULL, &m1), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p1_init(app, d, 1, NULL, NULL, &m1), PT_OK, "%s", pt_last_error());
   pt__p1_free(&m1);
   pt__p2 m2;
-  cr_assert_eq(pt__p2_init(app, NULL, 1, NULL, &m2), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p2_init(app, NULL, 1, NULL, NULL, &m2), PT_OK, "%s", pt_last_error());
   char path[256];
   snprintf(path, sizeof path, "%s/p1.safetensors", d);
   pt_safetensors *st = NULL;

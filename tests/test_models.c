@@ -17,7 +17,7 @@
 Test(models, p2_prediction_is_the_hand_sum) {
   pt_app *app = make_app();
   pt__p2 m;
-  cr_assert_eq(pt__p2_init(app, NULL, 0, NULL, &m), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p2_init(app, NULL, 0, NULL, NULL, &m), PT_OK, "%s", pt_last_error());
   cr_assert_float_eq(m.q0, 100.0, 1e-12);
   uint16_t c[GOPS] = {1, 2, 0, 1, 2};
   double q;
@@ -55,13 +55,13 @@ Test(models, p2_predtuner_file_loads_and_garbage_fails) {
   /* init completes the table by measuring only what is missing, and saves it */
   pt__p2_free(&m);
   calls = 0;
-  cr_assert_eq(pt__p2_init(app, d, 0, NULL, &m), PT_OK, "%s", pt_last_error());
+  cr_assert_eq(pt__p2_init(app, d, 0, NULL, NULL, &m), PT_OK, "%s", pt_last_error());
   cr_assert_eq(calls, 1 + GOPS);
   cr_assert_float_eq(m.q[app->entry_off[1] + 1], 100 - 0.1, 1e-9);
   cr_assert_float_eq(m.q[app->entry_off[2] + 1], 94.0, 1e-12, "kept from the file");
   pt__p2_free(&m);
   calls = 0;
-  cr_assert_eq(pt__p2_init(app, d, 0, NULL, &m), PT_OK);
+  cr_assert_eq(pt__p2_init(app, d, 0, NULL, NULL, &m), PT_OK);
   cr_assert_eq(calls, 0, "a complete file is reused");
   pt__p2_free(&m);
 
@@ -117,7 +117,7 @@ Test(models, cost_linear_is_flops_over_speedup) {
   cr_assert_eq(pt__cost_linear(app, c), PT_OK);
   cr_assert_float_eq(c[app->entry_off[2] + 2], 30.0 / 4, 1e-12);
   cr_assert_float_eq(c[app->entry_off[4] + 1], 50.0 / 2, 1e-12);
-  cr_assert_eq(pt__cost_profiled(app, NULL, 0, NULL, c), PT_EUNSUPPORTED, "a generic app cannot be profiled");
+  cr_assert_eq(pt__cost_profiled(app, NULL, 0, NULL, NULL, c), PT_EUNSUPPORTED, "a generic app cannot be profiled");
   pt_app_free(app);
 }
 

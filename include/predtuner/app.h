@@ -7,6 +7,7 @@
 #ifndef PREDTUNER_APP_H
 #define PREDTUNER_APP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "predtuner/status.h"
@@ -53,6 +54,11 @@ typedef struct pt_piped_app_opts {
 /* Starts the binary and runs the baseline once (checking the protocol and the output shape against
  * the tune labels). The child never outlives the app or this process. */
 pt_status pt_app_piped_create(const pt_piped_app_opts *opts, pt_app **out);
+/* The files a binary started with these options writes or reads as its own, absolute, one per
+ * line: final_accuracy in its folder, conf_path, fifo_path_r, fifo_path_w (from the metadata; the
+ * binary is not started). Two processes of one machine sharing a line would drive each other's
+ * binary (an MPI job checks this before any rank starts one: pt_dist_claim). */
+pt_status pt_app_piped_files(const pt_piped_app_opts *opts, char *out, size_t n);
 
 /* ---- the generic app ---- */
 typedef struct pt_generic_knob {

@@ -1,7 +1,7 @@
 /* Tuning over the ranks of an MPI job (docs/distributed.md): rank 0 runs the search, the models,
- * the journal and every output; the configs it measures (search batches, validation, test) are
- * spread over every rank (rank 0 too, unless master_only), each rank measuring on its own app,
- * built from the same options. Without MPI in the build, or outside a launcher, a job is one
+ * the journal and every output; what it measures (search batches, validation, test, the QoS
+ * models' entries, cost_profiled's knobs) is spread over every rank (rank 0 too, unless
+ * master_only), each rank measuring on its own app, built from the same options. Without MPI in the build, or outside a launcher, a job is one
  * process and everything runs as before. */
 #ifndef PREDTUNER_DIST_H
 #define PREDTUNER_DIST_H
@@ -22,6 +22,10 @@ int pt_dist_size(const pt_dist *d);
 /* "Open MPI v4.1.4, ..." or "not built with MPI". */
 const char *pt_dist_describe(void);
 
+/* Every rank, before making an app that holds files of its own (a piped binary's FIFOs: files, one
+ * per line, from pt_app_piped_files; s: how getting them went): the ranks agree that no two on one
+ * node hold the same file, or all get the same error naming the two ranks and the file. */
+pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files);
 /* Every rank, once, after making its app (s: how that went; app NULL when it failed): the ranks
  * agree that every app was made and that all are the same (network, weights, data, knobs, how QoS
  * is measured), or all get the same error naming the first rank that differs or failed. */
@@ -31,6 +35,16 @@ const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only);
 /* The other ranks, after agreeing: measure what rank 0 sends until it ends the job. A failure
  * here (a malformed unit, no memory) leaves rank 0 waiting: end the job with pt_dist_abort. */
 pt_status pt_dist_serve(pt_dist *d);
+/* Rank 0, after agreeing: where rank k runs ("rank 1: node n1, local rank 1 of 4, GPU 1 of the
+ * node's 4 (CUDA_VISIBLE_DEVICES=1)"); NULL before, elsewhere and for a job of one. Several ranks
+ * on a node each take their own GPU (the node-local rank's, modulo the GPUs the driver lists) when
+ * the user set no CUDA_VISIBLE_DEVICES. */
+const char *pt_dist_placement(const pt_dist *d, int rank);
+/* Rank 0, from a signal handler (async-signal-safe: no allocation, no stdio): one line on fd for
+ * a job that is being ended by its launcher (sig: the signal rank 0 got) — which workers of rank
+ * 0's node have died and the unit each held, or, when none has, the units in flight. Nothing on
+ * other ranks or for a job of one. */
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig);
 /* Rank 0: the units sent to workers so far, and the seconds rank 0 spent sending them and taking
  * their results in (its overhead per unit; waiting and measuring excluded). */
 void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds);

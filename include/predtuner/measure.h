@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "predtuner/app.h"
 #include "predtuner/exec.h"
 #include "predtuner/io.h"
 #include "predtuner/log.h"
@@ -89,6 +90,38 @@ double pt_qos_bound(const pt_stop_rule *rule, int n_batches, const int *sizes, c
 pt_status pt_measure_many_stop(pt_exec *ex, const pt_graph *g, const pt_dataset *ds, int batch_size, int n_cfg,
                                const pt_op_exec *ops, const pt_stop_rule *stop, pt_progress *progress,
                                double *accuracy, double *seconds, uint8_t *stopped);
+
+/* Why a config failed, as the journal records it (docs/design.md, "Failed configs"): status PT_OK
+ * when it did not, a negative pt_status when it failed, PT_CONFIG_STOPPED when early stopping ended
+ * its measurement (not a failure: its QoS is then a bound). */
+typedef struct pt_config_failure {
+  pt_status status;
+  char why[240];
+} pt_config_failure;
+#define PT_CONFIG_STOPPED ((pt_status)1)
+
+/* Where the tuner's empirical measurements run: configs (search batches, validation, test) and,
+ * when set, the models' initialisation. measure() gets n configs (n x n_ops knob positions) and
+ * gives what pt_measure_configs gives, per config and whatever the split; outputs() and profile()
+ * give what the app gives in this process (NULL: the models initialise in this process). The
+ * default (pt_tune_opts.measurer NULL) is this process. The MPI module (predtuner/dist.h,
+ * docs/distributed.md) spreads all of them over the ranks of a job. */
+typedef struct pt_measurer {
+  int (*measure)(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
+                 double *cost, pt_config_failure *fail);
+  void *ctx;
+  /* qos_p1: the raw tune-set outputs of n one-op changes of the exact network (op[k] at knob
+   * position pos[k], every other op exact; out[k]: the app's output rows x columns floats); prog
+   * (or NULL) advanced from done by the images run. */
+  pt_status (*outputs)(void *ctx, pt_app *app, int n, const int *op, const int *pos, float *const *out,
+                       pt_progress *prog, int64_t done);
+  /* cost_profiled: the per-op seconds of the knobs named by knob choices knob_entry[0 .. n-1] (entry
+   * numbers, as sensitivity.json's order: op by op, knob by knob), each timed with that knob on
+   * every op that has it, into entry_seconds (every choice of those knobs); prog from done by choices. */
+  pt_status (*profile)(void *ctx, pt_app *app, int n, const int *knob_entry, double *entry_seconds, pt_progress *prog,
+                       int64_t done);
+  int width; /* how many measure at once (0 or 1: one): the models hand over groups this many times their own */
+} pt_measurer;
 
 #ifdef __cplusplus
 }

@@ -51,24 +51,8 @@ const char *pt_cost_model_name(pt_cost_model m);
 int pt_qos_model_parse(const char *name);
 int pt_cost_model_parse(const char *name);
 
-/* Why a config failed, as the journal records it (docs/design.md, "Failed configs"): status PT_OK
- * when it did not, a negative pt_status when it failed, PT_CONFIG_STOPPED when early stopping ended
- * its measurement (not a failure: its QoS is then a bound). */
-typedef struct pt_config_failure {
-  pt_status status;
-  char why[240];
-} pt_config_failure;
-#define PT_CONFIG_STOPPED ((pt_status)1)
+/* pt_config_failure and pt_measurer: predtuner/measure.h. */
 
-/* Where the tuner's empirical measurements of configs run (search batches, validation, test):
- * measure() gets n configs (n x n_ops knob positions) and gives what pt_measure_configs gives, per
- * config and whatever the split; the default (pt_tune_opts.measurer NULL) is this process. The MPI
- * module (predtuner/dist.h, docs/distributed.md) spreads them over the ranks of a job. */
-typedef struct pt_measurer {
-  int (*measure)(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
-                 double *cost, pt_config_failure *fail);
-  void *ctx;
-} pt_measurer;
 
 /* The empirical QoS (and cost, unless NULL) of n configs in this process, where a config that fails
  * is a result, not the end: a batch that fails is measured again config by config; a config whose

@@ -29,8 +29,11 @@ typedef struct pt__app_vt {
   pt_status (*time)(pt_app *app, const uint16_t *cfg, double *seconds, int64_t *images);
   /* P1: the QoS of an output tensor (out_rows x out_cols) against the tune labels. */
   double (*output_qos)(const pt_app *app, const float *out);
-  /* cost_profiled: seconds per op for every entry. */
-  pt_status (*profile)(pt_app *app, double *entry_seconds, pt_progress *prog);
+  /* cost_profiled: the per-op seconds of the knobs named by entries knob_entry[0 .. n-1], each
+   * timed with that knob on every op that has it, into entry_seconds (every entry of those knobs;
+   * others untouched). prog (or NULL) is advanced from done by the entries set. */
+  pt_status (*profile)(pt_app *app, int n, const int *knob_entry, double *entry_seconds, pt_progress *prog,
+                       int64_t done);
   void (*destroy)(pt_app *app);
 } pt__app_vt;
 

@@ -127,20 +127,23 @@ static double dnn_output_qos(const pt_app *app, const float *out) {
   return pt_topk_accuracy(out, d->tune->labels, (int)d->tune->n, app->out_cols, 1);
 }
 
-/* Per-op time of every (op, knob): one run per distinct knob, with that knob on every op that has it,
- * on the first batch of the tune set; the fastest of three runs counts. */
-static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *prog) {
+/* Per-op time of the knobs named by entries knob_entry[0 .. n-1]: one run per knob, with that knob
+ * on every op that has it (the baseline elsewhere), on the first batch of the tune set; the fastest
+ * of three runs counts, for every entry of that knob. */
+static pt_status dnn_profile(pt_app *app, int n_knobs, const int *knob_entry, double *entry_seconds, pt_progress *prog,
+                             int64_t done) {
   dnn_ctx *d = app->ctx;
   const pt_dataset *ds = d->tune;
   int n = (int)(ds->n < d->batch ? ds->n : d->batch);
   float *out = pt__malloc((size_t)n * (size_t)app->out_cols * sizeof *out);
-  uint8_t *done = pt__calloc((size_t)app->n_entries, 1);
   double *best = pt__malloc((size_t)app->n_ops * sizeof *best);
-  pt_status s = out && done && best ? PT_OK : pt__error(PT_ENOMEM, "app %s: out of memory for profiling", app->name);
-  int n_done = 0;
-  for (int e0 = 0; s == PT_OK && e0 < app->n_entries; e0++) {
-    if (done[e0]) continue;
-    const char *knob = app->entry_knob[e0];
+  pt_status s = out && best ? PT_OK : pt__error(PT_ENOMEM, "app %s: out of memory for profiling", app->name);
+  for (int i = 0; s == PT_OK && i < n_knobs; i++) {
+    if (knob_entry[i] < 0 || knob_entry[i] >= app->n_entries) {
+      s = pt__error(PT_EINVAL, "app %s: no knob choice %d to profile", app->name, knob_entry[i]);
+      break;
+    }
+    const char *knob = app->entry_knob[knob_entry[i]];
     for (int op = 0; op < app->n_ops; op++) { /* this knob where the op has it, else the baseline */
       int p = pt_app_op_find_knob(app, op, knob);
       d->ops[op] = pt_knob_exec(d->entry[app->entry_off[op] + (p < 0 ? 0 : p)]);
@@ -155,15 +158,13 @@ static pt_status dnn_profile(pt_app *app, double *entry_seconds, pt_progress *pr
     }
     for (int op = 0; s == PT_OK && op < app->n_ops; op++) {
       int p = pt_app_op_find_knob(app, op, knob);
-      if (p < 0 || done[app->entry_off[op] + p]) continue;
+      if (p < 0) continue;
       entry_seconds[app->entry_off[op] + p] = best[op];
-      done[app->entry_off[op] + p] = 1;
-      n_done++;
+      done++;
     }
-    if (prog) pt_progress_update(prog, n_done);
+    if (prog) pt_progress_update(prog, done);
   }
   free(out);
-  free(done);
   free(best);
   return s;
 }

@@ -1,5 +1,8 @@
 /* Metadata of a piped binary and the tensors it answers with (see piped_internal.h). */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +11,8 @@
 #include "app/piped_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "io/fileutil.h"
+#include "predtuner/app.h"
 #include "predtuner/knobs.h"
 #include "predtuner/tensor.h"
 
@@ -201,4 +206,41 @@ pt_status pt__parse_hpvm_tensors(const uint8_t *buf, size_t len, const char *src
   *rows = r;
   *cols = c;
   return PT_OK;
+}
+
+/* path made absolute with its folder resolved (the file itself may not exist yet: FIFOs are made
+ * at start), into out[PATH_MAX]. */
+static pt_status abs_path(const char *path, char *out) {
+  char dir_buf[PATH_MAX], base_buf[PATH_MAX], real[PATH_MAX];
+  snprintf(dir_buf, sizeof dir_buf, "%s", path);
+  snprintf(base_buf, sizeof base_buf, "%s", path);
+  const char *dir = dirname(dir_buf), *base = basename(base_buf);
+  if (!realpath(dir, real)) return pt__error(PT_EIO, "%s: its folder %s: %s", path, dir, strerror(errno));
+  if ((size_t)snprintf(out, PATH_MAX, "%s/%s", real, base) >= PATH_MAX) return pt__error(PT_ERANGE, "%s: path too long", path);
+  return PT_OK;
+}
+
+pt_status pt_app_piped_files(const pt_piped_app_opts *o, char *out, size_t n) {
+  if (!o || !o->binary || !o->metadata || !out || n == 0)
+    return pt__error(PT_EINVAL, "piped-binary app: a binary and a metadata file are needed");
+  out[0] = '\0';
+  char mdir_buf[PATH_MAX], acc[PATH_MAX + 16], p[4][PATH_MAX];
+  snprintf(mdir_buf, sizeof mdir_buf, "%s", o->metadata);
+  void *text = NULL;
+  size_t len = 0;
+  pt__pmeta m = {0};
+  pt_status s = pt__map_file(o->metadata, &text, &len);
+  if (s == PT_OK) s = pt__pmeta_parse(text ? text : "", len, o->metadata, dirname(mdir_buf), &m);
+  pt__unmap_file(text, len);
+  if (s == PT_OK) s = abs_path(o->binary, acc); /* final_accuracy lives in the binary's folder */
+  if (s == PT_OK) {
+    char *slash = strrchr(acc, '/');
+    snprintf(slash ? slash : acc, sizeof acc - (size_t)(slash ? slash - acc : 0), "/final_accuracy");
+  }
+  const char *files[4] = {m.conf_path, m.fifo_path_r, m.fifo_path_w, NULL};
+  for (int i = 0; s == PT_OK && files[i]; i++) s = abs_path(files[i], p[i]);
+  if (s == PT_OK && (size_t)snprintf(out, n, "%s\n%s\n%s\n%s\n", acc, p[0], p[1], p[2]) >= n)
+    s = pt__error(PT_ERANGE, "%s: the binary's file names are too long", o->metadata);
+  pt__pmeta_free(&m);
+  return s;
 }

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -75,7 +77,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--early-stop", PT_CLI_STR, AT(early_name), 0, 0, 0, "M", "empirical QoS: stop measuring a config that cannot be kept: off,\nexact (when even every remaining image right would not do) or confident\n(when it ends below with probability 1 - 1e-4); default {}", SEARCH},
     {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", SEARCH},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
-    {"--mpi-master-only", PT_CLI_FLAG, AT(master_only), 0, 0, 1, NULL, "under mpirun: rank 0 searches and the other ranks measure\n(default: rank 0 measures too; docs/distributed.md)", SEARCH},
+    {"--mpi-master-only", PT_CLI_FLAG, AT(master_only), 0, 0, 1, NULL, "under mpirun: rank 0 searches and the other ranks measure\n(default: rank 0 measures too; docs/distributed.md)", SEARCH | SENS},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
     {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
     {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
@@ -265,19 +267,43 @@ static void print_summary(const pt_tuner *t, const pt_app *app, const char *out_
          access(sens, F_OK) == 0 ? ",\n  sensitivity.json, sensitivity.txt, sensitivity.png/.svg (each knob alone on each op, ranked; heatmap)" : "");
 }
 
-/* The app, the tuner, the tuning and the results; the exit status. */
 static pt_status mpi_refusal(const tune_args *a);
 
+static void log_units(const tune_args *a) {
+  int64_t units;
+  double comm;
+  pt_dist_stats(a->dist, &units, &comm);
+  if (units) pt_log(PT_LOG_INFO, "MPI: %lld units sent to workers; rank 0 spent %.3f ms per unit sending and receiving",
+                    (long long)units, 1e3 * comm / (double)units);
+}
+
+/* An MPI job's ranks and where each runs, into the log. */
+static void log_job(const tune_args *a, pt_status s) {
+  if (s != PT_OK || pt_dist_size(a->dist) < 2) return;
+  pt_log(PT_LOG_INFO, "MPI job of %d ranks: configs, model entries and profiled knobs are measured on %s",
+         pt_dist_size(a->dist), a->master_only ? "the other ranks" : "every rank");
+  for (int k = 0; k < pt_dist_size(a->dist); k++) pt_log(PT_LOG_INFO, "MPI %s", pt_dist_placement(a->dist, k));
+}
+
+/* Every rank: its app, agreed to be the same as every other rank's (collective in an MPI job). */
+static pt_status make_app(tune_args *a, pt_app **app) {
+  pt_status s = mpi_refusal(a);
+  if (a->piped && pt_dist_size(a->dist) > 1) { /* no two ranks of a node may drive one binary's files */
+    static char files[4 * 4200 + 8];
+    if (s == PT_OK) s = pt_app_piped_files(&a->po, files, sizeof files);
+    s = pt_dist_claim(a->dist, s, s == PT_OK ? files : "");
+  }
+  if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, app) : pt_app_dnn_create(&a->ao, app);
+  return pt_dist_agree(a->dist, s, *app);
+}
+
+/* The app, the tuner, the tuning and the results; the exit status. */
 static int run(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
   pt_tuner *t = NULL;
-  pt_status s = mpi_refusal(a), plot_s = PT_OK;
-  if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
-  s = pt_dist_agree(a->dist, s, app); /* every rank of an MPI job made the same app */
+  pt_status plot_s = PT_OK, s = make_app(a, &app);
   a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
-  if (s == PT_OK && pt_dist_size(a->dist) > 1)
-    pt_log(PT_LOG_INFO, "MPI job of %d ranks: configs are measured on %s", pt_dist_size(a->dist),
-           a->master_only ? "the other ranks" : "every rank");
+  log_job(a, s);
   if (s == PT_OK) {
     const pt_tune_opts *o = &a->o;
     pt_log(PT_LOG_INFO, "tune %s%s", pt_app_describe(app), demo ? " [bundled demo]" : "");
@@ -304,11 +330,7 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   } else if (plot_s != PT_OK) {
     rc = PT_EXIT_FAIL;
   }
-  int64_t units;
-  double comm;
-  pt_dist_stats(a->dist, &units, &comm);
-  if (units) pt_log(PT_LOG_INFO, "MPI: %lld units sent to workers; rank 0 spent %.3f ms per unit sending and receiving",
-                    (long long)units, 1e3 * comm / (double)units);
+  log_units(a);
   pt_tuner_free(t);
   pt_app_free(app);
   return rc;
@@ -334,8 +356,9 @@ static void print_report(const char *out_dir) {
 
 static int run_sens(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
-  pt_status s = pt_app_dnn_create(&a->ao, &app);
-  s = pt_dist_agree(a->dist, s, app); /* the report is rank 0's */
+  pt_status s = make_app(a, &app); /* the report is rank 0's; its entries are measured on every rank */
+  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
+  log_job(a, s);
   if (s == PT_OK) {
     pt_log(PT_LOG_INFO, "sensitivity %s%s, qos model %s", pt_app_describe(app), demo ? " [bundled demo]" : "",
            pt_qos_model_name(a->o.qos_model));
@@ -350,6 +373,7 @@ static int run_sens(tune_args *a, int demo, const char *out_dir) {
     pt_log(PT_LOG_ERROR, "%s", pt_last_error());
     rc = pt_cli_fail(s);
   }
+  log_units(a);
   pt_app_free(app);
   return rc;
 }
@@ -357,8 +381,6 @@ static int run_sens(tune_args *a, int demo, const char *out_dir) {
 /* What a job of several ranks cannot do yet, decided alike on every rank from the same arguments. */
 static pt_status mpi_refusal(const tune_args *a) {
   if (pt_dist_size(a->dist) == 1) return PT_OK;
-  if (a->piped) /* the binary's FIFOs and final_accuracy are one per program: ranks would share them */
-    return pt_app_set_error(PT_EUNSUPPORTED, "tune-binary does not run over MPI yet: run it without mpirun");
   if (!a->sens && a->o.cost_model == PT_COST_EMPIRICAL)
     return pt_app_set_error(PT_EINVAL, "under mpirun the cost model must be cost_linear or cost_profiled: empirical "
                                        "costs would be times measured on different ranks at once (--cost-model)");
@@ -369,12 +391,10 @@ static pt_status mpi_refusal(const tune_args *a) {
  * to agree are rank 0's to report; a failure while serving ends the job. */
 static int worker_main(tune_args *a) {
   pt_app *app = NULL;
-  pt_status s = mpi_refusal(a);
-  if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, &app) : pt_app_dnn_create(&a->ao, &app);
   int rc = PT_EXIT_OK;
-  if ((s = pt_dist_agree(a->dist, s, app)) != PT_OK) {
+  if (make_app(a, &app) != PT_OK) {
     rc = PT_EXIT_FAIL;
-  } else if ((s = pt_dist_serve(a->dist)) != PT_OK) {
+  } else if (pt_dist_serve(a->dist) != PT_OK) {
     fprintf(stderr, "predtuner-gpu: rank %d: %s\n", pt_dist_rank(a->dist), pt_last_error());
     pt_dist_abort(a->dist, PT_EXIT_FAIL);
   }
@@ -383,6 +403,33 @@ static int worker_main(tune_args *a) {
 }
 
 static int lead_main(tune_args *a, int demo);
+
+/* When a rank of an MPI job dies, the launcher ends the others with SIGTERM: rank 0 says which
+ * worker died holding which unit (pt_dist_write_fault), and workers wait a moment before they go
+ * so that rank 0 can tell the dead one from those being ended. */
+static pt_dist *g_job;
+
+static void on_end_lead(int sig) {
+  pt_dist_write_fault(g_job, STDERR_FILENO, sig);
+  _exit(PT_EXIT_FAIL);
+}
+
+static void on_end_worker(int sig) {
+  (void)sig;
+  nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+  _exit(PT_EXIT_FAIL);
+}
+
+static void catch_job_end(pt_dist *d) {
+  if (pt_dist_size(d) < 2) return;
+  g_job = d;
+  struct sigaction sa = {0};
+  sa.sa_handler = pt_dist_rank(d) == 0 ? on_end_lead : on_end_worker;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
 
 static int tune_main(int argc, char **argv, int piped, int sens) {
   tune_args a = {.cmd = piped ? "tune-binary" : sens ? "sensitivity" : "tune", .piped = piped, .sens = sens,
@@ -396,6 +443,7 @@ static int tune_main(int argc, char **argv, int piped, int sens) {
   if (rc != PT_EXIT_OK || (rc = resolve(&a, demo_w, sizeof demo_w, &demo)) != PT_EXIT_OK) return rc;
   pt_status s = pt_dist_init(&a.dist); /* every rank parsed the same arguments */
   if (s != PT_OK) return pt_cli_fail(s);
+  catch_job_end(a.dist);
   rc = pt_dist_rank(a.dist) > 0 ? worker_main(&a) : lead_main(&a, demo);
   pt_dist_finish(a.dist);
   return rc;

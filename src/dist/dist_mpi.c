@@ -1,54 +1,53 @@
-/* The dist layer on MPI (predtuner/dist.h, docs/distributed.md). Rank 0 cuts every measurement of
- * n configs into units of consecutive configs (one per rank measuring), keeps one unit in flight on
- * each worker and measures units itself in between (unless master_only); each result is copied to
- * its configs' places, so the answer is the same whatever rank measured what, in whatever order.
- * Waiting ranks poll with short sleeps rather than MPI's busy-waiting receive, so that a rank
- * waiting on a core does not slow the one measuring on it.
- *
- * Messages (MPI_BYTE, COMM_WORLD): a unit (tag UNIT, rank 0 -> worker) is a unit_hdr and the
- * configs' knob positions; a result (tag RESULT) is a result_hdr, qos[n], cost[n] and n
- * pt_config_failure records. A unit of kind STOP ends a worker's service. */
+/* The dist layer on MPI (predtuner/dist.h, docs/distributed.md): joining the job, the node-local
+ * rank and its GPU, the ranks' agreement on one app, the end of the job, and the line that names
+ * a rank that died and the unit it held. The units themselves are dist_work.c's. */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app/app_internal.h"
+#include "dist/dist_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/hash.h"
-#include "predtuner/dist.h"
 #include "predtuner/log.h"
 
-enum { TAG_UNIT = 11, TAG_RESULT = 12 };
-enum { KIND_STOP = 0, KIND_MEASURE = 1 };
-
-typedef struct unit_hdr {
-  int32_t kind, n, test, has_cost, has_stop, stop_mode, n_ops, pad;
-  int64_t first; /* the unit's first config in rank 0's batch */
-  double threshold, delta;
-} unit_hdr;
-
-typedef struct result_hdr {
-  int32_t n, pad;
-  int64_t first;
-} result_hdr;
-
-struct pt_dist {
-  int rank, size, mpi, agreed, agreed_ok, master_only;
-  pt_app *app;
-  pt_measurer meas;
-  int64_t units;  /* rank 0: units sent to workers */
-  double comm_s;  /* rank 0: seconds in sending units and taking results (not waiting, not measuring) */
-};
-
-static void nap(void) { nanosleep(&(struct timespec){0, 200 * 1000}, NULL); }
+void pt__dist_nap(void) { nanosleep(&(struct timespec){0, 200 * 1000}, NULL); }
 
 static int launched_by_mpi(void) {
   return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+/* The NVIDIA GPUs the driver lists on this node (PT_NVIDIA_GPUS_DIR: where they are listed, for
+ * containers whose /proc is not the host's), counted without starting CUDA. */
+static int node_gpus(void) {
+  const char *dir = getenv("PT_NVIDIA_GPUS_DIR");
+  DIR *dd = opendir(dir && *dir ? dir : "/proc/driver/nvidia/gpus");
+  int n = 0;
+  for (struct dirent *e; dd && (e = readdir(dd));) n += e->d_name[0] != '.';
+  if (dd) closedir(dd);
+  return n;
+}
+
+/* Several ranks on a node each take their own GPU, the node-local rank's modulo the node's count,
+ * by setting CUDA_VISIBLE_DEVICES before anything starts CUDA (it then holds for every thread of
+ * the process). A user's own CUDA_VISIBLE_DEVICES is left alone. */
+static void choose_gpu(pt_dist *d) {
+  d->gpu = -1;
+  d->gpus = node_gpus();
+  if (d->local_size < 2 || d->gpus < 1 || getenv("CUDA_VISIBLE_DEVICES")) return;
+  char v[16];
+  d->gpu = d->local_rank % d->gpus;
+  snprintf(v, sizeof v, "%d", d->gpu);
+  setenv("CUDA_VISIBLE_DEVICES", v, 1);
 }
 
 pt_status pt_dist_init(pt_dist **out) {
@@ -68,11 +67,36 @@ pt_status pt_dist_init(pt_dist **out) {
   if (want && atoi(want) > 1 && d->size == 1) /* every process would tune alone, each the whole job */
     return pt__error(PT_EBACKEND, "dist: the launcher started %s processes but MPI sees a job of one (a launcher of "
                                   "another MPI library, or srun without --mpi=pmix?)", want);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &d->local_rank);
+  MPI_Comm_size(node, &d->local_size);
+  MPI_Comm_free(&node);
+  choose_gpu(d);
   return PT_OK;
 }
 
 int pt_dist_rank(const pt_dist *d) { return d->rank; }
 int pt_dist_size(const pt_dist *d) { return d->size; }
+
+/* Where this rank runs and which GPU it took, in words. */
+static void placement(const pt_dist *d, char *buf, size_t n) {
+  char host[64] = "";
+  gethostname(host, sizeof host - 1);
+  const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+  if (d->gpu >= 0)
+    snprintf(buf, n, "rank %d: node %s, local rank %d of %d, GPU %d of the node's %d (CUDA_VISIBLE_DEVICES=%d)", d->rank,
+             host, d->local_rank, d->local_size, d->gpu, d->gpus, d->gpu);
+  else
+    snprintf(buf, n, "rank %d: node %s, local rank %d of %d, %s", d->rank, host, d->local_rank, d->local_size,
+             cvd ? "CUDA_VISIBLE_DEVICES as the user set it"
+             : d->gpus ? "every GPU of the node (one rank on it)"
+                       : "no NVIDIA GPU listed on the node");
+}
+
+const char *pt_dist_placement(const pt_dist *d, int rank) {
+  return d->place && rank >= 0 && rank < d->size ? d->place + (size_t)rank * PT__PLACE : NULL;
+}
 
 const char *pt_dist_describe(void) {
   static char buf[MPI_MAX_LIBRARY_VERSION_STRING];
@@ -90,17 +114,21 @@ static uint64_t app_identity(const pt_app *app) {
 }
 
 typedef struct agree_msg {
-  int32_t status, pad;
+  int32_t status, pid;
   uint64_t identity;
   char msg[240];
+  char host[64]; /* rank 0 tells a dead worker of its own node by its pid */
+  char place[PT__PLACE];
 } agree_msg;
 
 pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   d->agreed = 1;
   d->app = s == PT_OK ? app : NULL;
   if (d->size == 1) return d->agreed_ok = s == PT_OK, s;
-  agree_msg mine = {.status = s, .identity = s == PT_OK && app ? app_identity(app) : 0}, *all;
+  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .identity = s == PT_OK && app ? app_identity(app) : 0}, *all;
   snprintf(mine.msg, sizeof mine.msg, "%s", s == PT_OK ? "" : pt_last_error());
+  gethostname(mine.host, sizeof mine.host - 1);
+  placement(d, mine.place, sizeof mine.place);
   if (!(all = pt__calloc((size_t)d->size, sizeof *all))) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
   MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
   pt_status r = PT_OK;
@@ -111,155 +139,136 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
     if (all[k].identity != all[0].identity)
       r = pt__error(PT_EINVAL, "rank %d of %d made another app than rank 0 (network, weights, data, knobs or how QoS is "
                                "measured differ): start every rank with the same options and files", k, d->size);
+  if (r == PT_OK && d->rank == 0) {
+    d->pid = pt__calloc((size_t)d->size, sizeof *d->pid);
+    d->same_node = pt__calloc((size_t)d->size, 1);
+    d->held = pt__calloc((size_t)d->size, sizeof *d->held);
+    d->place = pt__calloc((size_t)d->size, PT__PLACE);
+    if (!d->pid || !d->same_node || !d->held || !d->place) MPI_Abort(MPI_COMM_WORLD, 1); /* a few bytes a rank */
+    for (int k = 0; k < d->size; k++) {
+      d->pid[k] = all[k].pid, d->same_node[k] = !strcmp(all[k].host, all[0].host);
+      memcpy(d->place + (size_t)k * PT__PLACE, all[k].place, PT__PLACE);
+      d->place[(size_t)k * PT__PLACE + PT__PLACE - 1] = '\0';
+    }
+  }
   free(all);
   d->agreed_ok = r == PT_OK;
   return r;
 }
 
-static void send_unit(pt_dist *d, int to, int64_t first, int m, const uint16_t *cfgs, int test,
-                      const pt_stop_rule *stop, int has_cost, unsigned char *buf) {
-  const int nops = d->app->n_ops;
-  const double t0 = pt_now();
-  unit_hdr h = {KIND_MEASURE, m, test, has_cost, stop != NULL, stop ? (int32_t)stop->mode : 0, nops, 0, first,
-                stop ? stop->threshold : 0, stop ? stop->delta : 0};
-  memcpy(buf, &h, sizeof h);
-  memcpy(buf + sizeof h, cfgs + first * nops, (size_t)m * (size_t)nops * sizeof *cfgs);
-  MPI_Send(buf, (int)(sizeof h + (size_t)m * (size_t)nops * sizeof *cfgs), MPI_BYTE, to, TAG_UNIT, MPI_COMM_WORLD);
-  d->units++;
-  d->comm_s += pt_now() - t0;
+/* What a rank claims (pt_dist_claim): each file's hash, and its name for the message. */
+enum { CLAIM_FILES = 6, CLAIM_NAME = 200 };
+typedef struct claim_msg {
+  int32_t status, n;
+  char host[64];
+  uint64_t hash[CLAIM_FILES];
+  char name[CLAIM_FILES][CLAIM_NAME];
+  char msg[240];
+} claim_msg;
+
+static void claim_of(pt_status s, const char *files, claim_msg *c) {
+  memset(c, 0, sizeof *c);
+  c->status = s;
+  gethostname(c->host, sizeof c->host - 1);
+  if (s != PT_OK) snprintf(c->msg, sizeof c->msg, "%s", pt_last_error());
+  for (const char *p = files; s == PT_OK && p && *p && c->n < CLAIM_FILES;) {
+    const size_t len = strcspn(p, "\n");
+    c->hash[c->n] = pt__hash_bytes(PT__HASH_INIT, p, len);
+    snprintf(c->name[c->n++], CLAIM_NAME, "%.*s", (int)len, p); /* the tail would say more; the head is enough */
+    p += len + (p[len] == '\n');
+  }
 }
 
-/* A worker's result into its configs' places; the worker it came from. */
-static int take_result(int n, double *qos, double *cost, pt_config_failure *fail, unsigned char *buf, size_t cap) {
-  MPI_Status st;
-  int len = 0;
-  MPI_Recv(buf, (int)cap, MPI_BYTE, MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &st);
-  MPI_Get_count(&st, MPI_BYTE, &len);
-  result_hdr h;
-  memcpy(&h, buf, sizeof h);
-  if (h.first < 0 || h.n < 0 || h.first + h.n > n ||
-      (size_t)len != sizeof h + (size_t)h.n * (2 * sizeof(double) + sizeof(pt_config_failure)))
-    MPI_Abort(MPI_COMM_WORLD, 3); /* a protocol error: no guessing */
-  const unsigned char *p = buf + sizeof h;
-  memcpy(qos + h.first, p, (size_t)h.n * sizeof *qos);
-  if (cost) memcpy(cost + h.first, p + (size_t)h.n * sizeof *qos, (size_t)h.n * sizeof *cost);
-  memcpy(fail + h.first, p + 2 * (size_t)h.n * sizeof *qos, (size_t)h.n * sizeof *fail);
-  return st.MPI_SOURCE;
+pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files) {
+  if (d->size == 1) return s;
+  claim_msg mine, *all = pt__calloc((size_t)d->size, sizeof *all);
+  if (!all) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
+  claim_of(s, files, &mine);
+  MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
+  pt_status r = PT_OK;
+  for (int k = 0; k < d->size && r == PT_OK; k++)
+    if (all[k].status != PT_OK)
+      r = pt__error((pt_status)all[k].status, "rank %d of %d: %s", k, d->size, all[k].msg[0] ? all[k].msg : "failed");
+  for (int a = 0; a < d->size && r == PT_OK; a++)
+    for (int b = a + 1; b < d->size && r == PT_OK; b++)
+      for (int i = 0; i < all[a].n && r == PT_OK && !strcmp(all[a].host, all[b].host); i++)
+        for (int j = 0; j < all[b].n && r == PT_OK; j++)
+          if (all[a].hash[i] == all[b].hash[j])
+            r = pt__error(PT_EEXIST, "ranks %d and %d of %d on node %s would share %s: give each rank of a node its "
+                                     "own copy of the binary's folder (an MPMD command line) or run one rank per node",
+                          a, b, d->size, all[a].host, all[a].name[i]);
+  free(all);
+  return r;
 }
 
-static int dist_measure(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop,
-                        double *qos, double *cost, pt_config_failure *fail) {
-  pt_dist *d = ctx;
-  const int workers = d->size - 1, parts = d->master_only ? workers : d->size;
-  if (workers < 1 || parts < 1 || n < 1) return pt_measure_configs(app, n, cfgs, test, stop, qos, cost, fail);
-  const int chunk = n / parts + (n % parts != 0), nops = app->n_ops;
-  const size_t ucap = sizeof(unit_hdr) + (size_t)chunk * (size_t)nops * sizeof *cfgs;
-  const size_t rcap = sizeof(result_hdr) + (size_t)chunk * (2 * sizeof(double) + sizeof(pt_config_failure));
-  unsigned char *ubuf = pt__malloc(ucap), *rbuf = pt__malloc(rcap);
-  if (!ubuf || !rbuf || app != d->app || workers < 1) { /* measure here: the answer is the same */
-    free(ubuf), free(rbuf);
-    return pt_measure_configs(app, n, cfgs, test, stop, qos, cost, fail);
-  }
-  int64_t next = 0;
-  int busy = 0;
-  for (int w = 1; w <= workers && next < n; w++, busy++) {
-    const int m = (int)(n - next < chunk ? n - next : chunk);
-    send_unit(d, w, next, m, cfgs, test, stop, cost != NULL, ubuf);
-    next += m;
-  }
-  while (next < n || busy) {
-    if (!d->master_only && next < n) {
-      const int m = (int)(n - next < chunk ? n - next : chunk);
-      pt_measure_configs(app, m, cfgs + next * nops, test, stop, qos + next, cost ? cost + next : NULL, fail + next);
-      next += m;
-    }
-    for (;;) { /* every result in; a worker that answered gets the next unit */
-      int flag = 0;
-      MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-      if (!flag) {
-        if (busy && (d->master_only || next >= n)) {
-          nap();
-          continue;
-        }
-        break;
-      }
-      const double t0 = pt_now();
-      const int w = take_result(n, qos, cost, fail, rbuf, rcap);
-      d->comm_s += pt_now() - t0;
-      busy--;
-      if (next < n) {
-        const int m = (int)(n - next < chunk ? n - next : chunk);
-        send_unit(d, w, next, m, cfgs, test, stop, cost != NULL, ubuf);
-        next += m, busy++;
-      }
-    }
-  }
-  free(ubuf), free(rbuf);
-  int failed = 0;
-  for (int k = 0; k < n; k++) failed += fail[k].status != PT_OK && fail[k].status != PT_CONFIG_STOPPED;
-  return failed;
+/* ---- the fault line: async-signal-safe, no allocation, no stdio ---- */
+
+typedef struct line {
+  char b[1024];
+  size_t n;
+} line;
+
+static void put(line *l, const char *s) {
+  while (*s && l->n < sizeof l->b - 2) l->b[l->n++] = *s++;
 }
 
-const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only) {
-  if (d->size == 1 || d->rank != 0 || !d->agreed_ok) return NULL;
-  d->master_only = master_only;
-  d->meas = (pt_measurer){dist_measure, d};
-  return &d->meas;
+static void put_int(line *l, long v) {
+  char t[24];
+  int k = 0;
+  unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+  do t[k++] = (char)('0' + u % 10); while ((u /= 10) && k < 23);
+  if (v < 0) put(l, "-");
+  while (k) {
+    char c[2] = {t[--k], 0};
+    put(l, c);
+  }
 }
 
-/* One unit: measured on this rank's app, answered to rank 0. */
-static pt_status serve_unit(pt_dist *d, const unsigned char *buf, int len) {
-  unit_hdr h;
-  memcpy(&h, buf, sizeof h);
-  const pt_app *app = d->app;
-  if (h.n < 1 || h.n_ops != app->n_ops || (size_t)len != sizeof h + (size_t)h.n * (size_t)h.n_ops * sizeof(uint16_t))
-    return pt__error(PT_EFORMAT, "dist: rank %d got a malformed unit (%d configs of %d ops, %d bytes)", d->rank, h.n,
-                     h.n_ops, len);
-  const size_t cap = sizeof(result_hdr) + (size_t)h.n * (2 * sizeof(double) + sizeof(pt_config_failure));
-  unsigned char *out = pt__calloc(1, cap);
-  uint16_t *cfgs = pt__malloc((size_t)h.n * (size_t)h.n_ops * sizeof *cfgs);
-  if (!out || !cfgs) {
-    free(out), free(cfgs);
-    return pt__error(PT_ENOMEM, "dist: rank %d: out of memory for a unit of %d configs", d->rank, h.n);
+static void put_unit(line *l, const pt__held *h) {
+  static const char *const what[] = {"", "configs", "qos_p1 knob choices", "cost_profiled knobs"};
+  const int kind = h->kind;
+  if (kind < 1 || kind > 3) {
+    put(l, "no unit");
+    return;
   }
-  memcpy(cfgs, buf + sizeof h, (size_t)h.n * (size_t)h.n_ops * sizeof *cfgs);
-  double *qos = (double *)(out + sizeof(result_hdr)), *cost = qos + h.n;
-  pt_config_failure *fail = (pt_config_failure *)(cost + h.n);
-  const pt_stop_rule rule = {(pt_early_stop)h.stop_mode, h.threshold, h.delta};
-  for (int k = 0; k < h.n; k++) cost[k] = NAN, fail[k].status = PT_OK, fail[k].why[0] = '\0';
-  pt_measure_configs(d->app, h.n, cfgs, h.test, h.has_stop ? &rule : NULL, qos, h.has_cost ? cost : NULL, fail);
-  const result_hdr r = {h.n, 0, h.first};
-  memcpy(out, &r, sizeof r);
-  MPI_Request req; /* not a blocking send: past the eager limit it would spin until rank 0 takes it */
-  MPI_Isend(out, (int)cap, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD, &req);
-  for (int done = 0; MPI_Test(&req, &done, MPI_STATUS_IGNORE), !done;) nap();
-  free(out), free(cfgs);
-  return PT_OK;
+  put(l, "unit "), put_int(l, h->seq), put(l, " ("), put(l, what[kind]), put(l, " "), put_int(l, h->first + 1);
+  put(l, "-"), put_int(l, h->first + h->n), put(l, " of "), put_int(l, h->total), put(l, ")");
 }
 
-pt_status pt_dist_serve(pt_dist *d) {
-  if (d->size == 1 || d->rank == 0 || !d->agreed_ok) return pt__error(PT_EINVAL, "dist: only an agreed worker serves");
-  for (;;) {
-    int flag = 0, len = 0;
-    MPI_Status st;
-    MPI_Iprobe(0, TAG_UNIT, MPI_COMM_WORLD, &flag, &st);
-    if (!flag) {
-      nap();
-      continue;
-    }
-    MPI_Get_count(&st, MPI_BYTE, &len);
-    unsigned char *buf = pt__malloc(len > 0 ? (size_t)len : 1);
-    if (!buf) return pt__error(PT_ENOMEM, "dist: rank %d: out of memory for a unit of %d bytes", d->rank, len);
-    MPI_Recv(buf, len, MPI_BYTE, 0, TAG_UNIT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    unit_hdr h;
-    memcpy(&h, buf, len >= (int)sizeof h ? sizeof h : 0);
-    pt_status s = len < (int)sizeof h ? pt__error(PT_EFORMAT, "dist: rank %d got a %d-byte unit", d->rank, len)
-                  : h.kind == KIND_STOP ? PT_OK
-                                        : serve_unit(d, buf, len);
-    free(buf);
-    if (s != PT_OK) return s; /* rank 0 waits for this answer: the caller ends the job (pt_dist_abort) */
-    if (h.kind == KIND_STOP) return PT_OK;
+static int rank_ended(const pt_dist *d, int k) {
+  return d->same_node[k] && d->pid[k] > 0 && kill(d->pid[k], 0) != 0 && errno == ESRCH;
+}
+
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig) {
+  if (!d || d->rank != 0 || d->size < 2 || !d->held) return;
+  const int saved = errno;
+  line l = {.n = 0};
+  int dead = 0;
+  put(&l, "predtuner-gpu: ");
+  for (int k = 1; k < d->size; k++) {
+    if (!rank_ended(d, k)) continue;
+    put(&l, dead++ ? "; rank " : "rank "), put_int(&l, k), put(&l, " of "), put_int(&l, d->size);
+    put(&l, " (pid "), put_int(&l, d->pid[k]), put(&l, ") died holding "), put_unit(&l, &d->held[k]);
   }
+  if (!dead) { /* stopped from outside, or a rank of another node died: what was in flight */
+    put(&l, "the job was stopped (signal "), put_int(&l, sig), put(&l, ") while");
+    int any = 0;
+    for (int k = 1; k < d->size; k++)
+      if (d->held[k].kind != PT__UNIT_STOP)
+        put(&l, any++ ? "," : ""), put(&l, " rank "), put_int(&l, k), put(&l, d->same_node[k] ? "" : " (another node)"),
+            put(&l, " held "), put_unit(&l, &d->held[k]);
+    if (!any) put(&l, " no worker held a unit");
+  }
+  int init = 0; /* a model's entries in flight: no journal may exist yet */
+  for (int k = 1; k < d->size; k++) init |= d->held[k].kind == PT__UNIT_OUTPUTS || d->held[k].kind == PT__UNIT_PROFILE;
+  put(&l, init ? "; the model files keep the entries they saved: the same command goes on from them\n"
+               : "; the journal keeps every finished batch: the same command with --resume goes on\n");
+  for (size_t at = 0; at < l.n;) {
+    ssize_t w = write(fd, l.b + at, l.n - at);
+    if (w <= 0) break;
+    at += (size_t)w;
+  }
+  errno = saved;
 }
 
 void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds) {
@@ -278,11 +287,12 @@ void pt_dist_finish(pt_dist *d) {
       pt__error(PT_EINVAL, "stopped before making its app");
       pt_dist_agree(d, PT_EINVAL, NULL);
     }
-    if (d->rank == 0 && d->agreed_ok) {
-      const unit_hdr stop = {.kind = KIND_STOP};
-      for (int w = 1; w < d->size; w++) MPI_Send(&stop, sizeof stop, MPI_BYTE, w, TAG_UNIT, MPI_COMM_WORLD);
-    }
+    if (d->rank == 0 && d->agreed_ok) pt__dist_stop_workers(d);
   }
   if (d->mpi == 2) MPI_Finalize();
+  free(d->pid);
+  free(d->same_node);
+  free(d->place);
+  free((void *)d->held);
   free(d);
 }

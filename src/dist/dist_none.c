@@ -18,6 +18,8 @@ int pt_dist_rank(const pt_dist *d) { return (void)d, 0; }
 int pt_dist_size(const pt_dist *d) { return (void)d, 1; }
 const char *pt_dist_describe(void) { return "not built with MPI"; }
 
+pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files) { return (void)d, (void)files, s; }
+
 pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   (void)app;
   d->agreed = 1;
@@ -30,6 +32,9 @@ pt_status pt_dist_serve(pt_dist *d) {
   (void)d;
   return pt__error(PT_EUNSUPPORTED, "dist: a job of one process has no workers");
 }
+
+const char *pt_dist_placement(const pt_dist *d, int rank) { return (void)d, (void)rank, NULL; }
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig) { (void)d, (void)fd, (void)sig; }
 
 void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds) {
   (void)d;

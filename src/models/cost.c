@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "models/models.h"
@@ -69,7 +70,35 @@ static pt_status parse_profiled(const char *text, size_t len, const char *src, v
   return s;
 }
 
-pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, double *entry_cost) {
+/* One knob choice per distinct knob name, in entry order: each is timed once, on every op having it. */
+static int knob_representatives(const pt_app *app, int *rep) {
+  int n = 0;
+  for (int e = 0; e < app->n_entries; e++) {
+    int seen = 0;
+    for (int k = 0; k < n && !seen; k++) seen = !strcmp(app->entry_knob[rep[k]], app->entry_knob[e]);
+    if (!seen) rep[n++] = e;
+  }
+  return n;
+}
+
+static pt_status profile(pt_app *app, FILE *progress, const pt_measurer *meas, double *entry_cost) {
+  int *rep = pt__malloc((size_t)app->n_entries * sizeof *rep + 1);
+  if (!rep) return pt__error(PT_ENOMEM, "cost_profiled: out of memory for %d knob choices", app->n_entries);
+  const int n = knob_representatives(app, rep);
+  pt_progress prog;
+  pt_progress_begin(&prog, progress, "cost_profiled", app->n_entries);
+  pt_status s = meas && meas->profile ? meas->profile(meas->ctx, app, n, rep, entry_cost, &prog, 0)
+                                      : app->vt->profile(app, n, rep, entry_cost, &prog, 0);
+  pt_progress_end(&prog);
+  for (int e = 0; s == PT_OK && e < app->n_entries; e++)
+    if (isnan(entry_cost[e])) /* every choice's knob has a representative: a measurer that lost one */
+      s = pt__error(PT_EBACKEND, "cost_profiled: knob choice %d ('%s') was not timed", e, app->entry_knob[e]);
+  free(rep);
+  return s;
+}
+
+pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas,
+                            double *entry_cost) {
   if (!app->vt->profile)
     return pt__error(PT_EUNSUPPORTED, "cost_profiled needs an app that can time its ops (a DNN app); app %s cannot",
                      app->name);
@@ -85,10 +114,7 @@ pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *prog
       if (!missing) return PT_OK;
     }
   }
-  pt_progress prog;
-  pt_progress_begin(&prog, progress, "cost_profiled", app->n_entries);
-  pt_status s = app->vt->profile(app, entry_cost, &prog);
-  pt_progress_end(&prog);
+  pt_status s = profile(app, progress, meas, entry_cost);
   if (s != PT_OK || !dir) return s;
   cJSON *root = cJSON_CreateObject(), *sec = cJSON_AddObjectToObject(root, "seconds");
   cJSON_AddStringToObject(root, "app_name", app->name);

@@ -13,17 +13,21 @@
 
 #include "app/app_internal.h"
 
+
 /* cost_linear: FLOPs(op) / exp_speedup(knob). */
 pt_status pt__cost_linear(const pt_app *app, double *entry_cost);
-/* cost_profiled: measured seconds per op and knob on the app's backend (<dir>/cost_profiled.json). */
-pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, double *entry_cost);
+/* cost_profiled: measured seconds per op and knob on the app's backend (<dir>/cost_profiled.json);
+ * meas (or NULL: this process) times the knobs when it can (pt_measurer.profile). */
+pt_status pt__cost_profiled(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas,
+                            double *entry_cost);
 
 /* qos_p2: q0 + sum over ops of (q[op][knob] - q0); <dir>/p2.json in PredTuner's layout. */
 typedef struct pt__p2 {
   double q0;
   double *q; /* (n_entries) */
 } pt__p2;
-pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m);
+/* meas (or NULL: this process) measures the entries' QoS (pt_measurer.measure). */
+pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas, pt__p2 *m);
 /* Reads a p2.json into m (q entries the file lacks are NaN); *missing counts them. */
 pt_status pt__p2_load(const char *path, const pt_app *app, pt__p2 *m, int *missing);
 void pt__p2_predict(const pt_app *app, const pt__p2 *m, int n, const uint16_t *cfgs, double *qos);
@@ -49,7 +53,8 @@ typedef struct pt__p1 {
  * sample-major layout; later predictions run there. PT_EUNSUPPORTED when the backend has none;
  * the model keeps predicting on the CPU after any failure. */
 pt_status pt__p1_attach(pt__p1 *m, struct pt_backend *be);
-pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p1 *m);
+/* meas (or NULL: this process) measures the entries' outputs when it can (pt_measurer.outputs). */
+pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas, pt__p1 *m);
 /* PT_ENOMEM when the CPU's scratch cannot be had (a device failure falls back to the CPU). */
 pt_status pt__p1_predict(const pt_app *app, const pt__p1 *m, int n, const uint16_t *cfgs, double *qos);
 void pt__p1_free(pt__p1 *m);

@@ -129,32 +129,37 @@ static pt_status load_p1(const char *path, const pt_app *app, int rows, int cols
  * most that much work plus one group. */
 #define P1_GROUP 32
 
-/* The deltas of entries e[0 .. n-1] (output under the entry minus base); none is kept on failure. */
-static pt_status measure_group(pt_app *app, int n, const int *e, const float *base, float **d, pt_progress *prog,
-                               int64_t done) {
+/* The deltas of entries e[0 .. n-1] (output under the entry minus base), measured by meas when it
+ * measures outputs, else here; none is kept on failure. */
+static pt_status measure_group(pt_app *app, const pt_measurer *meas, int n, const int *e, const float *base, float **d,
+                               pt_progress *prog, int64_t done) {
   const size_t per = (size_t)app->out_rows * (size_t)app->out_cols;
-  int op[P1_GROUP], pos[P1_GROUP];
-  pt_status s = PT_OK;
+  int *op = pt__malloc(2 * (size_t)n * sizeof *op), *pos = op ? op + n : NULL;
+  float **out = pt__malloc((size_t)n * sizeof *out);
+  pt_status s = op && out ? PT_OK : pt__error(PT_ENOMEM, "qos_p1: out of memory for a group of %d knob choices", n);
   for (int k = 0; k < n && s == PT_OK; k++) {
     for (op[k] = 0; app->entry_off[op[k] + 1] <= e[k]; op[k]++) {}
     pos[k] = e[k] - app->entry_off[op[k]];
     if (!(d[e[k]] = pt__malloc(per * sizeof(float))))
       s = pt__error(PT_ENOMEM, "qos_p1: out of memory for the delta of op '%s' knob '%s'", app->op_names[op[k]],
                     app->entry_knob[e[k]]);
+    out[k] = d[e[k]];
   }
-  float *out[P1_GROUP];
-  for (int k = 0; k < n; k++) out[k] = d[e[k]];
-  if (s == PT_OK) s = app->vt->outputs(app, n, op, pos, out, prog, done);
+  if (s == PT_OK)
+    s = meas && meas->outputs ? meas->outputs(meas->ctx, app, n, op, pos, out, prog, done)
+                              : app->vt->outputs(app, n, op, pos, out, prog, done);
   for (int k = 0; s == PT_OK && k < n; k++)
     for (size_t i = 0; i < per; i++) d[e[k]][i] -= base[i];
   for (int k = 0; s != PT_OK && k < n; k++) { /* never store a half-made delta */
     free(d[e[k]]);
     d[e[k]] = NULL;
   }
+  free(op);
+  free(out);
   return s;
 }
 
-pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p1 *m) {
+pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas, pt__p1 *m) {
   memset(m, 0, sizeof *m);
   if (!app->vt->outputs || app->out_rows <= 0)
     return pt__error(PT_EUNSUPPORTED, "qos_p1 needs an app with an output tensor (a DNN app); app %s has none", app->name);
@@ -179,9 +184,10 @@ pt_status pt__p1_init(pt_app *app, const char *dir, int reinit, FILE *progress, 
   pt_progress_begin(&prog, s == PT_OK && missing ? progress : NULL, "qos_p1 init (images x knobs)", (int64_t)missing * rows);
   double last_save = pt_now();
   int done = 0;
+  const int group = P1_GROUP * (meas && meas->outputs && meas->width > 1 ? meas->width : 1);
   while (s == PT_OK && done < missing) {
-    int n = missing - done < P1_GROUP ? missing - done : P1_GROUP;
-    s = measure_group(app, n, todo + done, base, d, &prog, (int64_t)done * rows);
+    int n = missing - done < group ? missing - done : group;
+    s = measure_group(app, meas, n, todo + done, base, d, &prog, (int64_t)done * rows);
     if (s != PT_OK) break;
     done += n;
     if (path[0] && done < missing && pt_now() - last_save > 30.0) { /* an interrupted init resumes from here */

@@ -116,26 +116,10 @@ static pt_status save_p2(const char *path, const pt_app *app, const pt__p2 *m) {
 /* Entries measured together as one batch of configs (the DNN app shares their exact prefixes). */
 #define P2_GROUP 32
 
-/* The QoS of entries e[0 .. n-1], each alone over the exact network (cfg: n x n_ops scratch). A knob
- * whose outputs are not finite even alone gets no right answer: QoS 0, so no config with it is ever
- * kept (docs/design.md, "QoS, cost and models"). */
-static pt_status measure_group(pt_app *app, int n, const int *e, uint16_t *cfg, double *q) {
-  double qs[P2_GROUP];
-  int op[P2_GROUP];
-  memset(cfg, 0, (size_t)n * (size_t)app->n_ops * sizeof *cfg);
-  for (int k = 0; k < n; k++) {
-    for (op[k] = 0; app->entry_off[op[k] + 1] <= e[k]; op[k]++) {}
-    cfg[(size_t)k * (size_t)app->n_ops + (size_t)op[k]] = (uint16_t)(e[k] - app->entry_off[op[k]]);
-  }
-  pt_status s = pt_app_measure(app, n, cfg, 0, qs, NULL);
-  if (s == PT_ENONFINITE && n > 1) /* an app that fails the whole batch (piped): each alone then */
-    for (int k = 0; k < n; k++) PT__TRY(measure_group(app, 1, e + k, cfg, q));
-  if (s == PT_ENONFINITE) {
-    if (n == 1) qs[0] = NAN;
-    else return PT_OK;
-  } else if (s != PT_OK) {
-    return s;
-  }
+/* The QoS of entries e[0 .. n-1], each alone over the exact network, into q (cfg: n x n_ops
+ * scratch). A knob whose outputs are not finite even alone gets no right answer: QoS 0, so no
+ * config with it is ever kept (docs/design.md, "QoS, cost and models"). */
+static void store_group(const pt_app *app, int n, const int *e, const int *op, double *qs, double *q) {
   for (int k = 0; k < n; k++) {
     if (!isfinite(qs[k])) {
       pt_log(PT_LOG_WARN, "qos_p2: op '%s' knob '%s' alone gives non-finite outputs; its QoS is 0", app->op_names[op[k]],
@@ -144,14 +128,61 @@ static pt_status measure_group(pt_app *app, int n, const int *e, uint16_t *cfg, 
     }
     q[e[k]] = qs[k];
   }
-  return PT_OK;
 }
 
-pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, pt__p2 *m) {
+/* The group measured by meas (the configs' failures are results: a non-finite one scores 0, any
+ * other is the init's error, as in this process). */
+static pt_status measure_via(const pt_measurer *meas, pt_app *app, int n, const int *e, const int *op,
+                             const uint16_t *cfg, double *q) {
+  double *qs = pt__malloc((size_t)n * sizeof *qs);
+  pt_config_failure *fail = pt__calloc((size_t)n, sizeof *fail);
+  pt_status s = qs && fail ? PT_OK : pt__error(PT_ENOMEM, "qos_p2: out of memory for a group of %d", n);
+  if (s == PT_OK) meas->measure(meas->ctx, app, n, cfg, 0, NULL, qs, NULL, fail);
+  for (int k = 0; s == PT_OK && k < n; k++)
+    if (fail[k].status == PT_ENONFINITE) qs[k] = NAN;
+    else if (fail[k].status != PT_OK)
+      s = pt__error(fail[k].status, "qos_p2: op '%s' knob '%s': %s", app->op_names[op[k]], app->entry_knob[e[k]],
+                    fail[k].why);
+  if (s == PT_OK) store_group(app, n, e, op, qs, q);
+  free(qs);
+  free(fail);
+  return s;
+}
+
+static pt_status measure_group(pt_app *app, const pt_measurer *meas, int n, const int *e, uint16_t *cfg, double *q) {
+  double qs[P2_GROUP];
+  int op_here[P2_GROUP], *op = n <= P2_GROUP ? op_here : pt__malloc((size_t)n * sizeof *op);
+  if (!op) return pt__error(PT_ENOMEM, "qos_p2: out of memory for a group of %d", n);
+  memset(cfg, 0, (size_t)n * (size_t)app->n_ops * sizeof *cfg);
+  for (int k = 0; k < n; k++) {
+    for (op[k] = 0; app->entry_off[op[k] + 1] <= e[k]; op[k]++) {}
+    cfg[(size_t)k * (size_t)app->n_ops + (size_t)op[k]] = (uint16_t)(e[k] - app->entry_off[op[k]]);
+  }
+  pt_status s = PT_OK;
+  if (meas && meas->measure) {
+    s = measure_via(meas, app, n, e, op, cfg, q);
+  } else {
+    s = pt_app_measure(app, n, cfg, 0, qs, NULL);
+    if (s == PT_ENONFINITE && n > 1) { /* an app that fails the whole batch (piped): each alone then */
+      for (int k = 0; k < n && (s = measure_group(app, NULL, 1, e + k, cfg, q)) == PT_OK; k++) {}
+    } else if (s == PT_ENONFINITE) {
+      qs[0] = NAN;
+      store_group(app, n, e, op, qs, q);
+      s = PT_OK;
+    } else if (s == PT_OK) {
+      store_group(app, n, e, op, qs, q);
+    }
+  }
+  if (op != op_here) free(op);
+  return s;
+}
+
+pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, const pt_measurer *meas, pt__p2 *m) {
   memset(m, 0, sizeof *m);
   char path[4096] = "";
   int missing = app->n_entries, have_file = 0;
-  uint16_t *cfg = pt__calloc((size_t)P2_GROUP * (size_t)app->n_ops, sizeof *cfg);
+  const int group = P2_GROUP * (meas && meas->measure && meas->width > 1 ? meas->width : 1);
+  uint16_t *cfg = pt__calloc((size_t)group * (size_t)app->n_ops, sizeof *cfg);
   int *todo = pt__malloc((size_t)app->n_entries * sizeof *todo + 1);
   pt_status s = cfg && todo ? PT_OK : pt__error(PT_ENOMEM, "qos_p2: out of memory");
   if (s == PT_OK && dir) {
@@ -176,8 +207,8 @@ pt_status pt__p2_init(pt_app *app, const char *dir, int reinit, FILE *progress, 
   double last_save = pt_now();
   int done = 0;
   while (s == PT_OK && done < missing) {
-    int n = missing - done < P2_GROUP ? missing - done : P2_GROUP;
-    s = measure_group(app, n, todo + done, cfg, m->q);
+    int n = missing - done < group ? missing - done : group;
+    s = measure_group(app, meas, n, todo + done, cfg, m->q);
     if (s != PT_OK) break;
     done += n;
     pt_progress_update(&prog, done);

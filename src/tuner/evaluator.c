@@ -42,7 +42,7 @@ static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *
   if (ev->qos == PT_QOS_EMPIRICAL) return PT_OK;
   pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", pt_qos_model_name(ev->qos), storage ? storage : "none");
   if (ev->qos == PT_QOS_P2) {
-    PT__TRY(pt__p2_init(app, storage, o->force_reinit, o->progress, &ev->p2));
+    PT__TRY(pt__p2_init(app, storage, o->force_reinit, o->progress, o->measurer, &ev->p2));
     /* a stored model must agree with what the exact network measures now (half a point: discrete
      * accuracies may flip an image on a nondeterministic device) */
     if (isfinite(baseline_qos) && !(fabs(ev->p2.q0 - baseline_qos) <= 0.5))
@@ -50,7 +50,7 @@ static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *
                                   "set; --force-reinit rebuilds it", storage ? storage : ".", ev->p2.q0, baseline_qos);
     return PT_OK;
   }
-  PT__TRY(pt__p1_init(app, storage, o->force_reinit, o->progress, &ev->p1));
+  PT__TRY(pt__p1_init(app, storage, o->force_reinit, o->progress, o->measurer, &ev->p1));
   if (app->be) {
     if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
     else pt_log(PT_LOG_DEBUG, "qos_p1 predicts on the CPU: %s", pt_last_error());
@@ -108,7 +108,7 @@ pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, c
   PT__TRY(init_qos(ev, o, storage, baseline_qos));
   PT__TRY(pt__cost_linear(app, ev->search_cost));
   if (ev->cost == PT_COST_LINEAR) memcpy(ev->cost_tbl, ev->search_cost, ne * sizeof *ev->search_cost);
-  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, ev->cost_tbl));
+  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, o->measurer, ev->cost_tbl));
   if (ev->cost_tbl) memcpy(ev->search_cost, ev->cost_tbl, ne * sizeof *ev->search_cost);
   return init_search_loss(ev);
 }
