@@ -24,9 +24,22 @@ args=(--model resnet18_cifar10 --weights "$tmp/resnet18.pth" --data "$tmp" --thr
       --cost-model cost_linear --max-iter 96 --search-batch 48 --time-passes 0 --no-test --seed 1 --quiet)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); commit $(git -C "$src" rev-parse --short HEAD)"
 "$cli" version | tail -1
+launch() { # np args...
+  local np="$1"
+  shift
+  if [ "$np" = 1 ]; then "$cli" tune "$@" >/dev/null 2>&1
+  else mpiexec --allow-run-as-root --oversubscribe -np "$np" "$cli" tune "$@" >/dev/null 2>&1; fi
+}
+p1=(--model resnet18_cifar10 --weights "$tmp/resnet18.pth" --data "$tmp" --tune-count 250 --threads 1 --qos-model qos_p1
+    --cost-model cost_linear --max-iter 16 --no-validate --no-test --time-passes 0 --quiet)
 for np in 1 2; do
-  if [ "$np" = 1 ]; then "$cli" tune "${args[@]}" --output "$tmp/np1" >/dev/null 2>&1
-  else mpiexec --allow-run-as-root --oversubscribe -np "$np" "$cli" tune "${args[@]}" --output "$tmp/np$np" >/dev/null 2>&1; fi
+  launch "$np" "${p1[@]}" --output "$tmp/p1_np$np"
+  echo "p1 np $np: $(grep -o 'qos_p1 ready in .*' "$tmp/p1_np$np/tune.log")"
+  grep -o "MPI: .*" "$tmp/p1_np$np/tune.log" || true
+done
+cmp -s "$tmp/p1_np1/models/p1.safetensors" "$tmp/p1_np2/models/p1.safetensors" && echo "p1.safetensors: identical"
+for np in 1 2; do
+  launch "$np" "${args[@]}" --output "$tmp/np$np"
   echo "np $np: $(grep -o 'search: .*' "$tmp/np$np/tune.log")"
   grep -o "MPI: .*" "$tmp/np$np/tune.log" || true
 done

@@ -30,8 +30,12 @@ pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files);
  * agree that every app was made and that all are the same (network, weights, data, knobs, how QoS
  * is measured), or all get the same error naming the first rank that differs or failed. */
 pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app);
-/* Rank 0, after agreeing: the measurer to put in pt_tune_opts (NULL for a job of one). */
-const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only);
+/* Rank 0, after agreeing: the measurer to put in pt_tune_opts (NULL for a job of one). flags:
+ * PT_DIST_MASTER_ONLY: rank 0 measures nothing itself; PT_DIST_TIME_SHARED: timings (cost_profiled's
+ * knobs, the best configs' measured speedups) go to every rank even when ranks share a device — by
+ * default they do only when every rank has its own node or GPU, and rank 0 times alone otherwise. */
+enum { PT_DIST_MASTER_ONLY = 1, PT_DIST_TIME_SHARED = 2 };
+const pt_measurer *pt_dist_measurer(pt_dist *d, int flags);
 /* The other ranks, after agreeing: measure what rank 0 sends until it ends the job. A failure
  * here (a malformed unit, no memory) leaves rank 0 waiting: end the job with pt_dist_abort. */
 pt_status pt_dist_serve(pt_dist *d);
@@ -42,9 +46,9 @@ pt_status pt_dist_serve(pt_dist *d);
 const char *pt_dist_placement(const pt_dist *d, int rank);
 /* Rank 0, from a signal handler (async-signal-safe: no allocation, no stdio): one line on fd for
  * a job that is being ended by its launcher (sig: the signal rank 0 got) — which workers of rank
- * 0's node have died and the unit each held, or, when none has, the units in flight. Nothing on
- * other ranks or for a job of one. */
-void pt_dist_write_fault(const pt_dist *d, int fd, int sig);
+ * 0's node have died and the unit each held, or, when none has, the units in flight — ending with
+ * tail (what to do next; NULL: nothing). Nothing on other ranks or for a job of one. */
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig, const char *tail);
 /* Rank 0: the units sent to workers so far, and the seconds rank 0 spent sending them and taking
  * their results in (its overhead per unit; waiting and measuring excluded). */
 void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds);

@@ -3,6 +3,7 @@
 #define PREDTUNER_MEASURE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "predtuner/app.h"
 #include "predtuner/exec.h"
@@ -101,9 +102,10 @@ typedef struct pt_config_failure {
 #define PT_CONFIG_STOPPED ((pt_status)1)
 
 /* Where the tuner's empirical measurements run: configs (search batches, validation, test) and,
- * when set, the models' initialisation. measure() gets n configs (n x n_ops knob positions) and
+ * when set, the models' initialisation and the timing of the best configs. measure() gets n configs (n x n_ops knob positions) and
  * gives what pt_measure_configs gives, per config and whatever the split; outputs() and profile()
- * give what the app gives in this process (NULL: the models initialise in this process). The
+ * give what the app gives in this process (NULL: the models initialise in this process; time NULL:
+ * timed in this process). The
  * default (pt_tune_opts.measurer NULL) is this process. The MPI module (predtuner/dist.h,
  * docs/distributed.md) spreads all of them over the ranks of a job. */
 typedef struct pt_measurer {
@@ -120,6 +122,10 @@ typedef struct pt_measurer {
    * every op that has it, into entry_seconds (every choice of those knobs); prog from done by choices. */
   pt_status (*profile)(void *ctx, pt_app *app, int n, const int *knob_entry, double *entry_seconds, pt_progress *prog,
                        int64_t done);
+  /* Measured speedups: n configs and the exact network timed as pt_time_configs (predtuner/tuner.h)
+   * does, seconds[k] and *exact comparable with each other (one device's, or scaled to one). */
+  pt_status (*time)(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int passes, FILE *progress, double *seconds,
+                    double *exact, int64_t *images);
   int width; /* how many measure at once (0 or 1: one): the models hand over groups this many times their own */
 } pt_measurer;
 

@@ -62,6 +62,13 @@ int pt_cost_model_parse(const char *name);
 int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
                        double *cost, pt_config_failure *fail);
 
+/* Times n configs and the exact network in one sitting in this process (the measured speedups,
+ * docs/design.md): a warm-up round, then passes rounds, each the exact network and every config
+ * once; seconds[k] is config k's median (NaN when one of its runs failed), *exact the exact
+ * network's, *images the images per run. PT_EUNSUPPORTED when the app's costs are not times. */
+pt_status pt_time_configs(pt_app *app, int n, const uint16_t *cfgs, int passes, FILE *progress, double *seconds,
+                          double *exact, int64_t *images);
+
 typedef struct pt_tune_opts {
   int max_iter;               /* distinct configs to evaluate (default 1000) */
   double qos_tuner_threshold; /* default 2.0 */

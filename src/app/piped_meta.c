@@ -232,10 +232,12 @@ pt_status pt_app_piped_files(const pt_piped_app_opts *o, char *out, size_t n) {
   pt_status s = pt__map_file(o->metadata, &text, &len);
   if (s == PT_OK) s = pt__pmeta_parse(text ? text : "", len, o->metadata, dirname(mdir_buf), &m);
   pt__unmap_file(text, len);
-  if (s == PT_OK) s = abs_path(o->binary, acc); /* final_accuracy lives in the binary's folder */
+  char real[PATH_MAX]; /* final_accuracy lives in the folder of the binary itself, links resolved (as it is started) */
+  if (s == PT_OK && !realpath(o->binary, real)) s = pt__error(PT_EIO, "%s: %s", o->binary, strerror(errno));
   if (s == PT_OK) {
-    char *slash = strrchr(acc, '/');
-    snprintf(slash ? slash : acc, sizeof acc - (size_t)(slash ? slash - acc : 0), "/final_accuracy");
+    char *slash = strrchr(real, '/');
+    if (slash) *slash = '\0';
+    snprintf(acc, sizeof acc, "%s/final_accuracy", slash ? real : ".");
   }
   const char *files[4] = {m.conf_path, m.fifo_path_r, m.fifo_path_w, NULL};
   for (int i = 0; s == PT_OK && files[i]; i++) s = abs_path(files[i], p[i]);

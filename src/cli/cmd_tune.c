@@ -25,7 +25,7 @@ typedef struct tune_args {
   pt_dnn_app_opts ao;
   pt_piped_app_opts po;
   const char *output, *name, *target, *qos_name, *cost_name, *early_name;
-  int dump_all, show_loss, quiet, master_only;
+  int dump_all, show_loss, quiet, master_only, time_shared;
   pt_dist *dist; /* the MPI job this rank is in (a job of one without MPI) */
   int prefix_mib; /* --prefix-cache, -1 unset */
 } tune_args;
@@ -78,6 +78,7 @@ static const pt_cli_opt_def OPTS[] = {
     {"--time-passes", PT_CLI_INT, AT(o.time_passes), 0, 1000, 0, "N", "time each best config and the exact network N times after a warm-up,\nin one sitting (default {}; 0 = no timing); the median is reported", SEARCH},
     {"--force-reinit", PT_CLI_FLAG, AT(o.force_reinit), 0, 0, 1, NULL, "rebuild the models even where stored ones fit this run", 0},
     {"--mpi-master-only", PT_CLI_FLAG, AT(master_only), 0, 0, 1, NULL, "under mpirun: rank 0 searches and the other ranks measure\n(default: rank 0 measures too; docs/distributed.md)", SEARCH | SENS},
+    {"--mpi-time-shared", PT_CLI_FLAG, AT(time_shared), 0, 0, 1, NULL, "under mpirun: time cost_profiled's knobs and the best configs on every rank\neven where ranks share a device, their times then disturbing each other\n(default: only when every rank has its own node or GPU, else rank 0 times)", SEARCH | SENS},
     {NULL, PT_CLI_HEADING, 0, 0, 0, 0, NULL, "output:", 0},
     {"--output", PT_CLI_STR, AT(output), 0, 0, 0, "DIR", "default ./predtuner-out/<app name> (an .onnx model: <name>-onnx,\na binary: <name>-hpvm); one run at a time (DIR/tune.lock)", 0},
     {"--model-storage", PT_CLI_STR, AT(o.model_storage), 0, 0, 0, "DIR", "model files (p1.safetensors, p2.json, ...); default DIR/models", 0},
@@ -277,22 +278,24 @@ static void log_units(const tune_args *a) {
                     (long long)units, 1e3 * comm / (double)units);
 }
 
+static int dist_flags(const tune_args *a) {
+  return (a->master_only ? PT_DIST_MASTER_ONLY : 0) | (a->time_shared ? PT_DIST_TIME_SHARED : 0);
+}
+
 /* An MPI job's ranks and where each runs, into the log. */
 static void log_job(const tune_args *a, pt_status s) {
   if (s != PT_OK || pt_dist_size(a->dist) < 2) return;
-  pt_log(PT_LOG_INFO, "MPI job of %d ranks: configs, model entries and profiled knobs are measured on %s",
-         pt_dist_size(a->dist), a->master_only ? "the other ranks" : "every rank");
+  const pt_measurer *m = a->o.measurer;
+  pt_log(PT_LOG_INFO, "MPI job of %d ranks: configs and model entries are measured on %s; timings (cost_profiled, "
+         "measured speedups) %s", pt_dist_size(a->dist), a->master_only ? "the other ranks" : "every rank",
+         m && (m->time || m->profile) ? "too"
+                                      : "on rank 0 alone (ranks share a device; --mpi-time-shared spreads them)");
   for (int k = 0; k < pt_dist_size(a->dist); k++) pt_log(PT_LOG_INFO, "MPI %s", pt_dist_placement(a->dist, k));
 }
 
 /* Every rank: its app, agreed to be the same as every other rank's (collective in an MPI job). */
 static pt_status make_app(tune_args *a, pt_app **app) {
   pt_status s = mpi_refusal(a);
-  if (a->piped && pt_dist_size(a->dist) > 1) { /* no two ranks of a node may drive one binary's files */
-    static char files[4 * 4200 + 8];
-    if (s == PT_OK) s = pt_app_piped_files(&a->po, files, sizeof files);
-    s = pt_dist_claim(a->dist, s, s == PT_OK ? files : "");
-  }
   if (s == PT_OK) s = a->piped ? pt_app_piped_create(&a->po, app) : pt_app_dnn_create(&a->ao, app);
   return pt_dist_agree(a->dist, s, *app);
 }
@@ -302,7 +305,7 @@ static int run(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
   pt_tuner *t = NULL;
   pt_status plot_s = PT_OK, s = make_app(a, &app);
-  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
+  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, dist_flags(a)) : NULL;
   log_job(a, s);
   if (s == PT_OK) {
     const pt_tune_opts *o = &a->o;
@@ -357,7 +360,7 @@ static void print_report(const char *out_dir) {
 static int run_sens(tune_args *a, int demo, const char *out_dir) {
   pt_app *app = NULL;
   pt_status s = make_app(a, &app); /* the report is rank 0's; its entries are measured on every rank */
-  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, a->master_only) : NULL;
+  a->o.measurer = s == PT_OK ? pt_dist_measurer(a->dist, dist_flags(a)) : NULL;
   log_job(a, s);
   if (s == PT_OK) {
     pt_log(PT_LOG_INFO, "sensitivity %s%s, qos model %s", pt_app_describe(app), demo ? " [bundled demo]" : "",
@@ -408,9 +411,14 @@ static int lead_main(tune_args *a, int demo);
  * worker died holding which unit (pt_dist_write_fault), and workers wait a moment before they go
  * so that rank 0 can tell the dead one from those being ended. */
 static pt_dist *g_job;
+static char g_journal[4200]; /* rank 0's tuning.sqlite: whether --resume can go on */
 
 static void on_end_lead(int sig) {
-  pt_dist_write_fault(g_job, STDERR_FILENO, sig);
+  pt_dist_write_fault(g_job, STDERR_FILENO, sig,
+                      g_journal[0] && access(g_journal, F_OK) == 0
+                          ? "; the journal keeps every finished batch: the same command with --resume goes on"
+                          : "; no search had begun (the model files keep the entries they saved): the same command "
+                            "goes on");
   _exit(PT_EXIT_FAIL);
 }
 
@@ -420,15 +428,25 @@ static void on_end_worker(int sig) {
   _exit(PT_EXIT_FAIL);
 }
 
-static void catch_job_end(pt_dist *d) {
+/* on: catch the job's end (d: the job); off: the defaults again, before d is freed. */
+static void catch_job_end(pt_dist *d, int on) {
   if (pt_dist_size(d) < 2) return;
-  g_job = d;
   struct sigaction sa = {0};
-  sa.sa_handler = pt_dist_rank(d) == 0 ? on_end_lead : on_end_worker;
+  sa.sa_handler = !on ? SIG_DFL : pt_dist_rank(d) == 0 ? on_end_lead : on_end_worker;
   sigemptyset(&sa.sa_mask);
+  g_job = on ? d : NULL;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Every rank of a tune-binary job, before any starts its binary: no two ranks of a node may drive
+ * one binary's files. */
+static pt_status claim_files(tune_args *a) {
+  if (!a->piped || pt_dist_size(a->dist) < 2) return PT_OK;
+  static char files[4 * 4200 + 8];
+  pt_status s = pt_app_piped_files(&a->po, files, sizeof files);
+  return pt_dist_claim(a->dist, s, s == PT_OK ? files : "");
 }
 
 static int tune_main(int argc, char **argv, int piped, int sens) {
@@ -443,8 +461,12 @@ static int tune_main(int argc, char **argv, int piped, int sens) {
   if (rc != PT_EXIT_OK || (rc = resolve(&a, demo_w, sizeof demo_w, &demo)) != PT_EXIT_OK) return rc;
   pt_status s = pt_dist_init(&a.dist); /* every rank parsed the same arguments */
   if (s != PT_OK) return pt_cli_fail(s);
-  catch_job_end(a.dist);
-  rc = pt_dist_rank(a.dist) > 0 ? worker_main(&a) : lead_main(&a, demo);
+  catch_job_end(a.dist, 1);
+  if ((s = claim_files(&a)) != PT_OK) /* every rank got the same error: rank 0 says it */
+    rc = pt_dist_rank(a.dist) > 0 ? PT_EXIT_FAIL : pt_cli_fail(s);
+  else
+    rc = pt_dist_rank(a.dist) > 0 ? worker_main(&a) : lead_main(&a, demo);
+  catch_job_end(a.dist, 0);
   pt_dist_finish(a.dist);
   return rc;
 }
@@ -459,6 +481,7 @@ static int lead_main(tune_args *a_, int demo) {
   if (strlen(out_dir) > PT_CLI_MAX_OUTPUT) /* SQLite opens no journal at a longer path */
     return pt_cli_usage_error(a.cmd, "--output is %zu characters long; at most %d", strlen(out_dir), PT_CLI_MAX_OUTPUT);
   snprintf(path, sizeof path, "%s/tuning.sqlite", out_dir);
+  snprintf(g_journal, sizeof g_journal, "%s", sens ? "" : path);
   if (a.o.resume && access(path, F_OK) != 0) { /* refused before anything (a folder, tune.log) is made */
     fprintf(stderr, "predtuner-gpu: %s: --resume but there is no journal to resume\n", path);
     return PT_EXIT_FAIL;

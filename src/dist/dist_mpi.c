@@ -6,6 +6,7 @@
 #include <math.h>
 #include <mpi.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "predtuner/backend.h"
 #include "predtuner/log.h"
 
 void pt__dist_nap(void) { nanosleep(&(struct timespec){0, 200 * 1000}, NULL); }
@@ -37,16 +39,39 @@ static int node_gpus(void) {
   return n;
 }
 
-/* Several ranks on a node each take their own GPU, the node-local rank's modulo the node's count,
- * by setting CUDA_VISIBLE_DEVICES before anything starts CUDA (it then holds for every thread of
- * the process). A user's own CUDA_VISIBLE_DEVICES is left alone. */
-static void choose_gpu(pt_dist *d) {
+/* The node-local rank and rank count the launcher announces (Open MPI, SLURM, MPICH/Hydra), so
+ * that the GPU is chosen before MPI_Init (a CUDA-aware MPI may start CUDA there); -1 when none. */
+static int env_int(const char *const *names) {
+  for (int i = 0; names[i]; i++) {
+    const char *v = getenv(names[i]);
+    char *end;
+    long x = v && *v ? strtol(v, &end, 10) : -1;
+    if (v && *v && !*end && x >= 0 && x < (1 << 20)) return (int)x;
+  }
+  return -1;
+}
+
+/* Several ranks on a node each take their own GPU: the node-local rank's, modulo the GPUs the
+ * node offers — the entries of a CUDA_VISIBLE_DEVICES list (SLURM's allocation, or the user's), else
+ * the driver's count — by setting CUDA_VISIBLE_DEVICES to that one device before anything starts
+ * CUDA (it then holds for every thread of the process). One rank on a node, or a one-entry list,
+ * is left as it is. */
+static void choose_gpu(pt_dist *d, int local_rank, int local_size) {
   d->gpu = -1;
-  d->gpus = node_gpus();
-  if (d->local_size < 2 || d->gpus < 1 || getenv("CUDA_VISIBLE_DEVICES")) return;
-  char v[16];
-  d->gpu = d->local_rank % d->gpus;
-  snprintf(v, sizeof v, "%d", d->gpu);
+  const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+  char list[256] = "", *ent[64];
+  int n = 0;
+  if (cvd) {
+    snprintf(list, sizeof list, "%s", cvd);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) ent[n++] = t;
+  }
+  d->gpus = cvd ? n : node_gpus();
+  if (local_rank < 0 || local_size < 2 || (cvd ? n < 2 : d->gpus < 1)) return; /* one entry: the user's choice */
+  d->gpu = local_rank % d->gpus;
+  char v[64];
+  if (cvd) snprintf(v, sizeof v, "%s", ent[d->gpu]);
+  else snprintf(v, sizeof v, "%d", d->gpu);
+  snprintf(d->gpu_name, sizeof d->gpu_name, "%s", v);
   setenv("CUDA_VISIBLE_DEVICES", v, 1);
 }
 
@@ -57,6 +82,10 @@ pt_status pt_dist_init(pt_dist **out) {
   if (!launched_by_mpi()) return PT_OK;
   int inited = 0, level = 0;
   MPI_Initialized(&inited);
+  static const char *const lr[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", NULL},
+                          *const ls[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", NULL};
+  const int env_lrank = env_int(lr), env_lsize = env_int(ls);
+  if (!inited && env_lrank >= 0 && env_lsize > 0) choose_gpu(d, env_lrank, env_lsize), d->gpu_early = 1;
   /* MPI calls come from the main thread only (OpenMP and CUDA threads never call it) */
   if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &level) != MPI_SUCCESS)
     return pt__error(PT_EBACKEND, "dist: MPI_Init failed");
@@ -71,8 +100,9 @@ pt_status pt_dist_init(pt_dist **out) {
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &d->local_rank);
   MPI_Comm_size(node, &d->local_size);
+  MPI_Allreduce(&d->rank, &d->node_id, 1, MPI_INT, MPI_MIN, node); /* a node is named by its lowest rank */
   MPI_Comm_free(&node);
-  choose_gpu(d);
+  if (!d->gpu_early) choose_gpu(d, d->local_rank, d->local_size);
   return PT_OK;
 }
 
@@ -85,11 +115,11 @@ static void placement(const pt_dist *d, char *buf, size_t n) {
   gethostname(host, sizeof host - 1);
   const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
   if (d->gpu >= 0)
-    snprintf(buf, n, "rank %d: node %s, local rank %d of %d, GPU %d of the node's %d (CUDA_VISIBLE_DEVICES=%d)", d->rank,
-             host, d->local_rank, d->local_size, d->gpu, d->gpus, d->gpu);
+    snprintf(buf, n, "rank %d: node %s, local rank %d of %d, GPU %d of the node's %d (CUDA_VISIBLE_DEVICES=%s)", d->rank,
+             host, d->local_rank, d->local_size, d->gpu, d->gpus, d->gpu_name);
   else
     snprintf(buf, n, "rank %d: node %s, local rank %d of %d, %s", d->rank, host, d->local_rank, d->local_size,
-             cvd ? "CUDA_VISIBLE_DEVICES as the user set it"
+             cvd ? "CUDA_VISIBLE_DEVICES as it was set"
              : d->gpus ? "every GPU of the node (one rank on it)"
                        : "no NVIDIA GPU listed on the node");
 }
@@ -114,10 +144,9 @@ static uint64_t app_identity(const pt_app *app) {
 }
 
 typedef struct agree_msg {
-  int32_t status, pid;
+  int32_t status, pid, node, exclusive;
   uint64_t identity;
   char msg[240];
-  char host[64]; /* rank 0 tells a dead worker of its own node by its pid */
   char place[PT__PLACE];
 } agree_msg;
 
@@ -125,9 +154,12 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   d->agreed = 1;
   d->app = s == PT_OK ? app : NULL;
   if (d->size == 1) return d->agreed_ok = s == PT_OK, s;
-  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .identity = s == PT_OK && app ? app_identity(app) : 0}, *all;
+  /* a rank times alone on its device when it is its node's only rank, or has a GPU of its own */
+  const int own_gpu = d->gpu >= 0 && d->local_size <= d->gpus && app && app->be && !strcmp(pt_backend_name(app->be), "cuda");
+  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .node = d->node_id, .exclusive = d->local_size == 1 || own_gpu,
+                    .identity = s == PT_OK && app ? app_identity(app) : 0},
+            *all;
   snprintf(mine.msg, sizeof mine.msg, "%s", s == PT_OK ? "" : pt_last_error());
-  gethostname(mine.host, sizeof mine.host - 1);
   placement(d, mine.place, sizeof mine.place);
   if (!(all = pt__calloc((size_t)d->size, sizeof *all))) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
   MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
@@ -145,8 +177,10 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
     d->held = pt__calloc((size_t)d->size, sizeof *d->held);
     d->place = pt__calloc((size_t)d->size, PT__PLACE);
     if (!d->pid || !d->same_node || !d->held || !d->place) MPI_Abort(MPI_COMM_WORLD, 1); /* a few bytes a rank */
+    d->all_exclusive = 1;
     for (int k = 0; k < d->size; k++) {
-      d->pid[k] = all[k].pid, d->same_node[k] = !strcmp(all[k].host, all[0].host);
+      d->pid[k] = all[k].pid, d->same_node[k] = all[k].node == all[0].node;
+      d->all_exclusive &= all[k].exclusive != 0;
       memcpy(d->place + (size_t)k * PT__PLACE, all[k].place, PT__PLACE);
       d->place[(size_t)k * PT__PLACE + PT__PLACE - 1] = '\0';
     }
@@ -159,16 +193,17 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
 /* What a rank claims (pt_dist_claim): each file's hash, and its name for the message. */
 enum { CLAIM_FILES = 6, CLAIM_NAME = 200 };
 typedef struct claim_msg {
-  int32_t status, n;
+  int32_t status, n, node, pad;
   char host[64];
   uint64_t hash[CLAIM_FILES];
   char name[CLAIM_FILES][CLAIM_NAME];
   char msg[240];
 } claim_msg;
 
-static void claim_of(pt_status s, const char *files, claim_msg *c) {
+static void claim_of(const pt_dist *d, pt_status s, const char *files, claim_msg *c) {
   memset(c, 0, sizeof *c);
   c->status = s;
+  c->node = d->node_id;
   gethostname(c->host, sizeof c->host - 1);
   if (s != PT_OK) snprintf(c->msg, sizeof c->msg, "%s", pt_last_error());
   for (const char *p = files; s == PT_OK && p && *p && c->n < CLAIM_FILES;) {
@@ -183,7 +218,7 @@ pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files) {
   if (d->size == 1) return s;
   claim_msg mine, *all = pt__calloc((size_t)d->size, sizeof *all);
   if (!all) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
-  claim_of(s, files, &mine);
+  claim_of(d, s, files, &mine);
   MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
   pt_status r = PT_OK;
   for (int k = 0; k < d->size && r == PT_OK; k++)
@@ -191,7 +226,7 @@ pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files) {
       r = pt__error((pt_status)all[k].status, "rank %d of %d: %s", k, d->size, all[k].msg[0] ? all[k].msg : "failed");
   for (int a = 0; a < d->size && r == PT_OK; a++)
     for (int b = a + 1; b < d->size && r == PT_OK; b++)
-      for (int i = 0; i < all[a].n && r == PT_OK && !strcmp(all[a].host, all[b].host); i++)
+      for (int i = 0; i < all[a].n && r == PT_OK && all[a].node == all[b].node; i++)
         for (int j = 0; j < all[b].n && r == PT_OK; j++)
           if (all[a].hash[i] == all[b].hash[j])
             r = pt__error(PT_EEXIST, "ranks %d and %d of %d on node %s would share %s: give each rank of a node its "
@@ -224,22 +259,37 @@ static void put_int(line *l, long v) {
   }
 }
 
-static void put_unit(line *l, const pt__held *h) {
-  static const char *const what[] = {"", "configs", "qos_p1 knob choices", "cost_profiled knobs"};
-  const int kind = h->kind;
-  if (kind < 1 || kind > 3) {
+/* The unit a worker holds, read consistently while the main thread may be changing it (a signal
+ * can arrive on any thread): a seqlock, retried a few times. */
+static pt__held read_held(const pt__held *h) {
+  pt__held c = {0};
+  for (int tries = 0; tries < 1000; tries++) {
+    const sig_atomic_t v = h->ver;
+    atomic_thread_fence(memory_order_acquire);
+    c.kind = h->kind, c.seq = h->seq, c.first = h->first, c.n = h->n, c.total = h->total;
+    atomic_thread_fence(memory_order_acquire);
+    if (!(v & 1) && v == h->ver) return c;
+  }
+  c.kind = PT__UNIT_STOP; /* never settled: say nothing rather than something torn */
+  return c;
+}
+
+static void put_unit(line *l, const pt__held *held) {
+  static const char *const what[] = {"", "configs", "qos_p1 knob choices", "cost_profiled knobs", "configs timed"};
+  const pt__held h = read_held(held);
+  if (h.kind < 1 || h.kind > 4) {
     put(l, "no unit");
     return;
   }
-  put(l, "unit "), put_int(l, h->seq), put(l, " ("), put(l, what[kind]), put(l, " "), put_int(l, h->first + 1);
-  put(l, "-"), put_int(l, h->first + h->n), put(l, " of "), put_int(l, h->total), put(l, ")");
+  put(l, "unit "), put_int(l, h.seq), put(l, " ("), put(l, what[h.kind]), put(l, " "), put_int(l, h.first + 1);
+  put(l, "-"), put_int(l, h.first + h.n), put(l, " of "), put_int(l, h.total), put(l, ")");
 }
 
 static int rank_ended(const pt_dist *d, int k) {
   return d->same_node[k] && d->pid[k] > 0 && kill(d->pid[k], 0) != 0 && errno == ESRCH;
 }
 
-void pt_dist_write_fault(const pt_dist *d, int fd, int sig) {
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig, const char *tail) {
   if (!d || d->rank != 0 || d->size < 2 || !d->held) return;
   const int saved = errno;
   line l = {.n = 0};
@@ -254,15 +304,13 @@ void pt_dist_write_fault(const pt_dist *d, int fd, int sig) {
     put(&l, "the job was stopped (signal "), put_int(&l, sig), put(&l, ") while");
     int any = 0;
     for (int k = 1; k < d->size; k++)
-      if (d->held[k].kind != PT__UNIT_STOP)
+      if (read_held(&d->held[k]).kind != PT__UNIT_STOP)
         put(&l, any++ ? "," : ""), put(&l, " rank "), put_int(&l, k), put(&l, d->same_node[k] ? "" : " (another node)"),
             put(&l, " held "), put_unit(&l, &d->held[k]);
     if (!any) put(&l, " no worker held a unit");
   }
-  int init = 0; /* a model's entries in flight: no journal may exist yet */
-  for (int k = 1; k < d->size; k++) init |= d->held[k].kind == PT__UNIT_OUTPUTS || d->held[k].kind == PT__UNIT_PROFILE;
-  put(&l, init ? "; the model files keep the entries they saved: the same command goes on from them\n"
-               : "; the journal keeps every finished batch: the same command with --resume goes on\n");
+  if (tail) put(&l, tail);
+  put(&l, "\n");
   for (size_t at = 0; at < l.n;) {
     ssize_t w = write(fd, l.b + at, l.n - at);
     if (w <= 0) break;

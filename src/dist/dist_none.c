@@ -26,7 +26,7 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   return s;
 }
 
-const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only) { return (void)d, (void)master_only, NULL; }
+const pt_measurer *pt_dist_measurer(pt_dist *d, int flags) { return (void)d, (void)flags, NULL; }
 
 pt_status pt_dist_serve(pt_dist *d) {
   (void)d;
@@ -34,7 +34,7 @@ pt_status pt_dist_serve(pt_dist *d) {
 }
 
 const char *pt_dist_placement(const pt_dist *d, int rank) { return (void)d, (void)rank, NULL; }
-void pt_dist_write_fault(const pt_dist *d, int fd, int sig) { (void)d, (void)fd, (void)sig; }
+void pt_dist_write_fault(const pt_dist *d, int fd, int sig, const char *tail) { (void)d, (void)fd, (void)sig, (void)tail; }
 
 void pt_dist_stats(const pt_dist *d, int64_t *units, double *comm_seconds) {
   (void)d;

@@ -1,6 +1,7 @@
 /* Work units over MPI (predtuner/dist.h, docs/distributed.md). Rank 0 cuts every measurement of n
  * items — configs (search batches, validation, test; PT__UNIT_MEASURE), qos_p1 entries' outputs
- * (PT__UNIT_OUTPUTS) or cost_profiled's knobs (PT__UNIT_PROFILE) — into units of consecutive items,
+ * (PT__UNIT_OUTPUTS), cost_profiled's knobs (PT__UNIT_PROFILE) or the best configs' timings
+ * (PT__UNIT_TIME, each unit with the exact network timed beside it) — into units of consecutive items,
  * one per rank measuring, keeps one unit in flight on each worker and measures units itself in
  * between (unless master_only); each result is copied to its items' places, so the answer is the
  * same whatever rank measured what, in whatever order.
@@ -8,10 +9,12 @@
  * Messages (MPI_BYTE, COMM_WORLD): a unit (tag UNIT, rank 0 -> worker) is a unit_hdr and its items
  * (configs' knob positions; entries' op and position; knob choices); a result (tag RESULT) is a
  * result_hdr (with the worker's error, if any) and the items' answers: qos[n], cost[n] and n
- * pt_config_failure records; n output tensors; every entry's seconds (NaN where not timed). */
+ * pt_config_failure records; n output tensors; every entry's seconds (NaN where not timed); the
+ * exact network's median seconds, the images per run and n configs' median seconds. */
 #include <limits.h>
 #include <math.h>
 #include <mpi.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "dist/dist_internal.h"
+#include "predtuner/tuner.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "units carry op numbers as int32_t and the app takes int");
 
@@ -40,7 +44,7 @@ typedef struct result_hdr {
 typedef struct job {
   int kind, n, chunk;
   pt_app *app;
-  /* PT__UNIT_MEASURE */
+  /* PT__UNIT_MEASURE and PT__UNIT_TIME (test: the passes) */
   const uint16_t *cfgs;
   int test;
   const pt_stop_rule *stop;
@@ -49,33 +53,42 @@ typedef struct job {
   /* PT__UNIT_OUTPUTS */
   const int *op, *pos;
   float *const *out;
-  /* PT__UNIT_PROFILE */
+  /* PT__UNIT_PROFILE (secs: every entry's) and PT__UNIT_TIME (secs: every config's; exact_of: the
+   * exact network's time on the rank that timed each config) */
   const int *rep;
-  double *secs;
-  /* progress: prog advanced from done by per items */
+  double *secs, *exact_of;
+  int64_t images;
+  /* progress: prog advanced from done by per items (profile: by entries timed, beyond base) */
   pt_progress *prog;
-  int64_t done, per, finished;
+  int64_t done, per, finished, base;
 } job;
 
 /* Bytes of one item of a unit, and of its answer. */
-static size_t item_bytes(const job *j) {
-  return j->kind == PT__UNIT_MEASURE ? (size_t)j->app->n_ops * sizeof(uint16_t) : 2 * sizeof(int32_t);
+static int carries_configs(int kind) { return kind == PT__UNIT_MEASURE || kind == PT__UNIT_TIME; }
+static size_t item_size(int kind, const pt_app *app) {
+  return carries_configs(kind) ? (size_t)app->n_ops * sizeof(uint16_t) : 2 * sizeof(int32_t);
 }
+static size_t item_bytes(const job *j) { return item_size(j->kind, j->app); }
 static size_t answer_bytes(int kind, const pt_app *app) {
   return kind == PT__UNIT_MEASURE   ? 2 * sizeof(double) + sizeof(pt_config_failure)
          : kind == PT__UNIT_OUTPUTS ? (size_t)app->out_rows * (size_t)app->out_cols * sizeof(float)
+         : kind == PT__UNIT_TIME    ? sizeof(double)
                                     : 0;
 }
 static size_t result_bytes(int kind, const pt_app *app, int n) {
-  return sizeof(result_hdr) +
-         (kind == PT__UNIT_PROFILE ? (size_t)app->n_entries * sizeof(double) : (size_t)n * answer_bytes(kind, app));
+  return sizeof(result_hdr) + (kind == PT__UNIT_PROFILE ? (size_t)app->n_entries * sizeof(double)
+                               : kind == PT__UNIT_TIME  ? (size_t)(n + 2) * sizeof(double) /* exact, images, n */
+                                                        : (size_t)n * answer_bytes(kind, app));
 }
 
 static void hold(pt_dist *d, int w, int kind, int64_t first, int m, int total) {
   pt__held *h = &d->held[w];
-  h->kind = PT__UNIT_STOP; /* never half a unit to the fault line */
-  h->seq = ++d->seq, h->first = (sig_atomic_t)first, h->n = m, h->total = total;
-  h->kind = kind;
+  h->ver++; /* odd: the fault line retries */
+  atomic_thread_fence(memory_order_release);
+  h->kind = kind, h->seq = kind == PT__UNIT_STOP ? h->seq : ++d->seq, h->first = (sig_atomic_t)first, h->n = m;
+  h->total = total;
+  atomic_thread_fence(memory_order_release);
+  h->ver++;
 }
 
 static void send_unit(pt_dist *d, const job *j, int to, int64_t first, int m, unsigned char *buf) {
@@ -85,7 +98,7 @@ static void send_unit(pt_dist *d, const job *j, int to, int64_t first, int m, un
                       j->app->n_entries, first, st ? st->threshold : 0, st ? st->delta : 0};
   memcpy(buf, &h, sizeof h);
   unsigned char *p = buf + sizeof h;
-  if (j->kind == PT__UNIT_MEASURE) {
+  if (carries_configs(j->kind)) {
     memcpy(p, j->cfgs + first * j->app->n_ops, (size_t)m * item_bytes(j));
   } else { /* m op numbers (or knob choices), then m positions */
     for (int k = 0; k < m; k++) {
@@ -122,9 +135,16 @@ static pt_status measure_here(job *j, int64_t first, int m) {
     j->finished += m;
     return s;
   }
-  const int64_t before = count_timed(app, j->secs);
+  if (j->kind == PT__UNIT_TIME) {
+    double exact = NAN;
+    pt_status s = pt_time_configs(app, m, j->cfgs + first * app->n_ops, j->test, NULL, j->secs + first, &exact, &j->images);
+    for (int k = 0; k < m; k++) j->exact_of[first + k] = exact;
+    j->finished += m;
+    return s;
+  }
+  const int64_t before = count_timed(app, j->secs) - j->base;
   pt_status s = app->vt->profile(app, m, j->rep + first, j->secs, j->prog, j->done + before);
-  j->finished = count_timed(app, j->secs);
+  j->finished = count_timed(app, j->secs) - j->base;
   return s;
 }
 
@@ -152,6 +172,13 @@ static int take_result(job *j, unsigned char *buf, size_t cap, pt_status *err) {
   } else if (j->kind == PT__UNIT_OUTPUTS) {
     const size_t per = answer_bytes(j->kind, j->app);
     for (size_t k = 0; k < n; k++) memcpy(j->out[h.first + (int64_t)k], p + k * per, per);
+  } else if (j->kind == PT__UNIT_TIME) {
+    double exact, images;
+    memcpy(&exact, p, sizeof exact);
+    memcpy(&images, p + sizeof exact, sizeof images);
+    memcpy(j->secs + h.first, p + 2 * sizeof exact, n * sizeof *j->secs);
+    for (size_t k = 0; k < n; k++) j->exact_of[h.first + (int64_t)k] = exact;
+    j->images = (int64_t)images;
   } else {
     for (int e = 0; e < j->app->n_entries; e++) {
       double v;
@@ -159,8 +186,8 @@ static int take_result(job *j, unsigned char *buf, size_t cap, pt_status *err) {
       if (!isnan(v)) j->secs[e] = v;
     }
   }
-  j->finished = j->kind == PT__UNIT_PROFILE ? count_timed(j->app, j->secs) : j->finished + h.n;
-  if (j->prog && j->kind != PT__UNIT_MEASURE) pt_progress_update(j->prog, j->done + j->finished * j->per);
+  j->finished = j->kind == PT__UNIT_PROFILE ? count_timed(j->app, j->secs) - j->base : j->finished + h.n;
+  if (j->prog && !carries_configs(j->kind)) pt_progress_update(j->prog, j->done + j->finished * j->per);
   return st.MPI_SOURCE;
 }
 
@@ -209,7 +236,7 @@ static pt_status run_job(pt_dist *d, job *j) {
       }
       const double t0 = pt_now();
       const int w = take_result(j, rbuf, rcap, &err);
-      d->held[w].kind = PT__UNIT_STOP;
+      hold(d, w, PT__UNIT_STOP, 0, 0, 0);
       d->comm_s += pt_now() - t0;
       busy--;
       if (err != PT_OK) next = j->n;
@@ -253,17 +280,38 @@ static pt_status dist_profile(void *ctx, pt_app *app, int n, const int *knob_ent
   pt_dist *d = ctx;
   if (!spread(d, app, n)) return app->vt->profile(app, n, knob_entry, entry_seconds, prog, done);
   job j = {.kind = PT__UNIT_PROFILE, .n = n, .app = app, .rep = knob_entry, .secs = entry_seconds, .prog = prog,
-           .done = done, .per = 1};
+           .done = done, .per = 1, .base = count_timed(app, entry_seconds)}; /* a stored file's entries are not this job's */
   return run_job(d, &j);
 }
 
-const pt_measurer *pt_dist_measurer(pt_dist *d, int master_only) {
+/* The best configs' times: each unit timed in one sitting with the exact network beside it, every
+ * config's time then scaled to the device of the first unit (its exact time over theirs), so the
+ * speedups compare one device's times. */
+static pt_status dist_time(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int passes, FILE *progress,
+                           double *seconds, double *exact, int64_t *images) {
+  pt_dist *d = ctx;
+  if (!spread(d, app, n)) return pt_time_configs(app, n, cfgs, passes, progress, seconds, exact, images);
+  double *exact_of = pt__malloc((size_t)n * sizeof *exact_of);
+  if (!exact_of) return pt__error(PT_ENOMEM, "dist: out of memory for %d timed configs", n);
+  job j = {.kind = PT__UNIT_TIME, .n = n, .app = app, .cfgs = cfgs, .test = passes, .secs = seconds, .exact_of = exact_of};
+  for (int k = 0; k < n; k++) seconds[k] = exact_of[k] = NAN;
+  pt_status s = run_job(d, &j);
+  *exact = exact_of[0], *images = j.images;
+  for (int k = 0; s == PT_OK && k < n; k++) seconds[k] *= exact_of[0] / exact_of[k]; /* NaN stays NaN */
+  free(exact_of);
+  return s;
+}
+
+const pt_measurer *pt_dist_measurer(pt_dist *d, int flags) {
   if (d->size == 1 || d->rank != 0 || !d->agreed_ok) return NULL;
-  d->master_only = master_only;
+  d->master_only = (flags & PT_DIST_MASTER_ONLY) != 0;
+  d->time_shared = (flags & PT_DIST_TIME_SHARED) != 0;
   const pt_app *app = d->app;
+  const int timings = d->all_exclusive || d->time_shared; /* else rank 0 times alone: no two ranks on one device */
   d->meas = (pt_measurer){.measure = dist_measure, .ctx = d, .outputs = app->vt->outputs ? dist_outputs : NULL,
-                          .profile = app->vt->profile ? dist_profile : NULL,
-                          .width = master_only ? d->size - 1 : d->size};
+                          .profile = app->vt->profile && timings ? dist_profile : NULL,
+                          .time = app->vt->time && timings ? dist_time : NULL,
+                          .width = d->master_only ? d->size - 1 : d->size};
   return &d->meas;
 }
 
@@ -274,6 +322,17 @@ static pt_status answer(pt_dist *d, const unit_hdr *h, const unsigned char *item
   pt_app *app = d->app;
   unsigned char *p = out + sizeof(result_hdr);
   const int n = h->n;
+  if (h->kind == PT__UNIT_TIME) {
+    uint16_t *cfgs = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *cfgs);
+    if (!cfgs) return pt__error(PT_ENOMEM, "dist: rank %d: out of memory for a unit of %d configs", d->rank, n);
+    memcpy(cfgs, items, (size_t)n * (size_t)app->n_ops * sizeof *cfgs);
+    double *out_d = (double *)(void *)p, exact = NAN;
+    int64_t images = 0;
+    pt_status s = pt_time_configs(app, n, cfgs, h->test, NULL, out_d + 2, &exact, &images);
+    out_d[0] = exact, out_d[1] = (double)images;
+    free(cfgs);
+    return s;
+  }
   if (h->kind == PT__UNIT_MEASURE) {
     uint16_t *cfgs = pt__malloc((size_t)n * (size_t)app->n_ops * sizeof *cfgs);
     if (!cfgs) return pt__error(PT_ENOMEM, "dist: rank %d: out of memory for a unit of %d configs", d->rank, n);
@@ -322,10 +381,11 @@ static pt_status serve_unit(pt_dist *d, const unsigned char *buf, int len) {
   unit_hdr h;
   memcpy(&h, buf, sizeof h);
   const pt_app *app = d->app;
-  const size_t item = h.kind == PT__UNIT_MEASURE ? (size_t)app->n_ops * sizeof(uint16_t) : 2 * sizeof(int32_t);
-  if (h.n < 1 || h.kind < PT__UNIT_MEASURE || h.kind > PT__UNIT_PROFILE || h.n_ops != app->n_ops ||
+  const size_t item = item_size(h.kind, app);
+  if (h.n < 1 || h.kind < PT__UNIT_MEASURE || h.kind > PT__UNIT_TIME || h.n_ops != app->n_ops ||
       h.n_entries != app->n_entries || (h.kind == PT__UNIT_OUTPUTS && !app->vt->outputs) ||
-      (h.kind == PT__UNIT_PROFILE && !app->vt->profile) || (size_t)len != sizeof h + (size_t)h.n * item)
+      (h.kind == PT__UNIT_PROFILE && !app->vt->profile) || (h.kind == PT__UNIT_TIME && (!app->vt->time || h.test < 1)) ||
+      (size_t)len != sizeof h + (size_t)h.n * item)
     return pt__error(PT_EFORMAT, "dist: rank %d got a malformed unit (kind %d, %d items of %d ops, %d bytes)", d->rank,
                      h.kind, h.n, h.n_ops, len);
   const size_t cap = result_bytes(h.kind, app, h.n);

@@ -42,7 +42,9 @@ static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *
   if (ev->qos == PT_QOS_EMPIRICAL) return PT_OK;
   pt_log(PT_LOG_INFO, "initialising QoS model %s (storage %s)", pt_qos_model_name(ev->qos), storage ? storage : "none");
   if (ev->qos == PT_QOS_P2) {
+    const double t0 = pt_now();
     PT__TRY(pt__p2_init(app, storage, o->force_reinit, o->progress, o->measurer, &ev->p2));
+    pt_log(PT_LOG_INFO, "qos_p2 ready in %.2f s", pt_now() - t0);
     /* a stored model must agree with what the exact network measures now (half a point: discrete
      * accuracies may flip an image on a nondeterministic device) */
     if (isfinite(baseline_qos) && !(fabs(ev->p2.q0 - baseline_qos) <= 0.5))
@@ -50,7 +52,9 @@ static pt_status init_qos(pt__evaluator *ev, const pt_tune_opts *o, const char *
                                   "set; --force-reinit rebuilds it", storage ? storage : ".", ev->p2.q0, baseline_qos);
     return PT_OK;
   }
+  const double t0 = pt_now();
   PT__TRY(pt__p1_init(app, storage, o->force_reinit, o->progress, o->measurer, &ev->p1));
+  pt_log(PT_LOG_INFO, "qos_p1 ready in %.2f s", pt_now() - t0);
   if (app->be) {
     if (pt__p1_attach(&ev->p1, app->be) == PT_OK) pt_log(PT_LOG_INFO, "qos_p1 predicts on %s", pt_backend_name(app->be));
     else pt_log(PT_LOG_DEBUG, "qos_p1 predicts on the CPU: %s", pt_last_error());
@@ -108,7 +112,11 @@ pt_status pt__eval_init(pt__evaluator *ev, pt_app *app, const pt_tune_opts *o, c
   PT__TRY(init_qos(ev, o, storage, baseline_qos));
   PT__TRY(pt__cost_linear(app, ev->search_cost));
   if (ev->cost == PT_COST_LINEAR) memcpy(ev->cost_tbl, ev->search_cost, ne * sizeof *ev->search_cost);
-  if (ev->cost == PT_COST_PROFILED) PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, o->measurer, ev->cost_tbl));
+  if (ev->cost == PT_COST_PROFILED) {
+    const double t0 = pt_now();
+    PT__TRY(pt__cost_profiled(app, storage, o->force_reinit, o->progress, o->measurer, ev->cost_tbl));
+    pt_log(PT_LOG_INFO, "cost_profiled ready in %.2f s", pt_now() - t0);
+  }
   if (ev->cost_tbl) memcpy(ev->search_cost, ev->cost_tbl, ne * sizeof *ev->search_cost);
   return init_search_loss(ev);
 }
@@ -185,14 +193,15 @@ static pt_status measure(pt_app *app, int n, const uint16_t *cfgs, int test, con
 int pt_measure_configs(pt_app *app, int n, const uint16_t *cfgs, int test, const pt_stop_rule *stop, double *qos,
                        double *cost, pt__fail *fail) {
   for (int k = 0; k < n; k++) fail[k].status = PT_OK, fail[k].why[0] = '\0';
-  if (measure(app, n, cfgs, test, stop, qos, cost, fail) != PT_OK) {
+  const pt_status sb = measure(app, n, cfgs, test, stop, qos, cost, fail);
+  if (sb != PT_OK) { /* a config fails with its own status, whatever batch it came in (one alone included) */
     if (n > 1) pt_log(PT_LOG_WARN, "a batch of %d configs failed (%s); measuring them one by one", n, pt_last_error());
     for (int k = 0; k < n; k++) {
       fail[k].status = PT_OK;
       pt_status st = n > 1 ? measure(app, 1, cfgs + (int64_t)k * app->n_ops, test, stop, &qos[k], cost ? &cost[k] : NULL,
                                      &fail[k])
-                           : PT_EBACKEND;
-      if (st != PT_OK || n == 1) set_fail(&fail[k], n > 1 ? st : PT_EBACKEND, pt_last_error());
+                           : sb;
+      if (st != PT_OK) set_fail(&fail[k], st, pt_last_error());
     }
   }
   return check_results(n, qos, cost, fail);
