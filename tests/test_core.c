@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "dist/dist_internal.h"
 #include "naive.h"
 #include "predtuner/predtuner.h"
 
@@ -194,4 +195,28 @@ Test(progress, plain_lines_when_not_a_terminal) {
   cr_assert_not_null(fgets(line, sizeof line, f));
   cr_assert_not_null(strstr(line, "done"));
   fclose(f);
+}
+
+/* Best configs timed on several ranks: each unit's times are scaled by the reference unit's exact
+ * time over its own, so a config on a device twice as slow counts half its time; a unit without a
+ * usable exact time gives NaN, and the reference is the first unit that has one. */
+Test(dist, times_from_several_devices_are_scaled_to_one) {
+  double sec[4] = {2.0, 4.0, 6.0, 8.0}, exact;
+  const double ex[4] = {10.0, 10.0, 20.0, 40.0};
+  pt__dist_scale_times(4, sec, ex, &exact);
+  cr_assert_float_eq(exact, 10.0, 1e-12);
+  cr_assert_float_eq(sec[0], 2.0, 1e-12);
+  cr_assert_float_eq(sec[1], 4.0, 1e-12);
+  cr_assert_float_eq(sec[2], 3.0, 1e-12, "a device twice as slow: %g", sec[2]);
+  cr_assert_float_eq(sec[3], 2.0, 1e-12);
+  double s2[3] = {1.0, 2.0, 3.0};
+  const double e2[3] = {NAN, 5.0, 0.0};
+  pt__dist_scale_times(3, s2, e2, &exact);
+  cr_assert_float_eq(exact, 5.0, 1e-12, "the first usable exact time is the reference");
+  cr_assert(isnan(s2[0]) && isnan(s2[2]), "times without a usable exact time are not kept");
+  cr_assert_float_eq(s2[1], 2.0, 1e-12);
+  double s3[1] = {1.0};
+  const double e3[1] = {INFINITY};
+  pt__dist_scale_times(1, s3, e3, &exact);
+  cr_assert(isnan(exact) && isnan(s3[0]));
 }

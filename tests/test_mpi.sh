@@ -23,7 +23,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 mpi=("$mpiexec" --allow-run-as-root --oversubscribe)
 common=(--model lenet_mnist --weights "$src/zoo/demo/lenet_mnist.safetensors" --data "$src/zoo/demo" --tune-count 150
         --test-count 100 --batch-size 50 --threads 1 --time-passes 0 --seed 3 --max-iter 55 --search-batch 25
-        --qos-keep-threshold 3 --dump-all --quiet)
+        --qos-keep-threshold 3 --dump-all --quiet --backend cpu)
 
 run() { # cmd name np|0 args...: np 0 is a run without mpirun
   local cmd="$1" name="$2" np="$3"
@@ -108,7 +108,7 @@ cat >"$tmp/zoo/knobs.json" <<'JSON'
 JSON
 zoo=(--model alexnet2_cifar10 --weights "$tmp/zoo/alexnet2.pth" --data "$tmp/zoo" --knobs "$tmp/zoo/knobs.json"
      --batch-size 24 --threads 1 --time-passes 0 --seed 4 --max-iter 30 --search-batch 10 --qos-tuner-threshold 5
-     --qos-keep-threshold 10 --cost-model cost_linear --dump-all --quiet)
+     --qos-keep-threshold 10 --cost-model cost_linear --dump-all --quiet --backend cpu)
 for q in empirical qos_p1; do
   for np in 1 2 3; do run tune "zoo_${q}_$np" "$np" "${zoo[@]}" --qos-model "$q"; done
   same "zoo_${q}_1" "zoo_${q}_2" 25 || fail "alexnet2 with $q: 2 ranks"
@@ -117,8 +117,8 @@ done
 
 # qos_p2 and cost_profiled built over 3 ranks (the sensitivity report builds both): the same p2.json,
 # every (op, knob) timed, the same losses
-run sensitivity p2_plain 0 "${zoo[@]:0:12}" --qos-model qos_p2
-run sensitivity p2_3 3 "${zoo[@]:0:12}" --qos-model qos_p2 --mpi-time-shared
+run sensitivity p2_plain 0 "${zoo[@]:0:12}" --backend cpu --qos-model qos_p2
+run sensitivity p2_3 3 "${zoo[@]:0:12}" --backend cpu --qos-model qos_p2 --mpi-time-shared
 grep -q "timings (cost_profiled, measured speedups) too" "$tmp/p2_3/sensitivity.log" || fail "cost_profiled not spread"
 cmp -s "$tmp/p2_plain/models/p2.json" "$tmp/p2_3/models/p2.json" || fail "p2.json of 3 ranks"
 /usr/bin/env python3 - "$tmp/p2_plain" "$tmp/p2_3" <<'PY' || fail "cost_profiled or the losses of 3 ranks differ"
@@ -166,10 +166,11 @@ PY
   "$(sed -n 's/.*MPI: \([0-9]*\) units sent.*/\1/p' "$tmp/time_alone/tune.log")" ] || fail "no timing units were sent"
 
 # a worker killed mid-run: one line naming it and the unit it held; --resume keeps every journaled
-# config (unchanged) and evaluates only new ones. Units of 4 configs of 1000 images take seconds:
-# rank 1 is killed half a second into the second batch, while it measures.
+# config (unchanged) and evaluates only new ones. Units of 4 configs of 1000 images measured in
+# full (no early stopping) take seconds: rank 1 is killed half a second into the second batch,
+# while it measures.
 kill_args=("${common[@]:0:6}" --test-count 100 --threads 1 --time-passes 0 --seed 5 --max-iter 36 --search-batch 12
-           --qos-model empirical --cost-model cost_linear --quiet --output "$tmp/kill")
+           --qos-model empirical --cost-model cost_linear --early-stop off --backend cpu --quiet --output "$tmp/kill")
 "${mpi[@]}" -np 3 "$cli" tune "${kill_args[@]}" >/dev/null 2>"$tmp/kill.err" &
 job=$!
 victim="$(/usr/bin/env python3 - "$tmp/kill" <<'PY'
@@ -230,6 +231,14 @@ PY
 "${mpi[@]}" -np 2 "$api" "$tmp/api2" master-only >"$tmp/api2.out" 2>&1 || { cat "$tmp/api2.out"; fail "mpi_api on 2 ranks"; }
 "${mpi[@]}" -np 3 "$api" "$tmp/api3" some >"$tmp/api3.out" 2>&1 || { cat "$tmp/api3.out"; fail "mpi_api on 3 ranks"; }
 grep -q "81 evaluated, 9 failed" "$tmp/api2.out" || { cat "$tmp/api2.out"; fail "mpi_api's failures"; }
+# every rank measuring: the failures are rank 1's, whatever it happened to measure
+/usr/bin/env python3 - "$tmp/api3/tuning.sqlite" <<'PY' || fail "mpi_api on 3 ranks: failures not rank 1's"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+failed = db.execute("SELECT count(*) FROM evals WHERE status != 0").fetchone()[0]
+ones = db.execute("SELECT count(*) FROM evals WHERE status != 0 AND error LIKE 'rank 1: %backend fails%'").fetchone()[0]
+assert failed == ones <= 9 and db.execute("SELECT count(*) FROM evals").fetchone()[0] == 81, (failed, ones)
+PY
 [ "$(/usr/bin/env python3 -c "import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM evals WHERE status != 0 AND error LIKE 'rank 1: %backend fails%'\").fetchone()[0])" \
   "$tmp/api2/tuning.sqlite")" = 9 ] || fail "the journal does not say which rank failed"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -411,11 +412,22 @@ static int lead_main(tune_args *a, int demo);
  * worker died holding which unit (pt_dist_write_fault), and workers wait a moment before they go
  * so that rank 0 can tell the dead one from those being ended. */
 static pt_dist *g_job;
-static char g_journal[4200]; /* rank 0's tuning.sqlite: whether --resume can go on */
+/* rank 0's tuning.sqlite, and the file that was there at the start (an --overwrite run's old one
+ * until its search begins): whether --resume would go on with this run */
+static char g_journal[4200];
+static struct stat g_journal_then;
+static int g_journal_was, g_resuming;
+
+static int journal_is_this_runs(void) {
+  struct stat st;
+  if (!g_journal[0] || stat(g_journal, &st) != 0) return 0;
+  return g_resuming || !g_journal_was || st.st_ino != g_journal_then.st_ino ||
+         st.st_mtim.tv_sec != g_journal_then.st_mtim.tv_sec || st.st_mtim.tv_nsec != g_journal_then.st_mtim.tv_nsec;
+}
 
 static void on_end_lead(int sig) {
   pt_dist_write_fault(g_job, STDERR_FILENO, sig,
-                      g_journal[0] && access(g_journal, F_OK) == 0
+                      journal_is_this_runs()
                           ? "; the journal keeps every finished batch: the same command with --resume goes on"
                           : "; no search had begun (the model files keep the entries they saved): the same command "
                             "goes on");
@@ -482,6 +494,8 @@ static int lead_main(tune_args *a_, int demo) {
     return pt_cli_usage_error(a.cmd, "--output is %zu characters long; at most %d", strlen(out_dir), PT_CLI_MAX_OUTPUT);
   snprintf(path, sizeof path, "%s/tuning.sqlite", out_dir);
   snprintf(g_journal, sizeof g_journal, "%s", sens ? "" : path);
+  g_journal_was = stat(path, &g_journal_then) == 0;
+  g_resuming = a.o.resume;
   if (a.o.resume && access(path, F_OK) != 0) { /* refused before anything (a folder, tune.log) is made */
     fprintf(stderr, "predtuner-gpu: %s: --resume but there is no journal to resume\n", path);
     return PT_EXIT_FAIL;

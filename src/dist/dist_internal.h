@@ -3,6 +3,7 @@
 #ifndef PT_DIST_INTERNAL_H
 #define PT_DIST_INTERNAL_H
 
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -28,7 +29,7 @@ struct pt_dist {
   int local_rank, local_size; /* on this node (MPI-3 shared-memory split) */
   int node_id;                /* the lowest rank of this rank's node */
   int gpu, gpus, gpu_early;   /* the GPU chosen for this rank (-1: none) of the node's count; chosen before MPI_Init */
-  char gpu_name[64];          /* what CUDA_VISIBLE_DEVICES was set to */
+  char gpu_name[128];         /* what CUDA_VISIBLE_DEVICES was set to */
   int all_exclusive;          /* rank 0: every rank has its device to itself (own node, or own GPU) */
   pt_app *app;
   pt_measurer meas;
@@ -41,6 +42,17 @@ struct pt_dist {
   char *place; /* rank 0: every rank's placement, PT__PLACE bytes each */
   volatile sig_atomic_t seq;
 };
+
+/* Times taken on several devices, made comparable: seconds[k] was timed beside the exact network's
+ * exact_of[k] (its unit's sitting); every time is scaled to the first unit whose exact time is a
+ * positive number (*exact: that time), and a time whose unit has none becomes NaN. */
+static inline void pt__dist_scale_times(int n, double *seconds, const double *exact_of, double *exact) {
+  int ref = 0;
+  while (ref < n && !(exact_of[ref] > 0 && isfinite(exact_of[ref]))) ref++;
+  *exact = ref < n ? exact_of[ref] : NAN;
+  for (int k = 0; k < n; k++)
+    seconds[k] = ref < n && exact_of[k] > 0 && isfinite(exact_of[k]) ? seconds[k] * (exact_of[ref] / exact_of[k]) : NAN;
+}
 
 /* Short sleeps while waiting: MPI's own waits spin and would slow a rank measuring on the same core. */
 void pt__dist_nap(void);

@@ -39,16 +39,34 @@ static int node_gpus(void) {
   return n;
 }
 
-/* The node-local rank and rank count the launcher announces (Open MPI, SLURM, MPICH/Hydra), so
- * that the GPU is chosen before MPI_Init (a CUDA-aware MPI may start CUDA there); -1 when none. */
-static int env_int(const char *const *names) {
-  for (int i = 0; names[i]; i++) {
-    const char *v = getenv(names[i]);
-    char *end;
-    long x = v && *v ? strtol(v, &end, 10) : -1;
-    if (v && *v && !*end && x >= 0 && x < (1 << 20)) return (int)x;
+/* The node-local rank and rank count the launcher announces, as a pair from one launcher (Open
+ * MPI, Hydra/Intel MPI, PMI), so that the GPU is chosen before MPI_Init (a CUDA-aware MPI may start
+ * CUDA there); 0 when none sets both. SLURM gives no local count: its ranks are placed after the split. */
+static int env_pair(const char *rank_var, const char *size_var, int *rank, int *size) {
+  const char *r = getenv(rank_var), *z = getenv(size_var);
+  char *e1, *e2;
+  long a = r && *r ? strtol(r, &e1, 10) : -1, b = z && *z ? strtol(z, &e2, 10) : -1;
+  if (a < 0 || b < 1 || *e1 || *e2 || a >= b || b > (1 << 20)) return 0;
+  *rank = (int)a, *size = (int)b;
+  return 1;
+}
+
+static int launcher_local(int *rank, int *size) {
+  return env_pair("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", rank, size) ||
+         env_pair("MPI_LOCALRANKID", "MPI_LOCALNRANKS", rank, size) || env_pair("PMI_LOCAL_RANK", "PMI_LOCAL_SIZE", rank, size);
+}
+
+/* Entry k of a comma-separated list into out (n bytes); the number of entries. An entry that does
+ * not fit makes out empty. */
+static int list_entry(const char *list, int k, char *out, size_t n) {
+  int count = 0;
+  out[0] = '\0';
+  for (const char *p = list; *p;) {
+    const size_t len = strcspn(p, ",");
+    if (len && count++ == k && len < n) snprintf(out, n, "%.*s", (int)len, p);
+    p += len + (p[len] == ',');
   }
-  return -1;
+  return count;
 }
 
 /* Several ranks on a node each take their own GPU: the node-local rank's, modulo the GPUs the
@@ -59,18 +77,14 @@ static int env_int(const char *const *names) {
 static void choose_gpu(pt_dist *d, int local_rank, int local_size) {
   d->gpu = -1;
   const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
-  char list[256] = "", *ent[64];
-  int n = 0;
-  if (cvd) {
-    snprintf(list, sizeof list, "%s", cvd);
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) ent[n++] = t;
-  }
-  d->gpus = cvd ? n : node_gpus();
-  if (local_rank < 0 || local_size < 2 || (cvd ? n < 2 : d->gpus < 1)) return; /* one entry: the user's choice */
-  d->gpu = local_rank % d->gpus;
-  char v[64];
-  if (cvd) snprintf(v, sizeof v, "%s", ent[d->gpu]);
-  else snprintf(v, sizeof v, "%d", d->gpu);
+  char v[128];
+  d->gpus = cvd ? list_entry(cvd, -1, v, sizeof v) : node_gpus();
+  if (local_rank < 0 || local_size < 2 || (cvd ? d->gpus < 2 : d->gpus < 1)) return; /* one entry: the user's choice */
+  const int g = local_rank % d->gpus;
+  if (cvd) list_entry(cvd, g, v, sizeof v);
+  else snprintf(v, sizeof v, "%d", g);
+  if (!v[0]) return; /* an entry too long to be a device name: left alone */
+  d->gpu = g;
   snprintf(d->gpu_name, sizeof d->gpu_name, "%s", v);
   setenv("CUDA_VISIBLE_DEVICES", v, 1);
 }
@@ -82,19 +96,20 @@ pt_status pt_dist_init(pt_dist **out) {
   if (!launched_by_mpi()) return PT_OK;
   int inited = 0, level = 0;
   MPI_Initialized(&inited);
-  static const char *const lr[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", NULL},
-                          *const ls[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", NULL};
-  const int env_lrank = env_int(lr), env_lsize = env_int(ls);
-  if (!inited && env_lrank >= 0 && env_lsize > 0) choose_gpu(d, env_lrank, env_lsize), d->gpu_early = 1;
+  int env_lrank = -1, env_lsize = 0;
+  char *cvd0 = getenv("CUDA_VISIBLE_DEVICES") ? pt__strdup(getenv("CUDA_VISIBLE_DEVICES")) : NULL;
+  if (!inited && launcher_local(&env_lrank, &env_lsize)) choose_gpu(d, env_lrank, env_lsize), d->gpu_early = 1;
   /* MPI calls come from the main thread only (OpenMP and CUDA threads never call it) */
-  if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &level) != MPI_SUCCESS)
+  if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &level) != MPI_SUCCESS) {
+    free(cvd0);
     return pt__error(PT_EBACKEND, "dist: MPI_Init failed");
+  }
   d->mpi = !inited + 1; /* 2: we initialised MPI and finalise it */
   MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &d->size);
   const char *want = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
   if (want && atoi(want) > 1 && d->size == 1) /* every process would tune alone, each the whole job */
-    return pt__error(PT_EBACKEND, "dist: the launcher started %s processes but MPI sees a job of one (a launcher of "
+    return free(cvd0), pt__error(PT_EBACKEND, "dist: the launcher started %s processes but MPI sees a job of one (a launcher of "
                                   "another MPI library, or srun without --mpi=pmix?)", want);
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
@@ -102,6 +117,12 @@ pt_status pt_dist_init(pt_dist **out) {
   MPI_Comm_size(node, &d->local_size);
   MPI_Allreduce(&d->rank, &d->node_id, 1, MPI_INT, MPI_MIN, node); /* a node is named by its lowest rank */
   MPI_Comm_free(&node);
+  if (d->gpu_early && (env_lrank != d->local_rank || env_lsize != d->local_size)) { /* another job's variables */
+    if (cvd0) setenv("CUDA_VISIBLE_DEVICES", cvd0, 1);
+    else unsetenv("CUDA_VISIBLE_DEVICES");
+    d->gpu_early = 0;
+  }
+  free(cvd0);
   if (!d->gpu_early) choose_gpu(d, d->local_rank, d->local_size);
   return PT_OK;
 }
@@ -144,20 +165,33 @@ static uint64_t app_identity(const pt_app *app) {
 }
 
 typedef struct agree_msg {
-  int32_t status, pid, node, exclusive;
-  uint64_t identity;
+  int32_t status, pid, node, one_gpu; /* one_gpu: a CUDA app seeing one GPU (device: which) */
+  uint64_t identity, device;
   char msg[240];
   char place[PT__PLACE];
 } agree_msg;
+
+/* Whether every rank times on a device of its own: it is its node's only rank, or a CUDA rank seeing
+ * one GPU that no other rank of its node sees. */
+static int devices_of_their_own(const agree_msg *all, int n) {
+  for (int a = 0; a < n; a++)
+    for (int b = 0; b < n; b++)
+      if (a != b && all[a].node == all[b].node &&
+          !(all[a].one_gpu && all[b].one_gpu && all[a].device != all[b].device))
+        return 0;
+  return 1;
+}
 
 pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   d->agreed = 1;
   d->app = s == PT_OK ? app : NULL;
   if (d->size == 1) return d->agreed_ok = s == PT_OK, s;
-  /* a rank times alone on its device when it is its node's only rank, or has a GPU of its own */
-  const int own_gpu = d->gpu >= 0 && d->local_size <= d->gpus && app && app->be && !strcmp(pt_backend_name(app->be), "cuda");
-  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .node = d->node_id, .exclusive = d->local_size == 1 || own_gpu,
-                    .identity = s == PT_OK && app ? app_identity(app) : 0},
+  const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+  char one[8];
+  const int one_gpu = app && app->be && !strcmp(pt_backend_name(app->be), "cuda") && cvd && list_entry(cvd, -1, one, sizeof one) == 1;
+  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .node = d->node_id, .one_gpu = one_gpu,
+                    .identity = s == PT_OK && app ? app_identity(app) : 0,
+                    .device = one_gpu ? pt__hash_str(PT__HASH_INIT, cvd) : 0},
             *all;
   snprintf(mine.msg, sizeof mine.msg, "%s", s == PT_OK ? "" : pt_last_error());
   placement(d, mine.place, sizeof mine.place);
@@ -177,10 +211,9 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
     d->held = pt__calloc((size_t)d->size, sizeof *d->held);
     d->place = pt__calloc((size_t)d->size, PT__PLACE);
     if (!d->pid || !d->same_node || !d->held || !d->place) MPI_Abort(MPI_COMM_WORLD, 1); /* a few bytes a rank */
-    d->all_exclusive = 1;
+    d->all_exclusive = devices_of_their_own(all, d->size);
     for (int k = 0; k < d->size; k++) {
       d->pid[k] = all[k].pid, d->same_node[k] = all[k].node == all[0].node;
-      d->all_exclusive &= all[k].exclusive != 0;
       memcpy(d->place + (size_t)k * PT__PLACE, all[k].place, PT__PLACE);
       d->place[(size_t)k * PT__PLACE + PT__PLACE - 1] = '\0';
     }

@@ -285,8 +285,8 @@ static pt_status dist_profile(void *ctx, pt_app *app, int n, const int *knob_ent
 }
 
 /* The best configs' times: each unit timed in one sitting with the exact network beside it, every
- * config's time then scaled to the device of the first unit (its exact time over theirs), so the
- * speedups compare one device's times. */
+ * config's time then scaled to one unit's device (pt__dist_scale_times), so the speedups compare
+ * one device's times. */
 static pt_status dist_time(void *ctx, pt_app *app, int n, const uint16_t *cfgs, int passes, FILE *progress,
                            double *seconds, double *exact, int64_t *images) {
   pt_dist *d = ctx;
@@ -296,8 +296,8 @@ static pt_status dist_time(void *ctx, pt_app *app, int n, const uint16_t *cfgs, 
   job j = {.kind = PT__UNIT_TIME, .n = n, .app = app, .cfgs = cfgs, .test = passes, .secs = seconds, .exact_of = exact_of};
   for (int k = 0; k < n; k++) seconds[k] = exact_of[k] = NAN;
   pt_status s = run_job(d, &j);
-  *exact = exact_of[0], *images = j.images;
-  for (int k = 0; s == PT_OK && k < n; k++) seconds[k] *= exact_of[0] / exact_of[k]; /* NaN stays NaN */
+  *images = j.images;
+  pt__dist_scale_times(n, seconds, exact_of, exact);
   free(exact_of);
   return s;
 }

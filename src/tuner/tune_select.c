@@ -55,21 +55,26 @@ static pt_status select_best(pt_tuner *t, int take_best_n) {
   return s;
 }
 
-/* Empirical QoS of n configs on the tune (test = 0) or test set, MEASURE_GROUP at a time, with a
- * progress bar. A config that fails gets a NaN QoS (the final filter drops it) and a warning. */
+/* Empirical QoS of n configs on the tune (test = 0) or test set, MEASURE_GROUP at a time (times the
+ * measurer's width: each of its ranks gets a group), with a progress bar. A config that fails gets a
+ * NaN QoS (the final filter drops it) and a warning. */
 static void measure_groups(pt_app *app, const pt_measurer *meas, int n, const uint16_t *cfgs, int test, double *qos,
                            FILE *progress, const char *label) {
   pt_progress prog;
-  pt__fail fail[MEASURE_GROUP];
+  const int group = MEASURE_GROUP * (meas && meas->width > 1 ? meas->width : 1);
+  pt__fail one[MEASURE_GROUP], *fail = group > MEASURE_GROUP ? pt__calloc((size_t)group, sizeof *fail) : one;
+  const int step = fail ? group : MEASURE_GROUP; /* out of memory: the groups of one process */
+  if (!fail) fail = one;
   pt_progress_begin(&prog, progress, label, n);
-  for (int i = 0; i < n; i += MEASURE_GROUP) {
-    int m = n - i < MEASURE_GROUP ? n - i : MEASURE_GROUP;
+  for (int i = 0; i < n; i += step) {
+    int m = n - i < step ? n - i : step;
     pt__measure_via(meas, app, m, cfgs + (int64_t)i * app->n_ops, test, NULL, &qos[i], NULL, fail);
     for (int k = 0; k < m; k++)
       if (fail[k].status != PT_OK) pt_log(PT_LOG_WARN, "best config %d failed on the %s set: %s", i + k, test ? "test" : "tune", fail[k].why);
     pt_progress_update(&prog, i + m);
   }
   pt_progress_end(&prog);
+  if (fail != one) free(fail);
 }
 
 /* Validation (when asked, or by default when QoS was predicted) and test of the best configs. */

@@ -57,8 +57,8 @@ pt_status pt_time_configs(pt_app *app, int n, const uint16_t *cfgs, int passes, 
     return pt__error(PT_ENOMEM, "timing: out of memory for %d timed passes", (n + 1) * passes);
   }
   run_rounds(app, n, cfgs, passes, sec, images, bad, progress);
-  *exact = median(sec, passes);
-  for (int k = 0; k < n; k++) seconds[k] = median(sec + (size_t)(k + 1) * (size_t)passes, passes);
+  *exact = bad[0] ? NAN : median(sec, passes); /* a row with a failed run has no time */
+  for (int k = 0; k < n; k++) seconds[k] = bad[k + 1] ? NAN : median(sec + (size_t)(k + 1) * (size_t)passes, passes);
   free(sec), free(bad);
   return PT_OK;
 }
