@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on a lent GPU machine, in the repository root, after scripts/gpu_pack.sh made .gpu/pack.tar.xz
-# here: the GPU tests (CUDA ops against the CPU backend, fp16, the ONNX conformance suites on CUDA,
-# the executor) and the GPU benchmarks, each log written to $OUT (default ./gpu-out).
+# here: the GPU tests (the fused implicit-GEMM convolution, CUDA ops against the CPU backend, fp16,
+# the ONNX conformance suites on CUDA, the executor) and the GPU benchmarks, each log written to
+# $OUT (default ./gpu-out).
 #   bash scripts/gpu_device_run.sh [tests|bench|all]   (default all)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +25,7 @@ cd /tmp/ptgpu/bin
 } > "$OUT/gpu_info_$commit.log" 2>&1
 rc=0
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  for t in test_cuda_ops test_cuda_fp16 test_onnx test_exec; do
+  for t in test_cuda_igemm test_cuda_ops test_cuda_fp16 test_onnx test_exec; do
     ./"$t" --jobs 4 --verbose > "$OUT/gpu_${t}_$commit.log" 2>&1 || rc=1
     echo "$t: $(tail -1 "$OUT/gpu_${t}_$commit.log")"
   done

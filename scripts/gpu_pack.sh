@@ -12,7 +12,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/lib" "$work/onnx/node" "$work/onnx/pytorch-converted" "$ROOT/.gpu"
 bins=("$BUILD/predtuner-gpu" "$BUILD/bench/bench_cuda_conv" "$BUILD/bench/bench_tune" "$BUILD/bench/bench_infer")
-for t in test_cuda_ops test_cuda_fp16 test_onnx test_exec; do bins+=("$BUILD/tests/$t"); done
+for t in test_cuda_igemm test_cuda_ops test_cuda_fp16 test_onnx test_exec; do bins+=("$BUILD/tests/$t"); done
 for b in "${bins[@]}"; do
   [ -x "$b" ] || { echo "gpu_pack: $b is missing (build with CUDA first: scripts/dev.sh build)" >&2; exit 1; }
   cp "$b" "$work/bin/"

@@ -207,3 +207,40 @@ pt_op_exec knob_setting_of(const pt_graph *g, int op, int v) {
   }
   return e;
 }
+
+void naive_igemm_conv(const pt_igemm_conv *g, int samp_every, int samp_offset, float samp_scale, const float *x,
+                      const float *w, const float *b, float *y) {
+  for (int img = 0; img < g->n; img++)
+    for (int oy = 0; oy < g->oh; oy++)
+      for (int ox = 0; ox < g->ow; ox++)
+        for (int n = 0; n < g->k; n++) {
+          double acc = b ? b[n] : 0.0;
+          for (int ch = 0; ch < g->c; ch++)
+            for (int tap = 0; tap < g->kh * g->kw; tap++) {
+              if (samp_every && pt_km_samp_dropped(ch * g->kh * g->kw + tap, g->kh, g->kw, samp_every, samp_offset)) continue;
+              const int iy = oy * g->sh - g->ph + tap / g->kw, ix = ox * g->sw - g->pw + tap % g->kw;
+              if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+              acc += (double)x[(((int64_t)img * g->h + iy) * g->w + ix) * g->c + ch] *
+                     (w[((int64_t)n * g->c + ch) * g->kh * g->kw + tap] * samp_scale);
+            }
+          y[(((int64_t)img * g->oh + oy) * g->ow + ox) * g->k + n] = (float)acc;
+        }
+  naive_igemm_fill(g, y);
+}
+
+void naive_igemm_fill(const pt_igemm_conv *g, float *y) {
+  if (!g->perf_dir) return;
+  const int rows = g->perf_dir == 1, len = rows ? g->oh : g->ow, other = rows ? g->ow : g->oh;
+  for (int img = 0; img < g->n; img++)
+    for (int i = 0; i < len; i++) {
+      if (!pt_km_perf_skipped(i, g->perf_stride, g->perf_offset)) continue;
+      int a, b;
+      pt_km_perf_fill_src(i, len, &a, &b);
+      for (int j = 0; j < other; j++)
+        for (int n = 0; n < g->k; n++) {
+#define YAT(p) y[(((int64_t)img * g->oh + (rows ? (p) : j)) * g->ow + (rows ? j : (p))) * g->k + n]
+          YAT(i) = a < 0 ? 0.0f : 0.5f * (YAT(a) + YAT(b));
+#undef YAT
+        }
+    }
+}

@@ -6,6 +6,7 @@
 
 #include "backend/backend_iface.h"
 #include "core/rng.h"
+#include "kernels/igemm_layout.h"
 #include "predtuner/exec.h"
 
 void naive_conv2d(const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y);
@@ -16,6 +17,14 @@ void naive_batchnorm2d(int n, int c, int64_t hw, float eps, const float *x, cons
 void naive_softmax(int n, int c, const float *x, float *y);
 /* Runs the whole graph with the naive ops (exact fp32): in (n, C, H, W) -> out (n, classes). */
 void naive_run_graph(const pt_graph *g, const float *in, int n, float *out);
+
+/* The fused implicit-GEMM convolution's reference (tests/test_igemm.c, test_cuda_igemm.c): x (n, h,
+ * w, c) and y (n, oh, ow, k) NHWC, w (k, c, kh, kw); a plain loop over the knob definitions of
+ * kernels/knob_math.h (double accumulation; sampling's kept weights times samp_scale), then the
+ * fill of perforation's skipped rows or columns (naive_igemm_fill, also for a kernel's output). */
+void naive_igemm_conv(const pt_igemm_conv *g, int samp_every, int samp_offset, float samp_scale, const float *x,
+                      const float *w, const float *b, float *y);
+void naive_igemm_fill(const pt_igemm_conv *g, float *y);
 
 /* ||a - b|| / ||b|| (||b|| floored at 1e-30); NaN anywhere gives +inf. */
 double norm_err(const float *a, const float *b, int64_t n);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "backend/backend_iface.h"
+#include "kernels/igemm_layout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,4 +101,17 @@ pt_status pt__cu_p1_predict(cudaStream_t stream, int rows, int cols, int n_slots
 #ifdef __cplusplus
 }
 #endif
+/* ---- conv_igemm.cu: the fused implicit-GEMM convolution (kernels/igemm_layout.h) ---- */
+
+/* Shared memory per block of pt__cu_conv_igemm. */
+size_t pt__cu_igemm_smem_bytes(void);
+/* w (k, c, kh, kw) fp32 -> wk (k, kpad) binary16 in the K table's order (table: device, g->kdim
+ * entries), times scale; kpad >= kdim, a multiple of 8. */
+pt_status pt__cu_igemm_weights(cudaStream_t stream, const pt_igemm_conv *g, const int *table, const float *w,
+                               float scale, int kpad, void *wk);
+/* y (n, oh, ow, k) binary16 = the convolution of x (n, h, w, c) binary16 with wk, plus bias (fp32,
+ * or NULL), skipped rows or columns filled (g: pt_igemm_sizes done). Not yet chosen by the backend. */
+pt_status pt__cu_conv_igemm(cudaStream_t stream, const pt_igemm_conv *g, const int *table, const void *x,
+                            const void *wk, int kpad, const float *bias, void *y);
+
 #endif
