@@ -164,10 +164,41 @@ static uint64_t app_identity(const pt_app *app) {
   return h;
 }
 
-typedef struct agree_msg {
-  int32_t status, pid, node, one_gpu; /* one_gpu: a CUDA app seeing one GPU (device: which) */
-  uint64_t identity, device;
+/* What every rank's message to the others starts with: how its part went. */
+typedef struct said {
+  int32_t status, pad;
   char msg[240];
+} said;
+
+static said said_of(pt_status s) {
+  said h = {s, 0, ""};
+  if (s != PT_OK) snprintf(h.msg, sizeof h.msg, "%s", pt_last_error());
+  return h;
+}
+
+/* Every rank's message of `bytes` (each starting with a said), gathered on every rank. */
+static void *gather(const pt_dist *d, const void *mine, size_t bytes) {
+  void *all = pt__calloc((size_t)d->size, bytes);
+  if (!all) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
+  MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
+  return all;
+}
+
+/* The first rank whose part failed, as the error every rank returns (PT_OK when none did). */
+static pt_status first_failed(const pt_dist *d, const void *all, size_t bytes) {
+  for (int k = 0; k < d->size; k++) {
+    const said *h = (const said *)(const void *)((const unsigned char *)all + (size_t)k * bytes);
+    if (h->status != PT_OK)
+      return pt__error((pt_status)h->status, "rank %d of %d: %.*s", k, d->size, (int)sizeof h->msg,
+                       h->msg[0] ? h->msg : "failed");
+  }
+  return PT_OK;
+}
+
+typedef struct agree_msg {
+  said head;
+  int32_t pid, node, one_gpu, pad; /* one_gpu: a CUDA app seeing one GPU (device: which) */
+  uint64_t identity, device;
   char place[PT__PLACE];
 } agree_msg;
 
@@ -189,18 +220,12 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
   const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
   char one[8];
   const int one_gpu = app && app->be && !strcmp(pt_backend_name(app->be), "cuda") && cvd && list_entry(cvd, -1, one, sizeof one) == 1;
-  agree_msg mine = {.status = s, .pid = (int32_t)getpid(), .node = d->node_id, .one_gpu = one_gpu,
+  agree_msg mine = {.head = said_of(s), .pid = (int32_t)getpid(), .node = d->node_id, .one_gpu = one_gpu,
                     .identity = s == PT_OK && app ? app_identity(app) : 0,
-                    .device = one_gpu ? pt__hash_str(PT__HASH_INIT, cvd) : 0},
-            *all;
-  snprintf(mine.msg, sizeof mine.msg, "%s", s == PT_OK ? "" : pt_last_error());
+                    .device = one_gpu ? pt__hash_str(PT__HASH_INIT, cvd) : 0};
   placement(d, mine.place, sizeof mine.place);
-  if (!(all = pt__calloc((size_t)d->size, sizeof *all))) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
-  MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
-  pt_status r = PT_OK;
-  for (int k = 0; k < d->size && r == PT_OK; k++)
-    if (all[k].status != PT_OK)
-      r = pt__error((pt_status)all[k].status, "rank %d of %d: %s", k, d->size, all[k].msg[0] ? all[k].msg : "failed");
+  agree_msg *all = gather(d, &mine, sizeof mine);
+  pt_status r = first_failed(d, all, sizeof mine);
   for (int k = 1; k < d->size && r == PT_OK; k++)
     if (all[k].identity != all[0].identity)
       r = pt__error(PT_EINVAL, "rank %d of %d made another app than rank 0 (network, weights, data, knobs or how QoS is "
@@ -226,19 +251,18 @@ pt_status pt_dist_agree(pt_dist *d, pt_status s, pt_app *app) {
 /* What a rank claims (pt_dist_claim): each file's hash, and its name for the message. */
 enum { CLAIM_FILES = 6, CLAIM_NAME = 200 };
 typedef struct claim_msg {
-  int32_t status, n, node, pad;
+  said head;
+  int32_t n, node;
   char host[64];
   uint64_t hash[CLAIM_FILES];
   char name[CLAIM_FILES][CLAIM_NAME];
-  char msg[240];
 } claim_msg;
 
 static void claim_of(const pt_dist *d, pt_status s, const char *files, claim_msg *c) {
   memset(c, 0, sizeof *c);
-  c->status = s;
+  c->head = said_of(s);
   c->node = d->node_id;
   gethostname(c->host, sizeof c->host - 1);
-  if (s != PT_OK) snprintf(c->msg, sizeof c->msg, "%s", pt_last_error());
   for (const char *p = files; s == PT_OK && p && *p && c->n < CLAIM_FILES;) {
     const size_t len = strcspn(p, "\n");
     c->hash[c->n] = pt__hash_bytes(PT__HASH_INIT, p, len);
@@ -249,14 +273,10 @@ static void claim_of(const pt_dist *d, pt_status s, const char *files, claim_msg
 
 pt_status pt_dist_claim(pt_dist *d, pt_status s, const char *files) {
   if (d->size == 1) return s;
-  claim_msg mine, *all = pt__calloc((size_t)d->size, sizeof *all);
-  if (!all) MPI_Abort(MPI_COMM_WORLD, 1); /* the job cannot agree */
+  claim_msg mine;
   claim_of(d, s, files, &mine);
-  MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, MPI_COMM_WORLD);
-  pt_status r = PT_OK;
-  for (int k = 0; k < d->size && r == PT_OK; k++)
-    if (all[k].status != PT_OK)
-      r = pt__error((pt_status)all[k].status, "rank %d of %d: %s", k, d->size, all[k].msg[0] ? all[k].msg : "failed");
+  claim_msg *all = gather(d, &mine, sizeof mine);
+  pt_status r = first_failed(d, all, sizeof mine);
   for (int a = 0; a < d->size && r == PT_OK; a++)
     for (int b = a + 1; b < d->size && r == PT_OK; b++)
       for (int i = 0; i < all[a].n && r == PT_OK && all[a].node == all[b].node; i++)
