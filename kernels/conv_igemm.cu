@@ -13,6 +13,7 @@
  * a second kernel. Kernel / launcher tiers as the other kernels/ files. */
 #include "kernels/cuda_common.cuh"
 #include "kernels/igemm_layout.h"
+#include "kernels/mma_ptx.cuh"
 
 #define PT_IG_LDS (PT_IG_BK + 8) /* halves per shared row: 80 bytes, rows 16-byte aligned for ldmatrix */
 
@@ -20,29 +21,6 @@ struct pt_ig_smem {
   __half a[2][PT_IG_BM * PT_IG_LDS];
   __half b[2][PT_IG_BN * PT_IG_LDS];
 };
-
-__device__ __forceinline__ unsigned pt__smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void pt__cp_async16(void *smem, const void *gmem) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(pt__smem_addr(smem)),
-               "l"((unsigned long long)__cvta_generic_to_global(gmem)));
-}
-__device__ __forceinline__ void pt__cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void pt__cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-__device__ __forceinline__ void pt__ldmatrix_x4(unsigned r[4], const void *smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(pt__smem_addr(smem))
-               : "memory");
-}
-
-__device__ __forceinline__ void pt__mma16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-               "{%0, %1, %2, %3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 /* One stage's tiles: A (BM pixels x BK entries) and B (BN channels x BK entries) into buffer buf. */
 __device__ __forceinline__ void pt__ig_load(pt_ig_smem *s, int buf, const pt_igemm_conv &g, const int *table,
@@ -91,7 +69,7 @@ __global__ void __launch_bounds__(PT_IG_THREADS) pt_k_conv_igemm(pt_igemm_conv g
   for (int kt = 0; kt < nk; kt++) {
     if (kt + 1 < nk) pt__ig_load(s, (kt + 1) & 1, g, table, x, wk, kpad, m0, n0, (kt + 1) * PT_IG_BK);
     pt__cp_async_commit();
-    pt__cp_async_wait1(); /* this stage's group is in; the next one may still fly */
+    pt__cp_async_wait<1>(); /* this stage's group is in; the next one may still fly */
     __syncthreads();
     const __half *sa = s->a[kt & 1], *sb = s->b[kt & 1];
 #pragma unroll

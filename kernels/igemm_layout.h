@@ -51,7 +51,7 @@ enum {
   PT_IG_WM = PT_IG_BM / PT_IG_WARPS_M, PT_IG_WN = PT_IG_BN / PT_IG_WARPS_N,
   PT_IG_MI = PT_IG_WM / 16, PT_IG_NI = PT_IG_WN / 8, /* mma tiles per warp */
   PT_IG_THREADS = 32 * PT_IG_WARPS_M * PT_IG_WARPS_N,
-  PT_IG_KMAX = 4096 /* kept (tap, channel) pairs a kernel's table holds */
+  PT_IG_KMAX = 16384 /* kept (tap, channel) pairs a kernel's table holds (1024 channels of 3x3 and more) */
 };
 
 /* One convolution as the kernel sees it (groups == 1; pt_igemm_fits says which it takes). */
@@ -95,15 +95,23 @@ PT_HD static inline int pt_igemm_k_table(int c, int kh, int kw, int samp_every, 
   return n;
 }
 
-/* A's element (m, kk) of the GEMM: the input offset it reads (NHWC), or -1 for a zero (padding, or
- * m / kk past the end). entry: the K table's entry for kk. */
+/* A's element (m, kk) of the GEMM: the input pixel and channel it reads, or 0 for a zero (padding,
+ * or m / kk past the end). entry: the K table's entry for kk. */
+PT_HD static inline int pt_igemm_a_coords(const pt_igemm_conv *g, int m, int kk, int entry, int *img, int *iy, int *ix,
+                                          int *ch) {
+  if (m >= g->m || kk >= g->kdim) return 0;
+  int oy, ox;
+  pt_igemm_pixel(g, m, img, &oy, &ox);
+  const int tap = entry / g->c;
+  *ch = entry % g->c;
+  *iy = pt_km_in_coord(oy, tap / g->kw, g->sh, g->ph), *ix = pt_km_in_coord(ox, tap % g->kw, g->sw, g->pw);
+  return *iy >= 0 && *iy < g->h && *ix >= 0 && *ix < g->w;
+}
+
+/* The same element's offset in an NHWC input, or -1. */
 PT_HD static inline long long pt_igemm_a_offset(const pt_igemm_conv *g, int m, int kk, int entry) {
-  if (m >= g->m || kk >= g->kdim) return -1;
-  int img, oy, ox;
-  pt_igemm_pixel(g, m, &img, &oy, &ox);
-  const int tap = entry / g->c, ch = entry % g->c;
-  const int iy = pt_km_in_coord(oy, tap / g->kw, g->sh, g->ph), ix = pt_km_in_coord(ox, tap % g->kw, g->sw, g->pw);
-  if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) return -1;
+  int img, iy, ix, ch;
+  if (!pt_igemm_a_coords(g, m, kk, entry, &img, &iy, &ix, &ch)) return -1;
   return (((long long)img * g->h + iy) * g->w + ix) * g->c + ch;
 }
 

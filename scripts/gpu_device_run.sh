@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs on a lent GPU machine, in the repository root, after scripts/gpu_pack.sh made .gpu/pack.tar.xz
-# here: the GPU tests (the fused implicit-GEMM convolution, CUDA ops against the CPU backend, fp16,
-# the ONNX conformance suites on CUDA, the executor) and the GPU benchmarks, each log written to
+# here: the GPU tests (the implicit-GEMM convolutions, CUDA ops against the CPU backend, fp16, the
+# ONNX conformance suites on CUDA, the executor), the GPU benchmarks and a resnet18 tuning run on
+# the GPU with measured costs (its tune.log lists every convolution variant choice), each log written to
 # $OUT (default ./gpu-out).
-#   bash scripts/gpu_device_run.sh [tests|bench|all]   (default all)
+#   bash scripts/gpu_device_run.sh [tests|bench|tune|all]   (default all)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/gpu-out}"
@@ -38,5 +39,15 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   PT_CUDA_LANES=1 ./bench_tune --backend cuda --threads 16 --p1-configs 1 --empirical-configs 32 \
     --empirical-batch 128 > "$OUT/gpu_bench_tune_1lane_$commit.log" 2>&1 || rc=1
   echo "benchmarks: logs in $OUT"
+fi
+if [ "$what" = tune ] || [ "$what" = all ]; then
+  # resnet18_cifar10 (random weights, 1000 tune images labelled by the network) tuned on the GPU with
+  # measured QoS and measured cost; configs.json has the best configs' measured speedups
+  d=/tmp/ptgpu/resnet18
+  ./predtuner-gpu tune --model resnet18_cifar10 --weights "$d/resnet18.pth" --data "$d" \
+    --backend cuda --qos-model empirical --cost-model empirical --qos-tuner-threshold 2 --qos-keep-threshold 2 \
+    --max-iter 400 --search-batch 64 --time-passes 5 --seed 1 --output "$OUT/tune_resnet18_$commit" \
+    > "$OUT/gpu_tune_resnet18_$commit.log" 2>&1 || rc=1
+  echo "tune: $(tail -2 "$OUT/gpu_tune_resnet18_$commit.log" | tr '\n' ' ')"
 fi
 exit $rc

@@ -2,7 +2,7 @@
 # Packs what a lent GPU machine needs to run the GPU tests and benchmarks. Such a machine has the
 # NVIDIA driver and CUDA libraries but none of our build dependencies, so this takes the binaries
 # built here (build/), every shared library they load that is neither the C library's nor CUDA's,
-# the ONNX test cases of the op types we import, and writes .gpu/pack.tar.xz (git-ignored; give the
+# the ONNX test cases of the op types we import, the data of a resnet18 tuning run, and writes .gpu/pack.tar.xz (git-ignored; give the
 # device tool carry [".gpu"]). On the device:  bash scripts/gpu_device_run.sh  (logs go to $OUT).
 #   scripts/gpu_pack.sh [BUILD_DIR]
 set -euo pipefail
@@ -35,6 +35,25 @@ for d in "$data"/node/test_*; do
   esac
 done
 cp -r "$data"/pytorch-converted/test_* "$work/onnx/pytorch-converted/"
+# resnet18_cifar10 with random weights (binary16 in the checkpoint, to fit the carry) and random
+# images on 256 levels (they compress) labelled by that network: the GPU tuning run's data
+mkdir -p "$work/resnet18"
+/usr/bin/python3 - "$work/resnet18" "$ROOT" <<'PY'
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[2] + "/python")
+from predtuner_gpu.model_zoo.networks import ResNet18
+torch.manual_seed(3)
+net = ResNet18().eval()
+sd = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+torch.save(sd, sys.argv[1] + "/resnet18.pth")
+net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+rng = np.random.default_rng(3)
+for which, n in (("tune", 1000), ("test", 500)):
+    x = (rng.integers(0, 256, (n, 3, 32, 32)).astype(np.float32) / 127.5 - 1).astype(np.float32)
+    x.tofile(f"{sys.argv[1]}/{which}_input.bin")
+    with torch.no_grad():
+        net(torch.from_numpy(x)).argmax(1).numpy().astype(np.int32).tofile(f"{sys.argv[1]}/{which}_labels.bin")
+PY
 git -C "$ROOT" rev-parse --short HEAD > "$work/commit"
-tar -C "$work" -cJf "$ROOT/.gpu/pack.tar.xz" bin lib onnx commit
+tar -C "$work" -cJf "$ROOT/.gpu/pack.tar.xz" bin lib onnx resnet18 commit
 echo "wrote $ROOT/.gpu/pack.tar.xz ($(du -h "$ROOT/.gpu/pack.tar.xz" | cut -f1)) for commit $(cat "$work/commit")"

@@ -244,3 +244,10 @@ void naive_igemm_fill(const pt_igemm_conv *g, float *y) {
         }
     }
 }
+
+pt_igemm_conv naive_igemm_shape(int n, int c, int h, int w, int k, int ks, int st, int pad, int perf_dir,
+                                int perf_stride, int perf_offset) {
+  pt_igemm_conv g = {n, c, h, w, k, pt_km_out_size(h, ks, st, pad), pt_km_out_size(w, ks, st, pad), ks, ks, st, st,
+                     pad, pad, perf_dir, perf_stride, perf_offset, 0, 0, 0, 0};
+  return g;
+}

@@ -25,6 +25,10 @@ void naive_run_graph(const pt_graph *g, const float *in, int n, float *out);
 void naive_igemm_conv(const pt_igemm_conv *g, int samp_every, int samp_offset, float samp_scale, const float *x,
                       const float *w, const float *b, float *y);
 void naive_igemm_fill(const pt_igemm_conv *g, float *y);
+/* The implicit-GEMM kernels' view of a square-kernel convolution of n images of c x h x w into k
+ * channels (output size from ks, st, pad), perforated by (perf_dir, stride, offset); kr..kdim unset. */
+pt_igemm_conv naive_igemm_shape(int n, int c, int h, int w, int k, int ks, int st, int pad, int perf_dir,
+                                int perf_stride, int perf_offset);
 
 /* ||a - b|| / ||b|| (||b|| floored at 1e-30); NaN anywhere gives +inf. */
 double norm_err(const float *a, const float *b, int64_t n);

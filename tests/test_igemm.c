@@ -16,6 +16,8 @@
 #include "predtuner/tensor.h"
 #include "core/rng.h"
 #include "kernels/igemm_layout.h"
+#include "kernels/igemm_simt.h"
+#include "mma_emu.h"
 #include "naive.h"
 
 typedef struct emu_case {
@@ -27,57 +29,22 @@ typedef struct emu_case {
 
 static float r16(float v, int on) { return on ? pt_round_f16(v) : v; }
 
-/* One mma.m16n8k16: D = A B + C from the lanes' fragments; every operand element must be held by
- * exactly one (lane, index). */
-static void mma_emulated(const float a[32][8], const float b[32][4], float c[32][4]) {
-  float A[16][16], B[16][8];
-  int seen_a[16][16] = {{0}}, seen_b[16][8] = {{0}}, seen_c[16][8] = {{0}};
-  for (int l = 0; l < 32; l++) {
-    for (int i = 0; i < 8; i++) {
-      const int r = pt_mma_a_row(l, i), q = pt_mma_a_col(l, i);
-      A[r][q] = a[l][i], seen_a[r][q]++;
-    }
-    for (int i = 0; i < 4; i++) {
-      const int k = pt_mma_b_k(l, i), n = pt_mma_b_n(l, i);
-      B[k][n] = b[l][i], seen_b[k][n]++;
-    }
-  }
-  for (int r = 0; r < 16; r++)
-    for (int q = 0; q < 16; q++) cr_assert_eq(seen_a[r][q], 1, "A[%d][%d] held %d times", r, q, seen_a[r][q]);
-  for (int k = 0; k < 16; k++)
-    for (int n = 0; n < 8; n++) cr_assert_eq(seen_b[k][n], 1, "B[%d][%d] held %d times", k, n, seen_b[k][n]);
-  for (int l = 0; l < 32; l++)
-    for (int i = 0; i < 4; i++) {
-      const int r = pt_mma_c_row(l, i), n = pt_mma_c_col(l, i);
-      seen_c[r][n]++;
-      float acc = c[l][i];
-      for (int k = 0; k < 16; k++) acc += A[r][k] * B[k][n];
-      c[l][i] = acc;
-    }
-  for (int r = 0; r < 16; r++)
-    for (int n = 0; n < 8; n++) cr_assert_eq(seen_c[r][n], 1, "C[%d][%d] held %d times", r, n, seen_c[r][n]);
-}
-
 /* ldmatrix.x4 of the A operand at (row0, col0) of a row-major tile with ld columns. */
 static void ldmatrix_a(const float *tile, int ld, int row0, int col0, float a[32][8]) {
-  for (int l = 0; l < 32; l++)
-    for (int j = 0; j < 4; j++) {
-      const int src = pt_ldm_src_lane(l, j);
-      const float *row = tile + (size_t)(row0 + pt_ldm_a_row(src)) * (size_t)ld + col0 + pt_ldm_a_col(src);
-      a[l][2 * j] = row[pt_ldm_col(l)], a[l][2 * j + 1] = row[pt_ldm_col(l) + 1];
-    }
+  const float *rows[32];
+  for (int l = 0; l < 32; l++) rows[l] = tile + (size_t)(row0 + pt_ldm_a_row(l)) * (size_t)ld + col0 + pt_ldm_a_col(l);
+  ldmatrix_x4_emulated(rows, a);
 }
 
 /* ldmatrix.x4 of two n8 B operands at (n0, k0) of an [n][k] tile: registers 0, 1 -> b0, b1 of the
  * first block, 2, 3 of the second. */
 static void ldmatrix_b(const float *tile, int ld, int n0, int k0, float b0[32][4], float b1[32][4]) {
+  const float *rows[32];
+  float r[32][8];
+  for (int l = 0; l < 32; l++) rows[l] = tile + (size_t)(n0 + pt_ldm_b_n(l)) * (size_t)ld + k0 + pt_ldm_b_k(l);
+  ldmatrix_x4_emulated(rows, r);
   for (int l = 0; l < 32; l++)
-    for (int j = 0; j < 4; j++) {
-      const int src = pt_ldm_src_lane(l, j);
-      const float *row = tile + (size_t)(n0 + pt_ldm_b_n(src)) * (size_t)ld + k0 + pt_ldm_b_k(src);
-      float *dst = j < 2 ? b0[l] : b1[l];
-      dst[2 * (j & 1)] = row[pt_ldm_col(l)], dst[2 * (j & 1) + 1] = row[pt_ldm_col(l) + 1];
-    }
+    for (int i = 0; i < 4; i++) b0[l][i] = r[l][i], b1[l][i] = r[l][4 + i];
 }
 
 /* The kernel's loop nest: x NHWC, w (k, c, kh, kw), y NHWC. */
@@ -132,8 +99,7 @@ static void run_emulated(const emu_case *e, const int *table, const float *x, co
 /* One case: n, c, h, w, k, kernel, stride, pad; knob; fp16. */
 static void check(int n, int c, int h, int wd, int k, int ks, int st, int pad, int perf_dir, int perf_stride,
                   int perf_offset, int samp_every, int samp_offset, int fp16) {
-  emu_case e = {.g = {n, c, h, wd, k, pt_km_out_size(h, ks, st, pad), pt_km_out_size(wd, ks, st, pad), ks, ks, st, st,
-                      pad, pad, perf_dir, perf_stride, perf_offset, 0, 0, 0, 0},
+  emu_case e = {.g = naive_igemm_shape(n, c, h, wd, k, ks, st, pad, perf_dir, perf_stride, perf_offset),
                 .samp_every = samp_every, .samp_offset = samp_offset,
                 .samp_scale = samp_every ? pt_km_samp_scale(samp_every, 1.0) : 1.0f, .fp16 = fp16};
   int *table = malloc(PT_IG_KMAX * sizeof *table);
@@ -212,4 +178,120 @@ Test(igemm, sampling_at_every_skip_shrinks_k) {
       check(1, 6, 8, 8, 8, 5, 1, 2, 0, 0, 0, every, o, 1); /* 5x5: the flat rule */
     }
   check(2, 16, 10, 9, 20, 3, 1, 1, 1, 2, 1, 2, 1, 1); /* perforation and sampling at once */
+}
+
+/* ---- the fp32 CUDA-core variant (kernels/conv_simt.cu) ---- */
+
+/* Its loop nest: per block, every thread's tile loads (pt_simt_a_elem / b_elem), its 8 x 4 outputs
+ * (pt_simt_m0 / n0), then the fill over biased neighbours. x and y NCHW; owner counts every write. */
+static void run_simt(const pt_igemm_conv *g, const int *table, const float *x, const float *w, float scale,
+                     const float *bias, float *y, int *owner) {
+  static float as[PT_SIMT_BK][PT_SIMT_LDA], bs[PT_SIMT_BK][PT_SIMT_LDB];
+  static float acc[PT_SIMT_THREADS][PT_SIMT_TM][PT_SIMT_TN];
+  for (int bm = 0; bm < (g->m + PT_SIMT_BM - 1) / PT_SIMT_BM; bm++)
+    for (int bn = 0; bn < (g->k + PT_SIMT_BN - 1) / PT_SIMT_BN; bn++) {
+      const int m0 = bm * PT_SIMT_BM, n0 = bn * PT_SIMT_BN;
+      memset(acc, 0, sizeof acc);
+      for (int k0 = 0; k0 < g->kdim; k0 += PT_SIMT_BK) {
+        for (int t = 0; t < PT_SIMT_THREADS; t++) {
+          int kk0, ml0, img = 0, iy0 = 0, ix0 = 0;
+          pt_simt_a_elem(t, 0, &kk0, &ml0);
+          const int in_m = pt_simt_a_origin(g, m0 + ml0, &img, &iy0, &ix0);
+          for (int i = 0; i < PT_SIMT_BM * PT_SIMT_BK / PT_SIMT_THREADS; i++) {
+            int kk, ml;
+            pt_simt_a_elem(t, i, &kk, &ml);
+            cr_assert_eq(ml, ml0, "a thread's A loads share one pixel");
+            const long long o = in_m && k0 + kk < g->kdim ? pt_simt_a_at(g, img, iy0, ix0, table[k0 + kk]) : -1;
+            as[kk][ml] = o < 0 ? 0.0f : x[o];
+          }
+          for (int i = 0; i < PT_SIMT_BN * PT_SIMT_BK / PT_SIMT_THREADS; i++) {
+            int kk, nl;
+            pt_simt_b_elem(t, i, &kk, &nl);
+            const int n = n0 + nl, kg = k0 + kk;
+            bs[kk][nl] = kg < g->kdim && n < g->k ? w[pt_igemm_b_offset(g, kg, n, table[kg])] * scale : 0.0f;
+          }
+        }
+        for (int t = 0; t < PT_SIMT_THREADS; t++)
+          for (int kk = 0; kk < PT_SIMT_BK; kk++)
+            for (int i = 0; i < PT_SIMT_TM; i++)
+              for (int j = 0; j < PT_SIMT_TN; j++)
+                acc[t][i][j] = fmaf(as[kk][pt_simt_m0(t) + i], bs[kk][pt_simt_n0(t) + j], acc[t][i][j]);
+      }
+      for (int t = 0; t < PT_SIMT_THREADS; t++)
+        for (int i = 0; i < PT_SIMT_TM; i++)
+          for (int j = 0; j < PT_SIMT_TN; j++) {
+            const int m = m0 + pt_simt_m0(t) + i, n = n0 + pt_simt_n0(t) + j;
+            if (m >= g->m || n >= g->k) continue;
+            const long long o = pt_simt_y_offset(g, m, n);
+            y[o] = acc[t][i][j] + bias[n];
+            owner[o]++;
+          }
+    }
+  if (!g->perf_dir) return;
+  const int rows = g->perf_dir == 1, len = rows ? g->oh : g->ow, other = rows ? g->ow : g->oh;
+  for (int img = 0; img < g->n; img++)
+    for (int n = 0; n < g->k; n++)
+      for (int at = g->perf_offset; at < len; at += g->perf_stride)
+        for (int j = 0; j < other; j++) {
+          int a, b;
+          pt_km_perf_fill_src(at, len, &a, &b);
+          float *plane = y + ((size_t)img * g->k + n) * g->oh * g->ow;
+#define AT(p) plane[rows ? (size_t)(p) * g->ow + j : (size_t)j * g->ow + (p)]
+          AT(at) = a < 0 ? bias[n] : a == b ? AT(a) : (AT(a) + AT(b)) / 2.0f;
+          owner[(size_t)(&AT(at) - y)]++;
+#undef AT
+        }
+}
+
+static void check_simt(int n, int c, int h, int wd, int k, int ks, int st, int pad, int perf_dir, int perf_stride,
+                       int perf_offset, int samp_every, int samp_offset) {
+  pt_igemm_conv g = naive_igemm_shape(n, c, h, wd, k, ks, st, pad, perf_dir, perf_stride, perf_offset);
+  int *table = malloc(PT_IG_KMAX * sizeof *table);
+  const int kdim = pt_igemm_k_table(c, ks, ks, samp_every, samp_offset, table);
+  cr_assert_gt(kdim, 0);
+  pt_igemm_sizes(&g, kdim);
+  const float scale = samp_every ? pt_km_samp_scale(samp_every, 1.0) : 1.0f;
+  const size_t nx = (size_t)n * h * wd * c, nw = (size_t)k * c * ks * ks, ny = (size_t)n * k * g.oh * g.ow;
+  float *x = malloc(nx * sizeof *x), *xc = malloc(nx * sizeof *xc), *w = malloc(nw * sizeof *w);
+  float *b = malloc((size_t)k * sizeof *b), *y = malloc(ny * sizeof *y), *ref = malloc(ny * sizeof *ref);
+  int *owner = calloc(ny, sizeof *owner);
+  pt_rng r;
+  pt_rng_seed(&r, (uint64_t)(n * 5 + c * 11 + h * 13 + k * 3 + perf_dir * 101 + samp_every * 7));
+  fill_uniform(&r, x, (int64_t)nx, -1, 1); /* NHWC for the reference */
+  fill_uniform(&r, w, (int64_t)nw, -0.5f, 0.5f);
+  fill_uniform(&r, b, k, -0.2f, 0.2f);
+  for (int img = 0; img < n; img++)
+    for (int ch = 0; ch < c; ch++)
+      for (int pix = 0; pix < h * wd; pix++) xc[((size_t)img * c + ch) * h * wd + pix] = x[((size_t)img * h * wd + pix) * c + ch];
+  run_simt(&g, table, xc, w, scale, b, y, owner);
+  naive_igemm_conv(&g, samp_every, samp_offset, scale, x, w, b, ref);
+  double num = 0, den = 0;
+  for (int img = 0; img < n; img++)
+    for (int o = 0; o < k; o++)
+      for (int p = 0; p < g.oh * g.ow; p++) {
+        const size_t yi = ((size_t)img * k + o) * g.oh * g.ow + p;
+        cr_assert_eq(owner[yi], 1, "output %zu written %d times", yi, owner[yi]);
+        const double d = y[yi] - ref[((size_t)img * g.oh * g.ow + p) * k + o];
+        num += d * d, den += (double)ref[((size_t)img * g.oh * g.ow + p) * k + o] * ref[((size_t)img * g.oh * g.ow + p) * k + o];
+      }
+  cr_assert_lt(sqrt(num / den), 1e-5, "simt n%d c%d %dx%d k%d %dx%d s%d perf %d/%d/%d samp %d/%d: normalised error %g", n,
+               c, h, wd, k, ks, ks, st, perf_dir, perf_stride, perf_offset, samp_every, samp_offset, sqrt(num / den));
+  free(x), free(xc), free(w), free(b), free(y), free(ref), free(owner), free(table);
+}
+
+Test(igemm, simt_fp32_every_knob) {
+  check_simt(2, 3, 9, 7, 5, 3, 1, 1, 0, 0, 0, 0, 0);    /* odd sizes */
+  check_simt(3, 20, 12, 11, 70, 3, 1, 1, 0, 0, 0, 0, 0); /* M and N over a block */
+  check_simt(2, 8, 11, 13, 8, 3, 2, 1, 0, 0, 0, 0, 0);   /* stride 2 */
+  check_simt(2, 8, 3, 9, 8, 3, 1, 0, 0, 0, 0, 0, 0);     /* a 1-row output */
+  check_simt(1, 6, 7, 7, 9, 5, 1, 2, 0, 0, 0, 0, 0);     /* 5x5 */
+  check_simt(2, 33, 6, 5, 17, 1, 1, 0, 0, 0, 0, 0, 0);   /* 1x1 */
+  for (int dir = 1; dir <= 2; dir++)
+    for (int s = 2; s <= 4; s++)
+      for (int o = 0; o < s; o++) check_simt(2, 6, 10, 9, 10, 3, 1, 1, dir, s, o, 0, 0);
+  for (int every = 2; every <= 4; every++)
+    for (int o = 0; o < every; o++) {
+      check_simt(1, 7, 6, 7, 10, 3, 1, 1, 0, 0, 0, every, o);
+      check_simt(1, 4, 8, 8, 8, 5, 1, 2, 0, 0, 0, every, o);
+    }
 }

@@ -33,8 +33,11 @@ static void usage(void) {
           "                              FP16Approx, stride-2 perforation: the knob benchmark's choice)\n"
           "environment (CUDA backend):\n"
           "  PT_CUDA_LANES=N             streams a batch of configs is spread over (1-8, default 2)\n"
-          "  PT_CUDA_PERF_VARIANT=V      perforation through cudnn or gemm (default: timed choice)\n"
-          "  PT_CUDA_SAMP_VARIANT=V      sampling through cudnn or gemm (default: timed choice)\n");
+          "  PT_CUDA_EXACT_VARIANT=V     exact convolutions through cudnn, gemm or igemm (the implicit-GEMM\n"
+          "                              kernels); default auto: the fastest that agrees with cuDNN, timed\n"
+          "                              once per shape\n"
+          "  PT_CUDA_PERF_VARIANT=V      perforation through cudnn, gemm or igemm (default auto)\n"
+          "  PT_CUDA_SAMP_VARIANT=V      sampling through cudnn, gemm or igemm (default auto)\n");
 }
 
 static int cmd_version(void) {

@@ -157,13 +157,14 @@ static const pt_backend_iface pt__cuda_iface = {
 
 static int cu_available(const char **why) { return pt__cuda_device_count(why) > 0; }
 
-/* PT_CUDA_PERF_VARIANT / PT_CUDA_SAMP_VARIANT: cudnn, gemm, or unset for the timed choice. */
+/* PT_CUDA_EXACT_VARIANT / PT_CUDA_PERF_VARIANT / PT_CUDA_SAMP_VARIANT: cudnn, gemm, igemm, or unset
+ * (auto) for the timed choice. */
 static pt_cu_variant variant_from_env(const char *name) {
   const char *v = getenv(name);
-  if (!v || !*v || !strcmp(v, "auto")) return PT_CU_VAR_AUTO;
-  if (!strcmp(v, "cudnn")) return PT_CU_VAR_CUDNN;
-  if (!strcmp(v, "gemm")) return PT_CU_VAR_GEMM;
-  pt_log(PT_LOG_WARN, "%s=%s is not cudnn, gemm or auto; choosing automatically", name, v);
+  if (!v || !*v) return PT_CU_VAR_AUTO;
+  int k = pt__cuda_variant_of(v);
+  if (k >= 0) return (pt_cu_variant)k;
+  pt_log(PT_LOG_WARN, "%s=%s is not cudnn, gemm, igemm or auto; choosing automatically", name, v);
   return PT_CU_VAR_AUTO;
 }
 
@@ -207,6 +208,7 @@ static pt_status cu_create(int threads, pt_backend **out) {
     return s;
   }
   c->n_lanes = lanes_from_env();
+  c->exact_variant = variant_from_env("PT_CUDA_EXACT_VARIANT");
   c->perf_variant = variant_from_env("PT_CUDA_PERF_VARIANT");
   c->samp_variant = variant_from_env("PT_CUDA_SAMP_VARIANT");
   const char *nh = getenv("PT_CUDA_PERF_NHWC");

@@ -11,8 +11,9 @@
  *  - perforation or sampling, variant "gemm": reduced im2col (kept positions x kept filter
  *    elements) + one cuBLAS GEMM per group (batched);
  * then one kernel scatters the computed outputs, fills the skipped ones, adds the bias and rounds
- * (kernels/conv_epilogue.cu). Index math: kernels/knob_math.h. Which variant runs is timed once
- * per shape and knob (pick_variant) unless the environment fixes it. */
+ * (kernels/conv_epilogue.cu). Index math: kernels/knob_math.h. The implicit-GEMM variant is
+ * cuda_igemm.c; which variant runs is timed once per shape and knob (cuda_conv_pick.c) unless the
+ * environment fixes it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,103 +293,4 @@ pt_status pt__cuda_conv_samp_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const 
   /* binary16: the masked fp32 weights are rounded by the conversion, as the CPU rounds w * scale */
   if (e.fp16) e.fp16 = PT_FP16_ROUND;
   return pt__cuda_conv_cudnn(c, &e, x, wm, b, y);
-}
-
-typedef pt_status (*conv_fn)(pt_cuda_ctx *, const pt_conv_desc *, const float *, const float *, const float *, float *);
-
-/* Runs variant fn; a shape cuDNN cannot run is not an error here (the other variant covers it). */
-static pt_status try_variant(pt_cuda_ctx *c, conv_fn fn, const pt_conv_desc *d, const float *x, const float *w,
-                             const float *b, float *y) {
-  pt_status s = fn(c, d, x, w, b, y);
-  if (s == PT_EUNSUPPORTED || s == PT_EBACKEND) {
-    pt_log(PT_LOG_DEBUG, "cuda conv: a variant failed (%s)", pt_last_error());
-    cudaGetLastError();
-  }
-  return s;
-}
-
-/* The AUTO choice for this shape and knob, from the cache, or (fresh) made now: each variant runs
- * twice (the first run finds cuDNN's algorithm), the second timed with CUDA events, and the faster
- * is kept; y then holds the kept variant's result. */
-static pt_status pick_variant(pt_cuda_ctx *c, conv_fn cud, const pt_conv_desc *d, const float *x, const float *w,
-                              const float *b, float *y, pt_cu_variant *out, int *fresh) {
-  int key[24] = {d->n, d->cin, d->h, d->w, d->cout, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw, d->groups,
-                 d->fp16 != 0, d->perf_dir, d->perf_stride, d->perf_offset, d->samp_every, d->samp_offset, 0};
-  for (int i = 0; i < c->n_picks; i++)
-    if (!memcmp(c->picks[i].key, key, sizeof key)) {
-      *out = c->picks[i].v;
-      *fresh = 0;
-      return PT_OK;
-    }
-  if (c->n_picks == c->cap_picks) {
-    int cap = c->cap_picks ? 2 * c->cap_picks : 32;
-    pt_cu_pick *np = pt__realloc(c->picks, (size_t)cap * sizeof *np);
-    if (!np) return pt__error(PT_ENOMEM, "cuda conv: out of memory");
-    c->picks = np;
-    c->cap_picks = cap;
-  }
-  cudaEvent_t e0, e1;
-  PT_CUDA_CHECK(cudaEventCreate(&e0));
-  if (cudaEventCreate(&e1) != cudaSuccess) {
-    cudaEventDestroy(e0);
-    return pt__error(PT_EBACKEND, "cuda conv: cudaEventCreate failed");
-  }
-  float ms[2] = {INFINITY, INFINITY};
-  /* other lanes' work would share the GPU with the timed runs and skew the choice */
-  pt_status s = pt__cuda_sync_all(c);
-  for (int v = 1; v >= 0 && s == PT_OK; v--) { /* GEMM first, so that y ends with cuDNN's result when it wins */
-    conv_fn fn = v ? pt__cuda_conv_gemm : cud;
-    pt_status r = try_variant(c, fn, d, x, w, b, y);
-    if (r == PT_OK) {
-      cudaEventRecord(e0, c->ln->stream);
-      r = try_variant(c, fn, d, x, w, b, y);
-      cudaEventRecord(e1, c->ln->stream);
-      if (r == PT_OK && cudaEventSynchronize(e1) == cudaSuccess) cudaEventElapsedTime(&ms[v], e0, e1);
-    }
-    if (r != PT_OK && r != PT_EUNSUPPORTED && r != PT_EBACKEND) s = r;
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  PT__TRY(s);
-  if (isinf(ms[0]) && isinf(ms[1])) return pt__error(PT_EBACKEND, "cuda conv: no variant could run this convolution");
-  pt_cu_pick *p = &c->picks[c->n_picks++];
-  memcpy(p->key, key, sizeof key);
-  p->v = ms[0] <= ms[1] ? PT_CU_VAR_CUDNN : PT_CU_VAR_GEMM;
-  p->ms[0] = ms[0];
-  p->ms[1] = ms[1];
-  pt_log(PT_LOG_DEBUG, "cuda conv %dx%dx%dx%d -> %d (%s): cuDNN %.3f ms, GEMM %.3f ms", d->n, d->cin, d->h, d->w, d->cout,
-         d->perf_dir ? "perforation" : "sampling", ms[0], ms[1]);
-  *out = p->v;
-  *fresh = 1;
-  if (p->v == PT_CU_VAR_GEMM) return pt__cuda_conv_gemm(c, d, x, w, b, y); /* y must hold the kept variant's result */
-  return PT_OK;
-}
-
-pt_status pt__cuda_conv2d(void *ctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
-  pt_cuda_ctx *c = ctx;
-  if (!d->perf_dir && !d->samp_every) {
-    pt_status s = pt__cuda_conv_cudnn(c, d, x, w, b, y);
-    if (s == PT_EUNSUPPORTED) { /* a shape cuDNN cannot run: the GEMM path computes the same thing */
-      pt_log(PT_LOG_DEBUG, "cuda conv: cuDNN path failed (%s); using im2col + GEMM", pt_last_error());
-      cudaGetLastError();
-      s = pt__cuda_conv_gemm(c, d, x, w, b, y);
-    }
-    return s;
-  }
-  conv_fn cud = d->perf_dir ? pt__cuda_conv_perf_cudnn : pt__cuda_conv_samp_cudnn;
-  pt_cu_variant v = d->perf_dir ? c->perf_variant : c->samp_variant;
-  if (v == PT_CU_VAR_GEMM) return pt__cuda_conv_gemm(c, d, x, w, b, y);
-  if (v == PT_CU_VAR_CUDNN) {
-    pt_status s = cud(c, d, x, w, b, y);
-    if (s == PT_EUNSUPPORTED) {
-      cudaGetLastError();
-      s = pt__cuda_conv_gemm(c, d, x, w, b, y);
-    }
-    return s;
-  }
-  pt_cu_variant chosen = PT_CU_VAR_AUTO;
-  int fresh = 0;
-  PT__TRY(pick_variant(c, cud, d, x, w, b, y, &chosen, &fresh));
-  if (fresh) return PT_OK; /* just chosen: y already holds its result */
-  return chosen == PT_CU_VAR_GEMM ? pt__cuda_conv_gemm(c, d, x, w, b, y) : cud(c, d, x, w, b, y);
 }

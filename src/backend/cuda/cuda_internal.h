@@ -20,21 +20,24 @@ enum {
   PT_CU_SCR_COL, /* im2col matrix */
   PT_CU_SCR_OUT, /* compact or binary16 output before the epilogue */
   PT_CU_SCR_TAB, /* small index tables (kept filter elements) */
-  PT_CU_SCR_RED, /* reductions (minmax) */
+  PT_CU_SCR_RED, /* reductions (minmax, the variant check's error sums) */
+  PT_CU_SCR_REF, /* the reference output while variants are timed */
   PT_CU_NSCR
 };
 
-/* Variants of an approximate convolution (bench/bench_cuda_conv.c times them): cuDNN (perforation:
+/* Variants of a convolution (bench/bench_cuda_conv.c times them): cuDNN (exact; perforation:
  * strided convolutions over the kept residues; sampling: an exact convolution by masked, scaled
- * weights) or reduced im2col + cuBLAS GEMM. AUTO times both on the first call of each shape and
- * knob and keeps the faster (environment: PT_CUDA_PERF_VARIANT, PT_CUDA_SAMP_VARIANT). */
-typedef enum { PT_CU_VAR_AUTO = 0, PT_CU_VAR_CUDNN, PT_CU_VAR_GEMM } pt_cu_variant;
+ * weights), reduced im2col + cuBLAS GEMM, or the implicit-GEMM kernels (cuda_igemm.c). AUTO times
+ * each on the first call of a shape and knob, checks it against the first that ran, and keeps the
+ * fastest that agrees (cuda_conv_pick.c; environment: PT_CUDA_EXACT_VARIANT, PT_CUDA_PERF_VARIANT,
+ * PT_CUDA_SAMP_VARIANT). */
+typedef enum { PT_CU_VAR_AUTO = 0, PT_CU_VAR_CUDNN, PT_CU_VAR_GEMM, PT_CU_VAR_IGEMM, PT_CU_NVAR } pt_cu_variant;
 
-/* The variant AUTO chose for one approximate convolution (shape and knob). */
+/* The variant AUTO chose for one convolution (shape and knob). */
 typedef struct pt_cu_pick {
   int key[24];
   pt_cu_variant v;
-  float ms[2]; /* timed milliseconds of cuDNN and GEMM (infinite when it failed) */
+  float ms[PT_CU_NVAR]; /* timed milliseconds per variant (infinite: failed, or disagreed) */
 } pt_cu_pick;
 
 /* One cuDNN convolution shape with its descriptors and the algorithm chosen for it. */
@@ -69,7 +72,7 @@ typedef struct pt_cuda_ctx {
   int cur, n_lanes; /* current lane's index; lanes offered to the executor (PT_CUDA_LANES) */
   pt_cu_algo *algos;
   int n_algos, cap_algos;
-  pt_cu_variant perf_variant, samp_variant;
+  pt_cu_variant exact_variant, perf_variant, samp_variant;
   pt_cu_pick *picks;
   int n_picks, cap_picks;
   int perf_nhwc; /* fp16 strided perforation in NHWC (PT_CUDA_PERF_NHWC=0 turns it off) */
@@ -103,6 +106,13 @@ pt_status pt__cuda_conv_perf_cudnn_fmt(pt_cuda_ctx *c, const pt_conv_desc *d, in
 /* Sampling through cuDNN: an exact convolution by the masked, scaled weights. */
 pt_status pt__cuda_conv_samp_cudnn(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
                                    const float *b, float *y);
+/* The implicit-GEMM kernels (cuda_igemm.c): binary16 on tensor cores, float32 on CUDA cores;
+ * PT_EUNSUPPORTED for grouped convolutions and shapes their plans refuse. */
+pt_status pt__cuda_conv_igemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w,
+                              const float *b, float *y);
+/* A variant's name (cudnn, gemm, igemm; auto) and the variant of a name (-1: none). */
+const char *pt__cuda_variant_name(pt_cu_variant v);
+int pt__cuda_variant_of(const char *name);
 /* Reduced im2col + cuBLAS GEMM: perforation, sampling, or (neither) exact. */
 pt_status pt__cuda_conv_gemm(pt_cuda_ctx *c, const pt_conv_desc *d, const float *x, const float *w, const float *b,
                              float *y);

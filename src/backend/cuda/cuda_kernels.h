@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #include "backend/backend_iface.h"
-#include "kernels/igemm_layout.h"
+#include "kernels/igemm_halo.h"
+#include "kernels/igemm_simt.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,5 +114,28 @@ pt_status pt__cu_igemm_weights(cudaStream_t stream, const pt_igemm_conv *g, cons
  * or NULL), skipped rows or columns filled (g: pt_igemm_sizes done). Not yet chosen by the backend. */
 pt_status pt__cu_conv_igemm(cudaStream_t stream, const pt_igemm_conv *g, const int *table, const void *x,
                             const void *wk, int kpad, const float *bias, void *y);
+
+/* ---- conv_igemm_halo.cu: the halo-tile implicit-GEMM convolution (kernels/igemm_halo.h) ---- */
+
+/* y (n, k, oh, ow) fp32 = the convolution planned in p (pt_ig2_make) of x (n, c, h, w) fp32 by w
+ * (k, c, kh, kw) fp32 times scale, plus bias (or NULL), perforation's skipped outputs filled, with
+ * FP16Approx's roundings when p->fp16; the products are binary16 on tensor cores. xs and wk: scratch
+ * of pt_ig2_xs_bytes and pt_ig2_wk_bytes, 16-byte aligned. */
+pt_status pt__cu_conv_ig2(cudaStream_t stream, const pt_ig2_plan *p, const float *x, const float *w, float scale,
+                          const float *bias, void *xs, void *wk, float *y);
+
+/* ---- conv_simt.cu: the fp32 implicit-GEMM convolution on CUDA cores (kernels/igemm_simt.h) ---- */
+
+/* y (n, k, oh, ow) fp32 = the convolution g (pt_igemm_sizes done) of x (n, c, h, w) by w (k, c, kh,
+ * kw) times scale over the K table (device, g->kdim entries), plus bias, skipped outputs filled. wt:
+ * scratch of g->kdim * g->k floats. */
+pt_status pt__cu_conv_simt(cudaStream_t stream, const pt_igemm_conv *g, const int *table, const float *x,
+                           const float *w, float scale, const float *bias, float *wt, float *y);
+
+/* ---- norm_err.cu ---- */
+/* host = {sum (a - ref)^2 over finite a, sum ref^2, count of non-finite a} over n elements;
+ * scratch: 3 doubles of device memory. Synchronises the stream. */
+pt_status pt__cu_norm_err(cudaStream_t stream, int64_t n, const float *a, const float *ref, double *scratch,
+                          double host[3]);
 
 #endif
