@@ -309,6 +309,61 @@ Test(approx, sampling_unusual_strides_on_every_path) {
   }
 }
 
+/* The direct kernel over kept filter elements (cpu_direct.c: rows of 16+ output pixels, stride 1,
+ * AVX2 + FMA) and im2col + GEMM (PT_CPU_DIRECT=0), both against the simulations: sampling at every
+ * rate and offset, row perforation (column perforation stays on im2col), exact convolutions through
+ * it (PT_CPU_DIRECT=1), with tails of pixels (21 columns) and of channels (13 = 6 + 6 + 1), 5x5,
+ * no padding, fp32 and fp16. */
+Test(approx, direct_kernel_and_im2col_equal_simulation) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) cr_skip_test("this CPU has no AVX2 + FMA");
+#else
+  cr_skip_test("the direct kernel is x86-64 only");
+#endif
+  static const shape wide[] = {{2, 8, 16, 16, 8, 3, 1, 1, 1, 1}, {1, 5, 18, 21, 13, 3, 1, 1, 1, 1},
+                               {1, 7, 17, 20, 7, 5, 1, 2, 1, 0}, {2, 3, 9, 18, 9, 3, 1, 0, 1, 1}};
+  pt_backend *bk = backend_with_mode("0");
+  pt_rng r;
+  pt_rng_seed(&r, 80);
+  const char *direct[] = {"1", "0"};
+  for (int m = 0; m < 2; m++) {
+    setenv("PT_CPU_DIRECT", direct[m], 1);
+    for (size_t si = 0; si < sizeof wide / sizeof *wide; si++)
+      for (int fp16 = 0; fp16 < 2; fp16++) {
+        const shape *s = &wide[si];
+        char what[160];
+        for (int every = 2; every <= 4; every++)
+          for (int off = 0; off < every; off++) {
+            pt_conv_desc d = desc_of(s, fp16);
+            d.samp_every = every, d.samp_offset = off, d.samp_scale = pt_km_samp_scale(every, 1.0);
+            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s shape %zu fp16 %d sampling %d/%d", direct[m], si, fp16, every, off);
+            check_case(bk, &r, &d, s->bias, what);
+            d.samp_every = d.samp_offset = 0, d.samp_scale = 0.0f;
+            d.perf_dir = PT_PERF_ROWS, d.perf_stride = every, d.perf_offset = off;
+            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s shape %zu fp16 %d rows %d/%d", direct[m], si, fp16, every, off);
+            check_case(bk, &r, &d, s->bias, what);
+          }
+        /* exact (through the direct kernel with PT_CPU_DIRECT=1) against the naive loop */
+        pt_conv_desc d = desc_of(s, fp16);
+        const int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * d.cin * d.kh * d.kw,
+                      ny = (int64_t)d.n * d.cout * d.oh * d.ow;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *y = alloc_guarded(ny, 32),
+              *ref = malloc(ny * 4);
+        fill_uniform(&r, x, nx, -1, 1), fill_uniform(&r, w, nw, -0.5f, 0.5f), fill_uniform(&r, b, d.cout, -0.3f, 0.3f);
+        cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, b, y), PT_OK, "%s", pt_last_error());
+        if (fp16) pt_round_f16_array(x, nx), pt_round_f16_array(w, nw), pt_round_f16_array(b, d.cout);
+        naive_conv2d(&d, x, w, b, ref);
+        if (fp16) pt_round_f16_array(ref, ny);
+        cr_assert(norm_err(y, ref, ny) <= (fp16 ? 2e-3 : 1e-5), "PT_CPU_DIRECT=%s shape %zu fp16 %d exact: error %g",
+                  direct[m], si, fp16, norm_err(y, ref, ny));
+        cr_assert(guard_intact(y, ny, 32));
+        free(x), free(w), free(b), free(y), free(ref);
+      }
+  }
+  unsetenv("PT_CPU_DIRECT");
+  pt_backend_free(bk);
+}
+
 Test(approx, perforation_real_equals_simulation) { compare_real_and_simulated(0); }
 Test(approx, sampling_real_equals_simulation) { compare_real_and_simulated(1); }
 

@@ -143,6 +143,7 @@ typedef struct conv_job {
   int64_t ldc;      /* columns of a block's im2col matrix */
   int is_dw, direct1x1;
   int fused_cols;     /* column perforation fills while scattering the blocks */
+  const float *wpk;   /* weights packed for the direct kernel (cpu_direct.c), or NULL: im2col + GEMM */
   int bias_in_blocks; /* fp32: the bias is added while scattering (one pass less over the output) */
 } conv_job;
 
@@ -295,9 +296,15 @@ static void gemm_path_block(const conv_job *j, int blk, float *col, float *tmp) 
   int nb = d->n - i < j->ipb ? d->n - i : j->ipb, nr = p->nr - r0 < j->rpb ? p->nr - r0 : j->rpb;
   const int *rows = p->rows + r0;
   const int64_t per = (int64_t)nr * p->nc, ncols = (int64_t)nb * per;
-  for (int k = 0; k < nb; k++) im2col(d, p, rows, nr, j->x + (int64_t)(i + k) * in_img, col + k * per, j->ldc);
+  if (j->wpk) { /* the direct kernel writes the computed rows in place (col is its scratch) */
+    for (int k = 0; k < nb; k++)
+      pt__cpu_direct_block(d, p->krows, p->nk, j->wpk, j->x + (int64_t)(i + k) * in_img, rows, nr,
+                           j->bias_in_blocks ? j->b : NULL, j->y + (int64_t)(i + k) * out_img, col);
+    return;
+  }
   const int direct = nb == 1 && nr == p->nr && per == P;
   float *obase = direct ? j->y + (int64_t)i * out_img : tmp;
+  for (int k = 0; k < nb; k++) im2col(d, p, rows, nr, j->x + (int64_t)(i + k) * in_img, col + k * per, j->ldc);
   block_gemm(j, col, ncols, obase, direct ? P : j->ldc);
   if (direct) {
     if (j->bias_in_blocks)
@@ -403,6 +410,17 @@ static void epilogue_plane(const conv_job *j, int64_t pl) {
                         j->b && !j->bias_in_blocks ? &j->b[pl % d->cout] : NULL);
 }
 
+/* Whether the block GEMMs run as the direct kernel (cpu_direct.c): for the knobs whose reduction or
+ * rows shrink (sampling, row perforation) on shapes it takes; PT_CPU_DIRECT=0 turns it off, =1 uses
+ * it for every convolution it takes (exact ones too: for the benchmark). */
+static int use_direct(const pt_conv_desc *d, const conv_plan *p, const conv_job *j) {
+  if (j->is_dw || j->direct1x1 || j->nblocks == 0 || p->nk == 0 || !pt__cpu_direct_takes(d, p->all_cols)) return 0;
+  const char *e = getenv("PT_CPU_DIRECT");
+  if (e && !strcmp(e, "0")) return 0;
+  if (e && !strcmp(e, "1")) return 1;
+  return d->samp_every || d->perf_dir == PT_PERF_ROWS;
+}
+
 /* ---- the entry ---- */
 
 /* Every block and every plane, on T threads; 0 on success, else the im2col buffers did not fit. */
@@ -419,7 +437,8 @@ static int run_job(const conv_job *j, int T) {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t blk = 0; blk < d->n * per_img; blk++) direct1x1_block(j, blk, per_img);
     } else if (j->nblocks > 0) {
-      float *col = pt__malloc((size_t)((int64_t)(j->p->nk ? j->p->nk : 1) * j->ldc) * sizeof *col);
+      const int64_t ncol = j->wpk ? pt__cpu_direct_scratch(d) : (int64_t)(j->p->nk ? j->p->nk : 1) * j->ldc;
+      float *col = pt__malloc((size_t)ncol * sizeof *col);
       float *tmp = pt__malloc((size_t)((int64_t)d->cout * j->ldc) * sizeof *tmp);
       if (!col || !tmp) failed = 1;
 #pragma omp for schedule(dynamic, 1)
@@ -449,9 +468,15 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   if (st == PT_OK) {
     conv_job j = {.d = d, .p = &p, .x = o.x, .w = o.w, .b = o.b, .y = y};
     job_blocks(&j);
+    float *wpk = NULL;
+    if (use_direct(d, &p, &j) && (wpk = pt__malloc((size_t)pt__cpu_direct_packed_size(d, p.nk) * sizeof *wpk))) {
+      pt__cpu_direct_pack(d, o.w, p.nk, wpk);
+      j.wpk = wpk;
+    }
     if (run_job(&j, ctx->threads > 0 ? ctx->threads : 1))
       st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffer (%d x %lld floats)", p.nk,
                      (long long)j.ldc);
+    free(wpk);
   }
   operands_free(&o);
   plan_free(&p);

@@ -55,4 +55,19 @@ void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const 
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);
 
+/* ---- the direct convolution over kept filter elements (cpu_direct.c; AVX2 + FMA) ---- */
+/* Whether this CPU has it, and whether it takes d (groups 1, stride 1, every output column). */
+int pt__cpu_direct_available(void);
+int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols);
+/* Packed weights: floats for nk kept elements, and w (cout, nk) packed into wp. */
+int64_t pt__cpu_direct_packed_size(const pt_conv_desc *d, int nk);
+void pt__cpu_direct_pack(const pt_conv_desc *d, const float *w, int nk, float *wp);
+/* Floats of scratch one thread needs. */
+int64_t pt__cpu_direct_scratch(const pt_conv_desc *d);
+/* Rows rows[0..nr) (increasing) of y (cout, oh, ow), one image's output, = the convolution of its
+ * input x (cin, h, w) over the nk kept elements krows (flat (c, ki, kj)) with packed wp, plus bias
+ * (or NULL); the other rows are left alone. */
+void pt__cpu_direct_block(const pt_conv_desc *d, const int *krows, int nk, const float *wp, const float *x,
+                          const int *rows, int nr, const float *bias, float *y, float *scratch);
+
 #endif
