@@ -313,7 +313,7 @@ Test(approx, sampling_unusual_strides_on_every_path) {
  * AVX2 + FMA) and im2col + GEMM (PT_CPU_DIRECT=0), both against the simulations: sampling at every
  * rate and offset, row perforation (column perforation stays on im2col), exact convolutions through
  * it (PT_CPU_DIRECT=1), with tails of pixels (21 columns) and of channels (13 = 6 + 6 + 1), 5x5,
- * no padding, fp32 and fp16. */
+ * no padding, maps 8 wide (two rows a micro-tile, odd row counts), fp32 and fp16. */
 Test(approx, direct_kernel_and_im2col_equal_simulation) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) cr_skip_test("this CPU has no AVX2 + FMA");
@@ -321,7 +321,9 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
   cr_skip_test("the direct kernel is x86-64 only");
 #endif
   static const shape wide[] = {{2, 8, 16, 16, 8, 3, 1, 1, 1, 1}, {1, 5, 18, 21, 13, 3, 1, 1, 1, 1},
-                               {1, 7, 17, 20, 7, 5, 1, 2, 1, 0}, {2, 3, 9, 18, 9, 3, 1, 0, 1, 1}};
+                               {1, 7, 17, 20, 7, 5, 1, 2, 1, 0}, {2, 3, 9, 18, 9, 3, 1, 0, 1, 1},
+                               /* 8 wide: two rows a micro-tile, an odd row count */
+                               {2, 6, 8, 8, 13, 3, 1, 1, 1, 1},  {1, 4, 7, 10, 5, 3, 1, 0, 1, 1}};
   pt_backend *bk = backend_with_mode("0");
   pt_rng r;
   pt_rng_seed(&r, 80);

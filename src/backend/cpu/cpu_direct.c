@@ -16,11 +16,13 @@
 
 /* A micro-tile: NCO output channels x PX consecutive output pixels of one row, accumulated in 12
  * vector registers, each kept element two vector loads of the padded input and NCO broadcasts of a
- * weight: enough independent FMAs to keep both FMA pipes busy. Rows under 16 pixels would leave
- * half the vectors idle; they stay on im2col + GEMM (measured: 8x8 maps are faster there). */
+ * weight: enough independent FMAs to keep both FMA pipes busy. Maps 8 wide put two rows in a
+ * micro-tile; other rows under 16 pixels would leave vectors idle and stay on im2col + GEMM. */
 enum { NCO = 6, PX = 16 };
 
 static int wpad_of(const pt_conv_desc *d) { return (d->ow + PX - 1) / PX * PX + d->kw - 1; }
+/* Maps 8 wide take two rows a micro-tile. */
+static int two_rows(const pt_conv_desc *d) { return d->ow == 8; }
 
 int pt__cpu_direct_available(void) {
 #ifdef PT_DIRECT_X86
@@ -31,7 +33,8 @@ int pt__cpu_direct_available(void) {
 }
 
 int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols) {
-  return pt__cpu_direct_available() && d->groups == 1 && d->sh == 1 && d->sw == 1 && all_cols && d->ow >= PX;
+  return pt__cpu_direct_available() && d->groups == 1 && d->sh == 1 && d->sw == 1 && all_cols &&
+         (d->ow >= PX || d->ow == 8);
 }
 
 int64_t pt__cpu_direct_packed_size(const pt_conv_desc *d, int nk) { return (int64_t)d->cout * nk; }
@@ -51,12 +54,14 @@ int64_t pt__cpu_direct_scratch(const pt_conv_desc *d) {
 }
 
 #ifdef PT_DIRECT_X86
-/* out[c * ldo + p] (c < C, p < 16) = bias[c] (0 without) + sum over the nk kept elements of
- * src[off[t] + p] * w[t][c]. */
+/* Two vectors of 8 pixels, the second s2 floats after the first in the input and o2 after it in
+ * the output (the same row's next 8, or the next row's 8 on maps 8 wide): out[c * ldo + p] and
+ * out[c * ldo + o2 + p] (c < C, p < 8) = bias[c] (0 without) + the sum over the nk kept elements of
+ * src[off[t] + p] (+ s2) * w[t][c]. */
 #define PT_DIRECT_MK(C)                                                                                  \
-  __attribute__((target("avx2,fma"))) static void mk_##C(const float *src, const int *off, int nk,        \
-                                                         const float *w, const float *bias, float *out,   \
-                                                         int64_t ldo) {                                   \
+  __attribute__((target("avx2,fma"))) static void mk_##C(const float *src, int64_t s2, const int *off,    \
+                                                         int nk, const float *w, const float *bias,       \
+                                                         float *out, int64_t o2, int64_t ldo) {           \
     __m256 acc[C][2];                                                                                    \
     _Pragma("GCC unroll 6") for (int c = 0; c < C; c++) {                                                \
       const __m256 b0 = bias ? _mm256_broadcast_ss(bias + c) : _mm256_setzero_ps();                      \
@@ -64,7 +69,7 @@ int64_t pt__cpu_direct_scratch(const pt_conv_desc *d) {
     }                                                                                                    \
     for (int t = 0; t < nk; t++, w += C) {                                                               \
       const float *s = src + off[t];                                                                     \
-      const __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + 8);                                 \
+      const __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + s2);                                \
       _Pragma("GCC unroll 6") for (int c = 0; c < C; c++) {                                              \
         const __m256 b = _mm256_broadcast_ss(w + c);                                                     \
         acc[c][0] = _mm256_fmadd_ps(x0, b, acc[c][0]);                                                   \
@@ -73,7 +78,7 @@ int64_t pt__cpu_direct_scratch(const pt_conv_desc *d) {
     }                                                                                                    \
     _Pragma("GCC unroll 6") for (int c = 0; c < C; c++) {                                                \
       _mm256_storeu_ps(out + c * ldo, acc[c][0]);                                                        \
-      _mm256_storeu_ps(out + c * ldo + 8, acc[c][1]);                                                    \
+      _mm256_storeu_ps(out + c * ldo + o2, acc[c][1]);                                                   \
     }                                                                                                    \
   }
 PT_DIRECT_MK(1)
@@ -82,7 +87,8 @@ PT_DIRECT_MK(3)
 PT_DIRECT_MK(4)
 PT_DIRECT_MK(5)
 PT_DIRECT_MK(6)
-typedef void (*mk_fn)(const float *, const int *, int, const float *, const float *, float *, int64_t);
+typedef void (*mk_fn)(const float *, int64_t, const int *, int, const float *, const float *, float *, int64_t,
+                      int64_t);
 static const mk_fn MK[NCO + 1] = {0, mk_1, mk_2, mk_3, mk_4, mk_5, mk_6};
 #endif
 
@@ -113,18 +119,22 @@ void pt__cpu_direct_block(const pt_conv_desc *d, const int *krows, int nk, const
     const int k = krows[t], c = k / khw, ki = k % khw / d->kw, kj = k % d->kw;
     off[t] = (c * span + ki) * wpad + kj;
   }
-  for (int r = 0; r < nr; r++) {
+  for (int r = 0; r < nr; r += two_rows(d) ? 2 : 1) {
     const float *src = xp + (int64_t)(rows[r] - rows[0]) * wpad;
+    /* the second vector: the row's next 8 pixels, or the next computed row's 8 (none after the last
+     * row: it repeats the first, and only the first is kept) */
+    const int pair = two_rows(d) && r + 1 < nr, dr = pair ? rows[r + 1] - rows[r] : 0;
+    const int64_t s2 = two_rows(d) ? (int64_t)dr * wpad : 8, o2 = two_rows(d) ? (int64_t)dr * d->ow : 8;
     for (int ox = 0; ox < d->ow; ox += px) {
-      const int np = d->ow - ox < px ? d->ow - ox : px;
+      const int np = two_rows(d) ? 8 : d->ow - ox < px ? d->ow - ox : px, full = two_rows(d) ? pair : np == px;
       for (int c0 = 0; c0 < d->cout; c0 += NCO) { /* the pixels' input lines stay in L1 over the channels */
         const int nc = d->cout - c0 < NCO ? d->cout - c0 : NCO;
-        const float *bc = bias ? bias + c0 : NULL;
+        const float *bc = bias ? bias + c0 : NULL, *wk = wp + (int64_t)c0 * nk;
         float *o = y + (int64_t)c0 * P + (int64_t)rows[r] * d->ow + ox;
-        if (np == px) {
-          MK[nc](src + ox, off, nk, wp + (int64_t)c0 * nk, bc, o, P);
-        } else { /* a row's last pixels: through a small tile */
-          MK[nc](src + ox, off, nk, wp + (int64_t)c0 * nk, bc, tail, px);
+        if (full) {
+          MK[nc](src + ox, s2, off, nk, wk, bc, o, o2, P);
+        } else { /* a row's last pixels, or an 8-wide map's last row: through a small tile */
+          MK[nc](src + ox, s2, off, nk, wk, bc, tail, 8, px);
           for (int l = 0; l < nc; l++) memcpy(o + l * P, tail + l * px, (size_t)np * sizeof *tail);
         }
       }
