@@ -31,6 +31,8 @@ static void usage(void) {
           "  PT_CPU_DNNL=M               which convolutions run on oneDNN when built with it: 0 (none),\n"
           "                              exact (exact fp32), all (every knob it can), default (exact,\n"
           "                              FP16Approx, stride-2 perforation: the knob benchmark's choice)\n"
+          "  PT_CPU_DIRECT=0|1           the direct AVX2 kernel for sampling and row perforation: 0 off,\n"
+          "                              1 for every convolution it takes (default: those two knobs)\n"
           "environment (CUDA backend):\n"
           "  PT_CUDA_LANES=N             streams a batch of configs is spread over (1-8, default 2)\n"
           "  PT_CUDA_EXACT_VARIANT=V     exact convolutions through cudnn, gemm or igemm (the implicit-GEMM\n"
