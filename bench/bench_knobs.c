@@ -75,14 +75,27 @@ static pt_status run_variant(pt_backend *be, const variant *v, pt_conv_desc d, c
   return be->iface->conv2d(be->ctx, &d, x, w, b, y);
 }
 
+/* Whether knob k is among the comma-separated ids of list (NULL: all); the two baselines always are. */
+static int wanted(const char *list, int k) {
+  if (!list || k < 2) return 1;
+  const size_t n = strlen(V[k].knob);
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, V[k].knob, n) && (p[n] == ',' || p[n] == '\0')) return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int threads = 2, reps = 3, batch = 500;
+  const char *knobs = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--knobs")) knobs = argv[i + 1];
     else {
-      fprintf(stderr, "usage: bench_knobs [--threads N] [--reps N] [--batch N]\n");
+      fprintf(stderr, "usage: bench_knobs [--threads N] [--reps N] [--batch N] [--knobs ID,ID,...]\n"
+                      "  --knobs: only these knobs (ids as in the table; promise for PromiseSim) beside the\n"
+                      "           exact fp32 and FP16Approx baselines\n");
       return 2;
     }
   }
@@ -120,6 +133,7 @@ int main(int argc, char **argv) {
     double t_base[2] = {0, 0};
     printf("%-8s %4d->%-4d %2dx%-2d out %2dx%-2d (%.1f GFLOP)\n", nd->name, c->cin, c->cout, ih, iw, d.oh, d.ow, gflop);
     for (int k = 0; k < NV; k++) {
+      if (!wanted(knobs, k)) continue;
       double t[16];
       int n = reps < 16 ? reps : 16;
       int64_t before[PT_CONV_PATHS] = {0}, after[PT_CONV_PATHS] = {0};
@@ -129,7 +143,10 @@ int main(int argc, char **argv) {
         return 1;
       }
       if (paths) paths(be->ctx, after);
-      const char *path = !paths ? "?" : after[PT_CONV_PATH_OWN] > before[PT_CONV_PATH_OWN] ? "own" : "oneDNN";
+      const char *path = !paths                                                           ? "?"
+                         : after[PT_CONV_PATH_OWN_DIRECT] > before[PT_CONV_PATH_OWN_DIRECT] ? "own direct"
+                         : after[PT_CONV_PATH_OWN] > before[PT_CONV_PATH_OWN]               ? "own"
+                                                                                            : "oneDNN";
       for (int q = 0; q < n; q++) {
         double t0 = pt_now();
         run_variant(be, &V[k], d, x, w, b, y, xq);
@@ -157,6 +174,7 @@ int main(int argc, char **argv) {
   printf("| knob | variant | exp_speedup | speedup, all layers | speedup, big layers (total) | big layers min..max |\n");
   printf("|---|---|---|---|---|---|\n");
   for (int k = 0; k < NV; k++) {
+    if (!wanted(knobs, k)) continue;
     int base = V[k].fp16 && k >= 2 ? 1 : 0;
     char ex[16];
     snprintf(ex, sizeof ex, "%.2f", V[k].exp);

@@ -323,30 +323,54 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
   static const shape wide[] = {{2, 8, 16, 16, 8, 3, 1, 1, 1, 1}, {1, 5, 18, 21, 13, 3, 1, 1, 1, 1},
                                {1, 7, 17, 20, 7, 5, 1, 2, 1, 0}, {2, 3, 9, 18, 9, 3, 1, 0, 1, 1},
                                /* 8 wide: two rows a micro-tile, an odd row count */
-                               {2, 6, 8, 8, 13, 3, 1, 1, 1, 1},  {1, 4, 7, 10, 5, 3, 1, 0, 1, 1}};
+                               {2, 6, 8, 8, 13, 3, 1, 1, 1, 1},  {1, 4, 7, 10, 5, 3, 1, 0, 1, 1},
+                               /* several row blocks per image; 10 channels = 6 + 4 */
+                               {1, 8, 40, 40, 10, 3, 1, 1, 1, 1},
+                               /* channels enough for several chunks of the reduction */
+                               {1, 48, 16, 16, 10, 3, 1, 1, 1, 1}, {1, 72, 8, 8, 7, 3, 1, 1, 1, 0},
+                               /* padding wider than the filter: rows of nothing but padding */
+                               {1, 3, 4, 18, 5, 1, 1, 2, 1, 1}};
+  enum { NWIDE = sizeof wide / sizeof *wide };
   pt_backend *bk = backend_with_mode("0");
+  pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS);
+  cr_assert(paths);
   pt_rng r;
   pt_rng_seed(&r, 80);
-  const char *direct[] = {"1", "0"};
-  for (int m = 0; m < 2; m++) {
+  /* the direct kernel at its ISA (AVX-512 where the CPU has it), then AVX2's, then im2col + GEMM */
+  const char *direct[] = {"1", "1", "0"}, *isa[] = {"", "avx2", ""};
+#if defined(__x86_64__) && defined(__GNUC__)
+  const int avx512 = __builtin_cpu_supports("avx512f");
+#else
+  const int avx512 = 0;
+#endif
+  for (int m = 0; m < 3; m++) {
     setenv("PT_CPU_DIRECT", direct[m], 1);
-    for (size_t si = 0; si < sizeof wide / sizeof *wide; si++)
+    setenv("PT_CPU_DIRECT_ISA", isa[m], 1);
+    int64_t before[PT_CONV_PATHS] = {0}, after[PT_CONV_PATHS] = {0};
+    paths(bk->ctx, before);
+    int ncases = 0, ntaken = 0;
+    for (size_t si = 0; si <= NWIDE; si++)
       for (int fp16 = 0; fp16 < 2; fp16++) {
-        const shape *s = &wide[si];
+        /* the last one by hand: a 3x5 filter, no padding above and below, 2 left and right */
+        const shape rect = {2, 5, 9, 20, 7, 3, 1, 0, 1, 1}, *s = si < NWIDE ? &wide[si] : &rect;
+        pt_conv_desc base = desc_of(s, fp16);
+        if (si == NWIDE) base.kw = 5, base.pw = 2, base.ow = pt_km_out_size(base.w, 5, 1, 2);
         char what[160];
         for (int every = 2; every <= 4; every++)
           for (int off = 0; off < every; off++) {
-            pt_conv_desc d = desc_of(s, fp16);
+            pt_conv_desc d = base;
             d.samp_every = every, d.samp_offset = off, d.samp_scale = pt_km_samp_scale(every, 1.0);
-            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s shape %zu fp16 %d sampling %d/%d", direct[m], si, fp16, every, off);
+            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s%s shape %zu fp16 %d sampling %d/%d", direct[m], isa[m], si, fp16, every, off);
             check_case(bk, &r, &d, s->bias, what);
             d.samp_every = d.samp_offset = 0, d.samp_scale = 0.0f;
             d.perf_dir = PT_PERF_ROWS, d.perf_stride = every, d.perf_offset = off;
-            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s shape %zu fp16 %d rows %d/%d", direct[m], si, fp16, every, off);
+            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s%s shape %zu fp16 %d rows %d/%d", direct[m], isa[m], si, fp16, every, off);
             check_case(bk, &r, &d, s->bias, what);
+            /* AVX-512 leaves row perforation on maps 8 wide to im2col + GEMM */
+            ncases += 2, ntaken += 1 + (base.ow >= 16 || !avx512 || m == 1);
           }
         /* exact (through the direct kernel with PT_CPU_DIRECT=1) against the naive loop */
-        pt_conv_desc d = desc_of(s, fp16);
+        pt_conv_desc d = base;
         const int64_t nx = (int64_t)d.n * d.cin * d.h * d.w, nw = (int64_t)d.cout * d.cin * d.kh * d.kw,
                       ny = (int64_t)d.n * d.cout * d.oh * d.ow;
         float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.cout * 4), *y = alloc_guarded(ny, 32),
@@ -360,8 +384,16 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
                   direct[m], si, fp16, norm_err(y, ref, ny));
         cr_assert(guard_intact(y, ny, 32));
         free(x), free(w), free(b), free(y), free(ref);
+        ncases++, ntaken++;
       }
+    /* the path really taken: every case it takes on the direct kernel, or none */
+    paths(bk->ctx, after);
+    const int64_t ran = after[PT_CONV_PATH_OWN_DIRECT] - before[PT_CONV_PATH_OWN_DIRECT];
+    cr_assert_eq(ran, m < 2 ? ntaken : 0, "PT_CPU_DIRECT=%s ISA %s: %lld of %d on the direct kernel", direct[m], isa[m],
+                 (long long)ran, ncases);
+    cr_assert(m == 2 || ntaken * 2 > ncases);
   }
+  unsetenv("PT_CPU_DIRECT_ISA");
   unsetenv("PT_CPU_DIRECT");
   pt_backend_free(bk);
 }

@@ -25,10 +25,18 @@ typedef void (*pt_backend_p1_free_fn)(void *ctx, void *model);
 
 /* ---- which kernels ran the convolutions (the CPU backend has it) ----
  * "conv_paths" adds to counts (PT_CONV_PATHS) how many convolutions ran on each path since the
- * backend was made: the backend's own kernels, or oneDNN exact, perforated, sampled. Tests check
+ * backend was made: the backend's own kernels, or oneDNN exact, perforated, sampled; and, of the
+ * own ones, how many ran on the direct kernel over the kept elements (cpu_direct.c). Tests check
  * that a path they mean to cover really ran; benchmarks say which one they timed. */
 #define PT_BACKEND_PROC_CONV_PATHS "conv_paths"
-enum { PT_CONV_PATH_OWN = 0, PT_CONV_PATH_DNNL_EXACT, PT_CONV_PATH_DNNL_PERF, PT_CONV_PATH_DNNL_SAMP, PT_CONV_PATHS };
+enum {
+  PT_CONV_PATH_OWN = 0,
+  PT_CONV_PATH_DNNL_EXACT,
+  PT_CONV_PATH_DNNL_PERF,
+  PT_CONV_PATH_DNNL_SAMP,
+  PT_CONV_PATH_OWN_DIRECT,
+  PT_CONV_PATHS
+};
 typedef void (*pt_backend_conv_paths_fn)(void *ctx, int64_t counts[PT_CONV_PATHS]);
 
 /* The backend's function for name, or NULL when it has none. */

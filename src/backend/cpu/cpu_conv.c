@@ -144,6 +144,7 @@ typedef struct conv_job {
   int is_dw, direct1x1;
   int fused_cols;     /* column perforation fills while scattering the blocks */
   const float *wpk;   /* weights packed for the direct kernel (cpu_direct.c), or NULL: im2col + GEMM */
+  pt__cpu_direct_plan dp; /* the direct kernel's cut, with wpk */
   int bias_in_blocks; /* fp32: the bias is added while scattering (one pass less over the output) */
 } conv_job;
 
@@ -298,7 +299,7 @@ static void gemm_path_block(const conv_job *j, int blk, float *col, float *tmp) 
   const int64_t per = (int64_t)nr * p->nc, ncols = (int64_t)nb * per;
   if (j->wpk) { /* the direct kernel writes the computed rows in place (col is its scratch) */
     for (int k = 0; k < nb; k++)
-      pt__cpu_direct_block(d, p->krows, p->nk, j->wpk, j->x + (int64_t)(i + k) * in_img, rows, nr,
+      pt__cpu_direct_block(&j->dp, d, p->krows, p->nk, j->wpk, j->x + (int64_t)(i + k) * in_img, rows, nr,
                            j->bias_in_blocks ? j->b : NULL, j->y + (int64_t)(i + k) * out_img, col);
     return;
   }
@@ -413,21 +414,59 @@ static void epilogue_plane(const conv_job *j, int64_t pl) {
 /* Whether the block GEMMs run as the direct kernel (cpu_direct.c): for the knobs whose reduction or
  * rows shrink (sampling, row perforation) on shapes it takes; PT_CPU_DIRECT=0 turns it off, =1 uses
  * it for every convolution it takes (exact ones too: for the benchmark). */
-static int use_direct(const pt_conv_desc *d, const conv_plan *p, const conv_job *j) {
-  if (j->is_dw || j->direct1x1 || j->nblocks == 0 || p->nk == 0 || !pt__cpu_direct_takes(d, p->all_cols)) return 0;
+static int use_direct(const pt_conv_desc *d, const conv_plan *p, conv_job *j) {
+  if (j->is_dw || j->direct1x1 || j->nblocks == 0 || p->nk == 0 || !pt__cpu_direct_takes(d, p->all_cols, &j->dp))
+    return 0;
   const char *e = getenv("PT_CPU_DIRECT");
-  if (e && !strcmp(e, "0")) return 0;
-  if (e && !strcmp(e, "1")) return 1;
-  return d->samp_every || d->perf_dir == PT_PERF_ROWS;
+  const int mode = !e ? -1 : !strcmp(e, "0") ? 0 : !strcmp(e, "1") ? 1 : -1;
+  return mode >= 0 ? mode : d->samp_every || d->perf_dir == PT_PERF_ROWS;
 }
 
 /* ---- the entry ---- */
 
-/* Every block and every plane, on T threads; 0 on success, else the im2col buffers did not fit. */
-static int run_job(const conv_job *j, int T) {
+/* The input rows the direct kernel's largest block spans (its scratch is sized by it). */
+static int direct_span(const conv_job *j) {
+  const conv_plan *p = j->p;
+  int span = 0;
+  for (int r0 = 0; r0 < p->nr; r0 += j->rpb) {
+    const int last = r0 + j->rpb < p->nr ? r0 + j->rpb - 1 : p->nr - 1, s = p->rows[last] - p->rows[r0] + j->d->kh;
+    if (s > span) span = s;
+  }
+  return span;
+}
+
+/* Per-thread buffers of the block path: the direct kernel's scratch (col), or im2col's matrix (col)
+ * and a block's output (tmp). */
+typedef struct job_buf {
+  float *col, *tmp;
+} job_buf;
+
+static void bufs_free(job_buf *b, int T) {
+  for (int t = 0; b && t < T; t++) free(b[t].col), free(b[t].tmp);
+  free(b);
+}
+
+/* T threads' buffers for j (NULL when it has no blocks or they do not fit). */
+static job_buf *bufs_alloc(const conv_job *j, int T) {
   const pt_conv_desc *d = j->d;
-  int failed = 0;
-#pragma omp parallel num_threads(T) reduction(| : failed)
+  const int64_t ncol = j->wpk ? pt__cpu_direct_scratch(&j->dp, d, direct_span(j)) : (int64_t)(j->p->nk ? j->p->nk : 1) * j->ldc;
+  const int64_t ntmp = j->wpk ? 0 : (int64_t)d->cout * j->ldc;
+  job_buf *b = pt__calloc((size_t)T, sizeof *b);
+  for (int t = 0; b && t < T; t++) {
+    b[t].col = pt__malloc((size_t)ncol * sizeof *b[t].col);
+    b[t].tmp = ntmp ? pt__malloc((size_t)ntmp * sizeof *b[t].tmp) : NULL;
+    if (!b[t].col || (ntmp && !b[t].tmp)) {
+      bufs_free(b, T);
+      return NULL;
+    }
+  }
+  return b;
+}
+
+/* Every block and every plane, on T threads with their buffers b (NULL without blocks). */
+static void run_job(const conv_job *j, int T, job_buf *b) {
+  const pt_conv_desc *d = j->d;
+#pragma omp parallel num_threads(T)
   {
     if (j->is_dw) {
 #pragma omp for schedule(static)
@@ -437,20 +476,31 @@ static int run_job(const conv_job *j, int T) {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t blk = 0; blk < d->n * per_img; blk++) direct1x1_block(j, blk, per_img);
     } else if (j->nblocks > 0) {
-      const int64_t ncol = j->wpk ? pt__cpu_direct_scratch(d) : (int64_t)(j->p->nk ? j->p->nk : 1) * j->ldc;
-      float *col = pt__malloc((size_t)ncol * sizeof *col);
-      float *tmp = pt__malloc((size_t)((int64_t)d->cout * j->ldc) * sizeof *tmp);
-      if (!col || !tmp) failed = 1;
+      const job_buf *mine = &b[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-      for (int blk = 0; blk < j->nblocks; blk++)
-        if (!failed) gemm_path_block(j, blk, col, tmp);
-      free(col);
-      free(tmp);
+      for (int blk = 0; blk < j->nblocks; blk++) gemm_path_block(j, blk, mine->col, mine->tmp);
     }
 #pragma omp for schedule(static)
     for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) epilogue_plane(j, pl);
   }
-  return failed;
+}
+
+/* The job's buffers for T threads: the direct kernel's when it takes j and they fit, else (its
+ * weights dropped) im2col + GEMM's; PT_ENOMEM when neither fits. */
+static pt_status job_prepare(conv_job *j, int T, float **wpk, job_buf **b) {
+  const pt_conv_desc *d = j->d;
+  *wpk = NULL, *b = NULL;
+  const int blocks = !j->is_dw && !j->direct1x1 && j->nblocks > 0;
+  if (!blocks) return PT_OK;
+  if (use_direct(d, j->p, j) && (*wpk = pt__malloc((size_t)pt__cpu_direct_packed_size(d, j->p->nk) * sizeof **wpk))) {
+    pt__cpu_direct_pack(&j->dp, d, j->w, j->p->nk, *wpk);
+    j->wpk = *wpk;
+    if ((*b = bufs_alloc(j, T))) return PT_OK;
+    free(*wpk), *wpk = NULL, j->wpk = NULL; /* im2col's buffers may still fit */
+  }
+  if ((*b = bufs_alloc(j, T))) return PT_OK;
+  return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffers (%d threads x %d x %lld floats)", T,
+                   j->p->nk, (long long)j->ldc);
 }
 
 pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, const float *w, const float *b, float *y) {
@@ -468,14 +518,15 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
   if (st == PT_OK) {
     conv_job j = {.d = d, .p = &p, .x = o.x, .w = o.w, .b = o.b, .y = y};
     job_blocks(&j);
-    float *wpk = NULL;
-    if (use_direct(d, &p, &j) && (wpk = pt__malloc((size_t)pt__cpu_direct_packed_size(d, p.nk) * sizeof *wpk))) {
-      pt__cpu_direct_pack(d, o.w, p.nk, wpk);
-      j.wpk = wpk;
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    float *wpk;
+    job_buf *bufs;
+    st = job_prepare(&j, T, &wpk, &bufs);
+    if (st == PT_OK) {
+      run_job(&j, T, bufs);
+      if (j.wpk) ctx->paths[PT_CONV_PATH_OWN_DIRECT]++;
     }
-    if (run_job(&j, ctx->threads > 0 ? ctx->threads : 1))
-      st = pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the im2col buffer (%d x %lld floats)", p.nk,
-                     (long long)j.ldc);
+    bufs_free(bufs, T);
     free(wpk);
   }
   operands_free(&o);

@@ -74,26 +74,44 @@ pt_status pt__dn_md_blocked(const pt__cpu_dnnl *dn, int64_t n, int64_t c, int64_
   return PT_OK;
 }
 
-/* The blocked layout oneDNN picks for activations on this CPU (nChw16c with AVX-512, nChw8c with
- * AVX2), from a probe convolution; perforation and sampling share reorders through it. */
-static void probe_blocked(pt__cpu_dnnl *dn) {
+/* Whether a probe convolution (64 -> 64 channels, 8x8, 3x3) with activations in layout tag (any:
+ * oneDNN's choice) has a JIT kernel; *got: the source layout it then takes. */
+static int probe_layout(pt__cpu_dnnl *dn, dnnl_format_tag_t tag, dnnl_memory_desc_t *got) {
   const dnnl_dims_t src = {1, 64, 8, 8}, wt = {64, 64, 3, 3}, one = {1, 1};
-  dnnl_memory_desc_t a, w, d, b16, b8;
+  dnnl_memory_desc_t a, w, d;
   dnnl_convolution_desc_t cd;
   dnnl_primitive_desc_t pd;
-  if (dnnl_memory_desc_init_by_tag(&a, 4, src, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+  if (dnnl_memory_desc_init_by_tag(&a, 4, src, dnnl_f32, tag) != dnnl_success ||
       dnnl_memory_desc_init_by_tag(&w, 4, wt, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&d, 4, src, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&b16, 4, src, dnnl_f32, dnnl_nChw16c) != dnnl_success ||
-      dnnl_memory_desc_init_by_tag(&b8, 4, src, dnnl_f32, dnnl_nChw8c) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&d, 4, src, dnnl_f32, tag) != dnnl_success ||
       dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &a, &w, NULL, &d, one,
                                          one, one) != dnnl_success ||
       dnnl_primitive_desc_create(&pd, &cd, NULL, dn->eng, NULL) != dnnl_success)
-    return;
-  const dnnl_memory_desc_t *got = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-  if (dnnl_memory_desc_equal(got, &b16)) dn->blk = 16, dn->blk_tag = dnnl_nChw16c;
-  if (dnnl_memory_desc_equal(got, &b8)) dn->blk = 8, dn->blk_tag = dnnl_nChw8c;
+    return 0;
+  const char *impl = NULL;
+  const int jit = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+                  strncmp(impl, "ref", 3) != 0;
+  *got = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
   dnnl_primitive_desc_destroy(pd);
+  return jit;
+}
+
+/* The blocked layout for activations on this CPU (nChw16c with AVX-512, nChw8c with AVX2), from
+ * probe convolutions; perforation and sampling share reorders through it. oneDNN's own choice
+ * first; where that is another layout (channels last on some AVX-512 CPUs), the first blocked one
+ * with a JIT kernel. */
+static void probe_blocked(pt__cpu_dnnl *dn) {
+  const dnnl_dims_t src = {1, 64, 8, 8};
+  dnnl_memory_desc_t got, b16, b8;
+  if (dnnl_memory_desc_init_by_tag(&b16, 4, src, dnnl_f32, dnnl_nChw16c) != dnnl_success ||
+      dnnl_memory_desc_init_by_tag(&b8, 4, src, dnnl_f32, dnnl_nChw8c) != dnnl_success)
+    return;
+  if (probe_layout(dn, dnnl_format_tag_any, &got)) {
+    if (dnnl_memory_desc_equal(&got, &b16)) dn->blk = 16, dn->blk_tag = dnnl_nChw16c;
+    if (dnnl_memory_desc_equal(&got, &b8)) dn->blk = 8, dn->blk_tag = dnnl_nChw8c;
+  }
+  if (!dn->blk && probe_layout(dn, dnnl_nChw16c, &got)) dn->blk = 16, dn->blk_tag = dnnl_nChw16c;
+  if (!dn->blk && probe_layout(dn, dnnl_nChw8c, &got)) dn->blk = 8, dn->blk_tag = dnnl_nChw8c;
 }
 
 static pt_status dn_create(pt__cpu_dnnl **out) {

@@ -55,19 +55,31 @@ void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const 
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);
 
-/* ---- the direct convolution over kept filter elements (cpu_direct.c; AVX2 + FMA) ---- */
-/* Whether this CPU has it, and whether it takes d (groups 1, stride 1, every output column). */
+/* ---- the direct convolution over kept filter elements (cpu_direct.c; AVX2 + FMA, AVX-512) ---- */
+/* How it cuts d: nco output channels x px pixels a micro-tile, in vectors of v floats (8: AVX2,
+ * 16: AVX-512), two rows a micro-tile on maps v wide; the reduction in chunks of chunk input
+ * channels (a micro-tile's input lines for them fit in half of L1). */
+typedef struct pt__cpu_direct_plan {
+  int v, nco, px, two_rows, chunk;
+  int pairs; /* AVX-512 on maps 8 wide: a vector is two rows (cpu_direct.c) */
+} pt__cpu_direct_plan;
+/* Whether this CPU has it (AVX2 + FMA). */
 int pt__cpu_direct_available(void);
-int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols);
+/* Whether it takes d (groups 1, stride 1, every output column, rows of 16+ pixels or maps 8 wide;
+ * with AVX-512 not row perforation on maps 8 wide), and then its plan: AVX-512 where the CPU has
+ * it, unless PT_CPU_DIRECT_ISA=avx2. */
+int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols, pt__cpu_direct_plan *plan);
 /* Packed weights: floats for nk kept elements, and w (cout, nk) packed into wp. */
 int64_t pt__cpu_direct_packed_size(const pt_conv_desc *d, int nk);
-void pt__cpu_direct_pack(const pt_conv_desc *d, const float *w, int nk, float *wp);
-/* Floats of scratch one thread needs. */
-int64_t pt__cpu_direct_scratch(const pt_conv_desc *d);
+void pt__cpu_direct_pack(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const float *w, int nk, float *wp);
+/* Floats of scratch one thread needs for blocks whose input rows span at most span rows (the first
+ * computed row's first input row to the last one's last). */
+int64_t pt__cpu_direct_scratch(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, int span);
 /* Rows rows[0..nr) (increasing) of y (cout, oh, ow), one image's output, = the convolution of its
  * input x (cin, h, w) over the nk kept elements krows (flat (c, ki, kj)) with packed wp, plus bias
  * (or NULL); the other rows are left alone. */
-void pt__cpu_direct_block(const pt_conv_desc *d, const int *krows, int nk, const float *wp, const float *x,
-                          const int *rows, int nr, const float *bias, float *y, float *scratch);
+void pt__cpu_direct_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const int *krows, int nk,
+                          const float *wp, const float *x, const int *rows, int nr, const float *bias, float *y,
+                          float *scratch);
 
 #endif
