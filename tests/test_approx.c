@@ -328,6 +328,9 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
                                {1, 8, 40, 40, 10, 3, 1, 1, 1, 1},
                                /* channels enough for several chunks of the reduction */
                                {1, 48, 16, 16, 10, 3, 1, 1, 1, 1}, {1, 72, 8, 8, 7, 3, 1, 1, 1, 0},
+                               {1, 40, 4, 32, 8, 3, 1, 1, 1, 1},
+                               /* 8 wide, 6 and 7 rows: AVX-512's four-row tiles end in 2 and 3 */
+                               {1, 5, 6, 8, 9, 3, 1, 1, 1, 1}, {1, 3, 7, 8, 6, 3, 1, 1, 1, 0},
                                /* padding wider than the filter: rows of nothing but padding */
                                {1, 3, 4, 18, 5, 1, 1, 2, 1, 1}};
   enum { NWIDE = sizeof wide / sizeof *wide };
@@ -340,6 +343,7 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
   const char *direct[] = {"1", "1", "0"}, *isa[] = {"", "avx2", ""};
 #if defined(__x86_64__) && defined(__GNUC__)
   const int avx512 = __builtin_cpu_supports("avx512f");
+  cr_log_info("direct kernel: %s", avx512 ? "AVX-512 (and AVX2 with PT_CPU_DIRECT_ISA=avx2)" : "AVX2 only on this CPU");
 #else
   const int avx512 = 0;
 #endif
