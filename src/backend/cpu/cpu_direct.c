@@ -161,20 +161,26 @@ typedef void (*mk_fn)(const float *, int64_t, const int *, int, const float *, c
 static const mk_fn MK2[NCO_MAX + 1] = {0, mk2_1, mk2_2, mk2_3, mk2_4, mk2_5, mk2_6, 0, 0};
 static const mk_fn MK5[NCO_MAX + 1] = {0, mk5_1, mk5_2, mk5_3, mk5_4, mk5_5, mk5_6, mk5_7, mk5_8};
 
+/* Input row iy of channel c into dst (width floats), zero-padded: dst[0] is input column -pw; all
+ * zeros when iy is outside the input. */
+static void pad_row(const pt_conv_desc *d, const float *x, int c, int iy, int width, float *dst) {
+  if (iy < 0 || iy >= d->h) {
+    memset(dst, 0, (size_t)width * sizeof *dst);
+    return;
+  }
+  const int lo = d->pw < width ? d->pw : width, n = d->w < width - lo ? d->w : width - lo;
+  memset(dst, 0, (size_t)lo * sizeof *dst);
+  memcpy(dst + lo, x + ((int64_t)c * d->h + iy) * d->w, (size_t)n * sizeof *dst);
+  memset(dst + lo + n, 0, (size_t)(width - lo - n) * sizeof *dst);
+}
+
 /* Pairs: the block's input from row iy0 on into xp (kw, cin, nl, 16): line (j, c, r) holds input
  * row iy0 + r, then row iy0 + r + 1, columns j - pw .. j - pw + 7 of each (zero outside the input).
  * Each channel's rows are zero-padded once into prow ((nl + 1) x (8 + kw - 1)), then cut. */
 static void pad_pairs(const pt_conv_desc *d, const float *x, int iy0, int nl, float *xp, float *prow) {
   const int wp = 8 + d->kw - 1;
   for (int c = 0; c < d->cin; c++) {
-    for (int r = 0; r <= nl; r++) {
-      float *dst = prow + (int64_t)r * wp;
-      const int iy = iy0 + r;
-      memset(dst, 0, (size_t)wp * sizeof *dst);
-      if (iy < 0 || iy >= d->h) continue;
-      const int lo = d->pw, n = d->w < wp - lo ? d->w : wp - lo;
-      memcpy(dst + lo, x + ((int64_t)c * d->h + iy) * d->w, (size_t)n * sizeof *dst);
-    }
+    for (int r = 0; r <= nl; r++) pad_row(d, x, c, iy0 + r, wp, prow + (int64_t)r * wp);
     for (int j = 0; j < d->kw; j++) {
       float *dst = xp + ((int64_t)j * d->cin + c) * nl * 16;
       for (int r = 0; r < nl; r++, dst += 16) {
@@ -189,18 +195,7 @@ static void pad_pairs(const pt_conv_desc *d, const float *x, int iy0, int nl, fl
  * is input column -pw. */
 static void pad_rows(const pt_conv_desc *d, const float *x, int iy0, int span, int wpad, float *xp) {
   for (int c = 0; c < d->cin; c++)
-    for (int r = 0; r < span; r++) {
-      float *dst = xp + ((int64_t)c * span + r) * wpad;
-      const int iy = iy0 + r;
-      if (iy < 0 || iy >= d->h) {
-        memset(dst, 0, (size_t)wpad * sizeof *dst);
-        continue;
-      }
-      const int lo = d->pw, n = d->w < wpad - lo ? d->w : wpad - lo;
-      memset(dst, 0, (size_t)lo * sizeof *dst);
-      memcpy(dst + lo, x + ((int64_t)c * d->h + iy) * d->w, (size_t)n * sizeof *dst);
-      memset(dst + lo + n, 0, (size_t)(wpad - lo - n) * sizeof *dst);
-    }
+    for (int r = 0; r < span; r++) pad_row(d, x, c, iy0 + r, wpad, xp + ((int64_t)c * span + r) * wpad);
 }
 #endif
 
