@@ -309,9 +309,24 @@ Test(approx, sampling_unusual_strides_on_every_path) {
   }
 }
 
+/* Whether the direct kernel takes column perforation d with vectors of v floats: every kept phase
+ * (columns ph + stride * t) fills at least 3/4 of the lanes it takes (one vector up to v columns,
+ * else tiles of 2v). */
+static int direct_takes_cols(const pt_conv_desc *d, int v) {
+  int any = 0;
+  for (int ph = 0; ph < d->perf_stride; ph++) {
+    const int m = ph < d->ow ? (d->ow - ph + d->perf_stride - 1) / d->perf_stride : 0;
+    const int lanes = m <= v ? v : (m + 2 * v - 1) / (2 * v) * 2 * v;
+    if (ph == d->perf_offset || m == 0) continue;
+    if (4 * m < 3 * lanes) return 0;
+    any = 1;
+  }
+  return any;
+}
+
 /* The direct kernel over kept filter elements (cpu_direct.c: rows of 16+ output pixels, stride 1,
  * AVX2 + FMA) and im2col + GEMM (PT_CPU_DIRECT=0), both against the simulations: sampling at every
- * rate and offset, row perforation (column perforation stays on im2col), exact convolutions through
+ * rate and offset, row perforation, column perforation (phase by phase), exact convolutions through
  * it (PT_CPU_DIRECT=1), with tails of pixels (21 columns) and of channels (13 = 6 + 6 + 1), 5x5,
  * no padding, maps 8 wide (two rows a micro-tile, odd row counts), fp32 and fp16. */
 Test(approx, direct_kernel_and_im2col_equal_simulation) {
@@ -332,7 +347,12 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
                                /* 8 wide, 6 and 7 rows: AVX-512's four-row tiles end in 2 and 3 */
                                {1, 5, 6, 8, 9, 3, 1, 1, 1, 1}, {1, 3, 7, 8, 6, 3, 1, 1, 1, 0},
                                /* padding wider than the filter: rows of nothing but padding */
-                               {1, 3, 4, 18, 5, 1, 1, 2, 1, 1}};
+                               {1, 3, 4, 18, 5, 1, 1, 2, 1, 1},
+                               /* column perforation's phases: 16 columns (one AVX-512 vector, two
+                                * rows a tile, 7 rows: the last alone), and 48/32/24 (tiles, tails) */
+                               {2, 6, 7, 32, 9, 3, 1, 1, 1, 1}, {1, 5, 6, 96, 7, 3, 1, 1, 1, 1},
+                               /* an odd width: stride 2's last column skipped or kept by the offset */
+                               {1, 4, 5, 31, 6, 3, 1, 1, 1, 1}};
   enum { NWIDE = sizeof wide / sizeof *wide };
   pt_backend *bk = backend_with_mode("0");
   pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS);
@@ -372,6 +392,10 @@ Test(approx, direct_kernel_and_im2col_equal_simulation) {
             check_case(bk, &r, &d, s->bias, what);
             /* AVX-512 leaves row perforation on maps 8 wide to im2col + GEMM */
             ncases += 2, ntaken += 1 + (base.ow >= 16 || !avx512 || m == 1);
+            d.perf_dir = PT_PERF_COLS;
+            snprintf(what, sizeof what, "PT_CPU_DIRECT=%s%s shape %zu fp16 %d cols %d/%d", direct[m], isa[m], si, fp16, every, off);
+            check_case(bk, &r, &d, s->bias, what);
+            ncases++, ntaken += direct_takes_cols(&d, avx512 && m != 1 ? 16 : 8);
           }
         /* exact (through the direct kernel with PT_CPU_DIRECT=1) against the naive loop */
         pt_conv_desc d = base;

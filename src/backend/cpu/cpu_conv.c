@@ -411,15 +411,15 @@ static void epilogue_plane(const conv_job *j, int64_t pl) {
                         j->b && !j->bias_in_blocks ? &j->b[pl % d->cout] : NULL);
 }
 
-/* Whether the block GEMMs run as the direct kernel (cpu_direct.c): for the knobs whose reduction or
- * rows shrink (sampling, row perforation) on shapes it takes; PT_CPU_DIRECT=0 turns it off, =1 uses
+/* Whether the block GEMMs run as the direct kernel (cpu_direct.c): for the knobs whose reduction,
+ * rows or columns shrink (sampling, perforation) on shapes it takes; PT_CPU_DIRECT=0 turns it off, =1 uses
  * it for every convolution it takes (exact ones too: for the benchmark). */
 static int use_direct(const pt_conv_desc *d, const conv_plan *p, conv_job *j) {
   if (j->is_dw || j->direct1x1 || j->nblocks == 0 || p->nk == 0 || !pt__cpu_direct_takes(d, p->all_cols, &j->dp))
     return 0;
   const char *e = getenv("PT_CPU_DIRECT");
   const int mode = !e ? -1 : !strcmp(e, "0") ? 0 : !strcmp(e, "1") ? 1 : -1;
-  return mode >= 0 ? mode : d->samp_every || d->perf_dir == PT_PERF_ROWS;
+  return mode >= 0 ? mode : d->samp_every || d->perf_dir;
 }
 
 /* ---- the entry ---- */
@@ -495,7 +495,13 @@ static pt_status job_prepare(conv_job *j, int T, float **wpk, job_buf **b) {
   if (use_direct(d, j->p, j) && (*wpk = pt__malloc((size_t)pt__cpu_direct_packed_size(d, j->p->nk) * sizeof **wpk))) {
     pt__cpu_direct_pack(&j->dp, d, j->w, j->p->nk, *wpk);
     j->wpk = *wpk;
-    if ((*b = bufs_alloc(j, T))) return PT_OK;
+    if ((*b = bufs_alloc(j, T))) {
+      /* column perforation: it writes the kept columns in place and fills the others row by row,
+       * in fp16 with the epilogue's roundings and its bias too (cpu_direct.c) */
+      j->dp.fill = j->fused_cols = d->perf_dir == PT_PERF_COLS;
+      if (j->dp.fill && j->b) j->bias_in_blocks = 1;
+      return PT_OK;
+    }
     free(*wpk), *wpk = NULL, j->wpk = NULL; /* im2col's buffers may still fit */
   }
   if ((*b = bufs_alloc(j, T))) return PT_OK;

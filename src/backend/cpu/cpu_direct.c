@@ -2,10 +2,15 @@
  * GEMM path: where im2col + OpenBLAS copy the input twice (the im2col matrix, then the GEMM's own
  * packing of it), this reads a zero-padded copy of the block's input rows and accumulates a few
  * output channels x two vectors of output pixels in registers, two loads and a broadcast per
- * channel for each kept element. So sampling's shrunken reduction costs only its multiply-adds. Used for stride-1 convolutions whose
- * output columns are all computed (exact rows or row perforation, with or without sampling), on
- * CPUs with AVX2 and FMA; the caller (cpu_conv.c) keeps im2col + GEMM otherwise. */
+ * channel for each kept element. So sampling's shrunken reduction costs only its multiply-adds. Used
+ * for stride-1 convolutions whose output columns are all computed (exact rows or row perforation,
+ * with or without sampling) and for column perforation, whose kept columns x = ph + stride * t are
+ * computed phase by phase as rows of their own from a copy of the input split into the stride's
+ * phases (so every load stays contiguous), on CPUs with AVX2 and FMA; the caller (cpu_conv.c)
+ * keeps im2col + GEMM otherwise. */
 #include "backend/cpu/cpu_internal.h"
+#include "kernels/knob_math.h"
+#include "predtuner/tensor.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,15 +52,51 @@ static int avx512_available(void) {
 
 static int chunk_channels(const pt__cpu_direct_plan *pl, const pt_conv_desc *d);
 
+/* Kept output columns of phase ph (x = ph + cs * t) of column perforation d. */
+static int phase_width(const pt_conv_desc *d, int ph) {
+  return ph < d->ow ? (d->ow - ph + d->perf_stride - 1) / d->perf_stride : 0;
+}
+
+/* Lanes a phase of m columns takes: one vector (two rows a micro-tile) on narrow maps, else whole
+ * tiles. */
+static int phase_lanes(const pt__cpu_direct_plan *pl, int m) { return pl->two_rows ? pl->v : (m + pl->px - 1) / pl->px * pl->px; }
+
+/* Column perforation's plan (cs, lq, two_rows): 0 when a phase would leave over 1/4 of its lanes
+ * idle (maps 16 wide at stride 2 with AVX-512: 8 of 16), or the offset is not below the stride. */
+static int cols_plan(const pt_conv_desc *d, pt__cpu_direct_plan *pl) {
+  const int s = d->perf_stride, o = d->perf_offset;
+  if (s < 2 || o < 0 || o >= s) return 0;
+  int lanes = 0, widest = 0;
+  for (int ph = 0; ph < s; ph++)
+    if (ph != o && phase_width(d, ph) > widest) widest = phase_width(d, ph);
+  if (!widest) return 0;
+  pl->two_rows = widest <= pl->v; /* every phase is then one vector wide */
+  for (int ph = 0; ph < s; ph++) {
+    const int m = phase_width(d, ph), n = phase_lanes(pl, m);
+    if (ph == o || m == 0) continue;
+    if (4 * m < 3 * n) return 0;
+    lanes = n > lanes ? n : lanes;
+  }
+  /* a phase's loads reach lane (lanes - 1) + (s - 1 + kw - 1) / s of a phase of the copy; whole
+   * vectors of 8 for the split */
+  const int reach = lanes + (s + d->kw - 2) / s, all = (d->w + 2 * d->pw + s - 1) / s;
+  pl->cs = s, pl->lq = ((reach > all ? reach : all) + 1 + 7) / 8 * 8, pl->lanes = lanes;
+  return 1;
+}
+
 int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols, pt__cpu_direct_plan *plan) {
-  if (!pt__cpu_direct_available() || d->groups != 1 || d->sh != 1 || d->sw != 1 || !all_cols ||
-      !(d->ow >= 16 || d->ow == 8))
-    return 0;
+  if (!pt__cpu_direct_available() || d->groups != 1 || d->sh != 1 || d->sw != 1) return 0;
   const int wide = avx512_available();
-  /* row perforation on maps 8 wide: its rows are not pairs; im2col + an AVX-512 GEMM beat AVX2 there */
-  if (wide && d->ow < 16 && d->perf_dir == PT_PERF_ROWS) return 0;
-  plan->v = wide ? 16 : 8, plan->nco = wide ? 8 : 6, plan->px = 2 * plan->v, plan->two_rows = d->ow == plan->v;
-  plan->pairs = wide && d->ow == 8;
+  memset(plan, 0, sizeof *plan);
+  plan->v = wide ? 16 : 8, plan->nco = wide ? 8 : 6, plan->px = 2 * plan->v;
+  if (!all_cols) {
+    if (d->perf_dir != PT_PERF_COLS || !cols_plan(d, plan)) return 0;
+  } else {
+    if (!(d->ow >= 16 || d->ow == 8)) return 0;
+    /* row perforation on maps 8 wide: its rows are not pairs; im2col + an AVX-512 GEMM beat AVX2 there */
+    if (wide && d->ow < 16 && d->perf_dir == PT_PERF_ROWS) return 0;
+    plan->two_rows = d->ow == plan->v, plan->pairs = wide && d->ow == 8;
+  }
   plan->chunk = chunk_channels(plan, d);
   return 1;
 }
@@ -63,6 +104,7 @@ int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols, pt__cpu_direct_pla
 /* A padded input row: every micro-tile's pixels (one vector on maps one vector wide) plus the
  * filter's width. */
 static int wpad_of(const pt__cpu_direct_plan *pl, const pt_conv_desc *d) {
+  if (pl->cs) return pl->cs * pl->lq; /* the row's cs phases one after the other */
   return (pl->two_rows ? pl->v : (d->ow + pl->px - 1) / pl->px * pl->px) + d->kw - 1;
 }
 
@@ -89,7 +131,10 @@ int64_t pt__cpu_direct_scratch(const pt__cpu_direct_plan *pl, const pt_conv_desc
   const int64_t input = pl->pairs ? (int64_t)d->kw * d->cin * pair_lines(span - d->kh + 1, d->kh) * 16
                                   : (int64_t)d->cin * span * wpad_of(pl, d);
   const int64_t prow = pl->pairs ? (int64_t)(pair_lines(span - d->kh + 1, d->kh) + 1) * (8 + d->kw - 1) : 0;
-  return input + (int64_t)d->cin * d->kh * d->kw + d->cin + 1 + NCO_MAX * PX_MAX + prow + 16; /* + 16: alignment */
+  /* column perforation: a micro-tile's outputs for every channel, and a padded row before its split */
+  const int64_t cols = pl->cs ? (int64_t)d->cout * (pl->lanes > PX_MAX ? pl->lanes : PX_MAX) + wpad_of(pl, d) : 0;
+  const int64_t offs = (int64_t)(pl->cs ? pl->cs : 1) * d->cin * d->kh * d->kw; /* column perforation: per phase */
+  return input + offs + d->cin + 1 + NCO_MAX * PX_MAX + prow + cols + 16; /* + 16: alignment */
 }
 
 /* Half this CPU's L1 data cache (32 KB where it does not say). */
@@ -103,7 +148,9 @@ static int l1_half(void) {
  * there while every channel group's weights pass by; chunks of equal size. */
 static int chunk_channels(const pt__cpu_direct_plan *pl, const pt_conv_desc *d) {
   const int rows = (pl->two_rows ? 2 : 1) + d->kh - 1, width = (pl->two_rows ? pl->v : pl->px) + d->kw - 1;
-  const int per_channel = pl->pairs ? d->kw * (d->kh + 2) * 64 : rows * ((width + 15) / 16 + 1) * 64, half = l1_half();
+  /* column perforation: a tile reads each of the cs phases of a row over its lanes and a little more */
+  const int phases = pl->cs ? pl->cs : 1, lw = pl->cs ? (pl->two_rows ? pl->v : pl->px) + (pl->cs + d->kw - 2) / pl->cs : width;
+  const int per_channel = pl->pairs ? d->kw * (d->kh + 2) * 64 : rows * phases * ((lw + 15) / 16 + 1) * 64, half = l1_half();
   const int most = half / per_channel > 0 ? half / per_channel : 1;
   const int n = (d->cin + most - 1) / most;
   return (d->cin + n - 1) / n;
@@ -197,12 +244,210 @@ static void pad_rows(const pt_conv_desc *d, const float *x, int iy0, int span, i
   for (int c = 0; c < d->cin; c++)
     for (int r = 0; r < span; r++) pad_row(d, x, c, iy0 + r, wpad, xp + ((int64_t)c * span + r) * wpad);
 }
+
+/* Padded row p (2 x lq floats, lq a multiple of 8) into its even and odd columns, dst[0..lq) and
+ * dst[lq..2 lq). */
+__attribute__((target("avx2"))) static void split2(const float *p, int lq, float *dst) {
+  for (int u = 0; u < lq; u += 8) {
+    const __m256 a = _mm256_loadu_ps(p + 2 * u), b = _mm256_loadu_ps(p + 2 * u + 8);
+    /* per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6, then the halves' middle pairs swapped */
+    _mm256_storeu_ps(dst + u, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8)));
+    _mm256_storeu_ps(dst + lq + u,
+                     _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8)));
+  }
+}
+
+/* Column perforation: the block's input rows iy0.. (span of them) into xp (cin, span, cs, lq), each
+ * padded row (through prow, cs x lq floats) split into its cs phases: phase q's element u is padded
+ * column q + cs * u (input column q + cs * u - pw). */
+static void pad_phases(const pt_conv_desc *d, const float *x, int iy0, int span, int cs, int lq, float *xp,
+                       float *prow) {
+  for (int c = 0; c < d->cin; c++)
+    for (int r = 0; r < span; r++) {
+      float *dst = xp + ((int64_t)c * span + r) * cs * lq;
+      pad_row(d, x, c, iy0 + r, cs * lq, prow);
+      if (cs == 2) {
+        split2(prow, lq, dst);
+        continue;
+      }
+      for (int q = 0; q < cs; q++)
+        for (int u = 0; u < lq; u++) dst[q * lq + u] = prow[q + cs * u];
+    }
+}
+
+/* Where each chunk of cb input channels starts among the nk kept elements krows (in channel order):
+ * chunk[0..n), chunk[n] = nk; returns n. */
+static int chunk_starts(const int *krows, int nk, int khw, int cb, int *chunk) {
+  int n = 0;
+  for (int t = 0; t < nk; t++)
+    if (t == 0 || krows[t] / khw / cb != krows[t - 1] / khw / cb) chunk[n++] = t;
+  chunk[n] = nk;
+  return n;
+}
+
+/* One micro-tile's outputs for every channel group into ct (cout, ldo): chunk by chunk, every group
+ * on the chunk's input lines while they are in L1 (see PT_DIRECT_MK for src, s2 and off). */
+static void tile_all_channels(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const float *src, int64_t s2,
+                              const int *off, const int *chunk, int nch, const float *wp, int nk, const float *bias,
+                              float *ct, int64_t ldo) {
+  const mk_fn *mk = pl->v == 16 ? MK5 : MK2;
+  for (int q = 0; q < nch; q++) {
+    const int t0 = chunk[q], n = chunk[q + 1] - t0;
+    for (int c0 = 0; c0 < d->cout; c0 += pl->nco) {
+      const int nc = d->cout - c0 < pl->nco ? d->cout - c0 : pl->nco;
+      mk[nc](src, s2, off + t0, n, wp + (int64_t)c0 * nk + (int64_t)t0 * nc, bias ? bias + c0 : NULL, q > 0,
+             ct + (int64_t)c0 * ldo, pl->v, ldo);
+    }
+  }
+}
+
+/* Binary16 rounding of 8 floats (F16C, to nearest even as pt_round_f16). */
+__attribute__((target("avx2,f16c"))) static inline __m256 rd16x8(__m256 v) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+/* emit2's 8 pairs from t on: (o[2t], o[2t + 1]) = (mean(k[t-1], k[t]), k[t]) with off 0,
+ * (k[t], mean(k[t], k[t+1])) with off 1; in fp16 (f16) the kept values rounded and the mean
+ * round16(round16(a + b) * 0.5). */
+__attribute__((target("avx2,f16c"))) static inline void pairs8(const float *k, int t, int off, int f16, float *o) {
+  __m256 p = _mm256_loadu_ps(k + t - 1 + off), q = _mm256_loadu_ps(k + t + off);
+  if (f16) p = rd16x8(p), q = rd16x8(q);
+  __m256 mean = _mm256_add_ps(p, q);
+  mean = f16 ? rd16x8(_mm256_mul_ps(rd16x8(mean), _mm256_set1_ps(0.5f))) : _mm256_mul_ps(mean, _mm256_set1_ps(0.5f));
+  const __m256 a = off == 0 ? mean : p, b = off == 0 ? q : mean;
+  const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+  _mm256_storeu_ps(o + 2 * t, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(o + 2 * t + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* The scalar mean of emit2. */
+static inline float mean2(float a, float b, int f16) {
+  return f16 ? pt_round_f16(pt_round_f16(pt_round_f16(a) + pt_round_f16(b)) * 0.5f) : (a + b) * 0.5f;
+}
+
+/* Stride-2 column perforation: output row o (ow floats) from its kept columns k[0..m) (x = ph + 2t,
+ * ph = 1 - off), each skipped column the mean of its two neighbours, or at an edge its one
+ * neighbour's copy (pt_km_perf_fill_src); (a + b) * 0.5 is (a + b) / 2 exactly. In fp16 (f16: the
+ * CPU has F16C) the kept values are rounded and a mean is round16(round16(a + b) * 0.5), as the
+ * epilogue would (cpu_conv.c). Pairs of 8 at a time, the last 8 overlapping the ones before
+ * (rewriting the same values). */
+__attribute__((target("avx2,f16c"))) static void emit2(const float *k, int m, int off, int ow, int f16, float *o) {
+  int t = off == 0 ? 1 : 0;
+  const int last = off == 0 ? m : m - 1; /* pairs t < last have both their values; off 1's last: below */
+  const float k0 = f16 ? pt_round_f16(k[0]) : k[0], kl = f16 ? pt_round_f16(k[m - 1]) : k[m - 1];
+  if (off == 0) { /* column 0, skipped: column 1's copy */
+    o[0] = k0;
+    if (ow > 1) o[1] = k0;
+  }
+  if (last - t >= 8) {
+    for (; t + 8 <= last; t += 8) pairs8(k, t, off, f16, o);
+    if (t < last) pairs8(k, last - 8, off, f16, o), t = last;
+  }
+  for (; t < last; t++) {
+    const float kt = f16 ? pt_round_f16(k[t]) : k[t];
+    if (off == 0) o[2 * t] = mean2(k[t - 1], k[t], f16), o[2 * t + 1] = kt;
+    else o[2 * t] = kt, o[2 * t + 1] = mean2(k[t], k[t + 1], f16);
+  }
+  if (off == 1) { /* the last kept column, and after it the last column (skipped) its copy */
+    o[2 * (m - 1)] = kl;
+    if (2 * m - 1 < ow) o[2 * m - 1] = kl;
+  } else if (2 * m < ow) {
+    o[2 * m] = kl; /* the last column, skipped */
+  }
+}
+
+/* Output row o (ow floats) of column perforation d: its skipped columns from their neighbours. In
+ * fp16 the row is rounded first and a mean is round16(round16(a + b) * 0.5), whole rows at a time
+ * (F16C where present), as the epilogue would (cpu_conv.c). */
+static void fill_cols(const pt_conv_desc *d, float *o) {
+  if (d->fp16) pt_round_f16_array(o, (size_t)d->ow);
+  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
+    int a, b;
+    pt_km_perf_fill_src(i, d->ow, &a, &b);
+    o[i] = a < 0 ? 0.0f : a == b ? o[a] : d->fp16 ? o[a] + o[b] : (o[a] + o[b]) / 2.0f;
+  }
+  if (!d->fp16) return;
+  pt_round_f16_array(o, (size_t)d->ow);
+  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
+    int a, b;
+    pt_km_perf_fill_src(i, d->ow, &a, &b);
+    if (a >= 0 && a != b) o[i] *= 0.5f;
+  }
+  pt_round_f16_array(o, (size_t)d->ow);
+}
+
+/* Column perforation's block: row by row (two on narrow maps), phase by phase (every residue but
+ * the skipped one), its kept columns x = ph + cs * t computed as rows of their own from the
+ * phase-split copy, each micro-tile through ct and then into its columns of y; with pl->fill the
+ * finished rows' skipped columns filled while they are in cache (else the caller fills them); in
+ * fp16 (pl->fill) the epilogue's work too: the rows rounded, filled, biased (bias: after the fill,
+ * not in the accumulators) and rounded again. */
+static void cols_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const int *krows, int nk,
+                       const float *wp, const float *x, const int *rows, int nr, const float *bias, float *y,
+                       float *scratch) {
+  const int cs = pl->cs, lq = pl->lq, wpad = cs * lq, v = pl->v, px = pl->px, khw = d->kh * d->kw, two = pl->two_rows;
+  const int span = rows[nr - 1] - rows[0] + d->kh;
+  const int64_t P = (int64_t)d->oh * d->ow;
+  float *xp = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  int *off = (int *)(xp + (int64_t)d->cin * span * wpad), *chunk = off + (int64_t)cs * d->cin * khw;
+  float *ct = (float *)(chunk + d->cin + 1) + NCO_MAX * PX_MAX;
+  float *prow = ct + (int64_t)d->cout * (pl->lanes > PX_MAX ? pl->lanes : PX_MAX);
+  pad_phases(d, x, rows[0] - d->ph, span, cs, lq, xp, prow);
+  const int nch = chunk_starts(krows, nk, khw, pl->chunk, chunk);
+  /* per phase: the padded column of output x = ph + cs * t under kernel column kj is ph + kj + cs * t */
+  for (int ph = 0; ph < cs; ph++)
+    for (int t = 0; t < nk; t++) {
+      const int k = krows[t], c = k / khw, ki = k % khw / d->kw, kj = k % d->kw;
+      off[(int64_t)ph * nk + t] = (c * span + ki) * wpad + (ph + kj) % cs * lq + (ph + kj) / cs;
+    }
+  const int64_t L = two ? px : pl->lanes; /* ct (cout, L): a row's kept columns of one phase (two rows: v each) */
+  /* stride 2: the kept phase and the fill in one pass (in fp16 with F16C) */
+  const int emit = pl->fill && cs == 2 && (!d->fp16 || __builtin_cpu_supports("f16c"));
+  for (int r = 0; r < nr; r += two ? 2 : 1) {
+    /* one vector a row on narrow maps (the next computed row's in the second), else two */
+    const int pair = two && r + 1 < nr;
+    for (int ph = 0; ph < cs; ph++) {
+      const int m = phase_width(d, ph);
+      if (ph == d->perf_offset || m == 0) continue;
+      for (int t0 = 0; t0 < m; t0 += px) {
+        const int64_t s2 = two ? (int64_t)(pair ? rows[r + 1] - rows[r] : 0) * wpad : v;
+        tile_all_channels(pl, d, xp + (int64_t)(rows[r] - rows[0]) * wpad + t0, s2, off + (int64_t)ph * nk, chunk, nch,
+                          wp, nk, d->fp16 ? NULL : bias, ct + t0, L);
+      }
+      for (int c = 0; c < d->cout; c++)
+        for (int k = 0; k <= pair; k++) {
+          float *o = y + c * P + (int64_t)rows[r + k] * d->ow;
+          const float *src = ct + c * L + k * v;
+          if (emit) {
+            emit2(src, m, d->perf_offset, d->ow, d->fp16, o);
+          } else {
+            for (int t = 0; t < m; t++) o[ph + (int64_t)cs * t] = src[t];
+          }
+        }
+    }
+    if (pl->fill && !emit)
+      for (int c = 0; c < d->cout; c++)
+        for (int k = 0; k <= pair; k++) fill_cols(d, y + c * P + (int64_t)rows[r + k] * d->ow);
+    if (d->fp16 && bias) /* fp16: the bias after the fill, then the final rounding */
+      for (int c = 0; c < d->cout; c++)
+        for (int k = 0; k <= pair; k++) {
+          float *o = y + c * P + (int64_t)rows[r + k] * d->ow;
+          for (int i = 0; i < d->ow; i++) o[i] += bias[c];
+          pt_round_f16_array(o, (size_t)d->ow);
+        }
+  }
+}
+
 #endif
 
 void pt__cpu_direct_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const int *krows, int nk,
                           const float *wp, const float *x, const int *rows, int nr, const float *bias, float *y,
                           float *scratch) {
 #ifdef PT_DIRECT_X86
+  if (pl->cs) {
+    cols_block(pl, d, krows, nk, wp, x, rows, nr, bias, y, scratch);
+    return;
+  }
   const int wpad = wpad_of(pl, d), px = pl->px, v = pl->v, nco = pl->nco, two = pl->two_rows;
   const int span = rows[nr - 1] - rows[0] + d->kh, khw = d->kh * d->kw;
   const int64_t P = (int64_t)d->oh * d->ow;
@@ -215,14 +460,11 @@ void pt__cpu_direct_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, 
   if (pl->pairs) pad_pairs(d, x, rows[0] - d->ph, nl, xp, prow);
   else pad_rows(d, x, rows[0] - d->ph, span, wpad, xp);
   /* offsets of the kept elements (in channel order) and where each chunk of channels starts */
-  const int cb = pl->chunk;
-  int nch = 0;
   for (int t = 0; t < nk; t++) {
     const int k = krows[t], c = k / khw, ki = k % khw / d->kw, kj = k % d->kw;
     off[t] = pl->pairs ? (int)((((int64_t)kj * d->cin + c) * nl + ki) * 16) : (c * span + ki) * wpad + kj;
-    if (t == 0 || c / cb != krows[t - 1] / khw / cb) chunk[nch++] = t;
   }
-  chunk[nch] = nk;
+  const int nch = chunk_starts(krows, nk, khw, pl->chunk, chunk);
   /* micro-tiles: pairs take four rows (two lines of the paired copy, 32 floats of the output) */
   for (int r = 0; r < nr; r += pl->pairs ? 4 : two ? 2 : 1) {
     const float *src;

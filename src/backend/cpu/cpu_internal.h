@@ -62,12 +62,18 @@ float *pt__cpu_rounded_copy(const float *src, int64_t n);
 typedef struct pt__cpu_direct_plan {
   int v, nco, px, two_rows, chunk;
   int pairs; /* AVX-512 on maps 8 wide: a vector is two rows (cpu_direct.c) */
+  /* column perforation: its stride cs (the kept columns are cs - 1 phases x = ph + cs * t, each
+   * computed as a row of its own from a copy of the input split into cs phases of lq floats);
+   * 0 otherwise */
+  int cs, lq, lanes; /* lanes: the most a phase's row takes */
+  int fill; /* column perforation: fill the skipped columns of each finished row (the caller sets it) */
 } pt__cpu_direct_plan;
 /* Whether this CPU has it (AVX2 + FMA). */
 int pt__cpu_direct_available(void);
-/* Whether it takes d (groups 1, stride 1, every output column, rows of 16+ pixels or maps 8 wide;
- * with AVX-512 not row perforation on maps 8 wide), and then its plan: AVX-512 where the CPU has
- * it, unless PT_CPU_DIRECT_ISA=avx2. */
+/* Whether it takes d (groups 1, stride 1; every output column, rows of 16+ pixels or maps 8 wide,
+ * with AVX-512 not row perforation on maps 8 wide; or column perforation whose phases fill at
+ * least 3/4 of the vector lanes they take), and then its plan: AVX-512 where the CPU has it,
+ * unless PT_CPU_DIRECT_ISA=avx2. */
 int pt__cpu_direct_takes(const pt_conv_desc *d, int all_cols, pt__cpu_direct_plan *plan);
 /* Packed weights: floats for nk kept elements, and w (cout, nk) packed into wp. */
 int64_t pt__cpu_direct_packed_size(const pt_conv_desc *d, int nk);
