@@ -176,7 +176,8 @@ static void job_blocks(conv_job *j) {
   const int approx = d->perf_dir || d->samp_every, G = d->groups;
   j->direct1x1 = !approx && d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 && G == 1;
   j->is_dw = G == d->cin && G == d->cout && !j->direct1x1;
-  j->fused_cols = d->perf_dir == PT_PERF_COLS && !j->is_dw && j->nblocks > 0;
+  /* (a perforation whose offset lies past the map skips no column: the epilogue rounds it in fp16) */
+  j->fused_cols = d->perf_dir == PT_PERF_COLS && !j->is_dw && j->nblocks > 0 && !p->all_cols;
   /* the perforation fill then averages biased neighbours, equal to fill-then-bias up to rounding; a
    * zero fill (an axis of length 1) leaves no block, so it still gets its bias in the epilogue */
   j->bias_in_blocks = j->b && !d->fp16 && !j->is_dw && !j->direct1x1 && j->nblocks > 0;
@@ -497,8 +498,9 @@ static pt_status job_prepare(conv_job *j, int T, float **wpk, job_buf **b) {
     j->wpk = *wpk;
     if ((*b = bufs_alloc(j, T))) {
       /* column perforation: it writes the kept columns in place and fills the others row by row,
-       * in fp16 with the epilogue's roundings and its bias too (cpu_direct.c) */
-      j->dp.fill = j->fused_cols = d->perf_dir == PT_PERF_COLS;
+       * in fp16 with the epilogue's roundings and its bias too (cpu_direct.c); one that skips no
+       * column (all_cols: no phases) leaves the epilogue its roundings */
+      j->dp.fill = j->fused_cols = d->perf_dir == PT_PERF_COLS && j->dp.cs;
       if (j->dp.fill && j->b) j->bias_in_blocks = 1;
       return PT_OK;
     }

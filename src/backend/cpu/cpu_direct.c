@@ -376,6 +376,16 @@ static void fill_cols(const pt_conv_desc *d, float *o) {
   pt_round_f16_array(o, (size_t)d->ow);
 }
 
+/* F16C (fp16 roundings in vectors); clang 14 lacks __builtin_cpu_supports("f16c"), and its builds
+ * (the fuzzing ones) take the scalar path. */
+static int f16c_available(void) {
+#ifndef __clang__
+  return __builtin_cpu_supports("f16c");
+#else
+  return 0;
+#endif
+}
+
 /* Column perforation's block: row by row (two on narrow maps), phase by phase (every residue but
  * the skipped one), its kept columns x = ph + cs * t computed as rows of their own from the
  * phase-split copy, each micro-tile through ct and then into its columns of y; with pl->fill the
@@ -402,7 +412,7 @@ static void cols_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, con
     }
   const int64_t L = two ? px : pl->lanes; /* ct (cout, L): a row's kept columns of one phase (two rows: v each) */
   /* stride 2: the kept phase and the fill in one pass (in fp16 with F16C) */
-  const int emit = pl->fill && cs == 2 && (!d->fp16 || __builtin_cpu_supports("f16c"));
+  const int emit = pl->fill && cs == 2 && (!d->fp16 || f16c_available());
   for (int r = 0; r < nr; r += two ? 2 : 1) {
     /* one vector a row on narrow maps (the next computed row's in the second), else two */
     const int pair = two && r + 1 < nr;
