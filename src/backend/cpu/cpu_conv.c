@@ -357,36 +357,49 @@ static void direct1x1_block(const conv_job *j, int64_t blk, int64_t per_img) {
 
 /* ---- per output plane ---- */
 
-static inline float rd16(float v) { return pt_round_f16(v); }
+/* Row o (ow floats) of column perforation d's output: its skipped columns from their neighbours. In
+ * fp16 the row is rounded first and a mean is round16(round16(a + b) * 0.5), whole rows at a time
+ * (F16C where present); the skipped entries are rounded too, harmlessly (they are overwritten). */
+void pt__cpu_fill_cols_row(const pt_conv_desc *d, float *o) {
+  if (d->fp16) pt_round_f16_array(o, (size_t)d->ow);
+  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
+    int a, b;
+    pt_km_perf_fill_src(i, d->ow, &a, &b);
+    o[i] = a < 0 ? 0.0f : a == b ? o[a] : d->fp16 ? o[a] + o[b] : (o[a] + o[b]) / 2.0f;
+  }
+  if (!d->fp16) return;
+  pt_round_f16_array(o, (size_t)d->ow);
+  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
+    int a, b;
+    pt_km_perf_fill_src(i, d->ow, &a, &b);
+    if (a >= 0 && a != b) o[i] *= 0.5f;
+  }
+  pt_round_f16_array(o, (size_t)d->ow);
+}
 
 /* Fills the skipped rows or columns of one (oh, ow) plane from their neighbours. In fp16 the mean
- * is round16(round16(a + b) * 0.5); rows round whole rows at a time (F16C when present). */
+ * is round16(round16(a + b) * 0.5), whole rows at a time (F16C when present). */
 static void perf_fill(const pt_conv_desc *d, float *plane) {
-  const int size = d->perf_dir == PT_PERF_ROWS ? d->oh : d->ow;
-  for (int i = d->perf_offset; i < size; i += d->perf_stride) {
+  if (d->perf_dir == PT_PERF_COLS) {
+    for (int yy = 0; yy < d->oh; yy++) pt__cpu_fill_cols_row(d, plane + (int64_t)yy * d->ow);
+    return;
+  }
+  for (int i = d->perf_offset; i < d->oh; i += d->perf_stride) {
     int a, b;
-    pt_km_perf_fill_src(i, size, &a, &b);
-    if (d->perf_dir == PT_PERF_ROWS) {
-      float *dst = plane + (int64_t)i * d->ow;
-      const float *pa = a >= 0 ? plane + (int64_t)a * d->ow : NULL, *pb = b >= 0 ? plane + (int64_t)b * d->ow : NULL;
-      if (!pa) {
-        memset(dst, 0, (size_t)d->ow * sizeof *dst);
-      } else if (a == b) {
-        memcpy(dst, pa, (size_t)d->ow * sizeof *dst);
-      } else if (d->fp16) {
-        for (int x = 0; x < d->ow; x++) dst[x] = pa[x] + pb[x];
-        pt_round_f16_array(dst, (size_t)d->ow);
-        for (int x = 0; x < d->ow; x++) dst[x] *= 0.5f;
-        pt_round_f16_array(dst, (size_t)d->ow);
-      } else {
-        for (int x = 0; x < d->ow; x++) dst[x] = (pa[x] + pb[x]) / 2.0f;
-      }
+    pt_km_perf_fill_src(i, d->oh, &a, &b);
+    float *dst = plane + (int64_t)i * d->ow;
+    const float *pa = a >= 0 ? plane + (int64_t)a * d->ow : NULL, *pb = b >= 0 ? plane + (int64_t)b * d->ow : NULL;
+    if (!pa) {
+      memset(dst, 0, (size_t)d->ow * sizeof *dst);
+    } else if (a == b) {
+      memcpy(dst, pa, (size_t)d->ow * sizeof *dst);
+    } else if (d->fp16) {
+      for (int x = 0; x < d->ow; x++) dst[x] = pa[x] + pb[x];
+      pt_round_f16_array(dst, (size_t)d->ow);
+      for (int x = 0; x < d->ow; x++) dst[x] *= 0.5f;
+      pt_round_f16_array(dst, (size_t)d->ow);
     } else {
-      for (int yy = 0; yy < d->oh; yy++) {
-        float *row = plane + (int64_t)yy * d->ow;
-        float v = a < 0 ? 0.0f : a == b ? row[a] : d->fp16 ? rd16(rd16(row[a] + row[b]) * 0.5f) : (row[a] + row[b]) / 2.0f;
-        row[i] = v;
-      }
+      for (int x = 0; x < d->ow; x++) dst[x] = (pa[x] + pb[x]) / 2.0f;
     }
   }
 }

@@ -356,26 +356,6 @@ __attribute__((target("avx2,f16c"))) static void emit2(const float *k, int m, in
   }
 }
 
-/* Output row o (ow floats) of column perforation d: its skipped columns from their neighbours. In
- * fp16 the row is rounded first and a mean is round16(round16(a + b) * 0.5), whole rows at a time
- * (F16C where present), as the epilogue would (cpu_conv.c). */
-static void fill_cols(const pt_conv_desc *d, float *o) {
-  if (d->fp16) pt_round_f16_array(o, (size_t)d->ow);
-  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
-    int a, b;
-    pt_km_perf_fill_src(i, d->ow, &a, &b);
-    o[i] = a < 0 ? 0.0f : a == b ? o[a] : d->fp16 ? o[a] + o[b] : (o[a] + o[b]) / 2.0f;
-  }
-  if (!d->fp16) return;
-  pt_round_f16_array(o, (size_t)d->ow);
-  for (int i = d->perf_offset; i < d->ow; i += d->perf_stride) {
-    int a, b;
-    pt_km_perf_fill_src(i, d->ow, &a, &b);
-    if (a >= 0 && a != b) o[i] *= 0.5f;
-  }
-  pt_round_f16_array(o, (size_t)d->ow);
-}
-
 /* F16C (fp16 roundings in vectors); clang 14 lacks __builtin_cpu_supports("f16c"), and its builds
  * (the fuzzing ones) take the scalar path. */
 static int f16c_available(void) {
@@ -437,7 +417,7 @@ static void cols_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, con
     }
     if (pl->fill && !emit)
       for (int c = 0; c < d->cout; c++)
-        for (int k = 0; k <= pair; k++) fill_cols(d, y + c * P + (int64_t)rows[r + k] * d->ow);
+        for (int k = 0; k <= pair; k++) pt__cpu_fill_cols_row(d, y + c * P + (int64_t)rows[r + k] * d->ow);
     if (d->fp16 && bias) /* fp16: the bias after the fill, then the final rounding */
       for (int c = 0; c < d->cout; c++)
         for (int k = 0; k <= pair; k++) {

@@ -52,6 +52,10 @@ pt_status pt__cpu_minmax(void *ctx, int64_t count, const float *x, float range[2
  * (cpu_conv.c). */
 void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const float *bias);
 
+/* Row o (ow floats) of column perforation d's output: its skipped columns filled from their
+ * neighbours, in fp16 rounded as the epilogue does (cpu_conv.c; for it and for cpu_direct.c). */
+void pt__cpu_fill_cols_row(const pt_conv_desc *d, float *o);
+
 /* A copy of src rounded to binary16 (for the fp16 path); NULL on allocation failure. */
 float *pt__cpu_rounded_copy(const float *src, int64_t n);
 
