@@ -2,8 +2,10 @@
  * (batch 500), timed against the exact convolution at the same precision (fp32 knobs against the
  * fp32 convolution, fp16 knobs against FP16Approx), beside each knob's exp_speedup, and which
  * kernels ran it (the backend's own or oneDNN: PT_CPU_DNNL picks). Correctness is the tests'
- * (test_approx checks every path against its simulation); timing is the median of --reps runs after
- * one warm-up. Offsets do not change the work, so offset 0 stands for each (class, direction,
+ * (test_approx checks every path against its simulation). Timing: after one warm-up of each variant,
+ * --reps rounds, each round running every variant once, so that a slow stretch of a noisy machine
+ * falls on all of them alike; a variant's time is its minimum (noise only adds time), its median
+ * printed beside. Offsets do not change the work, so offset 0 stands for each (class, direction,
  * stride, precision). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +87,7 @@ static int wanted(const char *list, int k) {
 }
 
 int main(int argc, char **argv) {
-  int threads = 2, reps = 3, batch = 500;
+  int threads = 2, reps = 5, batch = 500;
   const char *knobs = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -94,13 +96,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--knobs")) knobs = argv[i + 1];
     else {
       fprintf(stderr, "usage: bench_knobs [--threads N] [--reps N] [--batch N] [--knobs ID,ID,...]\n"
+                      "  --reps:  rounds, each timing every variant once (default 5, at most 64); a\n"
+                      "           variant's time is its minimum over the rounds\n"
                       "  --knobs: only these knobs (ids as in the table; promise for PromiseSim) beside the\n"
                       "           exact fp32 and FP16Approx baselines\n");
       return 2;
     }
   }
-  if (threads < 1 || reps < 1 || batch < 1) {
-    fprintf(stderr, "bench_knobs: --threads, --reps and --batch must be positive\n");
+  if (threads < 1 || reps < 1 || reps > 64 || batch < 1) {
+    fprintf(stderr, "bench_knobs: --threads and --batch must be positive, --reps 1..64\n");
     return 2;
   }
   pt_graph *g;
@@ -109,10 +113,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_knobs: %s\n", pt_last_error());
     return 1;
   }
-  printf("CPU knob benchmark: vgg16_cifar10 convolutions, batch %d, %d threads, median of %d\n", batch, threads, reps);
+  printf("CPU knob benchmark: vgg16_cifar10 convolutions, batch %d, %d threads, min of %d interleaved rounds\n", batch,
+         threads, reps);
   printf("  backend: %s\n", pt_backend_describe(be));
   pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(be, PT_BACKEND_PROC_CONV_PATHS);
-  double sum_t[NV] = {0}, big_t[NV] = {0}, min_big[NV], max_big[NV];
+  double sum_t[NV] = {0}, big_t[NV] = {0}, big_med[NV] = {0}, min_big[NV], max_big[NV], t[NV * 64];
   for (int k = 0; k < NV; k++) min_big[k] = 1e30, max_big[k] = 0;
   pt_rng r;
   pt_rng_seed(&r, 1);
@@ -130,56 +135,60 @@ int main(int argc, char **argv) {
     for (int64_t j = 0; j < nw; j++) w[j] = pt_rng_range(&r, -0.1f, 0.1f);
     for (int j = 0; j < c->cout; j++) b[j] = pt_rng_range(&r, -0.1f, 0.1f);
     double gflop = 2.0 * (double)nw * d.oh * d.ow * batch / 1e9;
-    double t_base[2] = {0, 0};
     printf("%-8s %4d->%-4d %2dx%-2d out %2dx%-2d (%.1f GFLOP)\n", nd->name, c->cin, c->cout, ih, iw, d.oh, d.ow, gflop);
-    for (int k = 0; k < NV; k++) {
+    const char *path[NV];
+    for (int k = 0; k < NV; k++) { /* warm-up, and which kernels run each variant */
       if (!wanted(knobs, k)) continue;
-      double t[16];
-      int n = reps < 16 ? reps : 16;
       int64_t before[PT_CONV_PATHS] = {0}, after[PT_CONV_PATHS] = {0};
       if (paths) paths(be->ctx, before);
-      if (run_variant(be, &V[k], d, x, w, b, y, xq) != PT_OK) { /* warm-up */
+      if (run_variant(be, &V[k], d, x, w, b, y, xq) != PT_OK) {
         fprintf(stderr, "bench_knobs: %s: %s\n", V[k].knob, pt_last_error());
         return 1;
       }
       if (paths) paths(be->ctx, after);
-      const char *path = !paths                                                           ? "?"
-                         : after[PT_CONV_PATH_OWN_DIRECT] > before[PT_CONV_PATH_OWN_DIRECT] ? "own direct"
-                         : after[PT_CONV_PATH_OWN] > before[PT_CONV_PATH_OWN]               ? "own"
-                                                                                            : "oneDNN";
-      for (int q = 0; q < n; q++) {
+      path[k] = !paths                                                           ? "?"
+                : after[PT_CONV_PATH_OWN_DIRECT] > before[PT_CONV_PATH_OWN_DIRECT] ? "own direct"
+                : after[PT_CONV_PATH_OWN] > before[PT_CONV_PATH_OWN]               ? "own"
+                                                                                   : "oneDNN";
+    }
+    for (int q = 0; q < reps; q++) /* round q times every variant once: drift hits them all alike */
+      for (int k = 0; k < NV; k++) {
+        if (!wanted(knobs, k)) continue;
         double t0 = pt_now();
         run_variant(be, &V[k], d, x, w, b, y, xq);
-        t[q] = pt_now() - t0;
+        t[k * reps + q] = pt_now() - t0;
       }
-      qsort(t, (size_t)n, sizeof *t, cmp_d);
-      double med = t[n / 2];
-      if (k < 2) t_base[k] = med;
-      double base = t_base[V[k].fp16 && k >= 2 ? 1 : 0];
-      double sp = base / med;
-      sum_t[k] += med;
+    double lo[NV], med[NV];
+    for (int k = 0; k < NV; k++) {
+      if (!wanted(knobs, k)) continue;
+      qsort(t + k * reps, (size_t)reps, sizeof *t, cmp_d);
+      lo[k] = t[k * reps], med[k] = t[k * reps + reps / 2];
+      const int base = V[k].fp16 && k >= 2 ? 1 : 0;
+      const double sp = lo[base] / lo[k];
+      sum_t[k] += lo[k];
       if (d.oh >= 8) {
-        big_t[k] += med;
+        big_t[k] += lo[k], big_med[k] += med[k];
         if (sp < min_big[k]) min_big[k] = sp;
         if (sp > max_big[k]) max_big[k] = sp;
       }
-      printf("  %-8s %-28s %-6s %8.4f s %7.1f GFLOP/s  speedup %5.2fx vs %s%s\n", V[k].knob, V[k].what, path, med,
-             gflop / med, sp, V[k].fp16 && k >= 2 ? "fp16" : "fp32",
-             V[k].exp > 0 ? "" : " (PromiseSim has no exp_speedup)");
+      printf("  %-8s %-28s %-10s %8.4f s (median %7.4f) %6.1f GFLOP/s  speedup %5.2fx (median %5.2fx) vs %s%s\n",
+             V[k].knob, V[k].what, path[k], lo[k], med[k], gflop / lo[k], sp, med[base] / med[k],
+             base ? "fp16" : "fp32", V[k].exp > 0 ? "" : " (PromiseSim has no exp_speedup)");
     }
     free(x), free(xq), free(w), free(b), free(y);
     layer++;
   }
   printf("\nsummary over the %d layers (all) and over those with outputs of 8x8 or more (big)\n", layer);
-  printf("| knob | variant | exp_speedup | speedup, all layers | speedup, big layers (total) | big layers min..max |\n");
-  printf("|---|---|---|---|---|---|\n");
+  printf("| knob | variant | exp_speedup | speedup, all layers | speedup, big layers (total) | big layers min..max | "
+         "big layers (total of medians) |\n");
+  printf("|---|---|---|---|---|---|---|\n");
   for (int k = 0; k < NV; k++) {
     if (!wanted(knobs, k)) continue;
     int base = V[k].fp16 && k >= 2 ? 1 : 0;
     char ex[16];
     snprintf(ex, sizeof ex, "%.2f", V[k].exp);
-    printf("| %s | %s | %s | %.2fx | %.2fx | %.2f..%.2fx |\n", V[k].knob, V[k].what, V[k].exp > 0 ? ex : "-",
-           sum_t[base] / sum_t[k], big_t[base] / big_t[k], min_big[k], max_big[k]);
+    printf("| %s | %s | %s | %.2fx | %.2fx | %.2f..%.2fx | %.2fx |\n", V[k].knob, V[k].what, V[k].exp > 0 ? ex : "-",
+           sum_t[base] / sum_t[k], big_t[base] / big_t[k], min_big[k], max_big[k], big_med[base] / big_med[k]);
   }
   pt_backend_free(be);
   pt_graph_free(g);

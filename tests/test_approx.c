@@ -285,6 +285,47 @@ static void compare_real_and_simulated(int sampling) {
   }
 }
 
+/* Sampling on oneDNN runs its pieces chunk by chunk of images (at least 8 a chunk, fewer when the
+ * L2 caches hold more): 19 images of 32 channels at 32x32 (~400 KB an image) are several chunks and
+ * a shorter last one wherever the two threads' L2 halves hold under 19 images (L2 under ~7 MB). Each
+ * chunk must land on its own images: the simulation checks every one. The default sends sampling
+ * every 2 there only with AVX-512 (nChw16c), perforation at stride 3 always; the path counts say
+ * where each ran. */
+Test(approx, sampling_on_onednn_in_chunks_of_images) {
+  if (!PT_TEST_HAVE_DNNL) {
+    cr_skip_test("built without oneDNN");
+    return;
+  }
+  const shape big = {19, 32, 32, 32, 32, 3, 1, 1, 1, 1};
+  const char *modes[] = {"all", "default"};
+  pt_rng r;
+  pt_rng_seed(&r, 80);
+  for (int m = 0; m < 2; m++) {
+    pt_backend *bk = backend_with_mode(modes[m]);
+    for (int k = 0; k < 4; k++) { /* every 2 at both offsets (offset 1: the other parity first), fp32 and fp16 */
+      pt_conv_desc d = desc_of(&big, k & 1);
+      d.samp_every = 2, d.samp_offset = k >> 1, d.samp_scale = pt_km_samp_scale(2, 1.0);
+      char what[96];
+      snprintf(what, sizeof what, "PT_CPU_DNNL=%s fp16 %d offset %d", modes[m], k & 1, k >> 1);
+      check_case(bk, &r, &d, 1, what);
+    }
+    const shape small = {2, 32, 8, 8, 16, 3, 1, 1, 1, 1};
+    for (int dir = 1; dir <= 2; dir++) { /* stride-3 rows and columns */
+      pt_conv_desc d = desc_of(&small, 0);
+      d.perf_dir = dir, d.perf_stride = 3, d.perf_offset = 1;
+      check_case(bk, &r, &d, 1, dir == 1 ? "rows stride 3" : "columns stride 3");
+    }
+    int64_t n[PT_CONV_PATHS] = {0};
+    ((pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS))(bk->ctx, n);
+    const int on = m == 0 || __builtin_cpu_supports("avx512f");
+    cr_assert_eq(n[PT_CONV_PATH_DNNL_SAMP], on ? 4 : 0, "PT_CPU_DNNL=%s: %lld of 4 sampled on oneDNN", modes[m],
+                 (long long)n[PT_CONV_PATH_DNNL_SAMP]);
+    cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], 2, "PT_CPU_DNNL=%s: %lld of 2 perforated on oneDNN", modes[m],
+                 (long long)n[PT_CONV_PATH_DNNL_PERF]);
+    pt_backend_free(bk);
+  }
+}
+
 /* Sampling strides beyond the knob set's (the executor takes any): lattices that would need far
  * padding of a whole stride fall back instead of failing, and the rest still match. */
 Test(approx, sampling_unusual_strides_on_every_path) {

@@ -292,21 +292,41 @@ pt_status pt__dn_conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, co
   return s;
 }
 
-pt_status pt__dn_conv_run_blocked(pt__cpu_dnnl *dn, const dn_conv *c, const void *xb, const float *w,
-                                  const float *b, void *yb) {
-  PT__TRY(pt__dn_grow(&dn->scratch, dnnl_memory_desc_get_size(&c->w_conv) + 64, "reordered weights"));
-  dnnl_memory_t m[5] = {0}; /* src, weights as given, weights reordered, dst, bias */
-  pt_status s = mem(dn, &c->src_conv, (void *)xb, &m[0]);
-  if (s == PT_OK) s = mem(dn, &c->w_user, (void *)w, &m[1]);
-  if (s == PT_OK) s = mem(dn, &c->w_conv, c->r_w ? dn->scratch.p : (void *)w, &m[2]);
-  if (s == PT_OK) s = mem(dn, &c->dst_conv, yb, &m[3]);
-  if (s == PT_OK && b) s = mem(dn, &c->b_md, (void *)b, &m[4]);
-  if (s == PT_OK && c->r_w) s = exec2(dn, c->r_w, m[1], m[2]);
-  if (s == PT_OK) s = conv_exec(dn, c, m[0], m[2], m[3], m[4]);
+pt_status pt__dn_weights(pt__cpu_dnnl *dn, const dn_conv *c, const float *w, void *wc) {
+  if (!c->r_w) {
+    memcpy(wc, w, dnnl_memory_desc_get_size(&c->w_conv));
+    return PT_OK;
+  }
+  dnnl_memory_t a = NULL, b = NULL;
+  pt_status s = mem(dn, &c->w_user, (void *)w, &a);
+  if (s == PT_OK) s = mem(dn, &c->w_conv, wc, &b);
+  if (s == PT_OK) s = exec2(dn, c->r_w, a, b);
   if (s == PT_OK) s = wait(dn);
-  for (int i = 0; i < 5; i++)
+  if (a) dnnl_memory_destroy(a);
+  if (b) dnnl_memory_destroy(b);
+  return s;
+}
+
+pt_status pt__dn_conv_run_prepared(pt__cpu_dnnl *dn, const dn_conv *c, const void *xb, const void *wc,
+                                   const float *b, void *yb) {
+  dnnl_memory_t m[4] = {0}; /* src, weights, dst, bias */
+  pt_status s = mem(dn, &c->src_conv, (void *)xb, &m[0]);
+  if (s == PT_OK) s = mem(dn, &c->w_conv, (void *)wc, &m[1]);
+  if (s == PT_OK) s = mem(dn, &c->dst_conv, yb, &m[2]);
+  if (s == PT_OK && b) s = mem(dn, &c->b_md, (void *)b, &m[3]);
+  if (s == PT_OK) s = conv_exec(dn, c, m[0], m[1], m[2], m[3]);
+  if (s == PT_OK) s = wait(dn);
+  for (int i = 0; i < 4; i++)
     if (m[i]) dnnl_memory_destroy(m[i]);
   return s;
+}
+
+pt_status pt__dn_conv_run_blocked(pt__cpu_dnnl *dn, const dn_conv *c, const void *xb, const float *w,
+                                  const float *b, void *yb) {
+  if (!c->r_w) return pt__dn_conv_run_prepared(dn, c, xb, w, b, yb);
+  PT__TRY(pt__dn_grow(&dn->scratch, dnnl_memory_desc_get_size(&c->w_conv) + 64, "reordered weights"));
+  PT__TRY(pt__dn_weights(dn, c, w, dn->scratch.p));
+  return pt__dn_conv_run_prepared(dn, c, xb, dn->scratch.p, b, yb);
 }
 
 /* The reorder from -> to, made on first use and kept. */
@@ -347,14 +367,18 @@ pt_status pt__dn_reorder(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const
 }
 
 /* Which convolutions go to oneDNN under each PT_CPU_DNNL mode. The default's choice per knob class
- * is the knob benchmark's (bench/RESULTS.md, "knob speedups against the oneDNN convolution"):
- * exact convolutions and FP16Approx, and perforation at stride 2; sampling and the wider
- * perforation strides are faster on the backend's own kernels. */
+ * is the knob benchmark's (bench/RESULTS.md, "knob speedups against the oneDNN convolution" and
+ * "sampling and perforation stride 3 on oneDNN"): exact convolutions and FP16Approx, perforation
+ * at strides 2 and 3, and where oneDNN runs AVX-512 (pt__cpu_dnnl_conv2d) sampling every 2 (every
+ * 3 on maps up to 8 wide); stride 4 (which oneDNN's descriptor refuses for 3x3 filters) and the
+ * other sampling are faster on the backend's own kernels. */
 int pt__cpu_dnnl_takes(const pt_conv_desc *d, int mode) {
   if (d->perf_dir && d->samp_every) return 0;
   switch (mode) {
   case PT_CPU_DNNL_ALL: return 1;
-  case PT_CPU_DNNL_DEFAULT: return !d->samp_every && (!d->perf_dir || d->perf_stride == 2);
+  case PT_CPU_DNNL_DEFAULT:
+    if (d->samp_every) return d->samp_every == 2 || (d->samp_every == 3 && d->ow <= 8);
+    return !d->perf_dir || d->perf_stride == 2 || d->perf_stride == 3;
   case PT_CPU_DNNL_EXACT: return !d->fp16 && !d->perf_dir && !d->samp_every;
   default: return 0;
   }
@@ -410,6 +434,10 @@ pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const floa
                               float *y) {
   if (!ctx->dnnl) PT__TRY(dn_create(&ctx->dnnl));
   pt__cpu_dnnl *dn = ctx->dnnl;
+  /* sampling by default only where oneDNN runs AVX-512 (its nChw16c layout): with AVX2 the own
+   * direct kernel measured faster (bench/RESULTS.md, "sampling and perforation stride 3 on oneDNN") */
+  if (d->samp_every && ctx->use_dnnl == PT_CPU_DNNL_DEFAULT && dn->blk != 16)
+    return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): sampling runs on oneDNN by default only with AVX-512");
   const int T = ctx->threads > 0 ? ctx->threads : 1, old = omp_get_max_threads();
   omp_set_num_threads(T); /* oneDNN's OpenMP runtime takes the calling thread's count */
   pt_status s = PT_OK;

@@ -75,6 +75,12 @@ pt_status pt__dn_conv_run(pt__cpu_dnnl *dn, const dn_conv *c, const float *x, co
 /* A blocked c: src xb and dst yb already in the blocked layout; w (oihw or goihw) is reordered. */
 pt_status pt__dn_conv_run_blocked(pt__cpu_dnnl *dn, const dn_conv *c, const void *xb, const float *w,
                                   const float *b, void *yb);
+/* w (oihw or goihw) into wc in c's weights layout (dnnl_memory_desc_get_size(&c->w_conv) bytes),
+ * for calls of pt__dn_conv_run_prepared that share one reorder. */
+pt_status pt__dn_weights(pt__cpu_dnnl *dn, const dn_conv *c, const float *w, void *wc);
+/* A blocked c on weights wc already in its layout (pt__dn_weights). */
+pt_status pt__dn_conv_run_prepared(pt__cpu_dnnl *dn, const dn_conv *c, const void *xb, const void *wc,
+                                   const float *b, void *yb);
 /* The exact convolution d as one oneDNN convolution over the caller's whole NCHW tensors. */
 dn_shape pt__dn_shape_exact(const pt_conv_desc *d, int has_bias, int threads);
 /* from -> to through a cached reorder primitive. */

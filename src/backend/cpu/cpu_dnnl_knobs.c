@@ -11,13 +11,15 @@
  * - sampling: the channels whose filters keep the same taps form classes (channel c and c + P
  *   alike; for 3x3 filters P = skip_every), each reordered once from a strided view; a class's kept
  *   taps are covered by lattices {(a + i*da, b + l*db)}, each a small dilated convolution over that
- *   class, all summed into one output (oneDNN's sum post-op). The work is the kept taps' only.
+ *   class, all summed into one output (oneDNN's sum post-op). The work is the kept taps' only. The
+ *   pieces run chunk by chunk of images, so that each adds into a sum still in cache.
  * Anything oneDNN cannot run this way returns PT_EUNSUPPORTED before the output is touched, and the
  * backend's own kernels run it. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu_dnnl_internal.h"
 #include "core/alloc.h"
@@ -293,6 +295,33 @@ static void piece_weights(const pt_conv_desc *d, int P, const samp_class *cl, co
         }
 }
 
+/* Images a pass of the pieces takes: the chunk's blocked classes and summed output (per_image
+ * bytes an image) fit in half of the threads' L2 caches (1 MB an L2 where the CPU does not say), so
+ * that every piece after the first adds into a sum still in cache instead of one streamed from
+ * memory; but at least 8 images, since each pass costs a few oneDNN calls and parallel loops of its
+ * own (on vgg16's 32x32 layers 1 or 2 images a pass lost to the whole batch, 8 won on every layer;
+ * bench/RESULTS.md). Perforation runs its one convolution a class over the whole batch: in chunks
+ * it measured slower. */
+static int64_t samp_chunk(const pt_conv_desc *d, size_t per_image, int T) {
+  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  const size_t budget = (size_t)T * (size_t)(l2 >= (1 << 16) && l2 <= (1L << 28) ? l2 : 1L << 20) / 2;
+  const int64_t nb = (int64_t)(budget / (per_image ? per_image : 1));
+  return nb < 8 ? (d->n < 8 ? d->n : 8) : nb < d->n ? nb : d->n;
+}
+
+/* The pieces' primitives for chunks of nb images (pr[0..npc)); PT_EUNSUPPORTED when oneDNN cannot
+ * run one. */
+static pt_status samp_prims(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, int64_t nb, const samp_class *cl,
+                            const samp_piece *pc, int npc, int has_bias, dn_conv **pr) {
+  pt_conv_desc dc = *d;
+  dc.n = (int)nb;
+  for (int i = 0; i < npc; i++) {
+    const dn_shape k = piece_shape(&dc, T, &cl[pc[i].cls], &pc[i], i == 0, has_bias);
+    PT__TRY(pt__dn_conv_get(dn, &k, &pr[i]));
+  }
+  return PT_OK;
+}
+
 pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
                          const float *b, float *y) {
   samp_class cl[SAMP_MAX_PERIOD];
@@ -300,31 +329,59 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
   int ncl, npc, P;
   if (!dn->blk || !(P = samp_plan(d, cl, &ncl, pc, &npc)))
     return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): sampling pattern not on oneDNN");
-  size_t xb = 0, wb = 0;
+  size_t xb = 0, per_image = 0, wu = 0, wcb = 0, wof[SAMP_MAX_PIECES], cof[SAMP_MAX_PIECES];
   for (int i = 0; i < ncl; i++) {
-    PT__TRY(pt__dn_md_blocked(dn, d->n, cl[i].cnt, d->h, d->w, &cl[i].blk));
+    dnnl_memory_desc_t one;
+    PT__TRY(pt__dn_md_blocked(dn, 1, cl[i].cnt, d->h, d->w, &one));
+    per_image += pt__dn_up64(dnnl_memory_desc_get_size(&one));
+  }
+  dnnl_memory_desc_t oone;
+  PT__TRY(pt__dn_md_blocked(dn, 1, d->cout, d->oh, d->ow, &oone));
+  per_image += dnnl_memory_desc_get_size(&oone) + (size_t)d->cout * d->oh * d->ow * sizeof(float);
+  const int64_t nb = samp_chunk(d, per_image, T), last = d->n % nb; /* last: the remainder chunk's images */
+  const int has_bias = b && !d->fp16;
+  dn_conv *pr[SAMP_MAX_PIECES], *prl[SAMP_MAX_PIECES]; /* every primitive first: an unsupported one leaves y untouched */
+  PT__TRY(samp_prims(dn, d, T, nb, cl, pc, npc, has_bias, pr));
+  if (last) PT__TRY(samp_prims(dn, d, T, last, cl, pc, npc, has_bias, prl));
+  for (int i = 0; i < ncl; i++) {
+    PT__TRY(pt__dn_md_blocked(dn, nb, cl[i].cnt, d->h, d->w, &cl[i].blk));
     cl[i].off = xb;
     xb += pt__dn_up64(dnnl_memory_desc_get_size(&cl[i].blk));
   }
-  for (int i = 0; i < npc; i++) { /* every primitive first: an unsupported one leaves y untouched */
-    const dn_shape k = piece_shape(d, T, &cl[pc[i].cls], &pc[i], i == 0, b && !d->fp16);
-    PT__TRY(pt__dn_conv_get(dn, &k, &pc[i].c));
-    const size_t n = (size_t)d->cout * cl[pc[i].cls].cnt * pc[i].nr * pc[i].nc * sizeof(float);
-    if (n > wb) wb = n;
+  for (int i = 0; i < npc; i++) { /* each piece's weights (oihw), then in its primitive's layout */
+    wof[i] = wu, cof[i] = wcb;
+    wu += pt__dn_up64((size_t)d->cout * cl[pc[i].cls].cnt * pc[i].nr * pc[i].nc * sizeof(float));
+    wcb += pt__dn_up64(dnnl_memory_desc_get_size(&pr[i]->w_conv));
   }
-  dnnl_memory_desc_t out_user;
-  PT__TRY(nchw_md(d->n, d->cout, d->oh, d->ow, &out_user));
   PT__TRY(pt__dn_grow(&dn->bx, xb, "blocked input"));
-  PT__TRY(pt__dn_grow(&dn->bo, dnnl_memory_desc_get_size(&pc[0].c->dst_conv), "blocked output"));
-  PT__TRY(pt__dn_grow(&dn->bw, wb, "sampled weights"));
-  for (int i = 0; i < ncl; i++) class_to_blocked(d, &cl[i], P, dn->blk, x, (float *)((char *)dn->bx.p + cl[i].off), T);
+  PT__TRY(pt__dn_grow(&dn->bo, dnnl_memory_desc_get_size(&pr[0]->dst_conv), "blocked output"));
+  PT__TRY(pt__dn_grow(&dn->bw, wu + wcb, "sampled weights"));
+  char *wb = dn->bw.p;
   for (int i = 0; i < npc; i++) {
-    const samp_class *c = &cl[pc[i].cls];
-    piece_weights(d, P, c, &pc[i], w, dn->bw.p);
-    PT__TRY(pt__dn_conv_run_blocked(dn, pc[i].c, (char *)dn->bx.p + c->off, dn->bw.p,
-                                    i == 0 && !d->fp16 ? b : NULL, dn->bo.p));
+    piece_weights(d, P, &cl[pc[i].cls], &pc[i], w, (float *)(wb + wof[i]));
+    PT__TRY(pt__dn_weights(dn, pr[i], (const float *)(wb + wof[i]), wb + wu + cof[i]));
   }
-  PT__TRY(pt__dn_reorder(dn, &pc[0].c->dst_conv, dn->bo.p, &out_user, y));
-  if (d->fp16) pt__dn_fp16_epilogue(d, b, y, T);
+  const int64_t plane = (int64_t)d->cout * d->oh * d->ow;
+  for (int64_t i0 = 0; i0 < d->n; i0 += nb) {
+    const int64_t cnt = d->n - i0 < nb ? d->n - i0 : nb;
+    dn_conv *const *use = cnt == nb ? pr : prl;
+    pt_conv_desc dc = *d;
+    dc.n = (int)cnt;
+    const float *xi = x + i0 * d->cin * d->h * d->w;
+    for (int i = 0; i < ncl; i++)
+      class_to_blocked(&dc, &cl[i], P, dn->blk, xi, (float *)((char *)dn->bx.p + cl[i].off), T);
+    for (int i = 0; i < npc; i++) {
+      const void *xc = (char *)dn->bx.p + cl[pc[i].cls].off;
+      const float *bi = i == 0 && has_bias ? b : NULL;
+      if (use == pr || dnnl_memory_desc_equal(&use[i]->w_conv, &pr[i]->w_conv))
+        PT__TRY(pt__dn_conv_run_prepared(dn, use[i], xc, wb + wu + cof[i], bi, dn->bo.p));
+      else /* the remainder's primitive wants another weights layout */
+        PT__TRY(pt__dn_conv_run_blocked(dn, use[i], xc, (const float *)(wb + wof[i]), bi, dn->bo.p));
+    }
+    dnnl_memory_desc_t out_user;
+    PT__TRY(nchw_md(cnt, d->cout, d->oh, d->ow, &out_user));
+    PT__TRY(pt__dn_reorder(dn, &use[0]->dst_conv, dn->bo.p, &out_user, y + i0 * plane));
+    if (d->fp16) pt__dn_fp16_epilogue(&dc, b, y + i0 * plane, T);
+  }
   return PT_OK;
 }
