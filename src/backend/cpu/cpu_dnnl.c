@@ -352,8 +352,18 @@ static pt_status reorder_get(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, c
   return PT_OK;
 }
 
+pt_status pt__dn_reorder_ready(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+  if (dnnl_memory_desc_equal(from, to)) return PT_OK;
+  dnnl_primitive_t r;
+  return reorder_get(dn, from, to, &r);
+}
+
 pt_status pt__dn_reorder(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const void *src,
                          const dnnl_memory_desc_t *to, void *dst) {
+  if (dnnl_memory_desc_equal(from, to)) { /* e.g. a view that already is the wanted layout */
+    memcpy(dst, src, dnnl_memory_desc_get_size(from));
+    return PT_OK;
+  }
   dnnl_primitive_t r;
   PT__TRY(reorder_get(dn, from, to, &r));
   dnnl_memory_t a = NULL, b = NULL;

@@ -83,7 +83,10 @@ pt_status pt__dn_conv_run_prepared(pt__cpu_dnnl *dn, const dn_conv *c, const voi
                                    const float *b, void *yb);
 /* The exact convolution d as one oneDNN convolution over the caller's whole NCHW tensors. */
 dn_shape pt__dn_shape_exact(const pt_conv_desc *d, int has_bias, int threads);
-/* from -> to through a cached reorder primitive. */
+/* The reorder from -> to made (and cached) now, so that a later pt__dn_reorder cannot fail as
+ * unsupported after the caller has written part of its output. */
+pt_status pt__dn_reorder_ready(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
+/* from -> to through a cached reorder primitive (a copy where the layouts are equal). */
 pt_status pt__dn_reorder(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const void *src,
                          const dnnl_memory_desc_t *to, void *dst);
 /* (n, c, h, w) float32: dense in the blocked layout, or a view with element strides s. */

@@ -329,6 +329,7 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
   int ncl, npc, P;
   if (!dn->blk || !(P = samp_plan(d, cl, &ncl, pc, &npc)))
     return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): sampling pattern not on oneDNN");
+  if (d->n <= 0) return PT_OK; /* no images: nothing to write */
   size_t xb = 0, per_image = 0, wu = 0, wcb = 0, wof[SAMP_MAX_PIECES], cof[SAMP_MAX_PIECES];
   for (int i = 0; i < ncl; i++) {
     dnnl_memory_desc_t one;
@@ -361,6 +362,13 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
     piece_weights(d, P, &cl[pc[i].cls], &pc[i], w, (float *)(wb + wof[i]));
     PT__TRY(pt__dn_weights(dn, pr[i], (const float *)(wb + wof[i]), wb + wu + cof[i]));
   }
+  dnnl_memory_desc_t out_nb, out_last; /* the chunks' NCHW outputs, their reorders made before y is written */
+  PT__TRY(nchw_md(nb, d->cout, d->oh, d->ow, &out_nb));
+  PT__TRY(pt__dn_reorder_ready(dn, &pr[0]->dst_conv, &out_nb));
+  if (last) {
+    PT__TRY(nchw_md(last, d->cout, d->oh, d->ow, &out_last));
+    PT__TRY(pt__dn_reorder_ready(dn, &prl[0]->dst_conv, &out_last));
+  }
   const int64_t plane = (int64_t)d->cout * d->oh * d->ow;
   for (int64_t i0 = 0; i0 < d->n; i0 += nb) {
     const int64_t cnt = d->n - i0 < nb ? d->n - i0 : nb;
@@ -373,14 +381,12 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
     for (int i = 0; i < npc; i++) {
       const void *xc = (char *)dn->bx.p + cl[pc[i].cls].off;
       const float *bi = i == 0 && has_bias ? b : NULL;
-      if (use == pr || dnnl_memory_desc_equal(&use[i]->w_conv, &pr[i]->w_conv))
+      if (use == pr)
         PT__TRY(pt__dn_conv_run_prepared(dn, use[i], xc, wb + wu + cof[i], bi, dn->bo.p));
-      else /* the remainder's primitive wants another weights layout */
+      else /* the shorter last chunk: its primitives reorder the weights themselves (once) */
         PT__TRY(pt__dn_conv_run_blocked(dn, use[i], xc, (const float *)(wb + wof[i]), bi, dn->bo.p));
     }
-    dnnl_memory_desc_t out_user;
-    PT__TRY(nchw_md(cnt, d->cout, d->oh, d->ow, &out_user));
-    PT__TRY(pt__dn_reorder(dn, &use[0]->dst_conv, dn->bo.p, &out_user, y + i0 * plane));
+    PT__TRY(pt__dn_reorder(dn, &use[0]->dst_conv, dn->bo.p, use == pr ? &out_nb : &out_last, y + i0 * plane));
     if (d->fp16) pt__dn_fp16_epilogue(&dc, b, y + i0 * plane, T);
   }
   return PT_OK;
