@@ -458,6 +458,33 @@ static void edit_second_input(Onnx__ModelProto *mp) {
   g->input[g->n_input++] = v;
 }
 
+/* auto_pad as a string attribute without its string, which protobuf-c unpacks as length 0, data
+ * NULL (the smoke fuzzer's find: copying it was a memcpy from NULL). */
+static void edit_empty_auto_pad(Onnx__ModelProto *mp) {
+  Onnx__NodeProto *n = mp->graph->node[0];
+  n->attribute = realloc(n->attribute, (n->n_attribute + 1) * sizeof *n->attribute);
+  Onnx__AttributeProto *a = malloc(sizeof *a);
+  onnx__attribute_proto__init(a);
+  a->name = strdup("auto_pad");
+  a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, a->has_type = 1;
+  a->s.len = 0, a->s.data = NULL; /* no s field at all: unpacked as length 0, data NULL */
+  n->attribute[n->n_attribute++] = a;
+}
+
+/* An empty auto_pad is NOTSET (the ONNX default): the model loads, with the pads it gives. */
+Test(onnx, empty_string_attribute_loads) {
+  size_t len;
+  void *d = edited(edit_empty_auto_pad, &len);
+  const char *path = write_tmp_file("onnx", "empty_auto_pad.onnx", d, len);
+  cr_assert_not_null(path);
+  pt_graph *g = NULL;
+  cr_assert_eq(pt_onnx_load(path, &g), PT_OK, "%s", pt_last_error());
+  cr_assert_not_null(g);
+  pt_graph_free(g);
+  unlink(path);
+  free(d);
+}
+
 /* The fixture after edit() must be refused with want and a message containing needle. */
 static void expect_edit_error(void (*edit)(Onnx__ModelProto *), pt_status want, const char *needle) {
   size_t len;

@@ -336,7 +336,7 @@ pt_status pt__ox_op_pad(pt__ox_imp *im, int k) {
   } else {
     const Onnx__AttributeProto *a = pt__ox_attr(n, "pads");
     if (!a || a->n_ints != (size_t)(2 * r)) return pt__ox_fail(im, k, PT_EFORMAT, "pads must have %d values", 2 * r);
-    memcpy(pads, a->ints, (size_t)(2 * r) * sizeof *pads);
+    if (r) memcpy(pads, a->ints, (size_t)(2 * r) * sizeof *pads);
     PT__TRY(pt__ox_attr_float(im, k, "value", 0.0f, &value));
   }
   int64_t any = 0;

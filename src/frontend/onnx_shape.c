@@ -17,7 +17,7 @@ static pt_status add_const_i(pt__ox_imp *im, int k, int rank, const int64_t *dim
   if (!x || !(x->c.i = pt__malloc((size_t)(n ? n : 1) * sizeof *x->c.i))) return pt__ox_fail(im, k, PT_ENOMEM, "out of memory");
   x->is_const = 1;
   x->c.rank = rank;
-  memcpy(x->c.dims, dims, (size_t)rank * sizeof *dims);
+  if (rank) memcpy(x->c.dims, dims, (size_t)rank * sizeof *dims);
   x->c.numel = n;
   if (n) memcpy(x->c.i, v, (size_t)n * sizeof *v);
   return PT_OK;
@@ -76,12 +76,12 @@ pt_status pt__ox_op_unsqueeze(pt__ox_imp *im, int k) {
   if (a) {
     if (a->n_ints > PT_MAX_DIMS) return pt__ox_fail(im, k, PT_EFORMAT, "too many axes");
     n_axes = (int)a->n_ints;
-    memcpy(axes, a->ints, (size_t)n_axes * sizeof *axes);
+    if (n_axes) memcpy(axes, a->ints, (size_t)n_axes * sizeof *axes);
   } else {
     PT__TRY(int_const_in(im, k, 1, &ax));
     if (ax->c.numel > PT_MAX_DIMS) return pt__ox_fail(im, k, PT_EFORMAT, "too many axes");
     n_axes = (int)ax->c.numel;
-    memcpy(axes, ax->c.i, (size_t)n_axes * sizeof *axes);
+    if (n_axes) memcpy(axes, ax->c.i, (size_t)n_axes * sizeof *axes);
   }
   const int r = d->c.rank + n_axes;
   if (r > PT_MAX_DIMS) return pt__ox_fail(im, k, PT_EUNSUPPORTED, "result of rank %d", r);
@@ -105,7 +105,7 @@ pt_status pt__ox_op_concat(pt__ox_imp *im, int k) {
     PT__TRY(int_const_in(im, k, (int)i, &x));
     if (x->c.rank != 1 || (axis != 0 && axis != -1)) return pt__ox_fail(im, k, PT_EUNSUPPORTED, "only 1-D constants along axis 0");
     if (len + x->c.numel > 64) return pt__ox_fail(im, k, PT_EUNSUPPORTED, "more than 64 values");
-    memcpy(v + len, x->c.i, (size_t)x->c.numel * sizeof *v);
+    if (x->c.numel) memcpy(v + len, x->c.i, (size_t)x->c.numel * sizeof *v);
     len += x->c.numel;
   }
   return add_const_i(im, k, 1, &len, v, len);

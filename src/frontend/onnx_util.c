@@ -52,7 +52,7 @@ pt_status pt__ox_add_act(pt__ox_imp *im, int k, const char *name, int node, int 
   if (!x) return pt__ox_fail(im, k, PT_ENOMEM, "out of memory");
   x->node = node;
   x->rank = rank;
-  memcpy(x->dims, dims, (size_t)rank * sizeof *dims);
+  if (rank) memcpy(x->dims, dims, (size_t)rank * sizeof *dims);
   return PT_OK;
 }
 
@@ -100,7 +100,7 @@ pt_status pt__ox_attr_ints(pt__ox_imp *im, int k, const char *name, int n, int64
   if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS) return pt__ox_fail(im, k, PT_EFORMAT, "attribute %s is not a list of ints", name);
   if (a->n_ints != (size_t)n)
     return pt__ox_fail(im, k, PT_EUNSUPPORTED, "attribute %s has %zu values (%d expected: 2-D only)", name, a->n_ints, n);
-  memcpy(vals, a->ints, (size_t)n * sizeof *vals);
+  if (n) memcpy(vals, a->ints, (size_t)n * sizeof *vals); /* protobuf-c leaves an empty list NULL */
   *present = 1;
   return PT_OK;
 }
@@ -112,7 +112,7 @@ pt_status pt__ox_attr_str(pt__ox_imp *im, int k, const char *name, char *buf, si
   if (!a) return PT_OK;
   if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) return pt__ox_fail(im, k, PT_EFORMAT, "attribute %s is not a string", name);
   size_t n = a->s.len < cap - 1 ? a->s.len : cap - 1;
-  memcpy(buf, a->s.data, n);
+  if (n) memcpy(buf, a->s.data, n); /* an empty string's data may be NULL */
   buf[n] = 0;
   return PT_OK;
 }
