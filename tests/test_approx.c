@@ -333,6 +333,40 @@ Test(approx, sampling_on_onednn_in_chunks_of_images) {
   }
 }
 
+/* Perforation at stride 4 runs on oneDNN (the default and all): its classes need what the others do
+ * not, an input cropped above a class whose lead row would read only padding, and a far padding
+ * that comes out negative (the last window ends before the input does) taken as zero. 12x12 maps
+ * make both at every offset, in rows and columns; each must match the simulation. */
+Test(approx, perforation_stride_4_on_onednn) {
+  if (!PT_TEST_HAVE_DNNL) {
+    cr_skip_test("built without oneDNN");
+    return;
+  }
+  static const shape s4[] = {{3, 32, 12, 12, 16, 3, 1, 1, 1, 1}, {2, 16, 13, 10, 16, 3, 1, 1, 1, 0}};
+  const char *modes[] = {"all", "default"};
+  pt_rng r;
+  pt_rng_seed(&r, 81);
+  for (int m = 0; m < 2; m++) {
+    pt_backend *bk = backend_with_mode(modes[m]);
+    int cases = 0;
+    for (size_t si = 0; si < sizeof s4 / sizeof *s4; si++)
+      for (int k = 0; k < 16; k++) { /* rows/columns, fp32/fp16, offsets 0..3 */
+        pt_conv_desc d = desc_of(&s4[si], k & 1);
+        d.perf_dir = (k >> 1 & 1) ? PT_PERF_COLS : PT_PERF_ROWS, d.perf_stride = 4, d.perf_offset = k >> 2;
+        char what[96];
+        snprintf(what, sizeof what, "PT_CPU_DNNL=%s shape %zu fp16 %d dir %d offset %d", modes[m], si, k & 1,
+                 d.perf_dir, d.perf_offset);
+        check_case(bk, &r, &d, s4[si].bias, what);
+        cases++;
+      }
+    int64_t n[PT_CONV_PATHS] = {0};
+    ((pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS))(bk->ctx, n);
+    cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], cases, "PT_CPU_DNNL=%s: %lld of %d perforated on oneDNN", modes[m],
+                 (long long)n[PT_CONV_PATH_DNNL_PERF], cases);
+    pt_backend_free(bk);
+  }
+}
+
 /* Sampling strides beyond the knob set's (the executor takes any): lattices that would need far
  * padding of a whole stride fall back instead of failing, and the rest still match. */
 Test(approx, sampling_unusual_strides_on_every_path) {

@@ -16,6 +16,10 @@ if "$cli" version | grep -q "^mpi: not built"; then
   echo "[SKIP] test_mpi: built without MPI (Debian: openmpi-bin libopenmpi-dev)"
   exit 77
 fi
+if ! /usr/bin/python3 -c "import numpy, torch" 2>/dev/null; then # the zoo network's half needs them
+  echo "[SKIP] test_mpi: Debian's python3 has no numpy or torch (python3-numpy python3-torch; scripts/dev.sh test installs them)"
+  exit 77
+fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

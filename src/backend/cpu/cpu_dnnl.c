@@ -378,17 +378,17 @@ pt_status pt__dn_reorder(pt__cpu_dnnl *dn, const dnnl_memory_desc_t *from, const
 
 /* Which convolutions go to oneDNN under each PT_CPU_DNNL mode. The default's choice per knob class
  * is the knob benchmark's (bench/RESULTS.md, "knob speedups against the oneDNN convolution" and
- * "sampling and perforation stride 3 on oneDNN"): exact convolutions and FP16Approx, perforation
- * at strides 2 and 3, and where oneDNN runs AVX-512 (pt__cpu_dnnl_conv2d) sampling every 2 (every
- * 3 on maps up to 8 wide); stride 4 (which oneDNN's descriptor refuses for 3x3 filters) and the
- * other sampling are faster on the backend's own kernels. */
+ * "sampling and perforation stride 3 on oneDNN", "stride 4 on oneDNN"): exact convolutions and
+ * FP16Approx, perforation at every stride, and where oneDNN runs AVX-512 (pt__cpu_dnnl_conv2d)
+ * sampling every 2 (every 3 on maps up to 8 wide); the other sampling is faster on the backend's
+ * own kernels. */
 int pt__cpu_dnnl_takes(const pt_conv_desc *d, int mode) {
   if (d->perf_dir && d->samp_every) return 0;
   switch (mode) {
   case PT_CPU_DNNL_ALL: return 1;
   case PT_CPU_DNNL_DEFAULT:
     if (d->samp_every) return d->samp_every == 2 || (d->samp_every == 3 && d->ow <= 8);
-    return !d->perf_dir || d->perf_stride == 2 || d->perf_stride == 3;
+    return 1;
   case PT_CPU_DNNL_EXACT: return !d->fp16 && !d->perf_dir && !d->samp_every;
   default: return 0;
   }

@@ -5,7 +5,9 @@
  * however many convolutions read it:
  * - perforation: each kept class of rows (columns) r, r + S, ... is a convolution of its own with S
  *   times the stride over the whole input; a class whose first row reads past the near padding
- *   starts `lead` rows earlier (oneDNN takes no negative padding) and those rows are dropped. One
+ *   starts `lead` rows earlier (oneDNN takes no negative padding) and those rows are dropped, or,
+ *   where that earlier row would read nothing but padding (which oneDNN's kernels refuse), reads
+ *   its own copy of the input without the rows above its first (`crop`). One
  *   pass then writes the kept rows into the caller's NCHW output, fills the skipped ones and adds
  *   the bias, plane by plane while the plane is in cache.
  * - sampling: the channels whose filters keep the same taps form classes (channel c and c + P
@@ -36,11 +38,13 @@ static pt_status nchw_md(int64_t n, int64_t c, int64_t h, int64_t w, dnnl_memory
 
 #define PERF_MAX_CLASSES 8
 
-/* A kept class r of a perforation: `lead` dropped rows (columns), then rows r, r + S, ... */
+/* A kept class r of a perforation: `lead` dropped rows (columns), then rows r, r + S, ..., over the
+ * input without its first `crop` rows. */
 typedef struct perf_class {
-  int r, lead;
+  int r, lead, crop;
   dn_conv *c;
-  size_t off; /* its blocked output in dn->bo */
+  size_t off;  /* its blocked output in dn->bo */
+  size_t xoff; /* its blocked input in dn->bx (shared by the classes of equal crop) */
 } perf_class;
 
 /* d with its spatial axes swapped: column perforation runs as row perforation of the transposed
@@ -52,43 +56,54 @@ static pt_conv_desc transposed(const pt_conv_desc *d) {
   return t;
 }
 
-/* Class r's convolution of the row perforation d over the whole input; 0 when the class is empty. */
-static int perf_shape(const pt_conv_desc *d, int T, int r, dn_shape *k, int *lead) {
+/* d's convolution on blocked tensors, without its reorders' strides. */
+static dn_shape blocked_shape(const pt_conv_desc *d, int T) {
+  dn_shape k = pt__dn_shape_exact(d, 0, T);
+  memset(k.xs, 0, sizeof k.xs);
+  memset(k.ys, 0, sizeof k.ys);
+  k.blocked = 1;
+  return k;
+}
+
+/* Class r's convolution of the row perforation d over the input (without its first *crop rows);
+ * 0 when the class is empty or oneDNN could not describe it. */
+static int perf_shape(const pt_conv_desc *d, int T, int r, dn_shape *k, int *lead, int *crop) {
   const int64_t S = d->perf_stride, step = S * d->sh;
   if (r >= d->oh) return 0;
   const int64_t count = (d->oh - r + S - 1) / S, q = (int64_t)r * d->sh - d->ph; /* q: first input row read */
-  const int64_t ld = q > 0 ? (q + step - 1) / step : 0, near = ld * step - q, out = count + ld;
-  *k = pt__dn_shape_exact(d, 0, T);
-  memset(k->xs, 0, sizeof k->xs);
-  memset(k->ys, 0, sizeof k->ys);
-  k->blocked = 1;
-  k->oh = out, k->sh = step, k->pad_t = near, k->pad_b = (out - 1) * step + d->kh - d->h - near;
-  *lead = (int)ld;
+  int64_t ld = q > 0 ? (q + step - 1) / step : 0, near = ld * step - q, cut = 0;
+  if (near >= d->kh) ld = 0, near = 0, cut = q; /* a lead row of padding only: crop instead */
+  const int64_t out = count + ld, h = d->h - cut, far = (out - 1) * step + d->kh - h - near;
+  if (far + step <= 0) return 0;
+  *k = blocked_shape(d, T);
+  /* far < 0 (the last window ends before the input does) as 0: the output size comes out the same
+   * (oneDNN rounds down), and its kernels take no negative padding */
+  k->h = h, k->oh = out, k->sh = step, k->pad_t = near, k->pad_b = far > 0 ? far : 0;
+  *lead = (int)ld, *crop = (int)cut;
   return 1;
 }
 
-/* Where each output row (column) comes from: its class in pc (-1: skipped) and its row there. */
+/* Where each kept output row (column) u is in the blocked outputs dn->bo, in floats: at
+ * src[3u] + i * src[3u + 1] + cb * src[3u + 2] for image i, channel block cb; src[3u] < 0: skipped. */
 typedef struct perf_map {
-  const perf_class *pc;
-  const int *slot, *idx;
-  const char *bo;
+  const int64_t *src;
+  const float *bo;
   int blk;
 } perf_map;
 
-/* Image i, channels cb*B.. of the kept classes into y's planes, then the fill, the bias and (fp16)
- * the rounding of each plane. Column perforation's classes hold transposed planes. */
+/* Image i, channels cb*B.. of the kept rows into y's planes, then the fill, the bias and (fp16)
+ * the rounding of each plane. Column perforation's outputs hold transposed planes. */
 static void perf_write_block(const pt_conv_desc *d, const perf_map *m, int64_t i, int64_t cb, const float *b,
                              float *y) {
   const int B = m->blk, rows = d->perf_dir == PT_PERF_ROWS, size = rows ? d->oh : d->ow;
-  const int64_t CB = (d->cout + B - 1) / B, P = (int64_t)d->oh * d->ow, along = rows ? d->ow : d->oh;
+  const int64_t P = (int64_t)d->oh * d->ow, along = rows ? d->ow : d->oh;
   for (int bb = 0; bb < B && cb * B + bb < d->cout; bb++) {
     const int64_t co = cb * B + bb;
     float *plane = y + (i * d->cout + co) * P;
-    for (int u = 0; u < size; u++) { /* output row (column) u, from row idx[u] of its class */
-      const int s = m->slot[u];
-      if (s < 0) continue;
-      const float *src =
-          (const float *)(m->bo + m->pc[s].off) + ((i * CB + cb) * m->pc[s].c->key.oh + m->idx[u]) * along * B + bb;
+    for (int u = 0; u < size; u++) {
+      const int64_t *s = m->src + 3 * u;
+      if (s[0] < 0) continue;
+      const float *src = m->bo + s[0] + i * s[1] + cb * s[2] + bb;
       if (rows)
         for (int64_t v = 0; v < along; v++) plane[(int64_t)u * d->ow + v] = src[v * B];
       else
@@ -107,58 +122,87 @@ static void transpose_weights(const pt_conv_desc *d, const float *w, float *out)
         out[(p * d->kw + kj) * d->kh + ki] = w[(p * d->kh + ki) * d->kw + kj];
 }
 
-/* The kept classes on the shared blocked input (transposed for columns), then the writer. */
-static pt_status perf_run(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int T,
-                          const perf_class *pc, int npc, size_t bytes, const int *map, const float *x,
-                          const float *w, const float *b, float *y) {
-  const int cols = d->perf_dir == PT_PERF_COLS, size = dt->oh;
+/* x (n, cin, h, w) into dst in the blocked layout of md (transposed for columns), the rows
+ * (columns) above the first `crop` ones left out. */
+static pt_status perf_input(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int crop,
+                            const float *x, const dnnl_memory_desc_t *md, void *dst) {
+  const int cols = d->perf_dir == PT_PERF_COLS;
   const int64_t hw = (int64_t)d->h * d->w, s[4] = {d->cin * hw, hw, cols ? 1 : d->w, cols ? d->w : 1};
   dnnl_memory_desc_t user;
-  pt_status st = pt__dn_md_strided(d->n, d->cin, dt->h, dt->w, s, &user);
-  if (st == PT_OK) st = pt__dn_grow(&dn->bx, dnnl_memory_desc_get_size(&pc[0].c->src_conv), "blocked input");
-  if (st == PT_OK) st = pt__dn_grow(&dn->bo, bytes, "perforated outputs");
-  if (st == PT_OK && cols) {
-    st = pt__dn_grow(&dn->bw, (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw * sizeof(float), "weights");
-    if (st == PT_OK) transpose_weights(d, w, dn->bw.p), w = dn->bw.p;
-  }
-  if (st == PT_OK) st = pt__dn_reorder(dn, &user, x, &pc[0].c->src_conv, dn->bx.p);
-  for (int k = 0; k < npc && st == PT_OK; k++)
-    st = pt__dn_conv_run_blocked(dn, pc[k].c, dn->bx.p, w, NULL, (char *)dn->bo.p + pc[k].off);
-  if (st != PT_OK) return st;
-  const perf_map m = {pc, map, map + size, dn->bo.p, dn->blk};
-  const int64_t CB = (d->cout + dn->blk - 1) / dn->blk;
+  PT__TRY(pt__dn_md_strided(d->n, d->cin, dt->h - crop, dt->w, s, &user));
+  return pt__dn_reorder(dn, &user, x + crop * s[2], md, dst);
+}
+
+/* The writer over every image and channel block of y. */
+static void perf_write(const pt_conv_desc *d, const perf_map *m, int T, const float *b, float *y) {
+  const int64_t CB = (d->cout + m->blk - 1) / m->blk;
 #pragma omp parallel for num_threads(T) schedule(static)
-  for (int64_t t = 0; t < (int64_t)d->n * CB; t++) perf_write_block(d, &m, t / CB, t % CB, b, y);
+  for (int64_t t = 0; t < (int64_t)d->n * CB; t++) perf_write_block(d, m, t / CB, t % CB, b, y);
+}
+
+/* Column perforation's weights transposed (into dn->bw), row perforation's as they are. */
+static pt_status perf_weights(pt__cpu_dnnl *dn, const pt_conv_desc *d, const float **w) {
+  if (d->perf_dir != PT_PERF_COLS) return PT_OK;
+  PT__TRY(pt__dn_grow(&dn->bw, (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw * sizeof(float), "weights"));
+  transpose_weights(d, *w, dn->bw.p);
+  *w = dn->bw.p;
+  return PT_OK;
+}
+
+/* One convolution a kept class of rows, each over its (cropped) blocked input. */
+static pt_status perf_by_classes(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int T,
+                                 const float *x, const float *w, const float *b, float *y) {
+  const int S = dt->perf_stride, size = dt->oh;
+  perf_class pc[PERF_MAX_CLASSES];
+  int npc = 0;
+  size_t bytes = 0, xbytes = 0;
+  for (int r = 0; r < S; r++) { /* every primitive first: an unsupported one leaves y untouched */
+    dn_shape k;
+    int lead, crop;
+    if (r == dt->perf_offset || r >= size) continue;
+    if (!perf_shape(dt, T, r, &k, &lead, &crop))
+      return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): a perforation class oneDNN does not describe");
+    PT__TRY(pt__dn_conv_get(dn, &k, &pc[npc].c));
+    pc[npc].r = r, pc[npc].lead = lead, pc[npc].crop = crop, pc[npc].off = bytes, pc[npc].xoff = xbytes;
+    for (int j = 0; j < npc; j++)
+      if (pc[j].crop == crop) pc[npc].xoff = pc[j].xoff;
+    if (pc[npc].xoff == xbytes) xbytes += pt__dn_up64(dnnl_memory_desc_get_size(&pc[npc].c->src_conv));
+    bytes += pt__dn_up64(dnnl_memory_desc_get_size(&pc[npc].c->dst_conv));
+    npc++;
+  }
+  if (!npc) return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): a perforation that computes nothing");
+  PT__TRY(pt__dn_grow(&dn->bx, xbytes, "blocked input"));
+  PT__TRY(pt__dn_grow(&dn->bo, bytes, "perforated outputs"));
+  PT__TRY(perf_weights(dn, d, &w));
+  for (int k = 0; k < npc; k++) { /* each crop's input once */
+    int first = 1;
+    for (int j = 0; j < k; j++) first &= pc[j].xoff != pc[k].xoff;
+    if (first) PT__TRY(perf_input(dn, d, dt, pc[k].crop, x, &pc[k].c->src_conv, (char *)dn->bx.p + pc[k].xoff));
+  }
+  for (int k = 0; k < npc; k++)
+    PT__TRY(pt__dn_conv_run_blocked(dn, pc[k].c, (char *)dn->bx.p + pc[k].xoff, w, NULL, (char *)dn->bo.p + pc[k].off));
+  int64_t *src = pt__malloc((size_t)size * 3 * sizeof *src);
+  if (!src) return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for the row map (%d)", size);
+  const int64_t CB = (d->cout + dn->blk - 1) / dn->blk, along = (int64_t)dt->ow * dn->blk;
+  for (int u = 0; u < size; u++) src[3 * u] = -1;
+  for (int k = 0; k < npc; k++) {
+    const int64_t oh = pc[k].c->key.oh;
+    for (int u = pc[k].r, q = pc[k].lead; u < size; u += S, q++)
+      src[3 * u] = (int64_t)(pc[k].off / sizeof(float)) + q * along, src[3 * u + 1] = CB * oh * along,
+              src[3 * u + 2] = oh * along;
+  }
+  const perf_map m = {src, dn->bo.p, dn->blk};
+  perf_write(d, &m, T, b, y);
+  free(src);
   return PT_OK;
 }
 
 pt_status pt__dn_perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const float *x, const float *w,
                             const float *b, float *y) {
   const pt_conv_desc dt = d->perf_dir == PT_PERF_COLS ? transposed(d) : *d;
-  const int S = dt.perf_stride, size = dt.oh;
-  if (!dn->blk || S > PERF_MAX_CLASSES)
+  if (!dn->blk || dt.perf_stride > PERF_MAX_CLASSES)
     return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): perforation not on oneDNN here");
-  perf_class pc[PERF_MAX_CLASSES];
-  int npc = 0;
-  size_t bytes = 0;
-  for (int r = 0; r < S; r++) { /* every primitive first: an unsupported one leaves y untouched */
-    dn_shape k;
-    int lead;
-    if (r == dt.perf_offset || !perf_shape(&dt, T, r, &k, &lead)) continue;
-    PT__TRY(pt__dn_conv_get(dn, &k, &pc[npc].c));
-    pc[npc].r = r, pc[npc].lead = lead, pc[npc].off = bytes;
-    bytes += pt__dn_up64(dnnl_memory_desc_get_size(&pc[npc].c->dst_conv));
-    npc++;
-  }
-  if (!npc) return pt__error(PT_EUNSUPPORTED, "cpu conv2d (oneDNN): a perforation that computes nothing");
-  int *map = pt__malloc((size_t)size * 2 * sizeof *map); /* slot, then idx (perf_map) */
-  if (!map) return pt__error(PT_ENOMEM, "cpu conv2d (oneDNN): out of memory for the row map (%d)", size);
-  for (int i = 0; i < size; i++) map[i] = -1, map[size + i] = 0;
-  for (int k = 0; k < npc; k++)
-    for (int i = pc[k].r, q = pc[k].lead; i < size; i += S, q++) map[i] = k, map[size + i] = q;
-  pt_status st = perf_run(dn, d, &dt, T, pc, npc, bytes, map, x, w, b, y);
-  free(map);
-  return st;
+  return perf_by_classes(dn, d, &dt, T, x, w, b, y);
 }
 
 /* ---- sampling ---- */
