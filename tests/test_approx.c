@@ -334,9 +334,11 @@ Test(approx, sampling_on_onednn_in_chunks_of_images) {
 }
 
 /* Perforation at stride 4 runs on oneDNN (the default and all): its classes need what the others do
- * not, an input cropped above a class whose lead row would read only padding, and a far padding
- * that comes out negative (the last window ends before the input does) taken as zero. 12x12 maps
- * make both at every offset, in rows and columns; each must match the simulation. */
+ * not, an input cropped above a class whose lead row would read only padding (on 12x12 maps at
+ * three of the four offsets) and a far padding that comes out negative (the last window ends
+ * before the input does) taken as zero (at every offset), in rows and columns; each must match the
+ * simulation. Padding of a whole filter (a first class that reads only padding, no rows to crop)
+ * falls back to the own kernels and still matches. */
 Test(approx, perforation_stride_4_on_onednn) {
   if (!PT_TEST_HAVE_DNNL) {
     cr_skip_test("built without oneDNN");
@@ -363,6 +365,16 @@ Test(approx, perforation_stride_4_on_onednn) {
     ((pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS))(bk->ctx, n);
     cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], cases, "PT_CPU_DNNL=%s: %lld of %d perforated on oneDNN", modes[m],
                  (long long)n[PT_CONV_PATH_DNNL_PERF], cases);
+    const shape pad1 = {2, 16, 8, 8, 16, 3, 1, 1, 1, 1};
+    for (int k = 0; k < 6; k++) { /* strides 2-4 at offset 1 (a first class at row 0), rows and columns */
+      pt_conv_desc d = desc_of(&pad1, 0);
+      d.perf_dir = (k & 1) ? PT_PERF_COLS : PT_PERF_ROWS, d.perf_stride = 2 + k / 2, d.perf_offset = 1;
+      if (d.perf_dir == PT_PERF_ROWS) d.ph = 3, d.oh = pt_km_out_size(d.h, d.kh, d.sh, d.ph); /* along it only */
+      else d.pw = 3, d.ow = pt_km_out_size(d.w, d.kw, d.sw, d.pw);
+      char what[96];
+      snprintf(what, sizeof what, "PT_CPU_DNNL=%s padding 3, dir %d stride %d", modes[m], d.perf_dir, d.perf_stride);
+      check_case(bk, &r, &d, 1, what);
+    }
     pt_backend_free(bk);
   }
 }

@@ -72,6 +72,7 @@ static int perf_shape(const pt_conv_desc *d, int T, int r, dn_shape *k, int *lea
   if (r >= d->oh) return 0;
   const int64_t count = (d->oh - r + S - 1) / S, q = (int64_t)r * d->sh - d->ph; /* q: first input row read */
   int64_t ld = q > 0 ? (q + step - 1) / step : 0, near = ld * step - q, cut = 0;
+  if (near >= d->kh && q <= 0) return 0; /* padding of a whole filter or more: oneDNN's kernels refuse it */
   if (near >= d->kh) ld = 0, near = 0, cut = q; /* a lead row of padding only: crop instead */
   const int64_t out = count + ld, h = d->h - cut, far = (out - 1) * step + d->kh - h - near;
   if (far + step <= 0) return 0;
