@@ -146,6 +146,7 @@ typedef struct conv_job {
   const float *wpk;   /* weights packed for the direct kernel (cpu_direct.c), or NULL: im2col + GEMM */
   pt__cpu_direct_plan dp; /* the direct kernel's cut, with wpk */
   int bias_in_blocks; /* fp32: the bias is added while scattering (one pass less over the output) */
+  int epi_in_blocks;  /* blocks of whole images run their planes' epilogue while the planes are in cache */
 } conv_job;
 
 static void job_blocks(conv_job *j) {
@@ -181,6 +182,9 @@ static void job_blocks(conv_job *j) {
   /* the perforation fill then averages biased neighbours, equal to fill-then-bias up to rounding; a
    * zero fill (an axis of length 1) leaves no block, so it still gets its bias in the epilogue */
   j->bias_in_blocks = j->b && !d->fp16 && !j->is_dw && !j->direct1x1 && j->nblocks > 0;
+  /* a block then holds every computed row of its images: the fill (rows read their neighbours)
+   * and the rest of the epilogue need nothing from another block */
+  j->epi_in_blocks = j->row_blocks == 1 && !j->is_dw && !j->direct1x1 && j->nblocks > 0;
 }
 
 /* ---- per block ---- */
@@ -477,6 +481,12 @@ static job_buf *bufs_alloc(const conv_job *j, int T) {
   return b;
 }
 
+/* The epilogue of block blk's planes, where the block holds whole images (epi_in_blocks). */
+static void block_epilogue(const conv_job *j, int blk) {
+  const int64_t i = (int64_t)blk * j->ipb, nb = j->d->n - i < j->ipb ? j->d->n - i : j->ipb;
+  for (int64_t pl = i * j->d->cout; pl < (i + nb) * j->d->cout; pl++) epilogue_plane(j, pl);
+}
+
 /* Every block and every plane, on T threads with their buffers b (NULL without blocks). */
 static void run_job(const conv_job *j, int T, job_buf *b) {
   const pt_conv_desc *d = j->d;
@@ -492,10 +502,15 @@ static void run_job(const conv_job *j, int T, job_buf *b) {
     } else if (j->nblocks > 0) {
       const job_buf *mine = &b[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-      for (int blk = 0; blk < j->nblocks; blk++) gemm_path_block(j, blk, mine->col, mine->tmp);
+      for (int blk = 0; blk < j->nblocks; blk++) {
+        gemm_path_block(j, blk, mine->col, mine->tmp);
+        if (j->epi_in_blocks) block_epilogue(j, blk);
+      }
     }
+    if (!j->epi_in_blocks) {
 #pragma omp for schedule(static)
-    for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) epilogue_plane(j, pl);
+      for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) epilogue_plane(j, pl);
+    }
   }
 }
 
