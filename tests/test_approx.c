@@ -379,6 +379,40 @@ Test(approx, perforation_stride_4_on_onednn) {
   }
 }
 
+/* In fp16 every path rounds the input to binary16 before it multiplies: 2.5e-8 (under half the
+ * smallest binary16 subnormal) becomes 0, so every output is 0, where 1.5e-7 (between two
+ * subnormals) leaves a sum far from 0. Sampling on oneDNN rounds as it copies the input, the other
+ * paths in a rounded copy; a tolerance against the simulation would not see a missed rounding. */
+Test(approx, fp16_paths_round_their_input) {
+  const shape s = {2, 32, 8, 8, 16, 3, 1, 1, 1, 0};
+  const char *modes[] = {"all", "default", "0"};
+  const int64_t nx = 2 * 32 * 8 * 8, nw = 16 * 32 * 9, ny = 2 * 16 * 8 * 8;
+  float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4);
+  for (int64_t i = 0; i < nw; i++) w[i] = 1.0f;
+  for (int m = 0; m < 3; m++) {
+    pt_backend *bk = backend_with_mode(modes[m]);
+    for (int v = 0; v < 6; v++) { /* exact, rows s2, columns s3, sampling every 2, 3, 4 */
+      pt_conv_desc d = desc_of(&s, 1);
+      if (v == 1 || v == 2) d.perf_dir = v == 1 ? PT_PERF_ROWS : PT_PERF_COLS, d.perf_stride = v + 1;
+      if (v >= 3) d.samp_every = v - 1, d.samp_scale = pt_km_samp_scale(v - 1, 1.0);
+      for (int tiny = 1; tiny >= 0; tiny--) {
+        for (int64_t i = 0; i < nx; i++) x[i] = tiny ? 2.5e-8f : 1.5e-7f;
+        cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, NULL, y), PT_OK, "%s: %s", modes[m], pt_last_error());
+        int64_t nonzero = 0;
+        for (int64_t i = 0; i < ny; i++) nonzero += y[i] != 0.0f;
+        if (tiny)
+          cr_assert_eq(nonzero, 0, "PT_CPU_DNNL=%s variant %d: %lld outputs of an input that rounds to 0 are not 0",
+                       modes[m], v, (long long)nonzero);
+        else
+          cr_assert(nonzero > ny / 2, "PT_CPU_DNNL=%s variant %d: only %lld outputs not 0", modes[m], v,
+                    (long long)nonzero);
+      }
+    }
+    pt_backend_free(bk);
+  }
+  free(x), free(w), free(y);
+}
+
 /* Sampling strides beyond the knob set's (the executor takes any): lattices that would need far
  * padding of a whole stride fall back instead of failing, and the rest still match. */
 Test(approx, sampling_unusual_strides_on_every_path) {

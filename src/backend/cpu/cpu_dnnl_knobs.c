@@ -226,8 +226,9 @@ typedef struct samp_class {
 } samp_class;
 
 /* Channels c0, c0 + P, ... (cnt) of x (n, cin, h, w) into out in the blocked layout (blocks of B
- * channels, the padding channels zero). Our own loop rather than a oneDNN reorder: oneDNN refuses
- * the strided view when cnt * P overruns cin. */
+ * channels, the padding channels zero), rounded to binary16 in fp16 (each tile while in cache:
+ * one pass over x less than a rounded copy first). Our own loop rather than a oneDNN reorder:
+ * oneDNN refuses the strided view when cnt * P overruns cin. */
 static void class_to_blocked(const pt_conv_desc *d, const samp_class *cl, int P, int B, const float *x, float *out,
                              int T) {
   const int64_t hw = (int64_t)d->h * d->w, CB = (cl->cnt + B - 1) / B;
@@ -248,6 +249,7 @@ static void class_to_blocked(const pt_conv_desc *d, const samp_class *cl, int P,
     else
       for (int64_t p = 0; p < hw; p++)
         for (int bb = 0; bb < B; bb++) o[p * B + bb] = src[bb] ? src[bb][p] : 0.0f;
+    if (d->fp16) pt_round_f16_array(o, (size_t)(hw * B));
   }
 }
 
