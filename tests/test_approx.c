@@ -289,8 +289,8 @@ static void compare_real_and_simulated(int sampling) {
  * L2 caches hold more): 19 images of 32 channels at 48x48 (~880 KB an image) are several chunks and
  * a shorter last one wherever the two threads' L2 halves hold under 19 images (L2 under ~16 MB). Each
  * chunk must land on its own images: the simulation checks every one. The default sends sampling
- * every 2 there only with AVX-512 (nChw16c), perforation at stride 3 always; the path counts say
- * where each ran. */
+ * every 2 there only with AVX-512 (nChw16c), perforation always; the path counts say where each
+ * ran. fp16 perforation rounds its blocked input in the same chunks of images. */
 Test(approx, sampling_on_onednn_in_chunks_of_images) {
   if (!PT_TEST_HAVE_DNNL) {
     cr_skip_test("built without oneDNN");
@@ -315,6 +315,11 @@ Test(approx, sampling_on_onednn_in_chunks_of_images) {
       d.perf_dir = dir, d.perf_stride = 3, d.perf_offset = 1;
       check_case(bk, &r, &d, 1, dir == 1 ? "rows stride 3" : "columns stride 3");
     }
+    for (int dir = 1; dir <= 2; dir++) { /* fp16 perforation rounds its input chunk by chunk of images */
+      pt_conv_desc d = desc_of(&big, 1);
+      d.perf_dir = dir, d.perf_stride = 2 + dir, d.perf_offset = 0;
+      check_case(bk, &r, &d, 1, dir == 1 ? "fp16 rows stride 3, 19 images" : "fp16 columns stride 4, 19 images");
+    }
     int64_t n[PT_CONV_PATHS] = {0};
     ((pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS))(bk->ctx, n);
     /* oneDNN runs AVX-512 (nChw16c) where the CPU has its core set and no variable caps its ISA;
@@ -327,7 +332,7 @@ Test(approx, sampling_on_onednn_in_chunks_of_images) {
       cr_assert_eq(ns, 4, "PT_CPU_DNNL=%s: %lld of 4 sampled on oneDNN", modes[m], (long long)ns);
     else
       cr_assert(ns == 0 || (ns == 4 && avx512), "default: %lld of 4 sampled on oneDNN", (long long)ns);
-    cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], 2, "PT_CPU_DNNL=%s: %lld of 2 perforated on oneDNN", modes[m],
+    cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], 4, "PT_CPU_DNNL=%s: %lld of 4 perforated on oneDNN", modes[m],
                  (long long)n[PT_CONV_PATH_DNNL_PERF]);
     pt_backend_free(bk);
   }

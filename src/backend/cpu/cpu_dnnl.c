@@ -452,8 +452,8 @@ pt_status pt__cpu_dnnl_conv2d(pt_cpu_ctx *ctx, const pt_conv_desc *d, const floa
   omp_set_num_threads(T); /* oneDNN's OpenMP runtime takes the calling thread's count */
   pt_status s = PT_OK;
   const float *xe = x, *we = w, *be = b;
-  if (d->fp16) { /* sampling scales, and so rounds, its own copy of the weights, and rounds x as it copies it */
-    if (!d->samp_every) s = rounded(&dn->fx, x, (int64_t)d->n * d->cin * d->h * d->w, T, &xe);
+  if (d->fp16) { /* sampling scales, and so rounds, its own copy of the weights; both knobs round x as they copy it */
+    if (!d->samp_every && !d->perf_dir) s = rounded(&dn->fx, x, (int64_t)d->n * d->cin * d->h * d->w, T, &xe);
     if (s == PT_OK && d->fp16 == PT_FP16_ROUND && !d->samp_every)
       s = rounded(&dn->fw, w, (int64_t)d->cout * (d->cin / d->groups) * d->kh * d->kw, T, &we);
     if (s == PT_OK && b && d->fp16 == PT_FP16_ROUND) s = rounded(&dn->fb, b, d->cout, 1, &be);

@@ -50,7 +50,7 @@ struct pt__cpu_dnnl {
   dn_buf bx;      /* the input in the blocked layout (perforation, sampling) */
   dn_buf bo;      /* blocked outputs: perforation's kept classes, sampling's sum */
   dn_buf bw;      /* a sampling piece's weights */
-  dn_buf fx, fw, fb; /* fp16: the input, weights and bias rounded to binary16 */
+  dn_buf fx, fw, fb; /* fp16: the input (of exact convolutions), weights and bias rounded to binary16 */
 };
 
 pt_status pt__dn_error(dnnl_status_t st, const char *what);
@@ -94,8 +94,8 @@ pt_status pt__dn_md_blocked(const pt__cpu_dnnl *dn, int64_t n, int64_t c, int64_
                             dnnl_memory_desc_t *md);
 pt_status pt__dn_md_strided(int64_t n, int64_t c, int64_t h, int64_t w, const int64_t s[4], dnnl_memory_desc_t *md);
 
-/* cpu_dnnl_knobs.c: d perforated or sampled on oneDNN; x, w, b already rounded where d->fp16 asks,
- * but for sampling's x, which it rounds as it copies it. PT_EUNSUPPORTED, before anything is
+/* cpu_dnnl_knobs.c: d perforated or sampled on oneDNN; w, b already rounded where d->fp16 asks,
+ * x not: both round it as they copy it into their blocked layout. PT_EUNSUPPORTED, before anything is
  * written, when oneDNN cannot take the shape. */
 pt_status pt__dn_perforated(pt__cpu_dnnl *dn, const pt_conv_desc *d, int threads, const float *x, const float *w,
                             const float *b, float *y);

@@ -34,6 +34,20 @@ static pt_status nchw_md(int64_t n, int64_t c, int64_t h, int64_t w, dnnl_memory
   return pt__dn_md_strided(n, c, h, w, s, md);
 }
 
+/* Images a pass of the pieces takes: the chunk's blocked classes and summed output (per_image
+ * bytes an image) fit in half of the threads' L2 caches (1 MB an L2 where the CPU does not say), so
+ * that every piece after the first adds into a sum still in cache instead of one streamed from
+ * memory; but at least 8 images, since each pass costs a few oneDNN calls and parallel loops of its
+ * own (on vgg16's 32x32 layers 1 or 2 images a pass lost to the whole batch, 8 won on every layer;
+ * bench/RESULTS.md). Perforation runs its one convolution a class over the whole batch: in chunks
+ * it measured slower; in fp16 it rounds its blocked input chunk by chunk so. */
+static int64_t l2_chunk(const pt_conv_desc *d, size_t per_image, int T) {
+  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  const size_t budget = (size_t)T * (size_t)(l2 >= (1 << 16) && l2 <= (1L << 28) ? l2 : 1L << 20) / 2;
+  const int64_t nb = (int64_t)(budget / (per_image ? per_image : 1));
+  return nb < 8 ? (d->n < 8 ? d->n : 8) : nb < d->n ? nb : d->n;
+}
+
 /* ---- perforation ---- */
 
 #define PERF_MAX_CLASSES 8
@@ -124,14 +138,31 @@ static void transpose_weights(const pt_conv_desc *d, const float *w, float *out)
 }
 
 /* x (n, cin, h, w) into dst in the blocked layout of md (transposed for columns), the rows
- * (columns) above the first `crop` ones left out. */
-static pt_status perf_input(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int crop,
+ * (columns) above the first `crop` ones left out. In fp16 (x not rounded yet) chunk by chunk of
+ * images, each rounded to binary16 while in cache: one pass over x less than a rounded copy first. */
+static pt_status perf_input(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_conv_desc *dt, int T, int crop,
                             const float *x, const dnnl_memory_desc_t *md, void *dst) {
   const int cols = d->perf_dir == PT_PERF_COLS;
   const int64_t hw = (int64_t)d->h * d->w, s[4] = {d->cin * hw, hw, cols ? 1 : d->w, cols ? d->w : 1};
   dnnl_memory_desc_t user;
-  PT__TRY(pt__dn_md_strided(d->n, d->cin, dt->h - crop, dt->w, s, &user));
-  return pt__dn_reorder(dn, &user, x + crop * s[2], md, dst);
+  if (!d->fp16) {
+    PT__TRY(pt__dn_md_strided(d->n, d->cin, dt->h - crop, dt->w, s, &user));
+    return pt__dn_reorder(dn, &user, x + crop * s[2], md, dst);
+  }
+  const size_t per = dnnl_memory_desc_get_size(md) / (size_t)(d->n > 0 ? d->n : 1); /* floats of an image, x4 */
+  const int64_t nb = l2_chunk(d, per, T);
+  for (int64_t i0 = 0; i0 < d->n; i0 += nb) {
+    const int64_t cnt = d->n - i0 < nb ? d->n - i0 : nb, len = cnt * (int64_t)(per / sizeof(float));
+    dnnl_memory_desc_t part;
+    float *o = (float *)dst + i0 * (int64_t)(per / sizeof(float));
+    PT__TRY(pt__dn_md_strided(cnt, d->cin, dt->h - crop, dt->w, s, &user));
+    PT__TRY(pt__dn_md_blocked(dn, cnt, d->cin, dt->h - crop, dt->w, &part));
+    PT__TRY(pt__dn_reorder(dn, &user, x + i0 * s[0] + crop * s[2], &part, o));
+    const int64_t step = (len + T - 1) / T;
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int64_t k = 0; k < len; k += step) pt_round_f16_array(o + k, (size_t)(len - k < step ? len - k : step));
+  }
+  return PT_OK;
 }
 
 /* The writer over every image and channel block of y. */
@@ -178,7 +209,7 @@ static pt_status perf_by_classes(pt__cpu_dnnl *dn, const pt_conv_desc *d, const 
   for (int k = 0; k < npc; k++) { /* each crop's input once */
     int first = 1;
     for (int j = 0; j < k; j++) first &= pc[j].xoff != pc[k].xoff;
-    if (first) PT__TRY(perf_input(dn, d, dt, pc[k].crop, x, &pc[k].c->src_conv, (char *)dn->bx.p + pc[k].xoff));
+    if (first) PT__TRY(perf_input(dn, d, dt, T, pc[k].crop, x, &pc[k].c->src_conv, (char *)dn->bx.p + pc[k].xoff));
   }
   for (int k = 0; k < npc; k++)
     PT__TRY(pt__dn_conv_run_blocked(dn, pc[k].c, (char *)dn->bx.p + pc[k].xoff, w, NULL, (char *)dn->bo.p + pc[k].off));
@@ -342,20 +373,6 @@ static void piece_weights(const pt_conv_desc *d, int P, const samp_class *cl, co
         }
 }
 
-/* Images a pass of the pieces takes: the chunk's blocked classes and summed output (per_image
- * bytes an image) fit in half of the threads' L2 caches (1 MB an L2 where the CPU does not say), so
- * that every piece after the first adds into a sum still in cache instead of one streamed from
- * memory; but at least 8 images, since each pass costs a few oneDNN calls and parallel loops of its
- * own (on vgg16's 32x32 layers 1 or 2 images a pass lost to the whole batch, 8 won on every layer;
- * bench/RESULTS.md). Perforation runs its one convolution a class over the whole batch: in chunks
- * it measured slower. */
-static int64_t samp_chunk(const pt_conv_desc *d, size_t per_image, int T) {
-  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  const size_t budget = (size_t)T * (size_t)(l2 >= (1 << 16) && l2 <= (1L << 28) ? l2 : 1L << 20) / 2;
-  const int64_t nb = (int64_t)(budget / (per_image ? per_image : 1));
-  return nb < 8 ? (d->n < 8 ? d->n : 8) : nb < d->n ? nb : d->n;
-}
-
 /* The pieces' primitives for chunks of nb images (pr[0..npc)); PT_EUNSUPPORTED when oneDNN cannot
  * run one. */
 static pt_status samp_prims(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, int64_t nb, const samp_class *cl,
@@ -386,7 +403,7 @@ pt_status pt__dn_sampled(pt__cpu_dnnl *dn, const pt_conv_desc *d, int T, const f
   dnnl_memory_desc_t oone;
   PT__TRY(pt__dn_md_blocked(dn, 1, d->cout, d->oh, d->ow, &oone));
   per_image += dnnl_memory_desc_get_size(&oone) + (size_t)d->cout * d->oh * d->ow * sizeof(float);
-  const int64_t nb = samp_chunk(d, per_image, T), last = d->n % nb; /* last: the remainder chunk's images */
+  const int64_t nb = l2_chunk(d, per_image, T), last = d->n % nb; /* last: the remainder chunk's images */
   const int has_bias = b && !d->fp16;
   dn_conv *pr[SAMP_MAX_PIECES], *prl[SAMP_MAX_PIECES]; /* every primitive first: an unsupported one leaves y untouched */
   PT__TRY(samp_prims(dn, d, T, nb, cl, pc, npc, has_bias, pr));
