@@ -386,32 +386,44 @@ Test(approx, perforation_stride_4_on_onednn) {
 
 /* In fp16 every path rounds the input to binary16 before it multiplies: 2.5e-8 (under half the
  * smallest binary16 subnormal) becomes 0, so every output is 0, where 1.5e-7 (between two
- * subnormals) leaves a sum far from 0. Sampling on oneDNN rounds as it copies the input, the other
- * paths in a rounded copy; a tolerance against the simulation would not see a missed rounding. */
+ * subnormals) leaves a sum far from 0. The knobs on oneDNN round as they copy the input into
+ * their blocked layout (perforation chunk by chunk of images: 19 images at 48x48 are several
+ * chunks where the L2 caches hold fewer; columns at stride 4 crop a class's input), the other
+ * paths in a rounded copy; a tolerance against the simulation would not see a missed rounding.
+ * Both fp16 modes (weights rounded here, or already by the caller). */
 Test(approx, fp16_paths_round_their_input) {
-  const shape s = {2, 32, 8, 8, 16, 3, 1, 1, 1, 0};
+  const shape shp[] = {{2, 32, 8, 8, 16, 3, 1, 1, 1, 0}, {19, 32, 48, 48, 16, 3, 1, 1, 1, 0}};
   const char *modes[] = {"all", "default", "0"};
-  const int64_t nx = 2 * 32 * 8 * 8, nw = 16 * 32 * 9, ny = 2 * 16 * 8 * 8;
+  const int64_t nx = 19 * 32 * 48 * 48, nw = 16 * 32 * 9, ny = 19 * 16 * 48 * 48;
   float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4);
-  for (int64_t i = 0; i < nw; i++) w[i] = 1.0f;
+  for (int64_t i = 0; i < nw; i++) w[i] = 1.0f; /* a binary16 value: PT_FP16_PREROUNDED holds */
   for (int m = 0; m < 3; m++) {
     pt_backend *bk = backend_with_mode(modes[m]);
-    for (int v = 0; v < 6; v++) { /* exact, rows s2, columns s3, sampling every 2, 3, 4 */
-      pt_conv_desc d = desc_of(&s, 1);
-      if (v == 1 || v == 2) d.perf_dir = v == 1 ? PT_PERF_ROWS : PT_PERF_COLS, d.perf_stride = v + 1;
+    for (int k = 0; k < 24; k++) { /* shape, fp16 mode; exact, rows s2, columns s4, sampling every 2, 3, 4 */
+      const int v = k % 6, si = k / 12;
+      pt_conv_desc d = desc_of(&shp[si], k / 6 % 2 ? PT_FP16_PREROUNDED : PT_FP16_ROUND);
+      if (v == 1 || v == 2) d.perf_dir = v == 1 ? PT_PERF_ROWS : PT_PERF_COLS, d.perf_stride = 2 * v;
       if (v >= 3) d.samp_every = v - 1, d.samp_scale = pt_km_samp_scale(v - 1, 1.0);
+      const int64_t n_y = (int64_t)d.n * d.cout * d.oh * d.ow;
       for (int tiny = 1; tiny >= 0; tiny--) {
-        for (int64_t i = 0; i < nx; i++) x[i] = tiny ? 2.5e-8f : 1.5e-7f;
+        for (int64_t i = 0; i < (int64_t)d.n * d.cin * d.h * d.w; i++) x[i] = tiny ? 2.5e-8f : 1.5e-7f;
         cr_assert_eq(bk->iface->conv2d(bk->ctx, &d, x, w, NULL, y), PT_OK, "%s: %s", modes[m], pt_last_error());
         int64_t nonzero = 0;
-        for (int64_t i = 0; i < ny; i++) nonzero += y[i] != 0.0f;
+        for (int64_t i = 0; i < n_y; i++) nonzero += y[i] != 0.0f;
         if (tiny)
-          cr_assert_eq(nonzero, 0, "PT_CPU_DNNL=%s variant %d: %lld outputs of an input that rounds to 0 are not 0",
-                       modes[m], v, (long long)nonzero);
+          cr_assert_eq(nonzero, 0, "PT_CPU_DNNL=%s case %d: %lld outputs of an input that rounds to 0 are not 0",
+                       modes[m], k, (long long)nonzero);
         else
-          cr_assert(nonzero > ny / 2, "PT_CPU_DNNL=%s variant %d: only %lld outputs not 0", modes[m], v,
+          cr_assert(nonzero > n_y / 2, "PT_CPU_DNNL=%s case %d: only %lld outputs not 0", modes[m], k,
                     (long long)nonzero);
       }
+    }
+    int64_t n[PT_CONV_PATHS] = {0};
+    ((pt_backend_conv_paths_fn)pt__backend_get_proc(bk, PT_BACKEND_PROC_CONV_PATHS))(bk->ctx, n);
+    if (m == 0 && PT_TEST_HAVE_DNNL) { /* every perforation, and sampling every 2 at least, on oneDNN */
+      cr_assert_eq(n[PT_CONV_PATH_DNNL_PERF], 16, "all: %lld of 16 perforated on oneDNN",
+                   (long long)n[PT_CONV_PATH_DNNL_PERF]);
+      cr_assert(n[PT_CONV_PATH_DNNL_SAMP] >= 8, "all: %lld sampled on oneDNN", (long long)n[PT_CONV_PATH_DNNL_SAMP]);
     }
     pt_backend_free(bk);
   }
