@@ -425,18 +425,21 @@ void pt__dn_fp16_epilogue(const pt_conv_desc *d, const float *b, float *y, int t
   for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) pt__cpu_conv_epilogue(d, y + pl * P, 0, b ? &b[pl % d->cout] : NULL);
 }
 
-/* A binary16-rounded copy of src (n floats) in buf. */
-static pt_status rounded(dn_buf *buf, const float *src, int64_t n, int T, const float **out) {
-  PT__TRY(pt__dn_grow(buf, (size_t)(n > 0 ? n : 1) * sizeof(float), "binary16 operands"));
-  float *dst = buf->p;
+void pt__dn_round16(float *dst, const float *src, int64_t n, int T) {
   const int64_t chunk = 1 << 14;
 #pragma omp parallel for num_threads(T) schedule(static)
   for (int64_t i = 0; i < n; i += chunk) {
     const size_t len = (size_t)(n - i < chunk ? n - i : chunk);
-    memcpy(dst + i, src + i, len * sizeof *dst);
+    if (dst != src) memcpy(dst + i, src + i, len * sizeof *dst);
     pt_round_f16_array(dst + i, len);
   }
-  *out = dst;
+}
+
+/* A binary16-rounded copy of src (n floats) in buf. */
+static pt_status rounded(dn_buf *buf, const float *src, int64_t n, int T, const float **out) {
+  PT__TRY(pt__dn_grow(buf, (size_t)(n > 0 ? n : 1) * sizeof(float), "binary16 operands"));
+  pt__dn_round16(buf->p, src, n, T);
+  *out = buf->p;
   return PT_OK;
 }
 

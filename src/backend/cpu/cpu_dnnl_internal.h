@@ -66,6 +66,8 @@ static inline size_t pt__dn_up64(size_t b) { return (b + 63) & ~(size_t)63; }
 /* FP16Approx's epilogue on every plane of y (n, cout, oh, ow) computed without bias: the bias b
  * (NULL: none), the rounding (cpu_conv.c's, as the own kernels do it). */
 void pt__dn_fp16_epilogue(const pt_conv_desc *d, const float *b, float *y, int threads);
+/* src (n floats) rounded to binary16 into dst (dst == src: in place), chunk by chunk on T threads. */
+void pt__dn_round16(float *dst, const float *src, int64_t n, int T);
 /* The primitive of shape k, made on first use; PT_EUNSUPPORTED when oneDNN has none (or only a
  * reference implementation) for it. */
 pt_status pt__dn_conv_get(pt__cpu_dnnl *dn, const dn_shape *k, dn_conv **out);

@@ -158,9 +158,7 @@ static pt_status perf_input(pt__cpu_dnnl *dn, const pt_conv_desc *d, const pt_co
     PT__TRY(pt__dn_md_strided(cnt, d->cin, dt->h - crop, dt->w, s, &user));
     PT__TRY(pt__dn_md_blocked(dn, cnt, d->cin, dt->h - crop, dt->w, &part));
     PT__TRY(pt__dn_reorder(dn, &user, x + i0 * s[0] + crop * s[2], &part, o));
-    const int64_t step = (len + T - 1) / T;
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (int64_t k = 0; k < len; k += step) pt_round_f16_array(o + k, (size_t)(len - k < step ? len - k : step));
+    pt__dn_round16(o, o, len, T);
   }
   return PT_OK;
 }
