@@ -77,29 +77,38 @@ static pt_status run_variant(pt_backend *be, const variant *v, pt_conv_desc d, c
   return be->iface->conv2d(be->ctx, &d, x, w, b, y);
 }
 
+/* Whether name is among the comma-separated names of list (NULL: all). */
+static int in_list(const char *list, const char *name) {
+  if (!list) return 1;
+  const size_t n = strlen(name);
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0')) return 1;
+  return 0;
+}
+
 /* Whether knob k is among the comma-separated ids of list (NULL: all); the two baselines always are. */
 static int wanted(const char *list, int k) {
-  if (!list || k < 2) return 1;
-  const size_t n = strlen(V[k].knob);
-  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-    if (!strncmp(p, V[k].knob, n) && (p[n] == ',' || p[n] == '\0')) return 1;
-  return 0;
+  return k < 2 || in_list(list, V[k].knob);
 }
 
 int main(int argc, char **argv) {
   int threads = 2, reps = 5, batch = 500;
-  const char *knobs = NULL;
+  const char *knobs = NULL, *layers = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--knobs")) knobs = argv[i + 1];
+    else if (!strcmp(argv[i], "--layers")) layers = argv[i + 1];
     else {
       fprintf(stderr, "usage: bench_knobs [--threads N] [--reps N] [--batch N] [--knobs ID,ID,...]\n"
+                      "                   [--layers NAME,NAME,...]\n"
                       "  --reps:  rounds, each timing every variant once (default 5, at most 64); a\n"
                       "           variant's time is its minimum over the rounds\n"
                       "  --knobs: only these knobs (ids as in the table; promise for PromiseSim) beside the\n"
-                      "           exact fp32 and FP16Approx baselines\n");
+                      "           exact fp32 and FP16Approx baselines\n"
+                      "  --layers: only these convolutions (names as printed, e.g. convs.2); the summary\n"
+                      "           then covers only them\n");
       return 2;
     }
   }
@@ -124,7 +133,7 @@ int main(int argc, char **argv) {
   int layer = 0;
   for (int i = 0; i < g->n_nodes; i++) {
     const pt_node *nd = &g->nodes[i];
-    if (nd->type != PT_OP_CONV2D) continue;
+    if (nd->type != PT_OP_CONV2D || !in_list(layers, nd->name)) continue;
     const pt_conv_params *c = &nd->p.conv;
     pt_conv_desc d = pt__conv_desc_of_node(g, nd, batch);
     const int ih = d.h, iw = d.w;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend_ext.h"
 #include "core/alloc.h"
 #include "graph/graph_internal.h"
 #include "predtuner/predtuner.h"
@@ -271,3 +272,65 @@ static pt_status readers_op(void *ctx) {
 }
 
 Test(faults, readers) { both_ways("readers", readers_op, NULL, 20); }
+
+/* ---- fp16 convolutions on the backend's own kernels: the direct kernel rounds its own copies of
+ * the input, so x gets a rounded copy only when the direct kernel's buffers do not fit and
+ * im2col + GEMM (which read x itself) take over; each failure is PT_ENOMEM, every success right ---- */
+
+typedef struct conv_case {
+  pt_backend *be;
+  pt_conv_desc d[3];
+  float x[2 * 8 * 16 * 16], w[16 * 8 * 9], b[16], want[3][2 * 16 * 16 * 16], y[2 * 16 * 16 * 16];
+} conv_case;
+
+static pt_status conv_op(void *ctx) {
+  conv_case *c = ctx;
+  const int64_t ny = (int64_t)2 * 16 * 16 * 16;
+  for (int k = 0; k < 3; k++) {
+    for (int64_t i = 0; i < ny; i++) c->y[i] = NAN;
+    pt_status s = c->be->iface->conv2d(c->be->ctx, &c->d[k], c->x, c->w, c->b, c->y);
+    if (s != PT_OK) return s;
+    /* the fallback sums in another order: within binary16's rounding of the same sums, image by
+     * image (image 1's input rounds to 0: unrounded, its sums would move its outputs off the bias) */
+    for (int i = 0; i < 2; i++) {
+      const double e = norm_err(c->y + i * ny / 2, c->want[k] + i * ny / 2, ny / 2);
+      cr_assert(e <= 2e-3, "conv %d image %d: error %g after allocation %ld failed", k, i, e, fault_k);
+    }
+  }
+  return PT_OK;
+}
+
+Test(faults, fp16_convolutions_on_the_own_kernels) {
+  setenv("PT_CPU_DNNL", "0", 1); /* read when the backend is created: the own kernels only */
+  conv_case *c = calloc(1, sizeof *c);
+  cr_assert_eq(pt_backend_create("cpu", 2, &c->be), PT_OK);
+  unsetenv("PT_CPU_DNNL");
+  pt_rng r;
+  pt_rng_seed(&r, 5);
+  /* image 0 of x uniform, image 1 all 2.5e-8 (0 in binary16); weights large and positive, so that
+   * image 1's sums, unrounded, would be about 1e-3, far above binary16's steps near the bias */
+  fill_uniform(&r, c->x, 8 * 16 * 16, -1, 1), fill_uniform(&r, c->w, 16 * 8 * 9, 500, 1000);
+  for (int i = 8 * 16 * 16; i < 2 * 8 * 16 * 16; i++) c->x[i] = 2.5e-8f;
+  fill_uniform(&r, c->b, 16, -0.2f, 0.2f);
+  const pt_conv_desc base = {.n = 2, .cin = 8, .h = 16, .w = 16, .cout = 16, .oh = 16, .ow = 16, .kh = 3, .kw = 3,
+                             .sh = 1, .sw = 1, .ph = 1, .pw = 1, .groups = 1, .fp16 = 1};
+  for (int k = 0; k < 3; k++) c->d[k] = base;
+  c->d[0].samp_every = 3, c->d[0].samp_scale = 1.5f;          /* sampling: no fill */
+  c->d[1].perf_dir = PT_PERF_ROWS, c->d[1].perf_stride = 2;    /* row perforation: the fill */
+  c->d[2].perf_dir = PT_PERF_COLS, c->d[2].perf_stride = 2;    /* column perforation: filled in the blocks */
+  pt_backend_conv_paths_fn paths = (pt_backend_conv_paths_fn)pt__backend_get_proc(c->be, PT_BACKEND_PROC_CONV_PATHS);
+  cr_assert_not_null(paths);
+  int64_t before[PT_CONV_PATHS] = {0}, after[PT_CONV_PATHS] = {0};
+  paths(c->be->ctx, before);
+  for (int k = 0; k < 3; k++)
+    cr_assert_eq(c->be->iface->conv2d(c->be->ctx, &c->d[k], c->x, c->w, c->b, c->want[k]), PT_OK, "%s", pt_last_error());
+  paths(c->be->ctx, after);
+#if defined(__x86_64__) && defined(__GNUC__)
+  /* the direct kernel takes sampling and row perforation here (column perforation too with AVX2 alone) */
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    cr_assert_geq(after[PT_CONV_PATH_OWN_DIRECT] - before[PT_CONV_PATH_OWN_DIRECT], 2);
+#endif
+  both_ways("fp16 convolutions", conv_op, c, 6);
+  pt_backend_free(c->be);
+  free(c);
+}

@@ -103,15 +103,13 @@ typedef struct conv_operands {
 
 static void operands_free(conv_operands *o) { free(o->xr), free(o->wr), free(o->br); }
 
-/* fp16: x and b rounded to binary16 (w too unless PT_FP16_PREROUNDED); sampling: the weights reduced
- * to the kept elements and scaled. */
+/* fp16: b rounded to binary16 (w too unless PT_FP16_PREROUNDED; x later, operands_round_x);
+ * sampling: the weights reduced to the kept elements and scaled. */
 static pt_status operands_prepare(const pt_conv_desc *d, const conv_plan *p, const float *x, const float *w,
                                   const float *b, conv_operands *o) {
   const int Kg = d->cin / d->groups * d->kh * d->kw;
   memset(o, 0, sizeof *o);
   o->x = x, o->w = w, o->b = b;
-  if (d->fp16 && !(o->xr = pt__cpu_rounded_copy(x, (int64_t)d->cin * d->h * d->w * d->n)))
-    return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the binary16 input");
   if (d->fp16 == PT_FP16_ROUND || d->samp_every) {
     if (!(o->wr = pt__malloc((size_t)d->cout * (size_t)(p->nkg ? p->nkg : 1) * sizeof *o->wr)))
       return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the reduced weights");
@@ -125,8 +123,16 @@ static pt_status operands_prepare(const pt_conv_desc *d, const conv_plan *p, con
   }
   if (b && d->fp16 == PT_FP16_ROUND && !(o->br = pt__cpu_rounded_copy(b, d->cout)))
     return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the binary16 bias");
-  if (o->xr) o->x = o->xr;
   if (o->br) o->b = o->br;
+  return PT_OK;
+}
+
+/* fp16: x rounded to binary16 into a copy of its own, for the kernels that read x itself (the
+ * direct kernel rounds its own copies of the rows and needs none). */
+static pt_status operands_round_x(const pt_conv_desc *d, conv_operands *o) {
+  if (!(o->xr = pt__cpu_rounded_copy(o->x, (int64_t)d->cin * d->h * d->w * d->n)))
+    return pt__error(PT_ENOMEM, "cpu conv2d: out of memory for the binary16 input");
+  o->x = o->xr;
   return PT_OK;
 }
 
@@ -146,8 +152,13 @@ typedef struct conv_job {
   const float *wpk;   /* weights packed for the direct kernel (cpu_direct.c), or NULL: im2col + GEMM */
   pt__cpu_direct_plan dp; /* the direct kernel's cut, with wpk */
   int bias_in_blocks; /* fp32: the bias is added while scattering (one pass less over the output) */
-  int epi_in_blocks;  /* blocks of whole images run their planes' epilogue while the planes are in cache */
+  int epi;            /* where the epilogue runs (epi_where), set once the kernels are chosen */
 } conv_job;
+
+/* Where a job's epilogue (fill, bias, fp16 roundings) runs: after every block, in one pass over the
+ * output planes; in each block of whole images, over its planes; or, with nothing to fill, in every
+ * block over its own rows (the bias and the roundings touch nothing else), while they are in cache. */
+enum epi_where { EPI_AFTER, EPI_PLANES, EPI_ROWS };
 
 static void job_blocks(conv_job *j) {
   const pt_conv_desc *d = j->d;
@@ -182,9 +193,20 @@ static void job_blocks(conv_job *j) {
   /* the perforation fill then averages biased neighbours, equal to fill-then-bias up to rounding; a
    * zero fill (an axis of length 1) leaves no block, so it still gets its bias in the epilogue */
   j->bias_in_blocks = j->b && !d->fp16 && !j->is_dw && !j->direct1x1 && j->nblocks > 0;
-  /* a block then holds every computed row of its images: the fill (rows read their neighbours)
-   * and the rest of the epilogue need nothing from another block */
-  j->epi_in_blocks = j->row_blocks == 1 && !j->is_dw && !j->direct1x1 && j->nblocks > 0;
+}
+
+/* Whether the epilogue fills skipped rows or columns (column perforation that fused its fill into
+ * the blocks does not). */
+static int epi_fills(const conv_job *j) {
+  return j->d->perf_dir == PT_PERF_ROWS || (j->d->perf_dir == PT_PERF_COLS && !j->fused_cols);
+}
+
+/* j->epi, once fused_cols and bias_in_blocks are final (job_prepare). A block of whole images holds
+ * every computed row of its images: the fill (rows read their neighbours) and the rest need nothing
+ * from another block. */
+static void job_epilogue_where(conv_job *j) {
+  const int blocks = !j->is_dw && !j->direct1x1 && j->nblocks > 0;
+  j->epi = !blocks ? EPI_AFTER : j->row_blocks == 1 ? EPI_PLANES : !epi_fills(j) ? EPI_ROWS : EPI_AFTER;
 }
 
 /* ---- per block ---- */
@@ -192,6 +214,26 @@ static void job_blocks(conv_job *j) {
 /* Row oy of output plane (image i, channel co). */
 static inline float *y_row(const conv_job *j, int i, int co, int oy, int64_t out_img, int64_t P) {
   return j->y + (int64_t)i * out_img + co * P + (int64_t)oy * j->d->ow;
+}
+
+/* EPI_ROWS: pt__cpu_conv_epilogue without a fill on rows rows[0..nr) of images i.. (nb of them).
+ * Nothing is filled, so every row is computed and the block's rows are consecutive: one run of
+ * nr x ow floats per plane (short rows, e.g. 4x4 maps, would otherwise cost a call each). */
+static void epilogue_rows(const conv_job *j, int i, int nb, const int *rows, int nr) {
+  const pt_conv_desc *d = j->d;
+  const int64_t P = (int64_t)d->oh * d->ow, out_img = (int64_t)d->cout * P;
+  const int bias = j->b && !j->bias_in_blocks, round = d->fp16 && (bias || !d->perf_dir);
+  if (!bias && !round) return;
+  const int runs = rows[nr - 1] - rows[0] == nr - 1 ? 1 : nr; /* consecutive: one run */
+  const int64_t len = runs == 1 ? (int64_t)nr * d->ow : d->ow;
+  for (int k = 0; k < nb; k++)
+    for (int co = 0; co < d->cout; co++)
+      for (int r = 0; r < runs; r++) {
+        float *o = y_row(j, i + k, co, rows[r], out_img, P);
+        if (bias)
+          for (int64_t x = 0; x < len; x++) o[x] += j->b[co];
+        if (round) pt_round_f16_array(o, (size_t)len);
+      }
 }
 
 /* im2col of one image x (cin, h, w): row t of col (stride ldc) holds, for reduction row krows[t],
@@ -306,6 +348,7 @@ static void gemm_path_block(const conv_job *j, int blk, float *col, float *tmp) 
     for (int k = 0; k < nb; k++)
       pt__cpu_direct_block(&j->dp, d, p->krows, p->nk, j->wpk, j->x + (int64_t)(i + k) * in_img, rows, nr,
                            j->bias_in_blocks ? j->b : NULL, j->y + (int64_t)(i + k) * out_img, col);
+    if (j->epi == EPI_ROWS) epilogue_rows(j, i, nb, rows, nr);
     return;
   }
   const int direct = nb == 1 && nr == p->nr && per == P;
@@ -323,6 +366,7 @@ static void gemm_path_block(const conv_job *j, int blk, float *col, float *tmp) 
   } else {
     scatter(j, i, nb, rows, nr, tmp);
   }
+  if (j->epi == EPI_ROWS) epilogue_rows(j, i, nb, rows, nr);
 }
 
 /* Direct depthwise convolution (groups == cin == cout) of image i at the planned positions, over the
@@ -423,10 +467,8 @@ void pt__cpu_conv_epilogue(const pt_conv_desc *d, float *plane, int fill, const 
 
 /* Plane pl = (image, channel) of the job. */
 static void epilogue_plane(const conv_job *j, int64_t pl) {
-  const pt_conv_desc *d = j->d;
-  const int fill = d->perf_dir == PT_PERF_ROWS || (d->perf_dir == PT_PERF_COLS && !j->fused_cols);
-  pt__cpu_conv_epilogue(d, j->y + pl * (int64_t)d->oh * d->ow, fill,
-                        j->b && !j->bias_in_blocks ? &j->b[pl % d->cout] : NULL);
+  pt__cpu_conv_epilogue(j->d, j->y + pl * (int64_t)j->d->oh * j->d->ow, epi_fills(j),
+                        j->b && !j->bias_in_blocks ? &j->b[pl % j->d->cout] : NULL);
 }
 
 /* Whether the block GEMMs run as the direct kernel (cpu_direct.c): for the knobs whose reduction,
@@ -481,7 +523,7 @@ static job_buf *bufs_alloc(const conv_job *j, int T) {
   return b;
 }
 
-/* The epilogue of block blk's planes, where the block holds whole images (epi_in_blocks). */
+/* The epilogue of block blk's planes, where the block holds whole images (EPI_PLANES). */
 static void block_epilogue(const conv_job *j, int blk) {
   const int64_t i = (int64_t)blk * j->ipb, nb = j->d->n - i < j->ipb ? j->d->n - i : j->ipb;
   for (int64_t pl = i * j->d->cout; pl < (i + nb) * j->d->cout; pl++) epilogue_plane(j, pl);
@@ -504,10 +546,10 @@ static void run_job(const conv_job *j, int T, job_buf *b) {
 #pragma omp for schedule(dynamic, 1)
       for (int blk = 0; blk < j->nblocks; blk++) {
         gemm_path_block(j, blk, mine->col, mine->tmp);
-        if (j->epi_in_blocks) block_epilogue(j, blk);
+        if (j->epi == EPI_PLANES) block_epilogue(j, blk);
       }
     }
-    if (!j->epi_in_blocks) {
+    if (j->epi == EPI_AFTER) {
 #pragma omp for schedule(static)
       for (int64_t pl = 0; pl < (int64_t)d->n * d->cout; pl++) epilogue_plane(j, pl);
     }
@@ -555,9 +597,15 @@ pt_status pt__cpu_conv2d(void *vctx, const pt_conv_desc *d, const float *x, cons
     conv_job j = {.d = d, .p = &p, .x = o.x, .w = o.w, .b = o.b, .y = y};
     job_blocks(&j);
     const int T = ctx->threads > 0 ? ctx->threads : 1;
-    float *wpk;
-    job_buf *bufs;
-    st = job_prepare(&j, T, &wpk, &bufs);
+    float *wpk = NULL;
+    job_buf *bufs = NULL;
+    /* fp16: x's rounded copy before the buffers (as they were allocated before it was deferred:
+     * glibc's reuse of freed blocks made the other order 7 % slower on 2x2 maps), unless the direct
+     * kernel runs; after them when its buffers did not fit */
+    if (d->fp16 && !use_direct(d, &p, &j) && (st = operands_round_x(d, &o)) == PT_OK) j.x = o.x;
+    if (st == PT_OK) st = job_prepare(&j, T, &wpk, &bufs);
+    job_epilogue_where(&j);
+    if (st == PT_OK && d->fp16 && !j.wpk && !o.xr && (st = operands_round_x(d, &o)) == PT_OK) j.x = o.x;
     if (st == PT_OK) {
       run_job(&j, T, bufs);
       if (j.wpk) ctx->paths[PT_CONV_PATH_OWN_DIRECT]++;

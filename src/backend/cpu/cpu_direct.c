@@ -209,7 +209,8 @@ static const mk_fn MK2[NCO_MAX + 1] = {0, mk2_1, mk2_2, mk2_3, mk2_4, mk2_5, mk2
 static const mk_fn MK5[NCO_MAX + 1] = {0, mk5_1, mk5_2, mk5_3, mk5_4, mk5_5, mk5_6, mk5_7, mk5_8};
 
 /* Input row iy of channel c into dst (width floats), zero-padded: dst[0] is input column -pw; all
- * zeros when iy is outside the input. */
+ * zeros when iy is outside the input. In fp16 the copied values are rounded to binary16 here, so x
+ * needs no rounded copy of its own (every row the kernel reads passes through this copy). */
 static void pad_row(const pt_conv_desc *d, const float *x, int c, int iy, int width, float *dst) {
   if (iy < 0 || iy >= d->h) {
     memset(dst, 0, (size_t)width * sizeof *dst);
@@ -218,6 +219,7 @@ static void pad_row(const pt_conv_desc *d, const float *x, int c, int iy, int wi
   const int lo = d->pw < width ? d->pw : width, n = d->w < width - lo ? d->w : width - lo;
   memset(dst, 0, (size_t)lo * sizeof *dst);
   memcpy(dst + lo, x + ((int64_t)c * d->h + iy) * d->w, (size_t)n * sizeof *dst);
+  if (d->fp16) pt_round_f16_array(dst + lo, (size_t)n);
   memset(dst + lo + n, 0, (size_t)(width - lo - n) * sizeof *dst);
 }
 

@@ -87,7 +87,8 @@ void pt__cpu_direct_pack(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, c
 int64_t pt__cpu_direct_scratch(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, int span);
 /* Rows rows[0..nr) (increasing) of y (cout, oh, ow), one image's output, = the convolution of its
  * input x (cin, h, w) over the nk kept elements krows (flat (c, ki, kj)) with packed wp, plus bias
- * (or NULL); the other rows are left alone. */
+ * (or NULL); the other rows are left alone. In fp16 it reads x rounded to binary16 (it rounds its
+ * copy of the rows): pass x as it is. */
 void pt__cpu_direct_block(const pt__cpu_direct_plan *pl, const pt_conv_desc *d, const int *krows, int nk,
                           const float *wp, const float *x, const int *rows, int nr, const float *bias, float *y,
                           float *scratch);
